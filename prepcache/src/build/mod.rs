@@ -1,0 +1,467 @@
+//! `prepcache build`: decode each scan once, in parallel, into the cache.
+//!
+//! Scans are dispatched largest first onto a pool of N threads, at most N+1
+//! volumes open (mapped in place, or decoded into recycled buffers); a scan's candidates are cropped and compressed as
+//! parallel tasks on the same pool, so idle threads help the last scans
+//! instead of waiting. Each finished scan leaves a shard and a sidecar, which
+//! is what makes the build resumable and incremental; the manifest is
+//! removed first and written last.
+
+mod limiter;
+mod plan;
+mod scan;
+mod sidecar;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use shared::cache::format::{self, SHARD_DIR};
+use shared::cache::reader::read_manifest;
+use shared::cache::writer::{begin_update, finalize, path_to_index_string, CacheContents};
+use shared::cache::{Codec, Entry, Manifest, ShardInfo, Skipped};
+use shared::crop::CROP_SHAPE;
+use shared::luna::{find_series, load_candidates, CandidateInfo};
+use shared::volume::{HU_MAX, HU_MIN};
+
+use limiter::Limiter;
+use plan::{inputs_fingerprint, plan_scans, ChunkParams, ScanPlan};
+use sidecar::{RowResult, ScanOutcome, Sidecar};
+
+pub struct BuildOptions {
+    pub data: PathBuf,
+    pub out: PathBuf,
+    pub candidates: Option<PathBuf>,
+    pub annotations: Option<PathBuf>,
+    pub threads: usize,
+    pub codec: Codec,
+    pub force: bool,
+    pub strict: bool,
+}
+
+pub enum BuildStatus {
+    UpToDate,
+    Built,
+    /// Ctrl-C: finished scans are kept; rerunning resumes.
+    Interrupted,
+}
+
+const TOOL: &str = concat!("prepcache ", env!("CARGO_PKG_VERSION"));
+
+pub fn run(opts: &BuildOptions, stop: &AtomicBool) -> Result<BuildStatus> {
+    let started = Instant::now();
+    let candidates_csv = opts
+        .candidates
+        .clone()
+        .unwrap_or_else(|| opts.data.join("candidates.csv"));
+    let annotations_csv = opts
+        .annotations
+        .clone()
+        .unwrap_or_else(|| opts.data.join("annotations.csv"));
+    let series = find_series(&opts.data)
+        .with_context(|| format!("looking for scans under {}", opts.data.display()))?;
+    if series.is_empty() {
+        bail!(
+            "no scans found: expected {}/subset*/<seriesuid>.mhd",
+            opts.data.display()
+        );
+    }
+    let list = load_candidates(&candidates_csv, &annotations_csv, &series)
+        .context("loading the candidate list")?;
+    let params = ChunkParams {
+        codec: opts.codec,
+        crop_shape: CROP_SHAPE,
+        clip_hu: [HU_MIN, HU_MAX],
+    };
+    let plans = plan_scans(&series, &list.candidates, &params)?;
+    let inputs = inputs_fingerprint(&plans, list.missing_series, list.missing_candidates);
+
+    let mut done: HashMap<String, Sidecar> = HashMap::new();
+    if !opts.force {
+        for p in &plans {
+            if let Some(s) = Sidecar::load_fresh(&opts.out, &p.uid, &p.fingerprint) {
+                done.insert(p.uid.clone(), s);
+            }
+        }
+    }
+    let todo: Vec<&ScanPlan> = plans
+        .iter()
+        .filter(|p| !done.contains_key(&p.uid))
+        .collect();
+    if todo.is_empty() && read_manifest(&opts.out).is_ok_and(|m| m.inputs_fingerprint == inputs) {
+        println!(
+            "{}: up to date ({} scans, {} candidates); nothing to do",
+            opts.out.display(),
+            plans.len(),
+            list.candidates.len()
+        );
+        return Ok(BuildStatus::UpToDate);
+    }
+
+    begin_update(&opts.out)?;
+    remove_stale_files(&opts.out, &plans)?;
+    let reused = done.len();
+    let outcome = build_scans(&todo, &opts.out, &params, opts.threads, stop)?;
+    let mut built_bytes_in = 0;
+    for s in outcome.sidecars {
+        built_bytes_in += s.input_bytes;
+        done.insert(s.series_uid.clone(), s);
+    }
+    if let Some(e) = outcome.error {
+        return Err(e);
+    }
+    if stop.load(Ordering::SeqCst) {
+        eprintln!(
+            "interrupted: {} of {} scans are done and kept; rerun the same command to resume",
+            done.len(),
+            plans.len()
+        );
+        return Ok(BuildStatus::Interrupted);
+    }
+
+    let failed: Vec<(&str, &str)> = plans
+        .iter()
+        .filter_map(|p| match &done.get(&p.uid)?.outcome {
+            ScanOutcome::Failed { reason } => Some((p.uid.as_str(), reason.as_str())),
+            ScanOutcome::Built { .. } => None,
+        })
+        .collect();
+    if opts.strict && !failed.is_empty() {
+        for (uid, reason) in &failed {
+            eprintln!("bad scan {uid}: {reason}");
+        }
+        bail!(
+            "{} scan(s) could not be used and --strict is set; the cache is left incomplete",
+            failed.len()
+        );
+    }
+
+    let contents = assemble(
+        &list.candidates,
+        &done,
+        &opts.codec,
+        inputs,
+        list.missing_series,
+        list.missing_candidates,
+    )?;
+    let manifest = finalize(&opts.out, contents)?;
+    print_summary(&Summary {
+        out: &opts.out,
+        manifest: &manifest,
+        scans: plans.len(),
+        built: todo.len(),
+        reused,
+        bytes_in: built_bytes_in,
+        candidates_built: todo.iter().map(|p| p.candidates.len()).sum(),
+        wall: started.elapsed(),
+    });
+    Ok(BuildStatus::Built)
+}
+
+/// Shards and sidecars of scans no longer in the plan, and temporary files of
+/// interrupted writes: neither may outlive the build.
+fn remove_stale_files(out: &Path, plans: &[ScanPlan]) -> Result<()> {
+    let dir = out.join(SHARD_DIR);
+    let mut keep: Vec<PathBuf> = Vec::new();
+    for p in plans {
+        keep.push(out.join(format::shard_path(&p.uid)));
+        keep.push(out.join(format::sidecar_path(&p.uid)));
+    }
+    keep.sort();
+    for entry in fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry
+            .with_context(|| format!("listing {}", dir.display()))?
+            .path();
+        if keep.binary_search(&path).is_err() && path.is_file() {
+            fs::remove_file(&path).with_context(|| format!("removing stale {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+struct ScansOutcome {
+    sidecars: Vec<Sidecar>,
+    error: Option<anyhow::Error>,
+}
+
+fn build_scans(
+    todo: &[&ScanPlan],
+    out: &Path,
+    params: &ChunkParams,
+    threads: usize,
+    stop: &AtomicBool,
+) -> Result<ScansOutcome> {
+    let mut order: Vec<&ScanPlan> = todo.to_vec();
+    // Largest first: the long scans start early and the small ones fill the tail.
+    order.sort_by(|a, b| {
+        b.input_bytes
+            .cmp(&a.input_bytes)
+            .then_with(|| a.uid.cmp(&b.uid))
+    });
+    let total_candidates: usize = order.iter().map(|p| p.candidates.len()).sum();
+    let bar = progress_bar(total_candidates as u64);
+    let started = Instant::now();
+    let (scans_done, bytes_done) = (AtomicUsize::new(0), AtomicU64::new(0));
+    let update_message = || {
+        let mb = bytes_done.load(Ordering::Relaxed) as f64 / 1e6;
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        bar.set_message(format!(
+            "scans {}/{} · {:.0} MB/s",
+            scans_done.load(Ordering::Relaxed),
+            order.len(),
+            mb / secs
+        ));
+    };
+    update_message();
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|k| format!("prepcache-{k}"))
+        .build()
+        .context("starting the worker threads")?;
+    let limiter = Limiter::new(threads + 1);
+    let spares = scan::SpareBuffers::default();
+    let sidecars = Mutex::new(Vec::new());
+    let error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let tick = || bar.inc(1);
+    pool.in_place_scope(|s| {
+        for plan in &order {
+            let permit = limiter.acquire();
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let (sidecars, error, bar, tick, update_message, spares) =
+                (&sidecars, &error, &bar, &tick, &update_message, &spares);
+            let (scans_done, bytes_done) = (&scans_done, &bytes_done);
+            s.spawn(move |_| {
+                let result = scan::build_scan(plan, out, params, spares, tick).and_then(|sc| {
+                    sc.write(out)?;
+                    Ok(sc)
+                });
+                drop(permit);
+                match result {
+                    Ok(sc) => {
+                        report_scan(bar, &sc);
+                        scans_done.fetch_add(1, Ordering::Relaxed);
+                        bytes_done.fetch_add(sc.input_bytes, Ordering::Relaxed);
+                        update_message();
+                        lock(sidecars).push(sc);
+                    }
+                    Err(e) => {
+                        stop.store(true, Ordering::SeqCst);
+                        lock(error).get_or_insert(
+                            e.context(format!("writing the cache for scan {}", plan.uid)),
+                        );
+                    }
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let error = error.into_inner().unwrap_or_else(|p| p.into_inner());
+    Ok(ScansOutcome {
+        sidecars: sidecars.into_inner().unwrap_or_else(|p| p.into_inner()),
+        error,
+    })
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn progress_bar(len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    let style = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} candidates ({per_sec}, ETA {eta}) {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn report_scan(bar: &ProgressBar, sc: &Sidecar) {
+    bar.suspend(|| match &sc.outcome {
+        ScanOutcome::Failed { reason } => {
+            eprintln!("warning: skipping scan {}: {reason}", sc.series_uid)
+        }
+        ScanOutcome::Built { rows, .. } => {
+            for r in rows {
+                if let RowResult::Skipped { reason } = &r.result {
+                    eprintln!(
+                        "warning: skipping candidate of {} at xyz {:?}: {reason}",
+                        sc.series_uid, r.center_xyz
+                    );
+                }
+            }
+        }
+    });
+}
+
+/// Merge the per-scan sidecars into the index, in the candidate list's
+/// (canonical) order: each scan's rows are that scan's candidates in the
+/// same order, so a cursor per scan pairs them up.
+fn assemble(
+    candidates: &[CandidateInfo],
+    sidecars: &HashMap<String, Sidecar>,
+    codec: &Codec,
+    inputs_fingerprint: String,
+    missing_series: usize,
+    missing_candidates: usize,
+) -> Result<CacheContents> {
+    let mut series: Vec<String> = Vec::new();
+    let mut shards: Vec<ShardInfo> = Vec::new();
+    let mut number: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut uids: Vec<&String> = sidecars.keys().collect();
+    uids.sort();
+    for uid in uids {
+        if let ScanOutcome::Built { shard_bytes, rows } = &sidecars[uid].outcome {
+            if rows
+                .iter()
+                .any(|r| matches!(r.result, RowResult::Stored { .. }))
+            {
+                number.insert(uid, series.len() as u32);
+                series.push(uid.clone());
+                shards.push(ShardInfo {
+                    path: path_to_index_string(&format::shard_path(uid)),
+                    bytes: *shard_bytes,
+                });
+            }
+        }
+    }
+    let mut cursor: HashMap<&str, usize> = HashMap::new();
+    let mut entries = Vec::with_capacity(candidates.len());
+    let mut skipped = Vec::new();
+    let mut failed_reported: Vec<&str> = Vec::new();
+    for c in candidates {
+        let uid = c.series_uid.as_str();
+        let Some(sc) = sidecars.get(uid) else {
+            bail!("internal error: no build record for scan {uid}");
+        };
+        let rows = match &sc.outcome {
+            ScanOutcome::Failed { reason } => {
+                if !failed_reported.contains(&uid) {
+                    failed_reported.push(uid);
+                    skipped.push(Skipped {
+                        series_uid: uid.to_owned(),
+                        center_xyz: None,
+                        reason: reason.clone(),
+                    });
+                }
+                continue;
+            }
+            ScanOutcome::Built { rows, .. } => rows,
+        };
+        let k = cursor.entry(uid).or_insert(0);
+        let Some(row) = rows.get(*k) else {
+            bail!("internal error: build record of scan {uid} has fewer rows than its candidates");
+        };
+        *k += 1;
+        if row.center_xyz != c.center_xyz || row.is_nodule != c.is_nodule {
+            bail!("internal error: build record of scan {uid} does not match its candidates");
+        }
+        match &row.result {
+            RowResult::Stored {
+                center_irc,
+                offset,
+                length,
+                crc32,
+            } => {
+                let n = number[uid];
+                entries.push(Entry {
+                    series: n,
+                    center_xyz: c.center_xyz,
+                    center_irc: *center_irc,
+                    is_nodule: c.is_nodule,
+                    diameter_mm: c.diameter_mm,
+                    shard: n,
+                    offset: *offset,
+                    length: *length,
+                    crc32: *crc32,
+                });
+            }
+            RowResult::Skipped { reason } => skipped.push(Skipped {
+                series_uid: uid.to_owned(),
+                center_xyz: Some(c.center_xyz),
+                reason: reason.clone(),
+            }),
+        }
+    }
+    Ok(CacheContents {
+        tool: TOOL.to_owned(),
+        codec: *codec,
+        crop_shape: CROP_SHAPE,
+        series,
+        shards,
+        entries,
+        skipped,
+        missing_series,
+        missing_candidates,
+        inputs_fingerprint,
+    })
+}
+
+struct Summary<'a> {
+    out: &'a Path,
+    manifest: &'a Manifest,
+    scans: usize,
+    built: usize,
+    reused: usize,
+    bytes_in: u64,
+    candidates_built: usize,
+    wall: Duration,
+}
+
+fn print_summary(s: &Summary) {
+    let m = s.manifest;
+    let secs = s.wall.as_secs_f64().max(1e-6);
+    let failed_scans = m.skipped.iter().filter(|k| k.center_xyz.is_none()).count();
+    let skipped_candidates = m.skipped.len() - failed_scans;
+    println!("{}: cache complete", s.out.display());
+    println!(
+        "  scans       {} ({} built now, {} reused, {} unusable)",
+        s.scans, s.built, s.reused, failed_scans
+    );
+    println!(
+        "  candidates  {} stored ({} positive), {} skipped (centre outside the volume)",
+        m.candidates, m.positives, skipped_candidates
+    );
+    if m.missing_series > 0 {
+        println!(
+            "  not on disk {} series of the CSV ({} candidates), left out like the book's requireOnDisk",
+            m.missing_series, m.missing_candidates
+        );
+    }
+    println!(
+        "  read        {:.1} MB of scans ({:.1} MB/s)",
+        s.bytes_in as f64 / 1e6,
+        s.bytes_in as f64 / 1e6 / secs
+    );
+    let ratio = m.raw_bytes as f64 / (m.stored_bytes.max(1)) as f64;
+    println!(
+        "  stored      {:.1} MB for {:.1} MB of int16 crops (ratio {ratio:.2}, {:.1} KB/candidate), codec {}",
+        m.stored_bytes as f64 / 1e6,
+        m.raw_bytes as f64 / 1e6,
+        m.stored_bytes as f64 / 1e3 / (m.candidates.max(1)) as f64,
+        m.codec
+    );
+    println!(
+        "  time        {:.2} s, {:.0} candidates/s",
+        secs,
+        s.candidates_built as f64 / secs
+    );
+    for k in &m.skipped {
+        match k.center_xyz {
+            None => println!("  unusable scan {}: {}", k.series_uid, k.reason),
+            Some(xyz) => println!(
+                "  skipped candidate {} xyz {:?}: {}",
+                k.series_uid, xyz, k.reason
+            ),
+        }
+    }
+}

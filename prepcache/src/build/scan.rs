@@ -1,0 +1,177 @@
+//! One scan: open it once (mapped in place when its layout allows, else
+//! decoded), crop and compress its candidates in parallel, write its shard,
+//! return its sidecar.
+//!
+//! Mapping instead of decoding took the synthetic luna preset (4 scans,
+//! 2319 candidates) from 1.62 to 1.05 s on one thread and 0.77 to 0.62 s on
+//! two; what is left is mostly zstd.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::Result;
+use rayon::prelude::*;
+use shared::cache::writer::ShardWriter;
+use shared::cache::ChunkEncoder;
+use shared::crop::{crop_candidate, CropError, CROP_SHAPE, CROP_VOXELS};
+use shared::metaimage::open_scan_reusing;
+use shared::volume::{Scan, VoxelSource};
+
+use super::plan::{ChunkParams, ScanPlan};
+use super::sidecar::{Row, RowResult, ScanOutcome, Sidecar};
+
+/// Candidates per parallel task: enough to amortise a zstd context.
+const CANDIDATES_PER_TASK: usize = 16;
+
+enum Chunk {
+    Stored {
+        center_irc: [i32; 3],
+        frame: Vec<u8>,
+    },
+    Skipped(String),
+}
+
+/// Decode buffers of scans that could not be mapped, handed to the next such
+/// scan: faulting in a fresh 150 MB buffer costs more than reading the file.
+#[derive(Default)]
+pub struct SpareBuffers(Mutex<Vec<Vec<i16>>>);
+
+impl SpareBuffers {
+    fn take(&self) -> Vec<i16> {
+        self.lock().pop().unwrap_or_default()
+    }
+
+    fn give(&self, scan: Scan) {
+        if let Some(buffer) = scan.into_buffer() {
+            self.lock().push(buffer);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<i16>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Build `plan`'s shard under `cache`. A scan that cannot be used becomes a
+/// `Failed` sidecar (the build goes on); only errors writing the cache are
+/// returned as `Err`. `progress` is called once per candidate handled.
+pub fn build_scan(
+    plan: &ScanPlan,
+    cache: &Path,
+    params: &ChunkParams,
+    spares: &SpareBuffers,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Sidecar> {
+    let failed = |reason: String| {
+        for _ in &plan.candidates {
+            progress();
+        }
+        Ok(Sidecar::new(
+            &plan.uid,
+            &plan.fingerprint,
+            plan.input_bytes,
+            ScanOutcome::Failed { reason },
+        ))
+    };
+    let volume = match open_scan_reusing(&plan.mhd, spares.take()) {
+        Ok(v) => v,
+        Err(e) => return failed(e.to_string()),
+    };
+    let chunks = match too_small(&volume) {
+        Some(reason) => Err(reason),
+        None => crop_and_encode(&volume, plan, params, progress),
+    };
+    spares.give(volume);
+    let chunks = match chunks {
+        Ok(c) => c,
+        Err(reason) => return failed(format!("{}: {reason}", plan.mhd.display())),
+    };
+
+    let mut shard = ShardWriter::create(cache, &plan.uid)?;
+    let mut rows = Vec::with_capacity(chunks.len());
+    for (c, chunk) in plan.candidates.iter().zip(chunks) {
+        let result = match chunk {
+            Chunk::Stored { center_irc, frame } => {
+                let s = shard.append(&frame)?;
+                RowResult::Stored {
+                    center_irc,
+                    offset: s.offset,
+                    length: s.length,
+                    crc32: s.crc32,
+                }
+            }
+            Chunk::Skipped(reason) => RowResult::Skipped { reason },
+        };
+        rows.push(Row {
+            center_xyz: c.center_xyz,
+            is_nodule: c.is_nodule,
+            diameter_mm: c.diameter_mm,
+            result,
+        });
+    }
+    let shard_bytes = shard.finish()?;
+    Ok(Sidecar::new(
+        &plan.uid,
+        &plan.fingerprint,
+        plan.input_bytes,
+        ScanOutcome::Built { shard_bytes, rows },
+    ))
+}
+
+fn too_small(volume: &Scan) -> Option<String> {
+    let shape = volume.shape();
+    let small = (0..3).any(|a| shape[a] < CROP_SHAPE[a]);
+    small.then(|| {
+        format!(
+            "volume of shape {shape:?} (i, r, c) is smaller than the crop {CROP_SHAPE:?}; no candidate fits"
+        )
+    })
+}
+
+/// Err: the scan as a whole is unusable (e.g. singular direction matrix).
+fn crop_and_encode(
+    volume: &Scan,
+    plan: &ScanPlan,
+    params: &ChunkParams,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Vec<Chunk>, String> {
+    plan.candidates
+        .par_iter()
+        .with_min_len(CANDIDATES_PER_TASK)
+        .map_init(
+            || {
+                (
+                    ChunkEncoder::new(params.codec, CROP_VOXELS),
+                    vec![0i16; CROP_VOXELS],
+                )
+            },
+            |(encoder, buf), c| {
+                let encoder = encoder.as_mut().map_err(|e| e.to_string())?;
+                let chunk = one_chunk(volume, c.center_xyz, encoder, buf);
+                progress();
+                chunk
+            },
+        )
+        .collect()
+}
+
+fn one_chunk(
+    volume: &Scan,
+    xyz: [f64; 3],
+    encoder: &mut ChunkEncoder,
+    buf: &mut [i16],
+) -> Result<Chunk, String> {
+    let irc = volume
+        .geometry()
+        .xyz_to_irc(xyz)
+        .map_err(|e| e.to_string())?;
+    match crop_candidate(volume, irc, buf) {
+        Ok(_) => {}
+        Err(e @ CropError::CenterOutside { .. }) => return Ok(Chunk::Skipped(e.to_string())),
+        Err(e) => return Err(e.to_string()),
+    }
+    // Inside the volume, so each index fits i32 (volumes are far smaller).
+    let center_irc = irc.map(|v| v as i32);
+    let frame = encoder.encode(buf).map_err(|e| e.to_string())?.to_vec();
+    Ok(Chunk::Stored { center_irc, frame })
+}

@@ -1,0 +1,232 @@
+//! `prepcache`: decode LUNA16 scans once into a compressed, memory-mappable
+//! candidate cache, and inspect, list and verify such caches.
+
+mod build;
+mod listing;
+mod synth;
+mod verify;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use shared::cache::{Codec, Filter};
+
+#[derive(Parser)]
+#[command(version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build (or resume, or update) a cache from a LUNA16 data directory.
+    ///
+    /// Each scan is decoded once; its candidates' 32×48×48 crops are stored as
+    /// zstd frames in one shard per scan. Interrupted builds resume where they
+    /// stopped; a rebuild redoes only the scans whose files, candidate rows or
+    /// codec changed, and is a no-op when nothing did.
+    Build {
+        /// Data directory holding subset*/<seriesuid>.mhd (+ .raw), and by
+        /// default candidates.csv and annotations.csv.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Cache directory to create or update.
+        #[arg(long, value_name = "CACHE")]
+        out: PathBuf,
+        /// candidates.csv [default: DIR/candidates.csv]
+        #[arg(long, value_name = "CSV")]
+        candidates: Option<PathBuf>,
+        /// annotations.csv [default: DIR/annotations.csv]
+        #[arg(long, value_name = "CSV")]
+        annotations: Option<PathBuf>,
+        /// Worker threads; at most threads+1 scans are in memory at once
+        /// [default: all cores].
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        /// zstd compression level (1–19; higher is smaller and slower to build,
+        /// reading speed barely changes).
+        #[arg(long, value_name = "L", default_value_t = Codec::DEFAULT_LEVEL,
+              value_parser = clap::value_parser!(i32).range(-7..=19))]
+        level: i32,
+        /// Byte filter applied before zstd.
+        #[arg(long, value_enum, default_value_t = FilterArg::ByteShuffle)]
+        filter: FilterArg,
+        /// Rebuild every scan, ignoring what an earlier build left.
+        #[arg(long)]
+        force: bool,
+        /// Fail (and leave the cache incomplete) if any scan is unusable,
+        /// instead of skipping it.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Re-read every chunk; check checksums, sizes and counts. Exit code 1 on
+    /// any problem, naming each bad candidate.
+    Verify {
+        cache: PathBuf,
+        /// Threads [default: all cores].
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+    },
+    /// Summary of a cache (its manifest).
+    Info {
+        cache: PathBuf,
+        /// Print the manifest as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the candidates in canonical (book) order.
+    Ls {
+        cache: PathBuf,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a synthetic LUNA-like data set (scans + CSVs).
+    Synth {
+        /// Output data directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Number of series (scans).
+        #[arg(long, value_name = "N", default_value_t = 12)]
+        series: usize,
+        #[arg(long, value_name = "S", default_value_t = 7)]
+        seed: u64,
+        #[arg(long, value_enum, default_value_t = synth::PresetArg::Tiny)]
+        preset: synth::PresetArg,
+    },
+    /// Print a MetaImage file's header and a summary of its voxels.
+    Inspect {
+        #[arg(value_name = "FILE.mhd")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FilterArg {
+    /// All low bytes, then all high bytes.
+    ByteShuffle,
+    /// Plain little-endian int16.
+    None,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Build {
+            data,
+            out,
+            candidates,
+            annotations,
+            threads,
+            level,
+            filter,
+            force,
+            strict,
+        } => {
+            let filter = match filter {
+                FilterArg::ByteShuffle => Filter::ByteShuffle,
+                FilterArg::None => Filter::None,
+            };
+            let opts = build::BuildOptions {
+                data,
+                out,
+                candidates,
+                annotations,
+                threads: threads.unwrap_or_else(default_threads).max(1),
+                codec: Codec::zstd(filter, level),
+                force,
+                strict,
+            };
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&stop);
+            ctrlc::set_handler(move || {
+                if flag.swap(true, Ordering::SeqCst) {
+                    // Second Ctrl-C: the user does not want to wait.
+                    std::process::exit(130);
+                }
+                eprintln!(
+                    "\ninterrupt: finishing the scans in progress (Ctrl-C again to quit now)"
+                );
+            })
+            .context("installing the Ctrl-C handler")?;
+            match build::run(&opts, &stop)? {
+                build::BuildStatus::UpToDate | build::BuildStatus::Built => Ok(ExitCode::SUCCESS),
+                build::BuildStatus::Interrupted => Ok(ExitCode::from(130)),
+            }
+        }
+        Command::Verify { cache, threads } => {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads.unwrap_or(0))
+                .build()?;
+            let problems = pool.install(|| verify::verify(&cache))?;
+            if problems.is_empty() {
+                println!("{}: OK", cache.display());
+                Ok(ExitCode::SUCCESS)
+            } else {
+                for p in &problems {
+                    eprintln!("{p}");
+                }
+                eprintln!("{}: {} problem(s)", cache.display(), problems.len());
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        Command::Info { cache, json } => {
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            listing::info(&cache, json, &mut out)?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ls { cache, json } => {
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            listing::ls(&cache, json, &mut out)?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Synth {
+            out,
+            series,
+            seed,
+            preset,
+        } => {
+            synth::run(&out, series, seed, preset)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Inspect { file } => {
+            let text = shared::metaimage::inspect(&file)?;
+            let mut out = io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            if !text.ends_with('\n') {
+                writeln!(out)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,127 @@
+//! Benchmark: `read_volume` on each scan against `cat scan.raw > /dev/null`.
+//!
+//! Both are timed on the same files in the same process, alternating, best of
+//! `--repeats`, after one untimed pass that pulls every file into the page
+//! cache (so the figures are warm-cache figures). One JSON object per scan
+//! on stdout; `scripts/bench.sh` turns them into BENCHMARKS.md.
+//!
+//!     cargo run --release -p shared --example read_volume -- [--repeats N] SCAN.mhd...
+//!
+//! Three timings per scan: `cat` (the bound), `read_volume` as a caller with
+//! no buffer gets it (fresh allocation, page faults included) and
+//! `read_volume_reusing` with the previous scan's buffer (what a loop over
+//! many scans does).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use shared::metaimage::{read_header, read_volume, read_volume_reusing, DataFile};
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("read_volume: {e}");
+        std::process::exit(1);
+    }
+}
+
+struct Args {
+    repeats: usize,
+    scans: Vec<PathBuf>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut repeats = 3;
+    let mut scans = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--repeats" {
+            let n = args.next().ok_or("--repeats needs a value")?;
+            repeats = n.parse().map_err(|_| format!("bad --repeats {n:?}"))?;
+        } else {
+            scans.push(PathBuf::from(arg));
+        }
+    }
+    if scans.is_empty() || repeats == 0 {
+        return Err("usage: read_volume [--repeats N] SCAN.mhd...".into());
+    }
+    Ok(Args { repeats, scans })
+}
+
+fn run() -> Result<(), String> {
+    let args = parse_args()?;
+    let raws = args
+        .scans
+        .iter()
+        .map(|mhd| raw_file(mhd))
+        .collect::<Result<Vec<_>, _>>()?;
+    for raw in &raws {
+        cat(raw)?;
+    }
+    let mut recycled = Vec::new();
+    for (mhd, raw) in args.scans.iter().zip(&raws) {
+        let bytes = std::fs::metadata(raw)
+            .map_err(|e| format!("{}: {e}", raw.display()))?
+            .len();
+        let mut best_cat = Duration::MAX;
+        let mut best_fresh = Duration::MAX;
+        let mut best_reused = Duration::MAX;
+        let mut shape = [0; 3];
+        for _ in 0..args.repeats {
+            best_cat = best_cat.min(cat(raw)?);
+
+            let start = Instant::now();
+            let volume = read_volume(mhd).map_err(|e| e.to_string())?;
+            best_fresh = best_fresh.min(start.elapsed());
+            shape = volume.shape;
+            // The fresh buffer is dropped outside the timed region: a caller
+            // that keeps the volume never pays for freeing it while reading.
+            drop(volume);
+
+            let start = Instant::now();
+            let volume = read_volume_reusing(mhd, std::mem::take(&mut recycled))
+                .map_err(|e| e.to_string())?;
+            best_reused = best_reused.min(start.elapsed());
+            recycled = volume.hu;
+        }
+        let line = serde_json::json!({
+            "scan": mhd.file_stem().map(|s| s.to_string_lossy()),
+            "shape_irc": shape,
+            "raw_bytes": bytes,
+            "cat_s": best_cat.as_secs_f64(),
+            "read_volume_s": best_fresh.as_secs_f64(),
+            "read_volume_reusing_s": best_reused.as_secs_f64(),
+        });
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// The single data file an uncompressed LUNA header points at.
+fn raw_file(mhd: &Path) -> Result<PathBuf, String> {
+    let header = read_header(mhd).map_err(|e| e.to_string())?;
+    match &header.data_file {
+        DataFile::File(name) => Ok(mhd.parent().unwrap_or(Path::new(".")).join(name)),
+        other => Err(format!(
+            "{}: ElementDataFile {other:?} is not one plain data file; this benchmark compares against `cat` of one file",
+            mhd.display()
+        )),
+    }
+}
+
+/// `cat path > /dev/null`, timed from spawn to exit.
+fn cat(path: &Path) -> Result<Duration, String> {
+    let null = File::create("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+    let start = Instant::now();
+    let status = Command::new("cat")
+        .arg(path)
+        .stdout(Stdio::from(null))
+        .status()
+        .map_err(|e| format!("running cat: {e}"))?;
+    let elapsed = start.elapsed();
+    if !status.success() {
+        return Err(format!("cat {} failed: {status}", path.display()));
+    }
+    Ok(elapsed)
+}

@@ -1,0 +1,357 @@
+//! Writing a cache: per-scan shards, then `index.bin`, then `manifest.json`.
+//!
+//! The order is what makes a cache safe to interrupt: [`begin_update`]
+//! removes the manifest before anything changes, shards are written under a
+//! temporary name and renamed when complete, and [`finalize`] writes the
+//! manifest last. A reader that finds a manifest therefore sees a complete,
+//! consistent cache.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::codec::ChunkEncoder;
+use super::error::CacheError;
+use super::format::{
+    self, Codec, Entry, Index, Manifest, ShardInfo, Skipped, DTYPE, FORMAT_VERSION, INDEX_FILE,
+    INDEX_MAGIC, MANIFEST_FILE, SHARD_DIR,
+};
+use crate::volume::{HU_MAX, HU_MIN};
+
+/// Write `bytes` to `path` so that `path` is either absent/old or complete:
+/// temporary name, fsync, rename, fsync of the directory.
+pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
+    let tmp = tmp_path(path);
+    {
+        let mut f = File::create(&tmp).map_err(CacheError::io(&tmp))?;
+        f.write_all(bytes).map_err(CacheError::io(&tmp))?;
+        f.sync_all().map_err(CacheError::io(&tmp))?;
+    }
+    fs::rename(&tmp, path).map_err(CacheError::io(path))?;
+    sync_parent(path)
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".tmp");
+    PathBuf::from(s)
+}
+
+/// Makes a rename durable; a no-op where directories cannot be opened.
+fn sync_parent(path: &Path) -> Result<(), CacheError> {
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = File::open(dir) {
+            d.sync_all().map_err(CacheError::io(dir))?;
+        }
+    }
+    Ok(())
+}
+
+/// Create `dir` (and `dir/shards`) if needed and remove its manifest, so the
+/// cache reads as incomplete until [`finalize`] runs.
+pub fn begin_update(dir: &Path) -> Result<(), CacheError> {
+    let shards = dir.join(SHARD_DIR);
+    fs::create_dir_all(&shards).map_err(CacheError::io(&shards))?;
+    let manifest = dir.join(MANIFEST_FILE);
+    match fs::remove_file(&manifest) {
+        Ok(()) => sync_parent(&manifest),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(CacheError::Io {
+            path: manifest,
+            error: e,
+        }),
+    }
+}
+
+/// Where one frame landed in its shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredFrame {
+    pub offset: u64,
+    pub length: u32,
+    pub crc32: u32,
+}
+
+/// Appends frames to one shard file; the file appears under its final name
+/// only after [`ShardWriter::finish`].
+pub struct ShardWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: BufWriter<File>,
+    len: u64,
+}
+
+impl ShardWriter {
+    /// Start `dir/shards/<series_uid>.zst`.
+    pub fn create(dir: &Path, series_uid: &str) -> Result<Self, CacheError> {
+        let path = dir.join(format::shard_path(series_uid));
+        let tmp = tmp_path(&path);
+        let file = File::create(&tmp).map_err(CacheError::io(&tmp))?;
+        Ok(ShardWriter {
+            path,
+            tmp,
+            file: BufWriter::with_capacity(1 << 20, file),
+            len: 0,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn append(&mut self, frame: &[u8]) -> Result<StoredFrame, CacheError> {
+        let length = u32::try_from(frame.len()).map_err(|_| CacheError::Invalid {
+            path: self.path.clone(),
+            reason: format!(
+                "frame of {} bytes does not fit the index's u32 length",
+                frame.len()
+            ),
+        })?;
+        self.file
+            .write_all(frame)
+            .map_err(CacheError::io(&self.tmp))?;
+        let stored = StoredFrame {
+            offset: self.len,
+            length,
+            crc32: crc32fast::hash(frame),
+        };
+        self.len += u64::from(length);
+        Ok(stored)
+    }
+
+    /// Flush, fsync and rename into place; returns the shard's size.
+    pub fn finish(self) -> Result<u64, CacheError> {
+        let file = self.file.into_inner().map_err(|e| CacheError::Io {
+            path: self.tmp.clone(),
+            error: e.into_error(),
+        })?;
+        file.sync_all().map_err(CacheError::io(&self.tmp))?;
+        drop(file);
+        fs::rename(&self.tmp, &self.path).map_err(CacheError::io(&self.path))?;
+        sync_parent(&self.path)?;
+        Ok(self.len)
+    }
+}
+
+/// What [`finalize`] needs besides the directory.
+#[derive(Clone, Debug)]
+pub struct CacheContents {
+    pub tool: String,
+    pub codec: Codec,
+    pub crop_shape: [usize; 3],
+    pub series: Vec<String>,
+    pub shards: Vec<ShardInfo>,
+    /// In canonical order; `series`/`shard` index the tables above.
+    pub entries: Vec<Entry>,
+    pub skipped: Vec<Skipped>,
+    pub missing_series: usize,
+    pub missing_candidates: usize,
+    pub inputs_fingerprint: String,
+}
+
+/// Write `index.bin`, then `manifest.json` (last). Checks that every entry
+/// points inside a listed shard, so a bug here cannot produce a cache that
+/// reads as complete but is not.
+pub fn finalize(dir: &Path, contents: CacheContents) -> Result<Manifest, CacheError> {
+    let index_path = dir.join(INDEX_FILE);
+    let voxels: usize = contents.crop_shape.iter().product();
+    for (k, e) in contents.entries.iter().enumerate() {
+        let shard = contents.shards.get(e.shard as usize);
+        let fits = shard.is_some_and(|s| {
+            e.offset
+                .checked_add(u64::from(e.length))
+                .is_some_and(|end| end <= s.bytes)
+        });
+        if (e.series as usize) >= contents.series.len() || !fits {
+            return Err(CacheError::Invalid {
+                path: index_path,
+                reason: format!("entry {k} points outside the series/shard tables: {e:?}"),
+            });
+        }
+    }
+    let positives = contents.entries.iter().filter(|e| e.is_nodule).count();
+    let index = Index {
+        magic: INDEX_MAGIC,
+        version: FORMAT_VERSION,
+        series: contents.series,
+        shards: contents.shards,
+        entries: contents.entries,
+    };
+    let bytes = bincode::serde::encode_to_vec(&index, format::bincode_config()).map_err(|e| {
+        CacheError::Invalid {
+            path: index_path.clone(),
+            reason: format!("encoding the index: {e}"),
+        }
+    })?;
+    write_file_atomically(&index_path, &bytes)?;
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        tool: contents.tool,
+        crop_shape: contents.crop_shape,
+        dtype: DTYPE.to_owned(),
+        codec: contents.codec,
+        clip_hu: [HU_MIN, HU_MAX],
+        candidates: index.entries.len(),
+        positives,
+        series: index.series.len(),
+        shards: index.shards.len(),
+        stored_bytes: index.shards.iter().map(|s| s.bytes).sum(),
+        raw_bytes: (index.entries.len() * voxels * 2) as u64,
+        index_bytes: bytes.len() as u64,
+        fingerprint: blake3::hash(&bytes).to_hex().to_string(),
+        skipped: contents.skipped,
+        missing_series: contents.missing_series,
+        missing_candidates: contents.missing_candidates,
+        inputs_fingerprint: contents.inputs_fingerprint,
+    };
+    write_manifest(dir, &manifest)?;
+    Ok(manifest)
+}
+
+pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), CacheError> {
+    let path = dir.join(MANIFEST_FILE);
+    let mut json = serde_json::to_vec_pretty(manifest).map_err(|e| CacheError::Invalid {
+        path: path.clone(),
+        reason: format!("encoding the manifest: {e}"),
+    })?;
+    json.push(b'\n');
+    write_file_atomically(&path, &json)
+}
+
+/// What a candidate is, apart from its pixels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CandidateMeta {
+    pub center_xyz: [f64; 3],
+    pub center_irc: [i32; 3],
+    pub is_nodule: bool,
+    pub diameter_mm: f64,
+}
+
+/// A simple whole-cache writer for tools and tests: push chunks of any
+/// series in any order, and [`CacheBuilder::finish`] sorts them into the
+/// book's canonical order. (`prepcache build` uses the pieces above directly
+/// to build scans in parallel and resume.)
+pub struct CacheBuilder {
+    dir: PathBuf,
+    crop_shape: [usize; 3],
+    encoder: ChunkEncoder,
+    shards: BTreeMap<String, (ShardWriter, Vec<(CandidateMeta, StoredFrame)>)>,
+    skipped: Vec<Skipped>,
+}
+
+impl CacheBuilder {
+    pub fn create(dir: &Path, codec: Codec, crop_shape: [usize; 3]) -> Result<Self, CacheError> {
+        begin_update(dir)?;
+        let voxels = crop_shape.iter().product();
+        let encoder = ChunkEncoder::new(codec, voxels).map_err(|e| CacheError::Invalid {
+            path: dir.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(CacheBuilder {
+            dir: dir.to_owned(),
+            crop_shape,
+            encoder,
+            shards: BTreeMap::new(),
+            skipped: Vec::new(),
+        })
+    }
+
+    pub fn push(
+        &mut self,
+        series_uid: &str,
+        meta: CandidateMeta,
+        chunk: &[i16],
+    ) -> Result<(), CacheError> {
+        let (writer, metas) = match self.shards.entry(series_uid.to_owned()) {
+            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert((ShardWriter::create(&self.dir, series_uid)?, Vec::new()))
+            }
+        };
+        let frame = self
+            .encoder
+            .encode(chunk)
+            .map_err(|e| CacheError::Invalid {
+                path: writer.path().to_owned(),
+                reason: e.to_string(),
+            })?;
+        let stored = writer.append(frame)?;
+        metas.push((meta, stored));
+        Ok(())
+    }
+
+    pub fn skip(&mut self, skipped: Skipped) {
+        self.skipped.push(skipped);
+    }
+
+    pub fn finish(self, tool: &str) -> Result<Manifest, CacheError> {
+        let mut series = Vec::new();
+        let mut shards = Vec::new();
+        let mut rows = Vec::new();
+        for (k, (uid, (writer, metas))) in self.shards.into_iter().enumerate() {
+            let path = format::shard_path(&uid);
+            let bytes = writer.finish()?;
+            shards.push(ShardInfo {
+                path: path_to_index_string(&path),
+                bytes,
+            });
+            for (meta, stored) in metas {
+                rows.push((k, meta, stored));
+            }
+            series.push(uid);
+        }
+        rows.sort_by(|a, b| book_order((&series[a.0], &a.1), (&series[b.0], &b.1)));
+        let entries = rows
+            .into_iter()
+            .map(|(k, m, s)| Entry {
+                series: k as u32,
+                center_xyz: m.center_xyz,
+                center_irc: m.center_irc,
+                is_nodule: m.is_nodule,
+                diameter_mm: m.diameter_mm,
+                shard: k as u32,
+                offset: s.offset,
+                length: s.length,
+                crc32: s.crc32,
+            })
+            .collect();
+        let contents = CacheContents {
+            tool: tool.to_owned(),
+            codec: self.encoder.codec(),
+            crop_shape: self.crop_shape,
+            series,
+            shards,
+            entries,
+            skipped: self.skipped,
+            missing_series: 0,
+            missing_candidates: 0,
+            inputs_fingerprint: String::new(),
+        };
+        finalize(&self.dir, contents)
+    }
+}
+
+/// Shard paths in the index are `/`-separated whatever the platform.
+pub fn path_to_index_string(relative: &Path) -> String {
+    relative
+        .iter()
+        .map(|c| c.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The book's order: descending on `(is_nodule, diameter_mm, series_uid,
+/// center_xyz)`, comparing floats like Python does (equal when `==`).
+pub fn book_order(a: (&str, &CandidateMeta), b: (&str, &CandidateMeta)) -> Ordering {
+    let f = |x: f64, y: f64| x.partial_cmp(&y).unwrap_or(Ordering::Equal);
+    let (ua, ma) = a;
+    let (ub, mb) = b;
+    mb.is_nodule
+        .cmp(&ma.is_nodule)
+        .then_with(|| f(mb.diameter_mm, ma.diameter_mm))
+        .then_with(|| ub.cmp(ua))
+        .then_with(|| f(mb.center_xyz[0], ma.center_xyz[0]))
+        .then_with(|| f(mb.center_xyz[1], ma.center_xyz[1]))
+        .then_with(|| f(mb.center_xyz[2], ma.center_xyz[2]))
+}

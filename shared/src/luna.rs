@@ -1,0 +1,362 @@
+//! LUNA16 CSVs and the book's candidate list (REFERENCE §1–2).
+//!
+//! [`find_series`] finds the scans on disk, [`read_candidates_csv`] and
+//! [`read_annotations_csv`] parse the two CSVs, [`build_candidate_list`] (or
+//! [`load_candidates`], which does all three) reproduces the book's
+//! `getCandidateInfoList`, and [`split`] its train/validation split.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::geometry::Xyz;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LunaError {
+    #[error("{path}: {reason}")]
+    Csv { path: PathBuf, reason: String },
+    #[error("{path}: line {line}: {reason}")]
+    Row {
+        path: PathBuf,
+        line: u64,
+        reason: String,
+    },
+    #[error("{path}: {error}")]
+    Io {
+        path: PathBuf,
+        // Shown in the message, so not also returned as source(): the
+        // "a: b" chain printers would repeat it.
+        error: std::io::Error,
+    },
+    #[error("series {uid} is on disk twice: {first} and {second}")]
+    DuplicateSeries {
+        uid: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error("validation stride must be at least 1, got 0")]
+    ZeroStride,
+}
+
+/// One row of the book's candidate list: `(isNodule, diameter_mm, series_uid, center_xyz)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidateInfo {
+    pub is_nodule: bool,
+    pub diameter_mm: f64,
+    pub series_uid: String,
+    pub center_xyz: Xyz,
+}
+
+/// One row of `candidates.csv`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandidateRow {
+    pub series_uid: String,
+    pub center_xyz: Xyz,
+    pub is_nodule: bool,
+}
+
+/// One row of `annotations.csv`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnnotationRow {
+    pub series_uid: String,
+    pub center_xyz: Xyz,
+    pub diameter_mm: f64,
+}
+
+pub const CANDIDATES_HEADER: [&str; 5] = ["seriesuid", "coordX", "coordY", "coordZ", "class"];
+pub const ANNOTATIONS_HEADER: [&str; 5] =
+    ["seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"];
+
+/// `uid → .mhd path` for every `<uid>.mhd` under `data_dir` (any depth) whose
+/// path below `data_dir` passes through a folder named `subset*` — the book's
+/// `subset*/*.mhd` glob, loosened so nested layouts work. If `data_dir`
+/// itself is a `subset*` folder, all of its scans count. Symlinks are followed
+/// because users often link subsets in from another disk.
+pub fn find_series(data_dir: &Path) -> Result<BTreeMap<String, PathBuf>, LunaError> {
+    let root_is_subset = data_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("subset"));
+    let mut found: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let walker = walkdir::WalkDir::new(data_dir)
+        .follow_links(true)
+        .sort_by_file_name();
+    for entry in walker {
+        let entry = entry.map_err(|e| LunaError::Io {
+            path: e.path().unwrap_or(data_dir).to_owned(),
+            error: e
+                .into_io_error()
+                .unwrap_or_else(|| std::io::Error::other("symlink loop")),
+        })?;
+        let path = entry.path();
+        if !entry.file_type().is_file() || path.extension().and_then(|e| e.to_str()) != Some("mhd")
+        {
+            continue;
+        }
+        let Some(uid) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let in_subset = root_is_subset
+            || path
+                .strip_prefix(data_dir)
+                .ok()
+                .and_then(Path::parent)
+                .is_some_and(|dir| {
+                    dir.components().any(|c| {
+                        c.as_os_str()
+                            .to_str()
+                            .is_some_and(|n| n.starts_with("subset"))
+                    })
+                });
+        if !in_subset {
+            continue;
+        }
+        if let Some(first) = found.get(uid) {
+            return Err(LunaError::DuplicateSeries {
+                uid: uid.to_owned(),
+                first: first.clone(),
+                second: path.to_owned(),
+            });
+        }
+        found.insert(uid.to_owned(), path.to_owned());
+    }
+    Ok(found)
+}
+
+/// The candidate list in the book's canonical (reverse-sorted) order, restricted
+/// to series present on disk; `missing_series` counts the dropped series.
+#[derive(Debug, Clone)]
+pub struct CandidateList {
+    pub candidates: Vec<CandidateInfo>,
+    pub missing_series: usize,
+    pub missing_candidates: usize,
+}
+
+pub fn load_candidates(
+    candidates_csv: &Path,
+    annotations_csv: &Path,
+    present: &BTreeMap<String, PathBuf>,
+) -> Result<CandidateList, LunaError> {
+    let candidates = read_candidates_csv(candidates_csv)?;
+    let annotations = read_annotations_csv(annotations_csv)?;
+    Ok(build_candidate_list(&candidates, &annotations, present))
+}
+
+/// The book's `getCandidateInfoList` on already parsed rows.
+///
+/// Every candidate (class 0 and 1 alike) takes the diameter of the first
+/// annotation of its series, in file order, whose centre is within
+/// `diameter / 4` on each axis; otherwise 0.0. The list is then sorted in
+/// reverse on `(is_nodule, diameter, uid, xyz)`; the sort is stable like
+/// Python's, so exact duplicates keep their file order.
+pub fn build_candidate_list(
+    candidates: &[CandidateRow],
+    annotations: &[AnnotationRow],
+    present: &BTreeMap<String, PathBuf>,
+) -> CandidateList {
+    let mut by_series: HashMap<&str, Vec<&AnnotationRow>> = HashMap::new();
+    for a in annotations {
+        by_series.entry(a.series_uid.as_str()).or_default().push(a);
+    }
+    let mut missing: HashSet<&str> = HashSet::new();
+    let mut missing_candidates = 0;
+    let mut list = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        if !present.contains_key(&c.series_uid) {
+            missing.insert(c.series_uid.as_str());
+            missing_candidates += 1;
+            continue;
+        }
+        let diameter_mm = by_series
+            .get(c.series_uid.as_str())
+            .and_then(|anns| anns.iter().find(|a| matches_annotation(c.center_xyz, a)))
+            .map_or(0.0, |a| a.diameter_mm);
+        list.push(CandidateInfo {
+            is_nodule: c.is_nodule,
+            diameter_mm,
+            series_uid: c.series_uid.clone(),
+            center_xyz: c.center_xyz,
+        });
+    }
+    list.sort_by(|a, b| book_order(b, a));
+    CandidateList {
+        candidates: list,
+        missing_series: missing.len(),
+        missing_candidates,
+    }
+}
+
+/// The book rejects an annotation as soon as one axis has `|delta| > d/4`.
+fn matches_annotation(center: Xyz, a: &AnnotationRow) -> bool {
+    let limit = a.diameter_mm / 4.0;
+    (0..3).all(|k| (center[k] - a.center_xyz[k]).abs() <= limit)
+}
+
+/// Python's tuple order on `(isNodule, diameter_mm, series_uid, center_xyz)`.
+/// Floats compare like Python's (`-0.0 == 0.0`); NaN never gets this far.
+pub fn book_order(a: &CandidateInfo, b: &CandidateInfo) -> Ordering {
+    let float = |x: f64, y: f64| x.partial_cmp(&y).unwrap_or(Ordering::Equal);
+    a.is_nodule
+        .cmp(&b.is_nodule)
+        .then_with(|| float(a.diameter_mm, b.diameter_mm))
+        .then_with(|| a.series_uid.cmp(&b.series_uid))
+        .then_with(|| float(a.center_xyz[0], b.center_xyz[0]))
+        .then_with(|| float(a.center_xyz[1], b.center_xyz[1]))
+        .then_with(|| float(a.center_xyz[2], b.center_xyz[2]))
+}
+
+/// The book's split: `val = list[::val_stride]`, train = everything else, both
+/// in list order.
+pub fn split<T: Clone>(list: &[T], val_stride: usize) -> Result<(Vec<T>, Vec<T>), LunaError> {
+    if val_stride == 0 {
+        return Err(LunaError::ZeroStride);
+    }
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for (i, item) in list.iter().enumerate() {
+        if i % val_stride == 0 {
+            val.push(item.clone());
+        } else {
+            train.push(item.clone());
+        }
+    }
+    Ok((train, val))
+}
+
+/// Parse `candidates.csv` (`seriesuid,coordX,coordY,coordZ,class`).
+pub fn read_candidates_csv(path: &Path) -> Result<Vec<CandidateRow>, LunaError> {
+    read_rows(path, CANDIDATES_HEADER, |row| {
+        let series_uid = row.uid()?;
+        let center_xyz = row.xyz()?;
+        let class = row.field(4)?;
+        let is_nodule = match class.parse::<i64>() {
+            Ok(0) => false,
+            Ok(1) => true,
+            _ => return Err(format!("class must be 0 or 1, got {class:?}")),
+        };
+        Ok(CandidateRow {
+            series_uid,
+            center_xyz,
+            is_nodule,
+        })
+    })
+}
+
+/// Parse `annotations.csv` (`seriesuid,coordX,coordY,coordZ,diameter_mm`).
+pub fn read_annotations_csv(path: &Path) -> Result<Vec<AnnotationRow>, LunaError> {
+    read_rows(path, ANNOTATIONS_HEADER, |row| {
+        let series_uid = row.uid()?;
+        let center_xyz = row.xyz()?;
+        let diameter_mm = row.number(4)?;
+        if diameter_mm < 0.0 {
+            return Err(format!(
+                "diameter_mm must not be negative, got {diameter_mm}"
+            ));
+        }
+        Ok(AnnotationRow {
+            series_uid,
+            center_xyz,
+            diameter_mm,
+        })
+    })
+}
+
+/// A data row with the column names for messages.
+struct Row<'a> {
+    record: &'a csv::StringRecord,
+    header: [&'static str; 5],
+}
+
+impl Row<'_> {
+    fn field(&self, k: usize) -> Result<&str, String> {
+        self.record.get(k).ok_or_else(|| {
+            format!(
+                "missing field {} (expected {} fields)",
+                self.header[k],
+                self.header.len()
+            )
+        })
+    }
+
+    fn uid(&self) -> Result<String, String> {
+        let uid = self.field(0)?;
+        if uid.is_empty() {
+            return Err("empty seriesuid".into());
+        }
+        Ok(uid.to_owned())
+    }
+
+    fn number(&self, k: usize) -> Result<f64, String> {
+        let text = self.field(k)?;
+        let v: f64 = text
+            .parse()
+            .map_err(|_| format!("{} is not a number: {text:?}", self.header[k]))?;
+        if !v.is_finite() {
+            return Err(format!("{} must be finite, got {text:?}", self.header[k]));
+        }
+        Ok(v)
+    }
+
+    fn xyz(&self) -> Result<Xyz, String> {
+        Ok([self.number(1)?, self.number(2)?, self.number(3)?])
+    }
+}
+
+fn read_rows<T>(
+    path: &Path,
+    header: [&'static str; 5],
+    parse: impl Fn(&Row) -> Result<T, String>,
+) -> Result<Vec<T>, LunaError> {
+    let file = File::open(path).map_err(|source| LunaError::Io {
+        path: path.to_owned(),
+        error: source,
+    })?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(std::io::BufReader::new(file));
+    let csv_error = |e: csv::Error| {
+        let line = e.position().map(|p| p.line());
+        match line {
+            Some(line) => LunaError::Row {
+                path: path.to_owned(),
+                line,
+                reason: e.to_string(),
+            },
+            None => LunaError::Csv {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            },
+        }
+    };
+    let found = reader.headers().map_err(csv_error)?.clone();
+    let found_names: Vec<&str> = found.iter().take(header.len()).collect();
+    if found_names != header {
+        return Err(LunaError::Csv {
+            path: path.to_owned(),
+            reason: format!(
+                "header must start with {}, found {:?}",
+                header.join(","),
+                found_names.join(",")
+            ),
+        });
+    }
+    let mut rows = Vec::new();
+    let mut record = csv::StringRecord::new();
+    while reader.read_record(&mut record).map_err(csv_error)? {
+        let line = record.position().map_or(0, |p| p.line());
+        let row = Row {
+            record: &record,
+            header,
+        };
+        rows.push(parse(&row).map_err(|reason| LunaError::Row {
+            path: path.to_owned(),
+            line,
+            reason,
+        })?);
+    }
+    Ok(rows)
+}

@@ -1,0 +1,74 @@
+//! Writes uncompressed little-endian int16 MetaImage pairs (.mhd + .raw), the
+//! shape LUNA ships. Used by the synthetic dataset and by tests.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+use crate::geometry::Geometry;
+
+/// Write `<mhd>` and the `.raw` beside it. `dims_xyz` is DimSize order (x
+/// fastest); `voxels` is in `[z][y][x]` order. Both files go to temporary
+/// names first and are renamed into place, so a crash leaves no half file.
+pub fn write_mhd_i16(
+    mhd: &Path,
+    dims_xyz: [usize; 3],
+    geometry: &Geometry,
+    voxels: &[i16],
+) -> io::Result<()> {
+    let expected: usize = dims_xyz.iter().product();
+    if voxels.len() != expected {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{}: {} voxels given for DimSize {:?}",
+                mhd.display(),
+                voxels.len(),
+                dims_xyz
+            ),
+        ));
+    }
+    let raw = mhd.with_extension("raw");
+    let raw_name = raw
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "raw file name is not UTF-8"))?
+        .to_owned();
+    let fmt = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let header = format!(
+        "ObjectType = Image\nNDims = 3\nBinaryData = True\nBinaryDataByteOrderMSB = False\nCompressedData = False\n\
+         TransformMatrix = {}\nOffset = {}\nCenterOfRotation = 0 0 0\nAnatomicalOrientation = RAI\n\
+         ElementSpacing = {}\nDimSize = {} {} {}\nElementType = MET_SHORT\nElementDataFile = {}\n",
+        fmt(&geometry.transform_matrix()),
+        fmt(&geometry.origin),
+        fmt(&geometry.spacing),
+        dims_xyz[0],
+        dims_xyz[1],
+        dims_xyz[2],
+        raw_name
+    );
+    let mut bytes = Vec::with_capacity(voxels.len() * 2);
+    for v in voxels {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    write_atomically(&raw, &bytes)?;
+    write_atomically(mhd, header.as_bytes())
+}
+
+/// Write to `<path>.tmp`, fsync, rename over `path`.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)
+}

@@ -1,0 +1,314 @@
+//! Chapter 12's augmentation (REFERENCE §5), batched on the device.
+//!
+//! One 3×4 affine per sample is drawn on the CPU from libtorch's generator;
+//! then a single `affine_grid` + `grid_sample` (bilinear, border padding,
+//! `align_corners=False`) warps the whole batch, and Gaussian noise is added.
+//! Axis `i` of the affine is `affine_grid`'s coordinate order for an
+//! `(N,C,D,H,W)` input: 0 = x = W (columns), 1 = y = H (rows), 2 = z = D
+//! (slices), so the rotation turns each slice in-plane.
+
+use std::f64::consts::PI;
+
+use tch::{Device, Kind, Tensor};
+
+/// Which augmentations run and how strongly; zero/false turns one off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AugmentConfig {
+    pub flip: bool,
+    /// Maximum shift per axis, as a fraction of the half-extent (grid units).
+    pub offset: f64,
+    /// Maximum relative scale change per axis.
+    pub scale: f64,
+    pub rotate: bool,
+    /// Standard deviation of the added noise, in HU.
+    pub noise: f64,
+}
+
+/// The book's magnitudes (`--augmented`).
+pub const BOOK_OFFSET: f64 = 0.1;
+pub const BOOK_SCALE: f64 = 0.2;
+pub const BOOK_NOISE: f64 = 25.0;
+
+/// grid_sampler's enums: bilinear interpolation, border padding.
+const BILINEAR: i64 = 0;
+const BORDER: i64 = 1;
+
+/// Uniform draws per sample: 3 axes × (flip, offset, scale) + 1 angle.
+const DRAWS_PER_SAMPLE: i64 = 10;
+
+/// "flip, offset ±0.1, scale ±0.2, rotate, noise σ=25 HU", or "off": for the run log.
+impl std::fmt::Display for AugmentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if self.flip {
+            parts.push("flip".to_owned());
+        }
+        if self.offset > 0.0 {
+            parts.push(format!("offset ±{}", self.offset));
+        }
+        if self.scale > 0.0 {
+            parts.push(format!("scale ±{}", self.scale));
+        }
+        if self.rotate {
+            parts.push("rotate".to_owned());
+        }
+        if self.noise > 0.0 {
+            parts.push(format!("noise σ={} HU", self.noise));
+        }
+        if parts.is_empty() {
+            f.write_str("off")
+        } else {
+            f.write_str(&parts.join(", "))
+        }
+    }
+}
+
+impl AugmentConfig {
+    pub fn book() -> Self {
+        AugmentConfig {
+            flip: true,
+            offset: BOOK_OFFSET,
+            scale: BOOK_SCALE,
+            rotate: true,
+            noise: BOOK_NOISE,
+        }
+    }
+
+    pub fn is_off(&self) -> bool {
+        !self.flip && self.offset == 0.0 && self.scale == 0.0 && !self.rotate && self.noise == 0.0
+    }
+
+    fn warps(&self) -> bool {
+        self.flip || self.offset != 0.0 || self.scale != 0.0 || self.rotate
+    }
+
+    /// One 4×4 transform from ten uniform [0,1) draws, exactly the book's
+    /// sequence: per axis flip, offset, scale; then `T = T @ R`.
+    pub fn transform(&self, u: &[f64]) -> [[f64; 4]; 4] {
+        let mut t = [[0.0; 4]; 4];
+        for (i, row) in t.iter_mut().enumerate() {
+            row[i] = 1.0;
+        }
+        for i in 0..3 {
+            let (flip, offset, scale) = (u[3 * i], u[3 * i + 1], u[3 * i + 2]);
+            if self.flip && flip > 0.5 {
+                t[i][i] *= -1.0;
+            }
+            if self.offset != 0.0 {
+                t[i][3] = self.offset * (offset * 2.0 - 1.0);
+            }
+            if self.scale != 0.0 {
+                t[i][i] *= 1.0 + self.scale * (scale * 2.0 - 1.0);
+            }
+        }
+        if self.rotate {
+            let (s, c) = (u[9] * 2.0 * PI).sin_cos();
+            let rotation = [
+                [c, -s, 0.0, 0.0],
+                [s, c, 0.0, 0.0],
+                [0.0, 0.0, 1.0, 0.0],
+                [0.0, 0.0, 0.0, 1.0],
+            ];
+            t = matmul4(&t, &rotation);
+        }
+        t
+    }
+
+    /// `[B,3,4]` float affines for a batch, drawn from libtorch's generator.
+    pub fn random_affines(&self, batch: usize) -> Tensor {
+        let draws = Tensor::rand(
+            [batch as i64, DRAWS_PER_SAMPLE],
+            (Kind::Double, Device::Cpu),
+        );
+        let draws = Vec::<f64>::try_from(draws.flatten(0, -1)).unwrap_or_default();
+        let mut theta = Vec::with_capacity(batch * 12);
+        for u in draws.chunks_exact(DRAWS_PER_SAMPLE as usize) {
+            let t = self.transform(u);
+            for row in &t[..3] {
+                theta.extend(row.iter().map(|&v| v as f32));
+            }
+        }
+        Tensor::from_slice(&theta).view([batch as i64, 3, 4])
+    }
+
+    /// Augments a float `[B,1,D,H,W]` batch on its device.
+    pub fn apply(&self, input: &Tensor) -> Tensor {
+        let batch = input.size()[0] as usize;
+        let mut out = if self.warps() {
+            let theta = self.random_affines(batch).to_device(input.device());
+            warp(input, &theta)
+        } else {
+            input.shallow_clone()
+        };
+        if self.noise != 0.0 {
+            // Not `+=`: without a warp `out` shares storage with the caller's tensor.
+            #[allow(clippy::assign_op_pattern)]
+            {
+                out = out + input.randn_like() * self.noise;
+            }
+        }
+        out
+    }
+}
+
+/// `grid_sample(input, affine_grid(theta, input.size))` with the book's modes.
+pub fn warp(input: &Tensor, theta: &Tensor) -> Tensor {
+    let grid = Tensor::affine_grid_generator(&theta.to_kind(input.kind()), input.size(), false);
+    input.grid_sampler(&grid, BILINEAR, BORDER, false)
+}
+
+fn matmul4(a: &[[f64; 4]; 4], b: &[[f64; 4]; 4]) -> [[f64; 4]; 4] {
+    let mut out = [[0.0; 4]; 4];
+    for (i, row) in out.iter_mut().enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = (0..4).map(|k| a[i][k] * b[k][j]).sum();
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_each_enabled_augmentation() {
+        assert_eq!(
+            AugmentConfig::book().to_string(),
+            "flip, offset ±0.1, scale ±0.2, rotate, noise σ=25 HU"
+        );
+        let none = AugmentConfig {
+            flip: false,
+            offset: 0.0,
+            scale: 0.0,
+            rotate: false,
+            noise: 0.0,
+        };
+        assert!(none.is_off());
+        assert_eq!(none.to_string(), "off");
+    }
+
+    fn volume(b: i64, d: i64, h: i64, w: i64) -> Tensor {
+        Tensor::arange(b * d * h * w, (Kind::Float, Device::Cpu)).view([b, 1, d, h, w]) * 0.5
+            - 100.0
+    }
+
+    fn identity() -> [[f64; 4]; 4] {
+        AugmentConfig::default().transform(&[0.0; 10])
+    }
+
+    fn theta_from(t: [[f64; 4]; 4], b: i64) -> Tensor {
+        let rows: Vec<f32> = t[..3].iter().flatten().map(|&v| v as f32).collect();
+        Tensor::from_slice(&rows).view([1, 3, 4]).repeat([b, 1, 1])
+    }
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).abs().max().double_value(&[])
+    }
+
+    #[test]
+    fn zero_magnitudes_leave_the_batch_unchanged() {
+        let x = volume(2, 4, 6, 8);
+        tch::manual_seed(3);
+        let y = AugmentConfig::default().apply(&x);
+        assert!(max_abs_diff(&x, &y) < 1e-4);
+        // The warp itself with an identity affine is also exact.
+        let y = warp(&x, &theta_from(identity(), 2));
+        assert!(max_abs_diff(&x, &y) < 1e-4, "{}", max_abs_diff(&x, &y));
+    }
+
+    #[test]
+    fn flipping_one_axis_reverses_exactly_that_axis() {
+        let x = volume(1, 4, 6, 8);
+        // Affine axis 0 is x = W (dim 4), 1 is y = H (dim 3), 2 is z = D (dim 2).
+        for (axis, dim) in [(0usize, 4i64), (1, 3), (2, 2)] {
+            let mut t = identity();
+            t[axis][axis] = -1.0;
+            let y = warp(&x, &theta_from(t, 1));
+            let expected = x.flip([dim]);
+            assert!(max_abs_diff(&y, &expected) < 1e-4, "axis {axis}");
+        }
+    }
+
+    #[test]
+    fn flip_draw_above_half_flips_the_book_way() {
+        let cfg = AugmentConfig {
+            flip: true,
+            ..Default::default()
+        };
+        let mut u = [0.0; 10];
+        u[3] = 0.7; // axis 1 (rows) flips
+        let t = cfg.transform(&u);
+        assert_eq!((t[0][0], t[1][1], t[2][2]), (1.0, -1.0, 1.0));
+    }
+
+    #[test]
+    fn offsets_clamp_to_the_border_voxel() {
+        // W = 4, align_corners=False: grid x = -0.75, -0.25, 0.25, 0.75.
+        // A shift of +0.5 (one voxel) samples columns 1, 2, 3, then 3.5 → border = col 3.
+        let x = Tensor::from_slice(&[10.0f32, 20.0, 30.0, 40.0]).view([1, 1, 1, 1, 4]);
+        let mut t = identity();
+        t[0][3] = 0.5;
+        let y = warp(&x, &theta_from(t, 1));
+        let got = Vec::<f32>::try_from(y.flatten(0, -1)).unwrap();
+        assert_eq!(got, vec![20.0, 30.0, 40.0, 40.0]);
+        // And a shift off the left edge repeats column 0 (border, not zeros).
+        t[0][3] = -0.75;
+        let y = warp(&x, &theta_from(t, 1));
+        let got = Vec::<f32>::try_from(y.flatten(0, -1)).unwrap();
+        assert_eq!(got, vec![10.0, 10.0, 15.0, 25.0]);
+    }
+
+    #[test]
+    fn rotation_turns_slices_in_plane() {
+        let cfg = AugmentConfig {
+            rotate: true,
+            ..Default::default()
+        };
+        let mut u = [0.0; 10];
+        u[9] = 0.25; // a quarter turn
+        let t = cfg.transform(&u);
+        assert!((t[0][1] + 1.0).abs() < 1e-12 && (t[1][0] - 1.0).abs() < 1e-12);
+        assert_eq!(t[2][2], 1.0);
+        // On a square slice, a quarter turn permutes voxels: nothing mixes.
+        let x = volume(1, 2, 4, 4);
+        let y = warp(&x, &theta_from(t, 1));
+        let expected = x.rot90(1, [3, 4]);
+        let alt = x.rot90(-1, [3, 4]);
+        assert!(
+            max_abs_diff(&y, &expected) < 1e-3 || max_abs_diff(&y, &alt) < 1e-3,
+            "quarter turn is not a pure in-slice rotation"
+        );
+    }
+
+    #[test]
+    fn book_config_draws_differ_per_sample_and_repeat_with_the_seed() {
+        let cfg = AugmentConfig::book();
+        tch::manual_seed(11);
+        let a = cfg.random_affines(4);
+        tch::manual_seed(11);
+        let b = cfg.random_affines(4);
+        assert!(a.equal(&b));
+        assert_eq!(a.size(), vec![4, 3, 4]);
+        assert!(max_abs_diff(&a.get(0), &a.get(1)) > 1e-3);
+        let x = volume(4, 4, 6, 8);
+        tch::manual_seed(5);
+        let y = cfg.apply(&x);
+        assert_eq!(y.size(), x.size());
+        // Noise of std 25 is visible on top of any warp.
+        assert!(max_abs_diff(&x, &y) > 10.0);
+    }
+
+    #[test]
+    fn matmul4_multiplies() {
+        let mut a = [[0.0; 4]; 4];
+        let mut b = [[0.0; 4]; 4];
+        for i in 0..4 {
+            for j in 0..4 {
+                a[i][j] = (i * 4 + j) as f64;
+                b[i][j] = if i == j { 2.0 } else { 0.0 };
+            }
+        }
+        assert_eq!(matmul4(&a, &b)[1][2], 12.0);
+    }
+}

@@ -1,0 +1,349 @@
+//! Checkpoints: `model.safetensors` (weights under the book's `state_dict`
+//! names, loadable by PyTorch, with the architecture as JSON metadata so
+//! `train eval`/`predict` can rebuild the model from this file alone) and `trainer.safetensors` (SGD momentum
+//! buffers plus the run state as JSON metadata). Both are written
+//! atomically: temporary file, fsync, rename.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, SafeTensors, View};
+use serde::{Deserialize, Serialize};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+use crate::model::ModelConfig;
+use crate::sgd::Sgd;
+
+pub const MODEL_FILE: &str = "model.safetensors";
+pub const TRAINER_FILE: &str = "trainer.safetensors";
+const RUN_STATE_KEY: &str = "run_state";
+/// `model.safetensors` metadata key holding the [`ModelConfig`] JSON; files
+/// without it (older runs, PyTorch exports) hold the book's model.
+const ARCHITECTURE_KEY: &str = "luna_architecture";
+const MOMENTUM_PREFIX: &str = "momentum.";
+/// PyTorch's BatchNorm keeps this buffer per layer; tch does not, but a
+/// strict `load_state_dict` wants it.
+const BN_STEPS_SUFFIX: &str = ".num_batches_tracked";
+const BN_RUNNING_MEAN_SUFFIX: &str = ".running_mean";
+
+/// Where a run stands after a finished epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    /// Last finished epoch (1-based).
+    pub epoch: usize,
+    pub samples_seen: u64,
+    pub steps: u64,
+    pub seed: u64,
+    pub best_val_f1: f64,
+    /// `<timestamp>` and comment the run's directories are named after.
+    pub run_stamp: String,
+    pub comment: String,
+    /// The command-line settings of the run, for the record and for resuming.
+    pub args: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a safetensors file: {reason}")]
+    Format { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    Mismatch { path: PathBuf, reason: String },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A host copy of a tensor in safetensors' terms.
+struct HostTensor {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl HostTensor {
+    fn from_tensor(t: &Tensor) -> Self {
+        let t = t.detach().to_device(Device::Cpu).contiguous();
+        let (dtype, kind) = match t.kind() {
+            Kind::Int64 => (Dtype::I64, Kind::Int64),
+            _ => (Dtype::F32, Kind::Float),
+        };
+        let t = t.to_kind(kind);
+        let numel = t.numel();
+        let mut bytes = vec![0u8; numel * kind.elt_size_in_bytes()];
+        t.copy_data_u8(&mut bytes, numel);
+        HostTensor {
+            dtype,
+            shape: t.size().iter().map(|&d| d as usize).collect(),
+            bytes,
+        }
+    }
+}
+
+impl View for &HostTensor {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+fn write_safetensors(
+    path: &Path,
+    tensors: &[(String, HostTensor)],
+    metadata: HashMap<String, String>,
+) -> Result<(), CheckpointError> {
+    let bytes = safetensors::tensor::serialize(
+        tensors.iter().map(|(n, t)| (n.as_str(), t)),
+        &Some(metadata),
+    )
+    .map_err(|e| CheckpointError::Format {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    write_atomically(path, &bytes)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        f.write_all(bytes).map_err(io_err(&tmp))?;
+        f.sync_all().map_err(io_err(&tmp))?;
+    }
+    fs::rename(&tmp, path).map_err(io_err(path))?;
+    if let Some(dir) = path.parent() {
+        // Makes the rename itself durable; not every filesystem allows it.
+        let _ = fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(())
+}
+
+/// Writes both files into `dir` for the book's model.
+pub fn save(dir: &Path, vs: &VarStore, sgd: &Sgd, state: &RunState) -> Result<(), CheckpointError> {
+    save_with_architecture(dir, vs, &ModelConfig::default(), sgd, state)
+}
+
+/// Writes both files into `dir`, recording `architecture` with the weights.
+pub fn save_with_architecture(
+    dir: &Path,
+    vs: &VarStore,
+    architecture: &ModelConfig,
+    sgd: &Sgd,
+    state: &RunState,
+) -> Result<(), CheckpointError> {
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let variables = vs.variables();
+    let mut weights: Vec<(String, HostTensor)> = variables
+        .iter()
+        .map(|(n, t)| (n.clone(), HostTensor::from_tensor(t)))
+        .collect();
+    for name in variables.keys() {
+        if let Some(layer) = name.strip_suffix(BN_RUNNING_MEAN_SUFFIX) {
+            weights.push((
+                format!("{layer}{BN_STEPS_SUFFIX}"),
+                HostTensor::from_tensor(&Tensor::from(state.steps as i64)),
+            ));
+        }
+    }
+    let model_path = dir.join(MODEL_FILE);
+    let architecture_json =
+        serde_json::to_string(architecture).map_err(|e| CheckpointError::Format {
+            path: model_path.clone(),
+            reason: e.to_string(),
+        })?;
+    let meta = HashMap::from([
+        ("format".to_owned(), "pt".to_owned()),
+        (ARCHITECTURE_KEY.to_owned(), architecture_json),
+    ]);
+    write_safetensors(&model_path, &weights, meta)?;
+
+    let momentum: Vec<(String, HostTensor)> = sgd
+        .momentum_buffers()
+        .iter()
+        .map(|(n, t)| (format!("{MOMENTUM_PREFIX}{n}"), HostTensor::from_tensor(t)))
+        .collect();
+    let state_json = serde_json::to_string(state).map_err(|e| CheckpointError::Format {
+        path: dir.join(TRAINER_FILE),
+        reason: e.to_string(),
+    })?;
+    let meta = HashMap::from([(RUN_STATE_KEY.to_owned(), state_json)]);
+    write_safetensors(&dir.join(TRAINER_FILE), &momentum, meta)
+}
+
+type NamedTensors = Vec<(String, Tensor)>;
+
+/// Named tensors and metadata of one safetensors file.
+fn read_safetensors(
+    path: &Path,
+) -> Result<(NamedTensors, HashMap<String, String>), CheckpointError> {
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    let format = |e: safetensors::SafeTensorError| CheckpointError::Format {
+        path: path.to_owned(),
+        reason: format!("{e:?}"),
+    };
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(format)?;
+    let st = SafeTensors::deserialize(&bytes).map_err(format)?;
+    let mut tensors = Vec::new();
+    for (name, view) in st.tensors() {
+        let kind = match view.dtype() {
+            Dtype::F32 => Kind::Float,
+            Dtype::I64 => Kind::Int64,
+            other => {
+                return Err(CheckpointError::Mismatch {
+                    path: path.to_owned(),
+                    reason: format!("tensor {name} has dtype {other:?}; expected F32 or I64"),
+                })
+            }
+        };
+        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        tensors.push((name, Tensor::from_data_size(view.data(), &shape, kind)));
+    }
+    Ok((tensors, meta.metadata().clone().unwrap_or_default()))
+}
+
+/// The directory a `--resume` argument names: the checkpoint directory
+/// itself or either file in it.
+pub fn checkpoint_dir(arg: &Path) -> PathBuf {
+    if arg.is_file() {
+        arg.parent().map(Path::to_owned).unwrap_or_default()
+    } else {
+        arg.to_owned()
+    }
+}
+
+/// Reads only the run state (to rebuild the run's settings before the model exists).
+pub fn read_state(dir: &Path) -> Result<RunState, CheckpointError> {
+    let path = dir.join(TRAINER_FILE);
+    let (_, meta) = read_safetensors(&path)?;
+    let json = meta
+        .get(RUN_STATE_KEY)
+        .ok_or_else(|| CheckpointError::Mismatch {
+            path: path.clone(),
+            reason: format!("no {RUN_STATE_KEY:?} metadata"),
+        })?;
+    serde_json::from_str(json).map_err(|e| CheckpointError::Format {
+        path: path.clone(),
+        reason: format!("run state: {e}"),
+    })
+}
+
+/// The `model.safetensors` a `--checkpoint` argument names: the run's
+/// checkpoint directory or either file in it.
+pub fn model_file(arg: &Path) -> PathBuf {
+    checkpoint_dir(arg).join(MODEL_FILE)
+}
+
+/// The architecture recorded in the checkpoint's `model.safetensors`
+/// (the book's model when the file has none).
+pub fn read_architecture(ckpt: &Path) -> Result<ModelConfig, CheckpointError> {
+    let path = model_file(ckpt);
+    let bytes = fs::read(&path).map_err(io_err(&path))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| CheckpointError::Format {
+        path: path.clone(),
+        reason: format!("{e:?}"),
+    })?;
+    match meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(ARCHITECTURE_KEY))
+    {
+        None => Ok(ModelConfig::default()),
+        Some(json) => serde_json::from_str(json).map_err(|e| CheckpointError::Format {
+            path: path.clone(),
+            reason: format!("architecture: {e}"),
+        }),
+    }
+}
+
+/// Copies the weights of the checkpoint `ckpt` (directory or file) into
+/// `vs`; needs only `model.safetensors`. Every variable of `vs` must be
+/// there with its shape, and nothing else.
+pub fn load_weights(ckpt: &Path, vs: &mut VarStore) -> Result<(), CheckpointError> {
+    let model_path = model_file(ckpt);
+    let (tensors, _) = read_safetensors(&model_path)?;
+    let saved: HashMap<String, Tensor> = tensors
+        .into_iter()
+        .filter(|(name, _)| !name.ends_with(BN_STEPS_SUFFIX))
+        .collect();
+    copy_weights(&model_path, saved, vs)
+}
+
+fn copy_weights(
+    model_path: &Path,
+    mut saved: HashMap<String, Tensor>,
+    vs: &mut VarStore,
+) -> Result<(), CheckpointError> {
+    let vars = vs.variables();
+    for (name, var) in &vars {
+        let src = saved
+            .remove(name)
+            .ok_or_else(|| CheckpointError::Mismatch {
+                path: model_path.to_owned(),
+                reason: format!("missing tensor {name}"),
+            })?;
+        if src.size() != var.size() {
+            return Err(CheckpointError::Mismatch {
+                path: model_path.to_owned(),
+                reason: format!(
+                    "{name} has shape {:?}, the model wants {:?}",
+                    src.size(),
+                    var.size()
+                ),
+            });
+        }
+        tch::no_grad(|| var.shallow_clone().copy_(&src));
+    }
+    if let Some(extra) = saved.keys().next() {
+        return Err(CheckpointError::Mismatch {
+            path: model_path.to_owned(),
+            reason: format!("tensor {extra} is not part of this LunaModel"),
+        });
+    }
+    Ok(())
+}
+
+/// Loads weights into `vs` and momentum into `sgd`; returns the run state.
+pub fn load(dir: &Path, vs: &mut VarStore, sgd: &mut Sgd) -> Result<RunState, CheckpointError> {
+    load_weights(dir, vs)?;
+
+    let trainer_path = dir.join(TRAINER_FILE);
+    let (tensors, _) = read_safetensors(&trainer_path)?;
+    let mut momentum = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let param =
+            name.strip_prefix(MOMENTUM_PREFIX)
+                .ok_or_else(|| CheckpointError::Mismatch {
+                    path: trainer_path.clone(),
+                    reason: format!("unexpected tensor {name}"),
+                })?;
+        momentum.push((param.to_owned(), t));
+    }
+    sgd.load_momentum_buffers(momentum)
+        .map_err(|e| CheckpointError::Mismatch {
+            path: trainer_path.clone(),
+            reason: e.to_string(),
+        })?;
+    read_state(dir)
+}

@@ -1,0 +1,108 @@
+//! `train eval`: a checkpoint scored on a split of the cache, with the
+//! book's metrics table and the challenge metrics, saved as `eval.json`
+//! and PNG plots.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use crate::checkpoint;
+use crate::cli::{EvalArgs, Split};
+use crate::evaluation::{self, EvalReport, Prediction, FP_RATES};
+use crate::metrics::EpochMetrics;
+use crate::score::{split_indices, Scorer};
+
+/// What `train eval` produced.
+#[derive(Debug)]
+pub struct EvalOutcome {
+    /// One per candidate of the split, in cache order.
+    pub predictions: Vec<Prediction>,
+    pub report: EvalReport,
+    pub metrics: EpochMetrics,
+    pub report_file: PathBuf,
+    pub plots: Vec<PathBuf>,
+}
+
+fn split_name(split: Split) -> &'static str {
+    match split {
+        Split::Val => "val",
+        Split::Train => "trn",
+        Split::All => "all",
+    }
+}
+
+pub fn run(args: &EvalArgs) -> Result<EvalOutcome> {
+    let scorer = Scorer::open(&args.score)?;
+    let reader = &scorer.reader;
+    let order = split_indices(reader.len(), args.split, args.score.val_stride as usize);
+    println!(
+        "eval: {} on {} {} candidates of {} (device {:?})",
+        scorer.model_file.display(),
+        order.len(),
+        split_name(args.split),
+        args.score.cache.display(),
+        scorer.device
+    );
+    let samples = scorer.score(&order)?;
+
+    let metrics = EpochMetrics::compute(&samples);
+    // Epoch of the saved run when its trainer file is there (weights alone suffice).
+    let epoch = checkpoint::read_state(&checkpoint::checkpoint_dir(&args.score.checkpoint))
+        .map(|s| s.epoch)
+        .unwrap_or(0);
+    println!("{}", metrics.table(epoch, split_name(args.split)));
+
+    let entries = reader.entries();
+    let predictions: Vec<Prediction> = order
+        .iter()
+        .zip(&samples.prob_pos)
+        .map(|(&i, &p)| {
+            let entry = &entries[i as usize];
+            Prediction::from_entry(entry, reader.series_uid(entry.series), p)
+        })
+        .collect();
+    let report = evaluation::evaluate(&predictions, None)?;
+    print_summary(&report);
+
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| checkpoint::checkpoint_dir(&args.score.checkpoint));
+    let report_file = evaluation::write_report(&out, &report)?;
+    let plots = evaluation::write_plots(&out, &report)
+        .with_context(|| format!("plotting into {}", out.display()))?;
+    println!("eval: wrote {}", report_file.display());
+    for plot in &plots {
+        println!("eval: wrote {}", plot.display());
+    }
+    Ok(EvalOutcome {
+        predictions,
+        report,
+        metrics,
+        report_file,
+        plots,
+    })
+}
+
+fn print_summary(report: &EvalReport) {
+    let opt = |v: Option<f64>| v.map_or("n/a (one class only)".to_owned(), |v| format!("{v:.4}"));
+    println!(
+        "eval: ROC AUC {}, average precision {}",
+        opt(report.roc_auc),
+        opt(report.average_precision)
+    );
+    let froc = &report.froc;
+    println!(
+        "eval: FROC over {} scans, {} nodules ({} hit by some candidate)",
+        froc.scans, froc.nodules, froc.detected_nodules
+    );
+    let rates: Vec<String> = FP_RATES.iter().map(|r| format!("{r:>6}")).collect();
+    let sens: Vec<String> = froc
+        .operating_points
+        .iter()
+        .map(|p| format!("{:>6.3}", p.sensitivity))
+        .collect();
+    println!("eval: FPs/scan    {}", rates.join(" "));
+    println!("eval: sensitivity {}", sens.join(" "));
+    println!("eval: CPM {}", opt(froc.cpm));
+}

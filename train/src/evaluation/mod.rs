@@ -1,0 +1,276 @@
+//! Evaluation of a trained classifier on cached candidates: ROC AUC,
+//! precision–recall, LUNA16's FROC/CPM, probability histograms, and PNG plots.
+//!
+//! Pure arithmetic over per-candidate rows ([`Prediction`]); running the model
+//! is the caller's job. [`evaluate`] gathers everything into an [`EvalReport`]
+//! that serialises to `eval.json` and feeds [`plots::write_plots`].
+
+pub mod froc;
+pub mod plots;
+pub mod roc;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use froc::{froc, nodules_from_positives, Froc, FrocPoint, Nodule, OperatingPoint, FP_RATES};
+pub use plots::{write_plots, PlotError};
+pub use roc::{average_precision, pr_curve, roc_auc, PrPoint};
+
+/// The model's verdict on one cached candidate, with what scoring needs to know about it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    pub prob_nodule: f32,
+    pub is_nodule: bool,
+    pub series_uid: String,
+    pub center_xyz: [f64; 3],
+    pub diameter_mm: f64,
+}
+
+impl Prediction {
+    /// The row for cache entry `entry` (of series `series_uid`) scored `prob_nodule`.
+    pub fn from_entry(entry: &shared::cache::Entry, series_uid: &str, prob_nodule: f32) -> Self {
+        Prediction {
+            prob_nodule,
+            is_nodule: entry.is_nodule,
+            series_uid: series_uid.to_owned(),
+            center_xyz: entry.center_xyz,
+            diameter_mm: entry.diameter_mm,
+        }
+    }
+}
+
+/// The book's threshold metrics (REFERENCE §7) at one threshold.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdMetrics {
+    pub threshold: f64,
+    pub true_positives: u64,
+    pub false_positives: u64,
+    pub true_negatives: u64,
+    pub false_negatives: u64,
+    /// 0 when nothing is called positive (the book divides by zero).
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+}
+
+impl ThresholdMetrics {
+    pub fn compute(predictions: &[Prediction], threshold: f64) -> Self {
+        let (mut tp, mut fp, mut tn, mut fn_) = (0u64, 0u64, 0u64, 0u64);
+        for p in predictions {
+            match (f64::from(p.prob_nodule) >= threshold, p.is_nodule) {
+                (true, true) => tp += 1,
+                (true, false) => fp += 1,
+                (false, false) => tn += 1,
+                (false, true) => fn_ += 1,
+            }
+        }
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let precision = ratio(tp, tp + fp);
+        let recall = ratio(tp, tp + fn_);
+        let f1 = if precision + recall == 0.0 {
+            0.0
+        } else {
+            2.0 * precision * recall / (precision + recall)
+        };
+        ThresholdMetrics {
+            threshold,
+            true_positives: tp,
+            false_positives: fp,
+            true_negatives: tn,
+            false_negatives: fn_,
+            precision,
+            recall,
+            f1,
+        }
+    }
+}
+
+/// Counts of P(nodule) in equal bins over [0, 1], per true class.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProbabilityHistogram {
+    pub bins: usize,
+    pub negatives: Vec<u64>,
+    pub positives: Vec<u64>,
+}
+
+impl ProbabilityHistogram {
+    pub fn compute(predictions: &[Prediction], bins: usize) -> Self {
+        let bins = bins.max(1);
+        let mut negatives = vec![0; bins];
+        let mut positives = vec![0; bins];
+        for p in predictions {
+            // Probability 1.0 belongs to the last bin, not one past it.
+            let bin = ((f64::from(p.prob_nodule) * bins as f64) as usize).min(bins - 1);
+            if p.is_nodule {
+                positives[bin] += 1;
+            } else {
+                negatives[bin] += 1;
+            }
+        }
+        ProbabilityHistogram {
+            bins,
+            negatives,
+            positives,
+        }
+    }
+}
+
+pub const HISTOGRAM_BINS: usize = 50;
+
+/// Everything `eval.json` holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    pub candidates: usize,
+    pub positives: usize,
+    pub negatives: usize,
+    /// `None` when a class is absent.
+    pub roc_auc: Option<f64>,
+    pub average_precision: Option<f64>,
+    pub at_half: ThresholdMetrics,
+    pub pr_curve: Vec<PrPoint>,
+    pub froc: Froc,
+    pub histogram: ProbabilityHistogram,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("candidate {index} ({series_uid}): P(nodule) is {value}, not a probability (did training diverge?)")]
+    NotAProbability {
+        index: usize,
+        series_uid: String,
+        value: f32,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Scores `predictions`. Nodules are the distinct positives (see
+/// [`nodules_from_positives`]); `scans` is the FROC divisor, by default the
+/// number of distinct series among the predictions.
+pub fn evaluate(predictions: &[Prediction], scans: Option<usize>) -> Result<EvalReport, EvalError> {
+    if let Some((index, p)) = predictions
+        .iter()
+        .enumerate()
+        .find(|(_, p)| !(0.0..=1.0).contains(&p.prob_nodule))
+    {
+        return Err(EvalError::NotAProbability {
+            index,
+            series_uid: p.series_uid.clone(),
+            value: p.prob_nodule,
+        });
+    }
+    let scores: Vec<f32> = predictions.iter().map(|p| p.prob_nodule).collect();
+    let labels: Vec<bool> = predictions.iter().map(|p| p.is_nodule).collect();
+    let positives = labels.iter().filter(|&&l| l).count();
+    let curve = pr_curve(&scores, &labels);
+    let scans = scans.unwrap_or_else(|| {
+        predictions
+            .iter()
+            .map(|p| p.series_uid.as_str())
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    });
+    let nodules = nodules_from_positives(predictions);
+    Ok(EvalReport {
+        candidates: predictions.len(),
+        positives,
+        negatives: predictions.len() - positives,
+        roc_auc: roc_auc(&scores, &labels),
+        average_precision: average_precision(&curve),
+        at_half: ThresholdMetrics::compute(predictions, 0.5),
+        pr_curve: curve,
+        froc: froc(predictions, &nodules, scans),
+        histogram: ProbabilityHistogram::compute(predictions, HISTOGRAM_BINS),
+    })
+}
+
+pub const REPORT_FILE: &str = "eval.json";
+
+/// Writes `report` as pretty JSON to `dir/eval.json`; returns the path.
+pub fn write_report(dir: &Path, report: &EvalReport) -> Result<PathBuf, EvalError> {
+    let path = dir.join(REPORT_FILE);
+    let io = |source| EvalError::Io {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let json = serde_json::to_vec_pretty(report).map_err(|e| io(e.into()))?;
+    std::fs::write(&path, json).map_err(io)?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pred(series: &str, x: f64, prob: f32, is_nodule: bool) -> Prediction {
+        Prediction {
+            prob_nodule: prob,
+            is_nodule,
+            series_uid: series.to_owned(),
+            center_xyz: [x, 0.0, 0.0],
+            diameter_mm: if is_nodule { 6.0 } else { 0.0 },
+        }
+    }
+
+    #[test]
+    fn report_of_a_perfect_classifier_and_its_json() {
+        let preds = vec![
+            pred("a", 0.0, 1.0, true),
+            pred("a", 40.0, 0.2, false),
+            pred("b", 0.0, 0.6, true),
+            pred("b", 40.0, 0.4, false),
+            pred("c", 40.0, 1.0e-3, false),
+        ];
+        let report = evaluate(&preds, None).unwrap();
+        assert_eq!(
+            (report.candidates, report.positives, report.negatives),
+            (5, 2, 3)
+        );
+        assert_eq!(report.roc_auc, Some(1.0));
+        assert_eq!(report.average_precision, Some(1.0));
+        assert_eq!(report.froc.scans, 3);
+        assert_eq!(report.froc.cpm, Some(1.0));
+        assert_eq!(report.at_half.true_positives, 2);
+        assert_eq!(report.at_half.f1, 1.0);
+        assert_eq!(report.histogram.positives.iter().sum::<u64>(), 2);
+        assert_eq!(report.histogram.positives[HISTOGRAM_BINS - 1], 1);
+        assert_eq!(report.histogram.negatives[0], 1);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_report(dir.path(), &report).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(json["froc"]["cpm"], 1.0);
+        assert_eq!(json["roc_auc"], 1.0);
+        assert_eq!(
+            json["froc"]["operating_points"].as_array().unwrap().len(),
+            7
+        );
+    }
+
+    #[test]
+    fn threshold_metrics_define_precision_without_positive_calls_as_zero() {
+        let preds = vec![pred("a", 0.0, 0.1, true), pred("a", 9.0, 0.2, false)];
+        let m = ThresholdMetrics::compute(&preds, 0.5);
+        assert_eq!((m.precision, m.recall, m.f1), (0.0, 0.0, 0.0));
+        assert_eq!((m.true_negatives, m.false_negatives), (1, 1));
+    }
+
+    #[test]
+    fn a_nan_probability_is_an_error_naming_the_candidate() {
+        let preds = vec![
+            pred("a", 0.0, 0.5, true),
+            pred("scan-x", 1.0, f32::NAN, false),
+        ];
+        let err = evaluate(&preds, None).unwrap_err().to_string();
+        assert!(
+            err.contains("candidate 1") && err.contains("scan-x"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,433 @@
+//! LunaModel (REFERENCE §6): the book's chapter 11–12 candidate classifier,
+//! plus the chapter 8 variants (width, depth, dropout, batch norm in the
+//! blocks, residual blocks) chosen by a [`ModelConfig`].
+//!
+//! Parameter paths mirror the book's PyTorch `state_dict` keys
+//! (`tail_batchnorm.weight`, `block1.conv1.weight`, …, `head_linear.bias`) so
+//! a checkpoint written here loads into the book's `LunaModel` unchanged.
+//! The default configuration is exactly the book's model; variants add
+//! `blockN.batchnorm{1,2}` and `blockN.shortcut` entries.
+
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, ModuleT};
+use tch::{Kind, Tensor};
+
+/// Input crop, (depth, height, width) = (index, row, column).
+pub const INPUT_SHAPE: [i64; 3] = [32, 48, 48];
+/// Channels of the first block; each further block doubles them.
+const FIRST_BLOCK_CHANNELS: i64 = 8;
+/// 64 channels × (32/16) × (48/16) × (48/16) after four 2× poolings.
+pub const FLAT_FEATURES: i64 = 64 * 2 * 3 * 3;
+pub const NUM_CLASSES: i64 = 2;
+
+/// The architecture: the book's LunaModel by default.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Channel multiplier: blocks have 8K, 16K, 32K, … channels.
+    pub width: i64,
+    /// Number of conv blocks, each halving every spatial axis.
+    pub depth: usize,
+    /// Dropout probability on the flattened features, before the head.
+    pub dropout: f64,
+    /// BatchNorm3d after each conv inside the blocks.
+    pub block_batchnorm: bool,
+    /// A skip connection around each block's two convs (1×1×1 conv on the
+    /// shortcut where the channel count changes).
+    pub residual: bool,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            width: 1,
+            depth: 4,
+            dropout: 0.0,
+            block_batchnorm: false,
+            residual: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelConfigError {
+    #[error("width {0}: must be at least 1")]
+    Width(i64),
+    #[error("depth {depth}: must be at least 1, and {depth} halvings of the {shape:?} crop leave an axis empty")]
+    Depth { depth: usize, shape: [i64; 3] },
+    #[error("dropout {0}: must be in [0, 1)")]
+    Dropout(f64),
+}
+
+impl ModelConfig {
+    /// Rejects settings that cannot build a model for `input` crops.
+    pub fn validate(&self, input: [i64; 3]) -> Result<(), ModelConfigError> {
+        if self.width < 1 {
+            return Err(ModelConfigError::Width(self.width));
+        }
+        if self.depth == 0 || self.depth >= 63 || input.iter().any(|&d| d >> self.depth == 0) {
+            return Err(ModelConfigError::Depth {
+                depth: self.depth,
+                shape: input,
+            });
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(ModelConfigError::Dropout(self.dropout));
+        }
+        Ok(())
+    }
+
+    /// Output channels of each block.
+    pub fn block_channels(&self) -> Vec<i64> {
+        (0..self.depth)
+            .map(|i| (FIRST_BLOCK_CHANNELS * self.width) << i)
+            .collect()
+    }
+
+    /// Features the head sees for `input` crops: last block's channels times
+    /// what `depth` floor-halvings leave of each axis.
+    pub fn flat_features(&self, input: [i64; 3]) -> i64 {
+        let channels = self.block_channels().last().copied().unwrap_or(1);
+        channels * input.iter().map(|&d| d >> self.depth).product::<i64>()
+    }
+
+    /// Is this the book's LunaModel?
+    pub fn is_book(&self) -> bool {
+        *self == ModelConfig::default()
+    }
+}
+
+/// How conv/linear biases are initialised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum BiasInit {
+    /// `uniform(-1/sqrt(fan_out), +1/sqrt(fan_out))`: what the book meant.
+    Uniform,
+    /// `normal(mean=-1/sqrt(fan_out), std=1/sqrt(fan_out))`: what the book's
+    /// `nn.init.normal_(m.bias, -bound, bound)` actually does (its bug).
+    Book,
+}
+
+/// PyTorch's BatchNorm starts at the identity (weight 1); tch's default is uniform.
+fn batch_norm(path: nn::Path, channels: i64) -> nn::BatchNorm {
+    nn::batch_norm3d(
+        path,
+        channels,
+        nn::BatchNormConfig {
+            ws_init: nn::Init::Const(1.0),
+            ..Default::default()
+        },
+    )
+}
+
+#[derive(Debug)]
+struct LunaBlock {
+    conv1: nn::Conv3D,
+    conv2: nn::Conv3D,
+    batchnorms: Option<(nn::BatchNorm, nn::BatchNorm)>,
+    /// `Some(None)`: identity skip; `Some(Some(conv))`: 1×1×1 projection.
+    shortcut: Option<Option<nn::Conv3D>>,
+}
+
+impl LunaBlock {
+    fn new(
+        path: &nn::Path,
+        in_channels: i64,
+        out_channels: i64,
+        config: &ModelConfig,
+        bias: BiasInit,
+    ) -> Self {
+        let cfg = nn::ConvConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        let conv1 = nn::conv3d(path / "conv1", in_channels, out_channels, 3, cfg);
+        let conv2 = nn::conv3d(path / "conv2", out_channels, out_channels, 3, cfg);
+        init_weight_and_bias(&conv1.ws, conv1.bs.as_ref(), bias);
+        init_weight_and_bias(&conv2.ws, conv2.bs.as_ref(), bias);
+        let batchnorms = config.block_batchnorm.then(|| {
+            (
+                batch_norm(path / "batchnorm1", out_channels),
+                batch_norm(path / "batchnorm2", out_channels),
+            )
+        });
+        let shortcut = config.residual.then(|| {
+            (in_channels != out_channels).then(|| {
+                let conv = nn::conv3d(
+                    path / "shortcut",
+                    in_channels,
+                    out_channels,
+                    1,
+                    Default::default(),
+                );
+                init_weight_and_bias(&conv.ws, conv.bs.as_ref(), bias);
+                conv
+            })
+        });
+        LunaBlock {
+            conv1,
+            conv2,
+            batchnorms,
+            shortcut,
+        }
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut y = x.apply(&self.conv1);
+        if let Some((bn1, _)) = &self.batchnorms {
+            y = bn1.forward_t(&y, train);
+        }
+        y = y.relu().apply(&self.conv2);
+        if let Some((_, bn2)) = &self.batchnorms {
+            y = bn2.forward_t(&y, train);
+        }
+        // ResNet order: add the shortcut before the second ReLU.
+        let y = match &self.shortcut {
+            Some(Some(projection)) => y + x.apply(projection),
+            Some(None) => y + x,
+            None => y,
+        };
+        y.relu()
+            .max_pool3d([2, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1], false)
+    }
+}
+
+#[derive(Debug)]
+pub struct LunaModel {
+    tail_batchnorm: nn::BatchNorm,
+    blocks: Vec<LunaBlock>,
+    dropout: f64,
+    head_linear: nn::Linear,
+}
+
+impl LunaModel {
+    /// The book's model under `root` with the book's initialisation, drawing
+    /// from libtorch's global generator (seed it with `tch::manual_seed`).
+    pub fn new(root: &nn::Path, bias: BiasInit) -> Self {
+        Self::with_config(root, &ModelConfig::default(), bias)
+    }
+
+    /// A variant for [`INPUT_SHAPE`] crops; `config` must pass
+    /// [`ModelConfig::validate`] (the flatten size would be 0 otherwise).
+    pub fn with_config(root: &nn::Path, config: &ModelConfig, bias: BiasInit) -> Self {
+        let tail_batchnorm = batch_norm(root / "tail_batchnorm", 1);
+        let mut blocks = Vec::with_capacity(config.depth);
+        let mut in_channels = 1;
+        for (i, out_channels) in config.block_channels().into_iter().enumerate() {
+            let path = root / format!("block{}", i + 1);
+            blocks.push(LunaBlock::new(
+                &path,
+                in_channels,
+                out_channels,
+                config,
+                bias,
+            ));
+            in_channels = out_channels;
+        }
+        let head_linear = nn::linear(
+            root / "head_linear",
+            config.flat_features(INPUT_SHAPE),
+            NUM_CLASSES,
+            Default::default(),
+        );
+        init_weight_and_bias(&head_linear.ws, head_linear.bs.as_ref(), bias);
+        LunaModel {
+            tail_batchnorm,
+            blocks,
+            dropout: config.dropout,
+            head_linear,
+        }
+    }
+
+    /// `[N,1,32,48,48]` float HU → (logits `[N,2]`, softmax `[N,2]`).
+    /// `train` selects BatchNorm's batch statistics (and updates its running
+    /// averages) versus the running averages, and switches dropout on.
+    pub fn forward(&self, input: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let mut x = self.tail_batchnorm.forward_t(input, train);
+        for block in &self.blocks {
+            x = block.forward(&x, train);
+        }
+        let mut x = x.flatten(1, -1);
+        if self.dropout > 0.0 {
+            x = x.dropout(self.dropout, train);
+        }
+        let logits = x.apply(&self.head_linear);
+        let probs = logits.softmax(1, Kind::Float);
+        (logits, probs)
+    }
+}
+
+/// `kaiming_normal_(mode='fan_out', nonlinearity='relu')` on the weight and
+/// the chosen bias scheme, both with `fan_out = out_features × kernel volume`.
+fn init_weight_and_bias(weight: &Tensor, bias: Option<&Tensor>, scheme: BiasInit) {
+    let size = weight.size();
+    let fan_out: i64 = size[0] * size[2..].iter().product::<i64>();
+    let fan_out = fan_out as f64;
+    let gain = 2f64.sqrt();
+    tch::no_grad(|| {
+        let _ = weight.shallow_clone().normal_(0.0, gain / fan_out.sqrt());
+        if let Some(bias) = bias {
+            let bound = 1.0 / fan_out.sqrt();
+            let _ = match scheme {
+                BiasInit::Uniform => bias.shallow_clone().uniform_(-bound, bound),
+                BiasInit::Book => bias.shallow_clone().normal_(-bound, bound),
+            };
+        }
+    });
+}
+
+/// Number of trainable scalars.
+pub fn parameter_count(vs: &nn::VarStore) -> i64 {
+    vs.trainable_variables()
+        .iter()
+        .map(Tensor::numel)
+        .sum::<usize>() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    fn model(bias: BiasInit) -> (nn::VarStore, LunaModel) {
+        tch::manual_seed(1);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let m = LunaModel::new(&vs.root(), bias);
+        (vs, m)
+    }
+
+    #[test]
+    fn has_the_books_222220_parameters_under_state_dict_names() {
+        let (vs, _) = model(BiasInit::Uniform);
+        assert_eq!(parameter_count(&vs), 222_220);
+        let mut names: Vec<String> = vs.variables().into_keys().collect();
+        names.sort();
+        let mut expected = vec![
+            "tail_batchnorm.weight".to_owned(),
+            "tail_batchnorm.bias".to_owned(),
+            "tail_batchnorm.running_mean".to_owned(),
+            "tail_batchnorm.running_var".to_owned(),
+            "head_linear.weight".to_owned(),
+            "head_linear.bias".to_owned(),
+        ];
+        for b in 1..=4 {
+            for c in 1..=2 {
+                for p in ["weight", "bias"] {
+                    expected.push(format!("block{b}.conv{c}.{p}"));
+                }
+            }
+        }
+        expected.sort();
+        assert_eq!(names, expected);
+        let vars = vs.variables();
+        assert_eq!(vars["block4.conv2.weight"].size(), vec![64, 64, 3, 3, 3]);
+        assert_eq!(vars["head_linear.weight"].size(), vec![2, 1152]);
+        assert_eq!(vars["tail_batchnorm.weight"].double_value(&[0]), 1.0);
+    }
+
+    fn variant_parameters(config: ModelConfig) -> i64 {
+        config.validate(INPUT_SHAPE).unwrap();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _m = LunaModel::with_config(&vs.root(), &config, BiasInit::Uniform);
+        parameter_count(&vs)
+    }
+
+    #[test]
+    fn variants_have_the_hand_counted_parameters() {
+        let book = ModelConfig::default();
+        assert_eq!(variant_parameters(book), 222_220);
+        // Dropout has no parameters.
+        let dropout = ModelConfig {
+            dropout: 0.3,
+            ..book
+        };
+        assert_eq!(variant_parameters(dropout), 222_220);
+        // Width 2: channels 16,32,64,128. Tail 2; convs (out·in·27 + out):
+        // 448 + 6,928 | 13,856 + 27,680 | 55,360 + 110,656 | 221,312 + 442,496;
+        // head 128·2·3·3 = 2,304 features → 2,304·2 + 2 = 4,610. Sum 883,348.
+        let wide = ModelConfig { width: 2, ..book };
+        assert_eq!(variant_parameters(wide), 883_348);
+        // Depth 3: the book's first three blocks (2 + 224 + 1,736 + 3,472 +
+        // 6,928 + 13,856 + 27,680 = 53,898) and a head over 32·4·6·6 = 4,608
+        // features (9,218). Sum 63,116.
+        let shallow = ModelConfig { depth: 3, ..book };
+        assert_eq!(variant_parameters(shallow), 63_116);
+        // Two BatchNorm3d per block, weight + bias per channel:
+        // 2·2·(8+16+32+64) = 480 more.
+        let bn = ModelConfig {
+            block_batchnorm: true,
+            ..book
+        };
+        assert_eq!(variant_parameters(bn), 222_700);
+        // Every block changes channels, so each gets a 1×1×1 projection:
+        // (8+8) + (128+16) + (512+32) + (2,048+64) = 2,816 more.
+        let residual = ModelConfig {
+            residual: true,
+            ..book
+        };
+        assert_eq!(variant_parameters(residual), 225_036);
+    }
+
+    #[test]
+    fn impossible_variants_are_rejected() {
+        let book = ModelConfig::default();
+        // 32 >> 6 = 0: six halvings leave nothing of the index axis.
+        assert!(ModelConfig { depth: 6, ..book }
+            .validate(INPUT_SHAPE)
+            .is_err());
+        assert!(ModelConfig { depth: 5, ..book }
+            .validate(INPUT_SHAPE)
+            .is_ok());
+        assert!(ModelConfig { depth: 0, ..book }
+            .validate(INPUT_SHAPE)
+            .is_err());
+        assert!(ModelConfig { width: 0, ..book }
+            .validate(INPUT_SHAPE)
+            .is_err());
+        assert!(ModelConfig {
+            dropout: 1.0,
+            ..book
+        }
+        .validate(INPUT_SHAPE)
+        .is_err());
+    }
+
+    #[test]
+    fn forward_gives_logits_and_probabilities_per_sample() {
+        let (_vs, m) = model(BiasInit::Uniform);
+        let x = Tensor::randn([3, 1, 32, 48, 48], (Kind::Float, Device::Cpu)) * 500.0;
+        let (logits, probs) = m.forward(&x, false);
+        assert_eq!(logits.size(), vec![3, 2]);
+        assert_eq!(probs.size(), vec![3, 2]);
+        let row_sums = probs.sum_dim_intlist(1, false, Kind::Float);
+        assert!(row_sums.allclose(
+            &Tensor::ones([3], (Kind::Float, Device::Cpu)),
+            1e-5,
+            1e-6,
+            false
+        ));
+    }
+
+    #[test]
+    fn weights_follow_kaiming_fan_out_and_biases_the_chosen_scheme() {
+        let (vs, _) = model(BiasInit::Uniform);
+        let vars = vs.variables();
+        // fan_out = 64 * 27: std sqrt(2/1728) ≈ 0.0340 over 110,592 draws.
+        let w = &vars["block4.conv2.weight"];
+        let std = w.std(true).double_value(&[]);
+        assert!((std - (2.0f64 / 1728.0).sqrt()).abs() < 0.001, "std {std}");
+        // fan_out = 8 * 27 = 216: bound ≈ 0.068.
+        let b = &vars["block1.conv1.bias"];
+        let bound = 1.0 / 216f64.sqrt();
+        assert!(b.abs().max().double_value(&[]) <= bound);
+
+        let (vs, _) = model(BiasInit::Book);
+        let b = &vs.variables()["block4.conv2.bias"];
+        let bound = 1.0 / 1728f64.sqrt();
+        let mean = b.mean(Kind::Float).double_value(&[]);
+        // 64 draws of normal(-bound, bound): the mean sits near -bound, not 0.
+        assert!(
+            (mean + bound).abs() < 0.5 * bound,
+            "mean {mean}, bound {bound}"
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! Which cache entries each epoch visits, in which order (REFERENCE §2.4, §5).
+//!
+//! Like FFCV's traversal orders, an epoch's order is a pure function of
+//! (seed, epoch): a run is reproducible, and a resumed run visits exactly
+//! what the uninterrupted one would have.
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// The book's balanced epoch length (`LunaDataset.__len__` with a ratio).
+pub const BALANCED_EPOCH_SAMPLES: usize = 200_000;
+
+/// The book's split of the canonical candidate list: validation is every
+/// `stride`-th entry starting at 0 (`list[::stride]`), training the rest.
+pub fn split(len: usize, stride: usize) -> (Vec<u32>, Vec<u32>) {
+    let stride = stride.max(1);
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for i in 0..len as u32 {
+        if i as usize % stride == 0 {
+            val.push(i);
+        } else {
+            train.push(i);
+        }
+    }
+    (train, val)
+}
+
+/// Chapter 12's `__getitem__` with `ratio_int = ratio`: every `ratio + 1`-th
+/// sample is the next positive, the others walk the negatives; both lists wrap.
+pub fn balanced_pick(ndx: usize, ratio: usize, positives: &[u32], negatives: &[u32]) -> u32 {
+    let pos_ndx = ndx / (ratio + 1);
+    if ndx % (ratio + 1) != 0 {
+        negatives[(ndx - 1 - pos_ndx) % negatives.len()]
+    } else {
+        positives[pos_ndx % positives.len()]
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SamplerError {
+    #[error("--balanced needs positive and negative training candidates; the training split has {positives} positives and {negatives} negatives")]
+    CannotBalance { positives: usize, negatives: usize },
+    #[error("the training split is empty")]
+    Empty,
+}
+
+/// The training traversal.
+#[derive(Clone, Debug)]
+pub struct TrainSampler {
+    seed: u64,
+    /// `Some(r)`: r negatives per positive, as `--balanced r`.
+    ratio: Option<usize>,
+    samples_per_epoch: usize,
+    all: Vec<u32>,
+    positives: Vec<u32>,
+    negatives: Vec<u32>,
+}
+
+impl TrainSampler {
+    /// `train` are cache indices in canonical order, `is_nodule` labels every
+    /// cache index. `epoch_samples` overrides the balanced epoch length and
+    /// caps the unbalanced one.
+    pub fn new(
+        train: Vec<u32>,
+        is_nodule: impl Fn(u32) -> bool,
+        ratio: Option<usize>,
+        epoch_samples: Option<usize>,
+        seed: u64,
+    ) -> Result<Self, SamplerError> {
+        if train.is_empty() {
+            return Err(SamplerError::Empty);
+        }
+        let (positives, negatives): (Vec<u32>, Vec<u32>) =
+            train.iter().partition(|&&i| is_nodule(i));
+        let samples_per_epoch = match ratio {
+            Some(_) if positives.is_empty() || negatives.is_empty() => {
+                return Err(SamplerError::CannotBalance {
+                    positives: positives.len(),
+                    negatives: negatives.len(),
+                })
+            }
+            Some(_) => epoch_samples.unwrap_or(BALANCED_EPOCH_SAMPLES),
+            None => epoch_samples.map_or(train.len(), |n| n.min(train.len())),
+        };
+        Ok(TrainSampler {
+            seed,
+            ratio,
+            samples_per_epoch,
+            all: train,
+            positives,
+            negatives,
+        })
+    }
+
+    pub fn samples_per_epoch(&self) -> usize {
+        self.samples_per_epoch
+    }
+
+    /// The cache indices of epoch `epoch` (1-based like the book's log), in order.
+    pub fn epoch_order(&self, epoch: usize) -> Vec<u32> {
+        let mut rng = epoch_rng(self.seed, epoch);
+        match self.ratio {
+            Some(ratio) => {
+                // The book shuffles the negative list, then the positive one.
+                let mut negatives = self.negatives.clone();
+                let mut positives = self.positives.clone();
+                negatives.shuffle(&mut rng);
+                positives.shuffle(&mut rng);
+                (0..self.samples_per_epoch)
+                    .map(|ndx| balanced_pick(ndx, ratio, &positives, &negatives))
+                    .collect()
+            }
+            None => {
+                let mut order = self.all.clone();
+                order.shuffle(&mut rng);
+                order.truncate(self.samples_per_epoch);
+                order
+            }
+        }
+    }
+}
+
+/// An RNG owned by one epoch: independent of every other epoch's draws.
+fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(epoch as u64);
+    rng
+}
+
+/// A libtorch seed for one batch of one phase, so augmentation noise does
+/// not depend on how many batches ran before in this process.
+pub fn batch_seed(seed: u64, epoch: usize, phase: u64, batch: usize) -> i64 {
+    // SplitMix64 over the packed coordinates: distinct inputs, well-spread seeds.
+    let mut z = seed
+        ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ phase.wrapping_mul(0xD1B5_4A32_D192_ED03)
+        ^ (batch as u64).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 1) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_is_the_books_stride_slice() {
+        let (train, val) = split(23, 10);
+        assert_eq!(val, vec![0, 10, 20]);
+        assert_eq!(train.len(), 20);
+        assert!(!train.contains(&0) && !train.contains(&10) && train.contains(&11));
+    }
+
+    #[test]
+    fn balanced_mapping_matches_hand_computed_indices() {
+        // ratio 2: P N N P N N P ...; negatives continue without skipping.
+        let pos = [100, 101];
+        let neg = [200, 201, 202];
+        let got: Vec<u32> = (0..9).map(|n| balanced_pick(n, 2, &pos, &neg)).collect();
+        // ndx: 0→pos[0]; 1→neg[(1-1-0)%3]=neg0; 2→neg1; 3→pos[1]; 4→neg[(4-1-1)]=neg2;
+        // 5→neg[3%3]=neg0; 6→pos[2%2]=pos0; 7→neg[(7-1-2)%3]=neg1; 8→neg2.
+        assert_eq!(got, vec![100, 200, 201, 101, 202, 200, 100, 201, 202]);
+        // ratio 1 alternates.
+        let got: Vec<u32> = (0..6).map(|n| balanced_pick(n, 1, &pos, &neg)).collect();
+        assert_eq!(got, vec![100, 200, 101, 201, 100, 202]);
+    }
+
+    fn sampler(ratio: Option<usize>, epoch_samples: Option<usize>, seed: u64) -> TrainSampler {
+        // Indices 0..4 are nodules, 4..40 are not.
+        TrainSampler::new((0..40).collect(), |i| i < 4, ratio, epoch_samples, seed).unwrap()
+    }
+
+    #[test]
+    fn balanced_epochs_follow_the_ratio_and_default_to_200000() {
+        let s = sampler(Some(1), None, 7);
+        assert_eq!(s.samples_per_epoch(), BALANCED_EPOCH_SAMPLES);
+        let s = sampler(Some(3), Some(400), 7);
+        let order = s.epoch_order(1);
+        assert_eq!(order.len(), 400);
+        let positives = order.iter().filter(|&&i| i < 4).count();
+        assert_eq!(positives, 100);
+        assert!(order.iter().step_by(4).all(|&i| i < 4));
+        // Each positive appears equally often; the negatives rotate through all 36.
+        for p in 0..4 {
+            assert_eq!(order.iter().filter(|&&i| i == p).count(), 25);
+        }
+        let distinct_neg: std::collections::BTreeSet<_> =
+            order.iter().filter(|&&i| i >= 4).collect();
+        assert_eq!(distinct_neg.len(), 36);
+    }
+
+    #[test]
+    fn orders_are_a_pure_function_of_seed_and_epoch() {
+        let a = sampler(None, None, 5);
+        let b = sampler(None, None, 5);
+        assert_eq!(a.epoch_order(2), b.epoch_order(2));
+        assert_ne!(a.epoch_order(1), a.epoch_order(2));
+        assert_ne!(a.epoch_order(1), sampler(None, None, 6).epoch_order(1));
+        let mut sorted = a.epoch_order(3);
+        sorted.sort();
+        assert_eq!(sorted, (0..40).collect::<Vec<_>>());
+        assert_eq!(sampler(None, Some(10), 5).epoch_order(1).len(), 10);
+        assert_eq!(sampler(None, Some(1000), 5).epoch_order(1).len(), 40);
+    }
+
+    #[test]
+    fn balancing_needs_both_classes() {
+        let err = TrainSampler::new((0..5).collect(), |_| false, Some(1), None, 0).unwrap_err();
+        assert_eq!(
+            err,
+            SamplerError::CannotBalance {
+                positives: 0,
+                negatives: 5
+            }
+        );
+        assert_eq!(
+            TrainSampler::new(vec![], |_| false, None, None, 0).unwrap_err(),
+            SamplerError::Empty
+        );
+    }
+
+    #[test]
+    fn batch_seeds_differ_across_coordinates() {
+        let base = batch_seed(1, 1, 0, 0);
+        assert!(base >= 0);
+        for other in [
+            batch_seed(2, 1, 0, 0),
+            batch_seed(1, 2, 0, 0),
+            batch_seed(1, 1, 1, 0),
+            batch_seed(1, 1, 0, 1),
+        ] {
+            assert_ne!(base, other);
+        }
+        assert_eq!(base, batch_seed(1, 1, 0, 0));
+    }
+}

@@ -1,0 +1,71 @@
+//! The command line: help, doctor, and clean errors for bad input.
+
+mod common;
+
+#[test]
+fn help_lists_the_books_flags() {
+    let (ok, text) = common::train_output(&["--help"]);
+    assert!(ok, "{text}");
+    for flag in [
+        "--cache",
+        "--epochs",
+        "--batch-size",
+        "--num-workers",
+        "--balanced",
+        "--augmented",
+        "--augment-flip",
+        "--augment-offset",
+        "--augment-scale",
+        "--augment-rotate",
+        "--augment-noise",
+        "--tb-prefix",
+        "--device",
+        "--lr",
+        "--momentum",
+        "--val-stride",
+        "--epoch-samples",
+        "--val-samples",
+        "--seed",
+        "--runs",
+        "--resume",
+        "--threads",
+        "--book-bias-init",
+        "[COMMENT]",
+        "doctor",
+    ] {
+        assert!(
+            text.contains(flag),
+            "--help does not mention {flag}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn doctor_runs_without_a_cache() {
+    let (ok, text) = common::train_output(&["doctor"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("libtorch"), "{text}");
+}
+
+#[test]
+fn missing_or_bad_input_fails_with_a_message_not_a_panic() {
+    let (ok, text) = common::train_output::<&str>(&[]);
+    assert!(!ok);
+    assert!(text.contains("--cache"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-cache");
+    let (ok, text) =
+        common::train_output(&["--cache", missing.to_str().unwrap(), "--device", "cpu"]);
+    assert!(!ok);
+    assert!(text.contains("no-such-cache"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+
+    let (ok, text) =
+        common::train_output(&["--cache", missing.to_str().unwrap(), "--device", "tpu"]);
+    assert!(!ok);
+    assert!(text.contains("tpu"), "{text}");
+
+    let (ok, text) = common::train_output(&["--cache", "x", "--balanced", "0"]);
+    assert!(!ok, "a zero ratio must be refused: {text}");
+}

@@ -1,0 +1,294 @@
+//! `train eval` and `train predict` on a checkpoint from a tiny one-epoch run.
+
+mod common;
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+use shared::cache::CacheReader;
+use train::cli::{EvalArgs, ScoreArgs, Split};
+
+fn os(args: &[&str]) -> Vec<OsString> {
+    args.iter().map(OsString::from).collect()
+}
+
+/// Trains one tiny epoch on the CPU with `extra` flags; returns the run's checkpoint dir.
+fn tiny_run(cache: &Path, runs: &Path, comment: &str, extra: &[&str]) -> PathBuf {
+    let mut args: Vec<OsString> =
+        vec!["--cache".into(), cache.into(), "--runs".into(), runs.into()];
+    args.extend(os(&[
+        "--device",
+        "cpu",
+        "--threads",
+        "2",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--epoch-samples",
+        "16",
+        "--val-samples",
+        "8",
+        "--momentum",
+        "0.9",
+        "--seed",
+        "3",
+        "--balanced=1",
+    ]));
+    args.extend(os(extra));
+    args.push(comment.into());
+    let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
+    common::train(&refs);
+    common::find_dir(&runs.join("p2ch12"), &format!("-cls-{comment}"))
+}
+
+fn score_args(cache: &Path, ckpt: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec![
+        "--cache".into(),
+        cache.into(),
+        "--checkpoint".into(),
+        ckpt.into(),
+    ];
+    args.extend(os(&[
+        "--device",
+        "cpu",
+        "--threads",
+        "2",
+        "--batch-size",
+        "16",
+    ]));
+    args
+}
+
+fn run_train(sub: &str, mut args: Vec<OsString>, extra: &[&OsStr]) -> String {
+    args.insert(0, sub.into());
+    args.extend(extra.iter().map(|s| s.to_os_string()));
+    let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
+    common::train(&refs)
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[test]
+fn eval_writes_report_and_plots_and_predict_matches_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = common::synthetic_cache(tmp.path(), 2, 11);
+    let ckpt = tiny_run(&cache, &tmp.path().join("runs"), "evaltest", &[]);
+    let reader = CacheReader::open(&cache).unwrap();
+    let n = reader.len();
+    let n_val = n.div_ceil(10);
+
+    // Default split (val) and output folder (the checkpoint's).
+    let out = run_train("eval", score_args(&cache, &ckpt), &[]);
+    for needle in ["ROC AUC", "average precision", "CPM", "FPs/scan", "E1 val"] {
+        assert!(out.contains(needle), "no {needle:?} in:\n{out}");
+    }
+    let report = read_json(&ckpt.join("eval.json"));
+    assert_eq!(report["candidates"], n_val);
+    for field in [
+        "positives",
+        "negatives",
+        "roc_auc",
+        "average_precision",
+        "at_half",
+        "pr_curve",
+        "histogram",
+    ] {
+        assert!(
+            report.get(field).is_some(),
+            "eval.json lacks {field}: {report}"
+        );
+    }
+    assert_eq!(
+        report["froc"]["operating_points"].as_array().unwrap().len(),
+        7
+    );
+    assert!(report["froc"].get("cpm").is_some());
+    let pngs: Vec<PathBuf> = std::fs::read_dir(&ckpt)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "png"))
+        .collect();
+    assert!(pngs.len() >= 3, "plots: {pngs:?}");
+    for png in &pngs {
+        let bytes = std::fs::read(png).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", png.display());
+    }
+
+    // --split changes what is scored (train is all minus val, the sampler's
+    // split, tested in score.rs); --out moves the report; the weights file
+    // alone is enough.
+    let dir = tmp.path().join("eval-all");
+    std::fs::copy(
+        ckpt.join("model.safetensors"),
+        tmp.path().join("model.safetensors"),
+    )
+    .unwrap();
+    run_train(
+        "eval",
+        score_args(&cache, &tmp.path().join("model.safetensors")),
+        &[
+            "--split".as_ref(),
+            "all".as_ref(),
+            "--out".as_ref(),
+            dir.as_os_str(),
+        ],
+    );
+    assert_eq!(read_json(&dir.join("eval.json"))["candidates"], n);
+
+    // predict: one row per validation candidate, in cache order, with eval's probabilities.
+    let csv_path = tmp.path().join("sub/predictions.csv");
+    run_train(
+        "predict",
+        score_args(&cache, &ckpt),
+        &[
+            "--split".as_ref(),
+            "val".as_ref(),
+            "--out".as_ref(),
+            csv_path.as_os_str(),
+        ],
+    );
+    let text = std::fs::read_to_string(&csv_path).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("seriesuid,coordX,coordY,coordZ,probability")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), n_val);
+    assert!(!csv_path.with_extension("csv.tmp").exists());
+
+    let evaluated = train::eval_checkpoint::run(&EvalArgs {
+        score: ScoreArgs {
+            cache: cache.clone(),
+            checkpoint: ckpt.clone(),
+            val_stride: 10,
+            batch_size: 5,
+            num_workers: 1,
+            device: "cpu".into(),
+            threads: Some(2),
+        },
+        split: Split::Val,
+        out: Some(tmp.path().join("eval-inproc")),
+    })
+    .unwrap();
+    assert_eq!(evaluated.predictions.len(), n_val);
+    for (k, (row, pred)) in rows.iter().zip(&evaluated.predictions).enumerate() {
+        let entry = &reader.entries()[k * 10];
+        assert_eq!(row.len(), 5, "{row:?}");
+        assert_eq!(row[0], reader.series_uid(entry.series));
+        let xyz: Vec<f64> = row[1..4].iter().map(|v| v.parse().unwrap()).collect();
+        assert_eq!(xyz, entry.center_xyz.to_vec());
+        let p: f32 = row[4].parse().unwrap();
+        assert!((0.0..=1.0).contains(&p), "{p}");
+        // Batches of 16 vs 5 run the same per-sample arithmetic up to float reassociation.
+        assert!(
+            (p - pred.prob_nodule).abs() < 1e-5,
+            "row {k}: {p} vs {}",
+            pred.prob_nodule
+        );
+    }
+}
+
+#[test]
+fn a_variant_checkpoint_loads_in_eval_and_predict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = common::synthetic_cache(tmp.path(), 2, 12);
+    let ckpt = tiny_run(
+        &cache,
+        &tmp.path().join("runs"),
+        "variant",
+        &[
+            "--width",
+            "2",
+            "--depth",
+            "3",
+            "--dropout",
+            "0.25",
+            "--block-batchnorm",
+            "--residual",
+            "--weight-decay",
+            "0.0001",
+        ],
+    );
+    let meta = common::run_python(
+        "import json,sys\nfrom safetensors import safe_open\n\
+         f=safe_open(sys.argv[1],'np')\n\
+         print(json.dumps({'meta':f.metadata(),'keys':sorted(f.keys())}))",
+        &[ckpt.join("model.safetensors").as_os_str()],
+    );
+    let arch: serde_json::Value =
+        serde_json::from_str(meta["meta"]["luna_architecture"].as_str().unwrap()).unwrap();
+    assert_eq!(arch["width"], 2);
+    assert_eq!(arch["depth"], 3);
+    assert_eq!(arch["residual"], true);
+    let keys = meta["keys"].as_array().unwrap();
+    assert!(
+        keys.iter().any(|k| k == "block3.shortcut.weight"),
+        "{keys:?}"
+    );
+    assert!(
+        keys.iter()
+            .any(|k| k == "block2.batchnorm1.num_batches_tracked"),
+        "{keys:?}"
+    );
+    assert!(!keys
+        .iter()
+        .any(|k| k.as_str().unwrap().starts_with("block4")));
+
+    let out = run_train("eval", score_args(&cache, &ckpt), &[]);
+    assert!(out.contains("CPM"), "{out}");
+    assert!(ckpt.join("eval.json").is_file());
+    let csv = tmp.path().join("p.csv");
+    run_train(
+        "predict",
+        score_args(&cache, &ckpt),
+        &[
+            "--split".as_ref(),
+            "val".as_ref(),
+            "--out".as_ref(),
+            csv.as_os_str(),
+        ],
+    );
+    let n_val = CacheReader::open(&cache).unwrap().len().div_ceil(10);
+    assert_eq!(
+        std::fs::read_to_string(&csv).unwrap().lines().count(),
+        n_val + 1
+    );
+
+    // Resuming rebuilds the variant from the saved settings.
+    let out = common::train(&[
+        "--cache".as_ref(),
+        cache.as_os_str(),
+        "--device".as_ref(),
+        "cpu".as_ref(),
+        "--threads".as_ref(),
+        "2".as_ref(),
+        "--epochs".as_ref(),
+        "2".as_ref(),
+        "--resume".as_ref(),
+        ckpt.as_os_str(),
+    ]);
+    assert!(out.contains("resuming after epoch 1"), "{out}");
+    assert!(out.contains("width: 2"), "{out}");
+}
+
+#[test]
+fn eval_of_a_missing_checkpoint_says_which_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_train"))
+        .args(["eval", "--cache"])
+        .arg(tmp.path())
+        .args(["--checkpoint"])
+        .arg(tmp.path().join("nope"))
+        .args(["--device", "cpu"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("Error"), "{err}");
+}
