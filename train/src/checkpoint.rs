@@ -107,11 +107,16 @@ impl View for &HostTensor {
     }
 }
 
+/// One metadata entry per file, on purpose: the safetensors crate writes the
+/// metadata map in `HashMap` order, which differs from process to process
+/// (safetensors issue #584), and a checkpoint must be byte-identical when the
+/// weights are.
 fn write_safetensors(
     path: &Path,
     tensors: &[(String, HostTensor)],
-    metadata: HashMap<String, String>,
+    metadata: (&str, String),
 ) -> Result<(), CheckpointError> {
+    let metadata = HashMap::from([(metadata.0.to_owned(), metadata.1)]);
     let bytes = safetensors::tensor::serialize(
         tensors.iter().map(|(n, t)| (n.as_str(), t)),
         &Some(metadata),
@@ -173,11 +178,7 @@ pub fn save_with_architecture(
             path: model_path.clone(),
             reason: e.to_string(),
         })?;
-    let meta = HashMap::from([
-        ("format".to_owned(), "pt".to_owned()),
-        (ARCHITECTURE_KEY.to_owned(), architecture_json),
-    ]);
-    write_safetensors(&model_path, &weights, meta)?;
+    write_safetensors(&model_path, &weights, (ARCHITECTURE_KEY, architecture_json))?;
 
     let momentum: Vec<(String, HostTensor)> = sgd
         .momentum_buffers()
@@ -188,8 +189,11 @@ pub fn save_with_architecture(
         path: dir.join(TRAINER_FILE),
         reason: e.to_string(),
     })?;
-    let meta = HashMap::from([(RUN_STATE_KEY.to_owned(), state_json)]);
-    write_safetensors(&dir.join(TRAINER_FILE), &momentum, meta)
+    write_safetensors(
+        &dir.join(TRAINER_FILE),
+        &momentum,
+        (RUN_STATE_KEY, state_json),
+    )
 }
 
 type NamedTensors = Vec<(String, Tensor)>;

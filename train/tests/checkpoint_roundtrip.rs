@@ -77,6 +77,28 @@ fn save_then_load_restores_weights_momentum_and_state() {
         .equal(&model2.forward(&x, false).0));
 }
 
+/// Equal weights and state must give equal bytes, so runs can be compared by
+/// checksum (the resume test does); map order must not leak into the header.
+#[test]
+fn equal_checkpoints_are_byte_identical() {
+    let (vs, _model, sgd) = trained_model();
+    let dir = tempfile::tempdir().unwrap();
+    let read =
+        |i: usize, file: &str| std::fs::read(dir.path().join(i.to_string()).join(file)).unwrap();
+    for i in 0..8 {
+        checkpoint::save(&dir.path().join(i.to_string()), &vs, &sgd, &state()).unwrap();
+    }
+    for file in [checkpoint::MODEL_FILE, checkpoint::TRAINER_FILE] {
+        let first = read(0, file);
+        for i in 1..8 {
+            assert!(
+                read(i, file) == first,
+                "{file} of save {i} differs from save 0"
+            );
+        }
+    }
+}
+
 #[test]
 fn loading_a_damaged_or_foreign_file_is_an_error_naming_it() {
     let (vs, _, sgd) = trained_model();
