@@ -21,11 +21,13 @@ if [ "$QUICK" = 1 ]; then
     REPEATS=1
     LOADER_BATCHES=10
     LOADER_SAMPLES=2000
+    EPOCH_SAMPLES=64
 else
     SERIES=${BENCH_SERIES:-8}
     REPEATS=2
     LOADER_BATCHES=60
     LOADER_SAMPLES=20000
+    EPOCH_SAMPLES=1024
 fi
 SEED=${BENCH_SEED:-1}
 PY=${LUNA_PYTHON:-$HOME/.cache/luna-toolkit/venv/bin/python}
@@ -101,12 +103,12 @@ RAWS=("$DATA"/subset*/*.raw)
 say "warming the page cache"
 cat "${RAWS[@]}" "${SCANS[@]}" "$DATA"/*.csv >/dev/null
 
-say "1/5 scan reading: read_volume vs cat, per scan"
+say "1/6 scan reading: read_volume vs cat, per scan"
 record read_volume "$READ_VOLUME" --repeats 3 "${SCANS[@]}" >"$RESULTS/read_volume.jsonl"
 # The report shows the glob, not every file name.
 echo "$READ_VOLUME --repeats 3 $DATA/subset*/*.mhd" >"$RESULTS/read_volume.cmd"
 
-say "2/5 prepcache build (levels 1 and 3, 1 and 2 threads)"
+say "2/6 prepcache build (levels 1 and 3, 1 and 2 threads)"
 REPEATS=3 best_of read_all "" cat "${RAWS[@]}"
 echo "cat $DATA/subset*/*.raw > /dev/null" >"$RESULTS/read_all.cmd"
 for level in 1 3; do
@@ -126,20 +128,28 @@ say "    the book's prepcache (SimpleITK, float32, pickles in diskcache, 2 worke
 rm -rf "$OUT/book-cache"
 record book_prepcache "$PY" scripts/bench/book_prepcache.py "$DATA" "$OUT/book-cache" --workers 2 >"$RESULTS/book_prepcache.json"
 
-say "3/5 the book's loader (balanced, augmented on the CPU, batch 32, 2 workers)"
+say "3/6 the book's loader (balanced, augmented on the CPU, batch 32, 2 workers)"
 record book_loader "$PY" scripts/bench/book_loader.py "$DATA" "$OUT/book-cache" \
     --batches "$LOADER_BATCHES" --workers 2 >"$RESULTS/book_loader.json"
 
-say "4/5 LunaModel train step, CPU, 2 threads: PyTorch vs train bench-step (slow: minutes)"
+say "4/6 LunaModel train step, CPU, 2 threads: PyTorch vs train bench-step (slow: minutes)"
 if [ "$QUICK" = 1 ]; then STEP_ARGS=(--batch-sizes 32 --warmup 1 --steps 1); else STEP_ARGS=(--batch-sizes 32,128 --warmup 1 --steps 3); fi
 record torch_train_step "$PY" scripts/bench/torch_train_step.py "${STEP_ARGS[@]}" --threads 2 \
     >"$RESULTS/torch_train_step.jsonl"
 record train_bench_step "$TRAIN" bench-step "${STEP_ARGS[@]}" --threads 2 --device cpu \
     >"$RESULTS/train_bench_step.jsonl"
 
-say "5/5 Rust loader (train bench-loader, balanced like the book loader)"
+say "5/6 Rust loader (train bench-loader, balanced like the book loader)"
 record train_bench_loader "$TRAIN" bench-loader --cache "$OUT/cache-l1-t2" --num-workers 2 --batch-size 32 \
     --balanced --samples "$LOADER_SAMPLES" --device cpu --json >"$RESULTS/train_bench_loader.json"
+
+say "6/6 one training epoch end to end, CPU, 2 threads, 2 workers: the book's loop vs train (slow: minutes)"
+record book_train_epoch "$PY" scripts/bench/book_train_epoch.py "$DATA" "$OUT/book-cache" \
+    --samples "$EPOCH_SAMPLES" --workers 2 --threads 2 >"$RESULTS/book_train_epoch.json"
+rm -rf "$OUT/runs"
+record train_epoch "$TRAIN" --cache "$OUT/cache-l1-t2" --runs "$OUT/runs" --epochs 1 \
+    --epoch-samples "$EPOCH_SAMPLES" --val-samples 64 --balanced --augmented --momentum 0.99 \
+    --num-workers 2 --threads 2 --device cpu --seed 1 bench >"$RESULTS/train_epoch.stdout"
 
 echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS/machine.env"
 "$PY" scripts/bench/render.py "$RESULTS" BENCHMARKS.md

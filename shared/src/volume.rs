@@ -105,6 +105,19 @@ impl MappedVolume {
     fn index(&self, irc: [usize; 3]) -> usize {
         (irc[0] * self.shape[1] + irc[1]) * self.shape[2] + irc[2]
     }
+
+    /// Every voxel as stored, `[i][r][c]`, *not* clipped, viewed in place:
+    /// reading a whole scan this way costs about what `cat` does, where a
+    /// copy into an owned buffer costs 5–10× more (BENCHMARKS.md §1). None
+    /// when the data cannot be viewed as `i16` where it lies: a big-endian
+    /// host, or an odd data offset (a `HeaderSize` or `LOCAL` header can
+    /// leave one); use [`VoxelSource::copy_row_hu`] then.
+    pub fn stored_hu(&self) -> Option<&[i16]> {
+        if cfg!(target_endian = "big") {
+            return None;
+        }
+        bytemuck::try_cast_slice(&self.map[..]).ok()
+    }
 }
 
 impl VoxelSource for MappedVolume {

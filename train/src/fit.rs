@@ -372,13 +372,16 @@ fn run_phase(
     let samples = rows.to_host();
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
+    let waited = loader.last_wait().as_secs_f64();
     println!(
-        "E{} {:<8} {} samples in {:.1}s ({:.1} samples/s)",
+        "E{} {:<8} {} samples in {:.1}s ({:.1} samples/s; waited {:.2}s = {:.1}% for data)",
         phase.epoch,
         phase.name,
         phase.order.len(),
         secs,
-        phase.order.len() as f64 / secs.max(1e-9)
+        phase.order.len() as f64 / secs.max(1e-9),
+        waited,
+        100.0 * waited / secs.max(1e-9)
     );
     Ok(samples)
 }

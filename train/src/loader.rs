@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use shared::cache::{CacheError, CacheReader};
 use tch::{Device, Kind, Tensor};
@@ -70,6 +71,9 @@ pub struct Loader {
     /// Reusable host buffers; ring size = workers + 2 so two batches are
     /// ready or in transfer while every worker fills another.
     slots: Vec<Tensor>,
+    /// Time the last `run_epoch` spent blocked on workers: the share of an
+    /// epoch the training loop starved for data.
+    waited: Duration,
 }
 
 impl Loader {
@@ -102,7 +106,14 @@ impl Loader {
             voxels,
             shape,
             slots,
+            waited: Duration::ZERO,
         }
+    }
+
+    /// How long the last [`Loader::run_epoch`] waited for batches that were
+    /// not ready yet (first batch included).
+    pub fn last_wait(&self) -> Duration {
+        self.waited
     }
 
     pub fn batch_size(&self) -> usize {
@@ -116,6 +127,7 @@ impl Loader {
         order: &[u32],
         mut consume: impl FnMut(Batch) -> Result<(), E>,
     ) -> Result<(), E> {
+        self.waited = Duration::ZERO;
         let b = self.cfg.batch_size;
         let batches = order.len().div_ceil(b);
         if batches == 0 {
@@ -139,6 +151,7 @@ impl Loader {
         let device = self.cfg.device;
         let shape = self.shape;
         let slots = &self.slots;
+        let waited = &mut self.waited;
 
         std::thread::scope(|scope| {
             let (job_tx, job_rx) = mpsc::channel::<Job>();
@@ -197,7 +210,10 @@ impl Loader {
                     if let Some(d) = ready.remove(&k) {
                         break d;
                     }
-                    match done_rx.recv() {
+                    let blocked = Instant::now();
+                    let received = done_rx.recv();
+                    *waited += blocked.elapsed();
+                    match received {
                         Ok(d) => {
                             ready.insert(d.batch, d);
                         }

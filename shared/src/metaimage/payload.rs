@@ -217,7 +217,7 @@ fn chunk(
 /// Uncompressed data is read in pieces this big, each handed to the caller
 /// while it is still in cache (byte-order fix, clipping): one trip through
 /// memory instead of two.
-const PIECE_BYTES: usize = 1 << 20;
+const PIECE_BYTES: usize = 1 << 17;
 
 /// Read every chunk into `out` (exactly `plan.len` bytes as `T`s), calling
 /// `piece_done` on each filled piece, still in file byte order.
