@@ -108,21 +108,21 @@ record read_volume "$READ_VOLUME" --repeats 3 "${SCANS[@]}" >"$RESULTS/read_volu
 # The report shows the glob, not every file name.
 echo "$READ_VOLUME --repeats 3 $DATA/subset*/*.mhd" >"$RESULTS/read_volume.cmd"
 
-say "2/6 prepcache build (levels 1 and 3, 1 and 2 threads)"
+say "2/6 prepcache build (levels -1 and 1, 1 and 2 threads)"
 REPEATS=3 best_of read_all "" cat "${RAWS[@]}"
 echo "cat $DATA/subset*/*.raw > /dev/null" >"$RESULTS/read_all.cmd"
-for level in 1 3; do
+for level in -1 1; do
     for threads in 1 2; do
         cache=$OUT/cache-l$level-t$threads
         best_of "build-l$level-t$threads" "rm -rf '$cache'" \
-            "$PREPCACHE" build --data "$DATA" --out "$cache" --threads "$threads" --level "$level"
+            "$PREPCACHE" build --data "$DATA" --out "$cache" --threads "$threads" --level="$level"
         "$PREPCACHE" info --json "$cache" >"$RESULTS/build-l$level-t$threads.manifest.json"
     done
 done
-record verify "$PREPCACHE" verify "$OUT/cache-l1-t2" >/dev/null
+record verify "$PREPCACHE" verify "$OUT/cache-l-1-t2" >/dev/null
 
 say "    zstd alone on the same chunks (codec_bound)"
-record codec_bound "$CODEC_BOUND" "$OUT/cache-l1-t2" --levels 1,3 --repeats "$REPEATS" >"$RESULTS/codec_bound.json"
+record codec_bound "$CODEC_BOUND" "$OUT/cache-l-1-t2" --levels -1,1,3 --repeats "$REPEATS" >"$RESULTS/codec_bound.json"
 
 say "    the book's prepcache (SimpleITK, float32, pickles in diskcache, 2 workers)"
 rm -rf "$OUT/book-cache"
@@ -140,14 +140,14 @@ record train_bench_step "$TRAIN" bench-step "${STEP_ARGS[@]}" --threads 2 --devi
     >"$RESULTS/train_bench_step.jsonl"
 
 say "5/6 Rust loader (train bench-loader, balanced like the book loader)"
-record train_bench_loader "$TRAIN" bench-loader --cache "$OUT/cache-l1-t2" --num-workers 2 --batch-size 32 \
+record train_bench_loader "$TRAIN" bench-loader --cache "$OUT/cache-l-1-t2" --num-workers 2 --batch-size 32 \
     --balanced --samples "$LOADER_SAMPLES" --device cpu --json >"$RESULTS/train_bench_loader.json"
 
 say "6/6 one training epoch end to end, CPU, 2 threads, 2 workers: the book's loop vs train (slow: minutes)"
 record book_train_epoch "$PY" scripts/bench/book_train_epoch.py "$DATA" "$OUT/book-cache" \
     --samples "$EPOCH_SAMPLES" --workers 2 --threads 2 >"$RESULTS/book_train_epoch.json"
 rm -rf "$OUT/runs"
-record train_epoch "$TRAIN" --cache "$OUT/cache-l1-t2" --runs "$OUT/runs" --epochs 1 \
+record train_epoch "$TRAIN" --cache "$OUT/cache-l-1-t2" --runs "$OUT/runs" --epochs 1 \
     --epoch-samples "$EPOCH_SAMPLES" --val-samples 64 --balanced --augmented --momentum 0.99 \
     --num-workers 2 --threads 2 --device cpu --seed 1 bench >"$RESULTS/train_epoch.stdout"
 

@@ -49,9 +49,11 @@ enum Command {
         /// [default: all cores].
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
-        /// zstd compression level (1–19; higher is smaller and slower to build,
-        /// reading speed barely changes).
+        /// zstd compression level, -7 to 19. Negative levels are zstd's fast
+        /// modes: the default -1 builds ~1.5× and reads ~2× faster than 1 for
+        /// ~14% more bytes; above 1 CT crops barely shrink further.
         #[arg(long, value_name = "L", default_value_t = Codec::DEFAULT_LEVEL,
+              allow_negative_numbers = true,
               value_parser = clap::value_parser!(i32).range(-7..=19))]
         level: i32,
         /// Byte filter applied before zstd.

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -229,22 +229,21 @@ fn build_scans(
     let sidecars = Mutex::new(Vec::new());
     let error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     let tick = || bar.inc(1);
-    pool.in_place_scope(|s| {
-        for plan in &order {
-            let permit = limiter.acquire();
-            if stop.load(Ordering::SeqCst) {
-                break;
-            }
-            let (sidecars, error, bar, tick, update_message, spares) =
-                (&sidecars, &error, &bar, &tick, &update_message, &spares);
-            let (scans_done, bytes_done) = (&scans_done, &bytes_done);
-            s.spawn(move |_| {
-                let result = scan::build_scan(plan, out, params, spares, tick).and_then(|sc| {
-                    sc.write(out)?;
-                    Ok(sc)
-                });
-                drop(permit);
-                match result {
+    let fail = |uid: &str, e: anyhow::Error| {
+        stop.store(true, Ordering::SeqCst);
+        lock(&error).get_or_insert(e.context(format!("writing the cache for scan {uid}")));
+    };
+    std::thread::scope(|threads_scope| {
+        // Workers crop and compress; one sealer thread makes each finished
+        // shard durable and records it (scan::PendingScan::seal). Bounded, so
+        // a slow disk holds the workers back instead of piling up open shards.
+        let (pending_tx, pending_rx) = mpsc::sync_channel::<scan::PendingScan>(threads + 1);
+        let (sidecars, bar, update_message, fail) = (&sidecars, &bar, &update_message, &fail);
+        let (scans_done, bytes_done) = (&scans_done, &bytes_done);
+        threads_scope.spawn(move || {
+            for pending in pending_rx {
+                let uid = pending.series_uid().to_owned();
+                match pending.seal(out) {
                     Ok(sc) => {
                         report_scan(bar, &sc);
                         scans_done.fetch_add(1, Ordering::Relaxed);
@@ -252,15 +251,29 @@ fn build_scans(
                         update_message();
                         lock(sidecars).push(sc);
                     }
-                    Err(e) => {
-                        stop.store(true, Ordering::SeqCst);
-                        lock(error).get_or_insert(
-                            e.context(format!("writing the cache for scan {}", plan.uid)),
-                        );
-                    }
+                    Err(e) => fail(&uid, e),
                 }
-            });
-        }
+            }
+        });
+        pool.in_place_scope(|s| {
+            for plan in &order {
+                let permit = limiter.acquire();
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let (tick, spares, pending_tx) = (&tick, &spares, pending_tx.clone());
+                s.spawn(move |_| {
+                    let result = scan::build_scan(plan, out, params, spares, tick);
+                    drop(permit);
+                    match result {
+                        // The sealer only stops when every sender is gone.
+                        Ok(pending) => pending_tx.send(pending).unwrap_or(()),
+                        Err(e) => fail(&plan.uid, e),
+                    }
+                });
+            }
+        });
+        drop(pending_tx);
     });
     bar.finish_and_clear();
     let error = error.into_inner().unwrap_or_else(|p| p.into_inner());

@@ -1,6 +1,6 @@
 //! One scan: open it once (mapped in place when its layout allows, else
 //! decoded), crop and compress its candidates in parallel, write its shard,
-//! return its sidecar.
+//! and hand back the unsynced shard with its sidecar ([`PendingScan`]).
 //!
 //! Mapping instead of decoding took the synthetic luna preset (4 scans,
 //! 2319 candidates) from 1.62 to 1.05 s on one thread and 0.77 to 0.62 s on
@@ -52,6 +52,30 @@ impl SpareBuffers {
     }
 }
 
+/// A scan whose chunks are written but not yet durable.
+pub struct PendingScan {
+    shard: Option<ShardWriter>,
+    sidecar: Sidecar,
+}
+
+impl PendingScan {
+    pub fn series_uid(&self) -> &str {
+        &self.sidecar.series_uid
+    }
+
+    /// fsync and rename the shard, then write the sidecar that marks the scan
+    /// done, in that order, so no crash leaves a sidecar naming a lost shard.
+    /// Kept off the worker threads: a build of 8 LUNA-size scans spent
+    /// ~0.18 s of its ~1.3 s blocked in 36 fsyncs (strace), cores idle.
+    pub fn seal(self, cache: &Path) -> Result<Sidecar> {
+        if let Some(shard) = self.shard {
+            shard.finish()?;
+        }
+        self.sidecar.write(cache)?;
+        Ok(self.sidecar)
+    }
+}
+
 /// Build `plan`'s shard under `cache`. A scan that cannot be used becomes a
 /// `Failed` sidecar (the build goes on); only errors writing the cache are
 /// returned as `Err`. `progress` is called once per candidate handled.
@@ -61,17 +85,20 @@ pub fn build_scan(
     params: &ChunkParams,
     spares: &SpareBuffers,
     progress: &(dyn Fn() + Sync),
-) -> Result<Sidecar> {
+) -> Result<PendingScan> {
     let failed = |reason: String| {
         for _ in &plan.candidates {
             progress();
         }
-        Ok(Sidecar::new(
-            &plan.uid,
-            &plan.fingerprint,
-            plan.input_bytes,
-            ScanOutcome::Failed { reason },
-        ))
+        Ok(PendingScan {
+            shard: None,
+            sidecar: Sidecar::new(
+                &plan.uid,
+                &plan.fingerprint,
+                plan.input_bytes,
+                ScanOutcome::Failed { reason },
+            ),
+        })
     };
     let volume = match open_scan_reusing(&plan.mhd, spares.take()) {
         Ok(v) => v,
@@ -109,13 +136,16 @@ pub fn build_scan(
             result,
         });
     }
-    let shard_bytes = shard.finish()?;
-    Ok(Sidecar::new(
-        &plan.uid,
-        &plan.fingerprint,
-        plan.input_bytes,
-        ScanOutcome::Built { shard_bytes, rows },
-    ))
+    let shard_bytes = shard.bytes_written();
+    Ok(PendingScan {
+        shard: Some(shard),
+        sidecar: Sidecar::new(
+            &plan.uid,
+            &plan.fingerprint,
+            plan.input_bytes,
+            ScanOutcome::Built { shard_bytes, rows },
+        ),
+    })
 }
 
 fn too_small(volume: &Scan) -> Option<String> {

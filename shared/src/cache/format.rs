@@ -18,7 +18,7 @@
 //!
 //! A JSON object ([`Manifest`]): `format_version`, `tool`, `crop_shape`
 //! (`[32, 48, 48]`, i r c), `dtype` (`"int16"`), `codec`
-//! (`{"compressor": "zstd", "filter": "byte_shuffle", "level": 1}`), `clip_hu`
+//! (`{"compressor": "zstd", "filter": "byte_shuffle", "level": -1}`), `clip_hu`
 //! (`[-1000, 1000]`), the counts `candidates`, `positives`, `series`,
 //! `shards`, `stored_bytes` (sum of shard sizes), `raw_bytes`
 //! (`candidates × voxels × 2`), `index_bytes`, `fingerprint` (BLAKE3 of
@@ -131,9 +131,12 @@ pub struct Codec {
 }
 
 impl Codec {
-    // Level 1 and 3 store the same bytes per candidate on CT-like data (the
-    // noise does not compress), and 1 compresses ~35% faster: BENCHMARKS.md.
-    pub const DEFAULT_LEVEL: i32 = 1;
+    // zstd's fast level -1 stores literals raw: on byte-shuffled CT crops
+    // (a compressible high-byte plane, a noisy low-byte plane that entropy
+    // coding barely shrinks) that costs ~14% in size over level 1 and buys
+    // 1.5x faster compression and 2x faster decompression, which is the
+    // loader's bound (BENCHMARKS.md section 2). Level 1 and 3 store the same.
+    pub const DEFAULT_LEVEL: i32 = -1;
 
     pub fn zstd(filter: Filter, level: i32) -> Self {
         Codec {

@@ -100,6 +100,11 @@ impl ShardWriter {
         &self.path
     }
 
+    /// Bytes appended so far: the shard's size once finished.
+    pub fn bytes_written(&self) -> u64 {
+        self.len
+    }
+
     pub fn append(&mut self, frame: &[u8]) -> Result<StoredFrame, CacheError> {
         let length = u32::try_from(frame.len()).map_err(|_| CacheError::Invalid {
             path: self.path.clone(),
