@@ -15,9 +15,6 @@ import os
 import sys
 import time
 
-import torch
-from torch.utils.data import DataLoader
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import book_luna  # noqa: E402
 
@@ -35,12 +32,7 @@ def main():
     if not os.path.isdir(args.cache):
         sys.exit(f"{args.cache}: no book cache; run book_prepcache.py first")
 
-    torch.manual_seed(args.seed)
-    book_luna.random.seed(args.seed)
-    book_luna.configure(args.data, args.cache)
-    dataset = book_luna.LunaDataset(ratio_int=1, augmented=True)
-    dataset.shuffle_samples()
-    loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers, shuffle=True)
+    loader = book_luna.training_loader(args.data, args.cache, args.batch_size, args.workers, args.seed)
     batches = iter(loader)
     for _ in range(args.warmup):
         next(batches)

@@ -31,7 +31,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 WIDTH_IRC = (32, 48, 48)
 CandidateInfo = namedtuple("CandidateInfo", "is_nodule, diameter_mm, series_uid, center_xyz")
@@ -186,3 +186,13 @@ class LunaDataset(Dataset):
             candidate_t = torch.from_numpy(chunk).to(torch.float32).unsqueeze(0)
         label = torch.tensor([not info.is_nodule, info.is_nodule], dtype=torch.long)
         return candidate_t, label, info.series_uid, torch.tensor(center_irc)
+
+
+def training_loader(data_dir, cache_dir, batch_size, workers, seed):
+    """The book's training DataLoader: balanced (ratio 1), augmented, shuffled."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+    configure(data_dir, cache_dir)
+    dataset = LunaDataset(ratio_int=1, augmented=True)
+    dataset.shuffle_samples()
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=True)

@@ -22,7 +22,6 @@ import time
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -45,15 +44,10 @@ def main():
         sys.exit(f"{args.cache}: no book cache; run book_prepcache.py first")
 
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    book_luna.random.seed(args.seed)
-    book_luna.configure(args.data, args.cache)
-    dataset = book_luna.LunaDataset(ratio_int=1, augmented=True)
-    dataset.shuffle_samples()
+    loader = book_luna.training_loader(args.data, args.cache, args.batch_size, args.workers, args.seed)
     model = LunaModel(bias_init="book")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.99)
     loss_fn = nn.CrossEntropyLoss(reduction="none")
-    loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.workers, shuffle=True)
     batches = -(-args.samples // args.batch_size)
     metrics = torch.zeros(3, batches * args.batch_size)
 

@@ -285,7 +285,8 @@ pub struct TrainArgs {
     #[serde(default)]
     pub dropout: f64,
 
-    /// BatchNorm3d after each conv inside the blocks.
+    /// BatchNorm3d after each conv inside the blocks (those convs then have
+    /// no bias: the BatchNorm would cancel it).
     #[arg(long, help_heading = "Model variants")]
     #[serde(default)]
     pub block_batchnorm: bool,

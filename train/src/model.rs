@@ -138,6 +138,11 @@ impl LunaBlock {
     ) -> Self {
         let cfg = nn::ConvConfig {
             padding: 1,
+            // A BatchNorm right after a conv subtracts the batch mean, so a
+            // conv bias there is dead weight whose gradient is zero up to
+            // rounding (it sometimes did not move at all): leave it out, as
+            // ResNets do.
+            bias: !config.block_batchnorm,
             ..Default::default()
         };
         let conv1 = nn::conv3d(path / "conv1", in_channels, out_channels, 3, cfg);
@@ -352,12 +357,13 @@ mod tests {
         let shallow = ModelConfig { depth: 3, ..book };
         assert_eq!(variant_parameters(shallow), 63_116);
         // Two BatchNorm3d per block, weight + bias per channel:
-        // 2·2·(8+16+32+64) = 480 more.
+        // 2·2·(8+16+32+64) = 480 more; the convs before them lose their
+        // biases, 2·(8+16+32+64) = 240 fewer.
         let bn = ModelConfig {
             block_batchnorm: true,
             ..book
         };
-        assert_eq!(variant_parameters(bn), 222_700);
+        assert_eq!(variant_parameters(bn), 222_460);
         // Every block changes channels, so each gets a 1×1×1 projection:
         // (8+8) + (128+16) + (512+32) + (2,048+64) = 2,816 more.
         let residual = ModelConfig {
