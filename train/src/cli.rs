@@ -165,8 +165,9 @@ pub struct BenchLoaderArgs {
 
 #[derive(Args, Debug, Clone, Serialize, Deserialize)]
 pub struct TrainArgs {
-    /// Cache directory written by `prepcache build`.
-    #[arg(long, value_name = "DIR", required = true)]
+    /// Cache directory written by `prepcache build` (with --resume: the
+    /// run's own cache unless given).
+    #[arg(long, value_name = "DIR", required_unless_present = "resume")]
     pub cache: Option<PathBuf>,
 
     /// Number of epochs to train for (a resumed run counts the epochs already done).

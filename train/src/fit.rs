@@ -3,6 +3,7 @@
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,6 +37,45 @@ pub struct RunOutcome {
     pub last_val: Option<EpochMetrics>,
     pub state: RunState,
 }
+
+/// The error a run ends with when a stop was requested (Ctrl-C): between two
+/// batches, after the last finished epoch's checkpoint.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted during epoch {epoch}")]
+pub struct Interrupted {
+    pub epoch: usize,
+    /// Last finished epoch (0: none, nothing saved) and where it is saved.
+    pub saved_epoch: usize,
+    pub run_dir: PathBuf,
+    pub epochs: usize,
+}
+
+impl Interrupted {
+    /// What to tell the user: what is kept and how to go on.
+    pub fn advice(&self) -> String {
+        if self.saved_epoch == 0 {
+            format!(
+                "train: interrupted during epoch {}; no epoch had finished, so nothing was saved",
+                self.epoch
+            )
+        } else {
+            format!(
+                "train: interrupted during epoch {}; the checkpoint of epoch {} is in {}\n\
+                 train: to go on: train --resume {} --epochs {}",
+                self.epoch,
+                self.saved_epoch,
+                self.run_dir.display(),
+                self.run_dir.display(),
+                self.epochs
+            )
+        }
+    }
+}
+
+/// Raised inside a phase; `run` turns it into [`Interrupted`].
+#[derive(Debug, thiserror::Error)]
+#[error("stop requested")]
+struct StopRequested;
 
 /// `auto`, `cpu`, `cuda` or `cuda:N`.
 pub fn parse_device(s: &str) -> Result<Device> {
@@ -111,7 +151,7 @@ fn effective_args(cli: &TrainArgs) -> Result<(TrainArgs, Option<(PathBuf, RunSta
         .with_context(|| format!("reading the checkpoint to resume from {}", resume.display()))?;
     let mut args: TrainArgs = serde_json::from_value(state.args.clone())
         .with_context(|| format!("{}: saved settings do not parse", dir.display()))?;
-    args.cache = cli.cache.clone();
+    args.cache = cli.cache.clone().or(args.cache);
     args.epochs = cli.epochs;
     args.num_workers = cli.num_workers;
     args.device = cli.device.clone();
@@ -128,6 +168,12 @@ struct Phase<'a> {
 }
 
 pub fn run(cli: &TrainArgs) -> Result<RunOutcome> {
+    run_until(cli, &AtomicBool::new(false))
+}
+
+/// [`run`], stopping between batches once `stop` is set, with an
+/// [`Interrupted`] error; checkpoints of finished epochs stay.
+pub fn run_until(cli: &TrainArgs, stop: &AtomicBool) -> Result<RunOutcome> {
     let (mut args, resume) = effective_args(cli)?;
     if let Some(n) = args.threads {
         tch::set_num_threads(n as i32);
@@ -220,6 +266,11 @@ pub fn run(cli: &TrainArgs) -> Result<RunOutcome> {
     let mut val_tb =
         EventWriter::create(&val_dir).with_context(|| format!("creating {}", val_dir.display()))?;
     let metrics_path = run_dir.join(METRICS_FILE);
+    if state.epoch > 0 {
+        // A crash or Ctrl-C after an epoch's training line but before its
+        // checkpoint leaves lines the resumed run is about to write again.
+        drop_records_after(&metrics_path, state.epoch)?;
+    }
     let mut metrics_file = OpenOptions::new()
         .create(true)
         .append(true)
@@ -281,7 +332,9 @@ pub fn run(cli: &TrainArgs) -> Result<RunOutcome> {
             seed,
             device,
             &mut state,
-        )?;
+            stop,
+        )
+        .map_err(|e| interrupted(e, epoch, &state, &run_dir, args.epochs))?;
         state.samples_seen += order.len() as u64;
         report(&trn, &samples, &state, &mut trn_tb, &mut metrics_file)?;
 
@@ -300,7 +353,9 @@ pub fn run(cli: &TrainArgs) -> Result<RunOutcome> {
             seed,
             device,
             &mut state,
-        )?;
+            stop,
+        )
+        .map_err(|e| interrupted(e, epoch, &state, &run_dir, args.epochs))?;
         let metrics = report(&val, &samples, &state, &mut val_tb, &mut metrics_file)?;
         state.best_val_f1 = state.best_val_f1.max(metrics.f1);
         state.epoch = epoch;
@@ -332,6 +387,7 @@ fn run_phase(
     seed: u64,
     device: Device,
     state: &mut RunState,
+    stop: &AtomicBool,
 ) -> Result<Samples> {
     let mut rows = MetricRows::new(phase.order.len(), device);
     let bar = progress_bar(phase);
@@ -339,6 +395,9 @@ fn run_phase(
     let phase_id = if phase.train { PHASE_TRAIN } else { PHASE_VAL };
     let _no_grad = (!phase.train).then(tch::no_grad_guard);
     loader.run_epoch::<anyhow::Error>(phase.order, |batch| {
+        if stop.load(Ordering::SeqCst) {
+            return Err(StopRequested.into());
+        }
         tch::manual_seed(sampler::batch_seed(
             seed,
             phase.epoch,
@@ -384,6 +443,52 @@ fn run_phase(
         100.0 * waited / secs.max(1e-9)
     );
     Ok(samples)
+}
+
+fn interrupted(
+    error: anyhow::Error,
+    epoch: usize,
+    state: &RunState,
+    run_dir: &Path,
+    epochs: usize,
+) -> anyhow::Error {
+    if error.is::<StopRequested>() {
+        Interrupted {
+            epoch,
+            saved_epoch: state.epoch,
+            run_dir: run_dir.to_owned(),
+            epochs,
+        }
+        .into()
+    } else {
+        error
+    }
+}
+
+/// Rewrites `path` (atomically) without the records of epochs after `epoch`.
+fn drop_records_after(path: &Path, epoch: usize) -> Result<()> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut kept = String::with_capacity(text.len());
+    for (n, line) in text.lines().enumerate() {
+        let record: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{}: line {} is not JSON", path.display(), n + 1))?;
+        if record["epoch"]
+            .as_u64()
+            .is_some_and(|e| e as usize <= epoch)
+        {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    if kept.len() != text.len() {
+        checkpoint::write_atomically(path, kept.as_bytes())
+            .with_context(|| format!("rewriting {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn progress_bar(phase: &Phase) -> ProgressBar {

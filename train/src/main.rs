@@ -1,11 +1,15 @@
 //! `train`: trains LunaModel from a prepcache cache with libtorch.
 
-use anyhow::Result;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
 use clap::Parser;
 use train::cli::{Cli, Command};
 use train::{bench_loader, bench_step, doctor, eval_checkpoint, fit, predict};
 
-fn main() -> Result<()> {
+fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Doctor) => doctor::print(&doctor::report()),
@@ -40,9 +44,31 @@ fn main() -> Result<()> {
         Some(Command::Predict(a)) => {
             predict::run(&a)?;
         }
-        None => {
-            fit::run(&cli.train)?;
-        }
+        None => return train(&cli.train),
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C stops training between two batches, keeping the checkpoints of
+/// finished epochs and saying how to resume; a second Ctrl-C quits at once.
+fn train(args: &train::cli::TrainArgs) -> Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: stopping after this batch (Ctrl-C again to quit now)");
+    })
+    .context("installing the Ctrl-C handler")?;
+    match fit::run_until(args, &stop) {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(e) => match e.downcast_ref::<fit::Interrupted>() {
+            Some(interrupted) => {
+                eprintln!("{}", interrupted.advice());
+                Ok(ExitCode::from(130))
+            }
+            None => Err(e),
+        },
+    }
 }

@@ -45,6 +45,14 @@ fn resuming_after_epoch_one_reproduces_the_uninterrupted_run() {
 
     let prefix_b = runs_b.join("p2ch12");
     let ckpt_b = common::find_dir(&prefix_b, "-cls-resume");
+    // As if killed during epoch 2's validation: its training line was
+    // written, its checkpoint was not. The resumed run must not keep it.
+    let metrics_b = ckpt_b.join("metrics.jsonl");
+    let mut text = std::fs::read_to_string(&metrics_b).unwrap();
+    let first = text.lines().next().unwrap().to_owned();
+    text.push_str(&first.replace("\"epoch\":1", "\"epoch\":2"));
+    text.push('\n');
+    std::fs::write(&metrics_b, text).unwrap();
     // Resume with only the epoch count (and where/how-fast options): the rest comes from the checkpoint.
     let out = common::train(&[
         "--cache".as_ref(),
