@@ -70,6 +70,12 @@ fn sigint_stops_between_batches_and_the_advice_resumes_the_run() {
         advice,
         format!("train --resume {} --epochs 1000", checkpoint.display())
     );
+    let leftovers: Vec<_> = std::fs::read_dir(&checkpoint)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "half-written files: {leftovers:?}");
     let state: serde_json::Value = {
         let lines = common::metrics_lines(&checkpoint.join("metrics.jsonl"));
         lines.last().unwrap().clone()
