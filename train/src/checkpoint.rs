@@ -7,13 +7,14 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, SafeTensors, View};
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
+
+use shared::durable::{write_atomically, DurableWriteError};
 
 use crate::model::ModelConfig;
 use crate::sgd::Sgd;
@@ -57,6 +58,15 @@ pub enum CheckpointError {
     Format { path: PathBuf, reason: String },
     #[error("{path}: {reason}")]
     Mismatch { path: PathBuf, reason: String },
+}
+
+impl From<DurableWriteError> for CheckpointError {
+    fn from(e: DurableWriteError) -> Self {
+        CheckpointError::Io {
+            path: e.path,
+            source: e.error,
+        }
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
@@ -125,24 +135,7 @@ fn write_safetensors(
         path: path.to_owned(),
         reason: e.to_string(),
     })?;
-    write_atomically(path, &bytes)
-}
-
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    {
-        let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(bytes).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-    }
-    fs::rename(&tmp, path).map_err(io_err(path))?;
-    if let Some(dir) = path.parent() {
-        // Makes the rename itself durable; not every filesystem allows it.
-        let _ = fs::File::open(dir).and_then(|d| d.sync_all());
-    }
-    Ok(())
+    Ok(write_atomically(path, &bytes)?)
 }
 
 /// Writes both files into `dir` for the book's model.

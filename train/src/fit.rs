@@ -485,7 +485,7 @@ fn drop_records_after(path: &Path, epoch: usize) -> Result<()> {
         }
     }
     if kept.len() != text.len() {
-        checkpoint::write_atomically(path, kept.as_bytes())
+        shared::durable::write_atomically(path, kept.as_bytes())
             .with_context(|| format!("rewriting {}", path.display()))?;
     }
     Ok(())

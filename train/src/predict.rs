@@ -55,7 +55,7 @@ pub fn run(args: &PredictArgs) -> Result<(PathBuf, usize)> {
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    shared::metaimage::writer::write_atomically(&args.out, csv.as_bytes())
+    shared::durable::write_atomically(&args.out, csv.as_bytes())
         .with_context(|| format!("writing {}", args.out.display()))?;
     println!(
         "predict: wrote {} rows to {}",

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use shared::cache::format::{shard_path, sidecar_path};
-use shared::cache::writer::write_file_atomically;
+use shared::durable::write_atomically;
 
 const SIDECAR_VERSION: u32 = 1;
 
@@ -70,7 +70,7 @@ impl Sidecar {
 
     pub fn write(&self, cache: &Path) -> anyhow::Result<()> {
         let json = serde_json::to_vec(self)?;
-        write_file_atomically(&cache.join(sidecar_path(&self.series_uid)), &json)?;
+        write_atomically(&cache.join(sidecar_path(&self.series_uid)), &json)?;
         Ok(())
     }
 

@@ -47,3 +47,12 @@ impl CacheError {
         }
     }
 }
+
+impl From<crate::durable::DurableWriteError> for CacheError {
+    fn from(e: crate::durable::DurableWriteError) -> Self {
+        CacheError::Io {
+            path: e.path,
+            error: e.error,
+        }
+    }
+}

@@ -18,36 +18,8 @@ use super::format::{
     self, Codec, Entry, Index, Manifest, ShardInfo, Skipped, DTYPE, FORMAT_VERSION, INDEX_FILE,
     INDEX_MAGIC, MANIFEST_FILE, SHARD_DIR,
 };
+use crate::durable::{sync_parent, tmp_path, write_atomically};
 use crate::volume::{HU_MAX, HU_MIN};
-
-/// Write `bytes` to `path` so that `path` is either absent/old or complete:
-/// temporary name, fsync, rename, fsync of the directory.
-pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
-    let tmp = tmp_path(path);
-    {
-        let mut f = File::create(&tmp).map_err(CacheError::io(&tmp))?;
-        f.write_all(bytes).map_err(CacheError::io(&tmp))?;
-        f.sync_all().map_err(CacheError::io(&tmp))?;
-    }
-    fs::rename(&tmp, path).map_err(CacheError::io(path))?;
-    sync_parent(path)
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".tmp");
-    PathBuf::from(s)
-}
-
-/// Makes a rename durable; a no-op where directories cannot be opened.
-fn sync_parent(path: &Path) -> Result<(), CacheError> {
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = File::open(dir) {
-            d.sync_all().map_err(CacheError::io(dir))?;
-        }
-    }
-    Ok(())
-}
 
 /// Create `dir` (and `dir/shards`) if needed and remove its manifest, so the
 /// cache reads as incomplete until [`finalize`] runs.
@@ -56,7 +28,7 @@ pub fn begin_update(dir: &Path) -> Result<(), CacheError> {
     fs::create_dir_all(&shards).map_err(CacheError::io(&shards))?;
     let manifest = dir.join(MANIFEST_FILE);
     match fs::remove_file(&manifest) {
-        Ok(()) => sync_parent(&manifest),
+        Ok(()) => Ok(sync_parent(&manifest)?),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(CacheError::Io {
             path: manifest,
@@ -189,7 +161,7 @@ pub fn finalize(dir: &Path, contents: CacheContents) -> Result<Manifest, CacheEr
             reason: format!("encoding the index: {e}"),
         }
     })?;
-    write_file_atomically(&index_path, &bytes)?;
+    write_atomically(&index_path, &bytes)?;
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         tool: contents.tool,
@@ -221,7 +193,7 @@ pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), CacheError>
         reason: format!("encoding the manifest: {e}"),
     })?;
     json.push(b'\n');
-    write_file_atomically(&path, &json)
+    Ok(write_atomically(&path, &json)?)
 }
 
 /// What a candidate is, apart from its pixels.

@@ -1,15 +1,16 @@
 //! Writes uncompressed little-endian int16 MetaImage pairs (.mhd + .raw), the
 //! shape LUNA ships. Used by the synthetic dataset and by tests.
 
-use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
+use crate::durable::write_atomically;
 use crate::geometry::Geometry;
 
 /// Write `<mhd>` and the `.raw` beside it. `dims_xyz` is DimSize order (x
 /// fastest); `voxels` is in `[z][y][x]` order. Both files go to temporary
-/// names first and are renamed into place, so a crash leaves no half file.
+/// names first and are renamed into place ([`crate::durable`]), so a crash
+/// leaves no half file.
 pub fn write_mhd_i16(
     mhd: &Path,
     dims_xyz: [usize; 3],
@@ -57,18 +58,5 @@ pub fn write_mhd_i16(
         bytes.extend_from_slice(&v.to_le_bytes());
     }
     write_atomically(&raw, &bytes)?;
-    write_atomically(mhd, header.as_bytes())
-}
-
-/// Write to `<path>.tmp`, fsync, rename over `path`.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)
+    Ok(write_atomically(mhd, header.as_bytes())?)
 }

@@ -22,9 +22,10 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::durable::write_atomically;
 use crate::geometry::{Geometry, IDENTITY};
 use crate::luna::{AnnotationRow, CandidateRow, ANNOTATIONS_HEADER, CANDIDATES_HEADER};
-use crate::metaimage::writer::{write_atomically, write_mhd_i16};
+use crate::metaimage::writer::write_mhd_i16;
 use crate::volume::Volume;
 use anatomy::{grow_vessels, Anatomy, Grid, VesselParams, OUTSIDE_FOV_HU};
 use placement::{place_candidates, place_nodules, CandidateParams, NoduleParams};
@@ -89,6 +90,15 @@ pub enum SynthError {
     },
     #[error("the number of series must be at least 1")]
     NoSeries,
+}
+
+impl From<crate::durable::DurableWriteError> for SynthError {
+    fn from(e: crate::durable::DurableWriteError) -> Self {
+        SynthError::Io {
+            path: e.path,
+            error: e.error,
+        }
+    }
 }
 
 /// One generated series, before it is written.
@@ -390,7 +400,7 @@ pub fn generate(
     }
     for (name, text) in [("candidates.csv", cand_csv), ("annotations.csv", ann_csv)] {
         let path = opts.out.join(name);
-        write_atomically(&path, text.as_bytes()).map_err(io(&path))?;
+        write_atomically(&path, text.as_bytes())?;
         summary.bytes += text.len() as u64;
     }
     Ok(summary)

@@ -1,0 +1,64 @@
+//! Files that a crash, a kill or a full disk leaves either as they were or
+//! complete, never half-written: write under a temporary name, fsync,
+//! rename into place, fsync the directory. Every writer in the workspace
+//! (cache, scans, checkpoints, metrics, CSVs) goes through here.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// An I/O error and the file it happened to (the temporary or the target).
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {error}")]
+pub struct DurableWriteError {
+    pub path: PathBuf,
+    // Shown in the message, so not also returned as source(): the "a: b"
+    // chain printers would repeat it.
+    pub error: io::Error,
+}
+
+impl DurableWriteError {
+    /// Tags an `io::Error` with the file it came from.
+    pub fn at(path: &Path) -> impl FnOnce(io::Error) -> Self + '_ {
+        move |error| DurableWriteError {
+            path: path.to_owned(),
+            error,
+        }
+    }
+}
+
+impl From<DurableWriteError> for io::Error {
+    fn from(e: DurableWriteError) -> Self {
+        io::Error::new(e.error.kind(), e)
+    }
+}
+
+/// `<path>.tmp`: where `path` is written before it is renamed into place.
+pub fn tmp_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".tmp");
+    PathBuf::from(s)
+}
+
+/// Write `bytes` to `path` so that `path` is either absent/old or complete.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DurableWriteError> {
+    let tmp = tmp_path(path);
+    {
+        let mut f = File::create(&tmp).map_err(DurableWriteError::at(&tmp))?;
+        f.write_all(bytes).map_err(DurableWriteError::at(&tmp))?;
+        f.sync_all().map_err(DurableWriteError::at(&tmp))?;
+    }
+    fs::rename(&tmp, path).map_err(DurableWriteError::at(path))?;
+    sync_parent(path)
+}
+
+/// Makes a rename (or removal) in `path`'s directory durable; a no-op where
+/// directories cannot be opened.
+pub fn sync_parent(path: &Path) -> Result<(), DurableWriteError> {
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = File::open(dir) {
+            d.sync_all().map_err(DurableWriteError::at(dir))?;
+        }
+    }
+    Ok(())
+}
