@@ -41,14 +41,20 @@ pub fn tmp_path(path: &Path) -> PathBuf {
 }
 
 /// Write `bytes` to `path` so that `path` is either absent/old or complete.
+/// On failure (a full disk, say) the temporary file is removed again.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DurableWriteError> {
     let tmp = tmp_path(path);
-    {
-        let mut f = File::create(&tmp).map_err(DurableWriteError::at(&tmp))?;
-        f.write_all(bytes).map_err(DurableWriteError::at(&tmp))?;
-        f.sync_all().map_err(DurableWriteError::at(&tmp))?;
+    let written = File::create(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .map_err(DurableWriteError::at(&tmp))
+        .and_then(|()| fs::rename(&tmp, path).map_err(DurableWriteError::at(path)));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
     }
-    fs::rename(&tmp, path).map_err(DurableWriteError::at(path))?;
+    written?;
     sync_parent(path)
 }
 

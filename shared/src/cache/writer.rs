@@ -46,12 +46,15 @@ pub struct StoredFrame {
 }
 
 /// Appends frames to one shard file; the file appears under its final name
-/// only after [`ShardWriter::finish`].
+/// only after [`ShardWriter::finish`], and a writer dropped before that
+/// (a write error, a full disk, an abandoned build) removes its temporary
+/// file instead of leaving it to fill the disk.
 pub struct ShardWriter {
     path: PathBuf,
     tmp: PathBuf,
     file: BufWriter<File>,
     len: u64,
+    renamed: bool,
 }
 
 impl ShardWriter {
@@ -65,6 +68,7 @@ impl ShardWriter {
             tmp,
             file: BufWriter::with_capacity(1 << 20, file),
             len: 0,
+            renamed: false,
         })
     }
 
@@ -98,16 +102,26 @@ impl ShardWriter {
     }
 
     /// Flush, fsync and rename into place; returns the shard's size.
-    pub fn finish(self) -> Result<u64, CacheError> {
-        let file = self.file.into_inner().map_err(|e| CacheError::Io {
-            path: self.tmp.clone(),
-            error: e.into_error(),
-        })?;
-        file.sync_all().map_err(CacheError::io(&self.tmp))?;
-        drop(file);
+    pub fn finish(mut self) -> Result<u64, CacheError> {
+        self.file.flush().map_err(CacheError::io(&self.tmp))?;
+        self.file
+            .get_ref()
+            .sync_all()
+            .map_err(CacheError::io(&self.tmp))?;
         fs::rename(&self.tmp, &self.path).map_err(CacheError::io(&self.path))?;
+        self.renamed = true;
         sync_parent(&self.path)?;
         Ok(self.len)
+    }
+}
+
+impl Drop for ShardWriter {
+    fn drop(&mut self) {
+        if !self.renamed {
+            // Best effort: the file is garbage either way, and the next
+            // build truncates it if it survives.
+            let _ = fs::remove_file(&self.tmp);
+        }
     }
 }
 
