@@ -52,7 +52,7 @@ cache: data
 
 # The demo's run: balanced and augmented like chapter 12, with epochs of 1,000
 # samples so it finishes in about three minutes on two cores (~15 samples/s):
-# it shows the pipeline, not a finished model (train/tests/learns.rs shows
+# it shows the pipeline, not a finished model (tests/learns.rs shows
 # learning). Momentum 0.9, not the book's 0.99: on this small synthetic set
 # 0.99 collapses to a constant prediction within a few thousand samples.
 DEMO_TRAIN_ARGS ?= --balanced --augmented --epoch-samples 1000 --momentum 0.9 --num-workers 2 --seed $(SEED)

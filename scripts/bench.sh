@@ -42,8 +42,8 @@ say() { echo "bench: $*" >&2; }
 [ -x "$PY" ] || die "Python not found at $PY (run scripts/setup.sh or set LUNA_PYTHON)"
 [ -x "$PREPCACHE" ] || die "$PREPCACHE missing: run 'make build' first"
 
-say "building the benchmark programs (shared/examples)"
-cargo build --release --quiet -p shared --examples
+say "building the benchmark programs (shared/examples, shared/metaimage/examples)"
+cargo build --release --quiet -p shared -p metaimage --examples
 READ_VOLUME=target/release/examples/read_volume
 CODEC_BOUND=target/release/examples/codec_bound
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
-use shared::synth::{generate, Preset, SynthOptions};
+use luna_synth::{generate, Preset, SynthOptions};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum PresetArg {

@@ -10,7 +10,7 @@ use shared::crop::{crop_candidate, CropError, CROP_SHAPE, CROP_VOXELS};
 use shared::geometry::{Geometry, Irc};
 use shared::luna::{find_series, load_candidates};
 use shared::metaimage::{open_scan, open_scan_reusing, read_volume, writer};
-use shared::synth::{generate, Preset, SynthOptions};
+use luna_synth::{generate, Preset, SynthOptions};
 use shared::volume::{Scan, VoxelSource, HU_MAX, HU_MIN};
 
 const SHAPE: [usize; 3] = [40, 56, 60];

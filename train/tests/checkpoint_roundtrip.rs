@@ -1,6 +1,5 @@
 //! Checkpoints restore exactly in Rust and load into the book's PyTorch LunaModel.
 
-mod common;
 
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -150,7 +149,7 @@ fn pytorch_loads_the_weights_strictly_and_computes_the_same_logits() {
     checkpoint::save(dir.path(), &vs, &sgd, &state()).unwrap();
     let path = dir.path().join("model.safetensors");
     let scripts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts");
-    let got = common::run_python(PYTORCH_LOAD, &[path.as_os_str(), scripts.as_os_str()]);
+    let got = crate::common::run_python(PYTORCH_LOAD, &[path.as_os_str(), scripts.as_os_str()]);
     assert_eq!(got["params"], 222_220);
     assert_eq!(got["steps"], 2);
     let torch_logits: Vec<f64> = serde_json::from_value(got["logits"].clone()).unwrap();

@@ -3,7 +3,6 @@
 //! `computeFROC` over scikit-learn's `roc_curve`, `np.interp` at the seven
 //! rates) on random candidate lists with tied scores, double hits and misses.
 
-mod common;
 
 use train::evaluation::{froc, Nodule, Prediction};
 
@@ -147,7 +146,7 @@ fn sensitivities_match_the_official_scoring_on_random_cases() {
 
 fn run_official(input: &serde_json::Value) -> Vec<Vec<f64>> {
     use std::io::Write;
-    let mut child = std::process::Command::new(common::python())
+    let mut child = std::process::Command::new(crate::common::python())
         .arg("-c")
         .arg(OFFICIAL)
         .stdin(std::process::Stdio::piped())

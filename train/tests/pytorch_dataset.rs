@@ -2,12 +2,10 @@
 //! reader reads, splits and balances like the book and the Rust sampler, and
 //! shards deterministically across ranks.
 
-mod common;
-mod pytorch_support;
 
 use std::collections::BTreeSet;
 
-use pytorch_support::{build_cache, run_python};
+use crate::pytorch_support::{build_cache, run_python};
 use train::augment::AugmentConfig;
 use train::sampler::{balanced_pick, split};
 

@@ -2,12 +2,10 @@
 //! a few steps from a cache and rank 0 writes a model.safetensors that the
 //! Rust LunaModel loads.
 
-mod common;
-mod pytorch_support;
 
 use std::process::Command;
 
-use pytorch_support::{build_cache, input, scripts_dir};
+use crate::pytorch_support::{build_cache, input, scripts_dir};
 use tch::nn::VarStore;
 use tch::Device;
 use train::model::{BiasInit, LunaModel};
@@ -18,7 +16,7 @@ fn two_gloo_ranks_train_and_save_a_model_rust_loads() {
     let cache = dir.path().join("cache");
     build_cache(&cache, 2, 20);
     let out_dir = dir.path().join("run");
-    let out = Command::new(common::python())
+    let out = Command::new(crate::common::python())
         .args([
             "-m",
             "torch.distributed.run",

@@ -1,10 +1,8 @@
 //! Checkpoints cross between scripts/luna_model.py and the Rust LunaModel
 //! both ways, and both compute the same eval-mode outputs on a fixed batch.
 
-mod common;
-mod pytorch_support;
 
-use pytorch_support::{floats, input, run_python, INPUT_PY};
+use crate::pytorch_support::{floats, input, run_python, INPUT_PY};
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 use train::checkpoint::{self, RunState};

@@ -1,6 +1,5 @@
 //! Event files written by `train::tensorboard` read back with TensorBoard's own loader.
 
-mod common;
 
 use train::tensorboard::{pr_curve_data, EventWriter, PR_CURVE_THRESHOLDS};
 
@@ -55,7 +54,7 @@ fn scalars_histograms_and_pr_curve_read_back_with_tensorboard() {
         .to_string_lossy()
         .starts_with("events.out.tfevents."));
 
-    let got = common::run_python(READ_BACK, &[run.as_os_str()]);
+    let got = crate::common::run_python(READ_BACK, &[run.as_os_str()]);
 
     assert_eq!(
         got["scalars"]["loss/all"],
@@ -114,7 +113,7 @@ print(json.dumps(compute_curve(labels, preds, num_thresholds=127).reshape(-1).to
     let l = serde_json::to_string(&labels.iter().map(|&b| b as u8).collect::<Vec<_>>()).unwrap();
     let p = serde_json::to_string(&probs).unwrap();
     let expected: Vec<f64> =
-        serde_json::from_value(common::run_python(script, &[l.as_ref(), p.as_ref()])).unwrap();
+        serde_json::from_value(crate::common::run_python(script, &[l.as_ref(), p.as_ref()])).unwrap();
     let got = pr_curve_data(&labels, &probs, PR_CURVE_THRESHOLDS);
     assert_eq!(got.len(), expected.len());
     for (i, (g, e)) in got.iter().zip(&expected).enumerate() {

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use shared::geometry::Geometry;
-use shared::metaimage::{inspect, read_image, read_volume, writer};
+use metaimage::geometry::Geometry;
+use metaimage::{inspect, read_image, read_volume, writer};
 
 const KEYS: &[&str] = &[
     "ObjectType",

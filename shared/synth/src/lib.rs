@@ -22,11 +22,11 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::durable::write_atomically;
-use crate::geometry::{Geometry, IDENTITY};
-use crate::luna::{AnnotationRow, CandidateRow, ANNOTATIONS_HEADER, CANDIDATES_HEADER};
-use crate::metaimage::writer::write_mhd_i16;
-use crate::volume::Volume;
+use shared::durable::write_atomically;
+use metaimage::geometry::{Geometry, IDENTITY};
+use shared::luna::{AnnotationRow, CandidateRow, ANNOTATIONS_HEADER, CANDIDATES_HEADER};
+use metaimage::writer::write_mhd_i16;
+use metaimage::volume::Volume;
 use anatomy::{grow_vessels, Anatomy, Grid, VesselParams, OUTSIDE_FOV_HU};
 use placement::{place_candidates, place_nodules, CandidateParams, NoduleParams};
 use sample::{normal, uniform};
@@ -92,8 +92,8 @@ pub enum SynthError {
     NoSeries,
 }
 
-impl From<crate::durable::DurableWriteError> for SynthError {
-    fn from(e: crate::durable::DurableWriteError) -> Self {
+impl From<shared::durable::DurableWriteError> for SynthError {
+    fn from(e: shared::durable::DurableWriteError) -> Self {
         SynthError::Io {
             path: e.path,
             error: e.error,

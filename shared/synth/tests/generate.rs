@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use shared::crop::{crop_candidate, CROP_SHAPE, CROP_VOXELS};
 use shared::luna::{find_series, load_candidates, read_annotations_csv, read_candidates_csv};
 use shared::metaimage::read_volume;
-use shared::synth::{generate, generate_series, Preset, SynthError, SynthOptions, UID_PREFIX};
+use luna_synth::{generate, generate_series, Preset, SynthError, SynthOptions, UID_PREFIX};
 use shared::volume::{clip_hu, Volume};
 
 fn options(out: &Path, series: usize, seed: u64) -> SynthOptions {
@@ -72,8 +72,8 @@ fn zero_series_is_an_error() {
 }
 
 /// The tiny demo dataset, generated once per test binary run.
-fn demo() -> &'static (tempfile::TempDir, shared::synth::SynthSummary, Vec<usize>) {
-    static DEMO: std::sync::OnceLock<(tempfile::TempDir, shared::synth::SynthSummary, Vec<usize>)> =
+fn demo() -> &'static (tempfile::TempDir, luna_synth::SynthSummary, Vec<usize>) {
+    static DEMO: std::sync::OnceLock<(tempfile::TempDir, luna_synth::SynthSummary, Vec<usize>)> =
         std::sync::OnceLock::new();
     DEMO.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use flate2::write::{GzEncoder, ZlibEncoder};
 use flate2::Compression;
-use shared::geometry::Geometry;
-use shared::metaimage::{
+use metaimage::geometry::Geometry;
+use metaimage::{
     inspect, read_header, read_image, read_volume, read_volume_reusing, writer, ElementType,
     MetaImageError, VoxelData,
 };

@@ -1,13 +1,12 @@
 //! `prepcache build/verify/info/ls` end to end on synthetic data sets.
 
-mod common;
 
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use luna_e2e::prepcache::*;
 use shared::cache::format::{shard_path, sidecar_path, MANIFEST_FILE};
 use shared::cache::CacheReader;
 use shared::crop::{crop_candidate, CROP_VOXELS};
@@ -90,7 +89,7 @@ fn first_sidecar(cache: &Path) -> bool {
 /// Start a slow build (one thread, a high zstd level) and stop it with
 /// `signal` as soon as its first scan is complete.
 fn interrupted_build(data: &Path, cache: &Path, signal: &str) -> std::process::ExitStatus {
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args([
             "build",
             "--data",

@@ -1,7 +1,6 @@
 //! Ctrl-C (SIGINT) during training: exit 130, finished epochs kept, and the
 //! printed resume command finishes the run.
 
-mod common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -9,9 +8,9 @@ use std::time::{Duration, Instant};
 #[test]
 fn sigint_stops_between_batches_and_the_advice_resumes_the_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let cache = common::synthetic_cache(tmp.path(), 3, 5);
+    let cache = luna_e2e::prepcache::synthetic_cache(tmp.path(), 3, 5);
     let runs = tmp.path().join("runs");
-    let child = Command::new(env!("CARGO_BIN_EXE_train"))
+    let child = Command::new(luna_e2e::train::bin())
         .args(["--cache".as_ref(), cache.as_os_str()])
         .args(["--runs".as_ref(), runs.as_os_str()])
         .args(["--device", "cpu", "--threads", "1", "--batch-size", "4"])
@@ -77,7 +76,7 @@ fn sigint_stops_between_batches_and_the_advice_resumes_the_run() {
         .collect();
     assert!(leftovers.is_empty(), "half-written files: {leftovers:?}");
     let state: serde_json::Value = {
-        let lines = common::metrics_lines(&checkpoint.join("metrics.jsonl"));
+        let lines = luna_e2e::train::metrics_lines(&checkpoint.join("metrics.jsonl"));
         lines.last().unwrap().clone()
     };
     let done = state["epoch"].as_u64().unwrap();
@@ -86,7 +85,7 @@ fn sigint_stops_between_batches_and_the_advice_resumes_the_run() {
     // Follow the advice, with fewer epochs so it ends: the run goes on from
     // where it stopped, and metrics.jsonl has each epoch's two lines once.
     let target = (done + 2).to_string();
-    let resumed = common::train(&[
+    let resumed = luna_e2e::train::train(&[
         "--resume".as_ref(),
         checkpoint.as_os_str(),
         "--epochs".as_ref(),
@@ -97,7 +96,7 @@ fn sigint_stops_between_batches_and_the_advice_resumes_the_run() {
         "1".as_ref(),
     ]);
     assert!(resumed.contains("resuming after epoch"), "{resumed}");
-    let lines = common::metrics_lines(&checkpoint.join("metrics.jsonl"));
+    let lines = luna_e2e::train::metrics_lines(&checkpoint.join("metrics.jsonl"));
     let phases: Vec<(u64, String)> = lines
         .iter()
         .map(|l| {

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use shared::metaimage::{open_scan, read_header, read_volume, read_volume_reusing, DataFile};
-use shared::volume::{Scan, HU_MAX, HU_MIN};
+use metaimage::{open_scan, read_header, read_volume, read_volume_reusing, DataFile};
+use metaimage::volume::{Scan, HU_MAX, HU_MIN};
 
 fn main() {
     if let Err(e) = run() {

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde::Deserialize;
-use shared::metaimage::{read_image, read_volume, VoxelData};
-use shared::volume::{HU_MAX, HU_MIN};
+use metaimage::{read_image, read_volume, VoxelData};
+use metaimage::volume::{HU_MAX, HU_MIN};
 
 #[derive(Deserialize)]
 struct Case {
@@ -61,7 +61,7 @@ fn numpy_dtype(data: &VoxelData) -> &'static str {
 #[test]
 fn read_image_matches_simpleitk_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/sitk_crosscheck.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/sitk_crosscheck.py");
     let out = Command::new(python())
         .arg(&script)
         .arg(dir.path())

@@ -1,13 +1,15 @@
-//! Helpers for driving the real `prepcache` binary on real files.
-#![allow(dead_code)]
+//! Driving the real `prepcache` binary on real files.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_prepcache");
+/// The `prepcache` executable.
+pub fn bin() -> PathBuf {
+    crate::workspace_bin("prepcache")
+}
 
 pub fn prepcache(args: &[&str]) -> Output {
-    Command::new(BIN)
+    Command::new(bin())
         .args(args)
         .output()
         .expect("running prepcache")
@@ -67,25 +69,18 @@ pub fn build(data: &Path, cache: &Path, extra: &[&str]) -> String {
     ok(&args)
 }
 
+/// A tiny synthetic dataset turned into a cache under `root/cache`.
+pub fn synthetic_cache(root: &Path, series: usize, seed: u64) -> PathBuf {
+    let data = synth(root, series, seed);
+    let cache = root.join("cache");
+    build(&data, &cache, &[]);
+    cache
+}
+
 /// `uid → .mhd` of the data set.
 pub fn scans(data: &Path) -> Vec<(String, PathBuf)> {
     shared::luna::find_series(data)
         .expect("find_series")
         .into_iter()
         .collect()
-}
-
-pub fn python() -> PathBuf {
-    let py = std::env::var_os("LUNA_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME"))
-                .join(".cache/luna-toolkit/venv/bin/python")
-        });
-    assert!(
-        py.exists(),
-        "Python for the cross-check not found at {} (set LUNA_PYTHON or run scripts/setup.sh)",
-        py.display()
-    );
-    py
 }

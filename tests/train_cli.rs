@@ -1,10 +1,9 @@
 //! The command line: help, doctor, and clean errors for bad input.
 
-mod common;
 
 #[test]
 fn help_lists_the_books_flags() {
-    let (ok, text) = common::train_output(&["--help"]);
+    let (ok, text) = luna_e2e::train::train_output(&["--help"]);
     assert!(ok, "{text}");
     for flag in [
         "--cache",
@@ -42,30 +41,30 @@ fn help_lists_the_books_flags() {
 
 #[test]
 fn doctor_runs_without_a_cache() {
-    let (ok, text) = common::train_output(&["doctor"]);
+    let (ok, text) = luna_e2e::train::train_output(&["doctor"]);
     assert!(ok, "{text}");
     assert!(text.contains("libtorch"), "{text}");
 }
 
 #[test]
 fn missing_or_bad_input_fails_with_a_message_not_a_panic() {
-    let (ok, text) = common::train_output::<&str>(&[]);
+    let (ok, text) = luna_e2e::train::train_output::<&str>(&[]);
     assert!(!ok);
     assert!(text.contains("--cache"), "{text}");
 
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-cache");
     let (ok, text) =
-        common::train_output(&["--cache", missing.to_str().unwrap(), "--device", "cpu"]);
+        luna_e2e::train::train_output(&["--cache", missing.to_str().unwrap(), "--device", "cpu"]);
     assert!(!ok);
     assert!(text.contains("no-such-cache"), "{text}");
     assert!(!text.contains("panicked"), "{text}");
 
     let (ok, text) =
-        common::train_output(&["--cache", missing.to_str().unwrap(), "--device", "tpu"]);
+        luna_e2e::train::train_output(&["--cache", missing.to_str().unwrap(), "--device", "tpu"]);
     assert!(!ok);
     assert!(text.contains("tpu"), "{text}");
 
-    let (ok, text) = common::train_output(&["--cache", "x", "--balanced", "0"]);
+    let (ok, text) = luna_e2e::train::train_output(&["--cache", "x", "--balanced", "0"]);
     assert!(!ok, "a zero ratio must be refused: {text}");
 }

@@ -1,13 +1,12 @@
 //! `train bench-loader` measures every worker count and reports rates that
 //! agree with the amount of data it was asked to move.
 
-mod common;
 
 #[test]
 fn bench_loader_reports_each_worker_count_against_the_bound() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = common::synthetic_cache(dir.path(), 3, 11);
-    let out = common::train(&[
+    let cache = luna_e2e::prepcache::synthetic_cache(dir.path(), 3, 11);
+    let out = luna_e2e::train::train(&[
         "bench-loader".as_ref(),
         "--cache".as_ref(),
         cache.as_os_str(),
@@ -43,7 +42,7 @@ fn bench_loader_reports_each_worker_count_against_the_bound() {
 
 #[test]
 fn bench_step_times_each_batch_size_on_the_requested_threads() {
-    let out = common::train(&[
+    let out = luna_e2e::train::train(&[
         "bench-step".as_ref(),
         "--batch-sizes".as_ref(),
         "2,3".as_ref(),

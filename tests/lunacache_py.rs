@@ -1,11 +1,11 @@
 //! scripts/lunacache.py reads the same chunks and metadata as the Rust reader.
 
-mod common;
 
 use std::fs;
 use std::process::Command;
 
-use common::*;
+use luna_e2e::prepcache::*;
+use luna_e2e::python::python;
 use shared::cache::CacheReader;
 
 const DUMP: &str = r#"

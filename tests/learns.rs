@@ -1,6 +1,5 @@
 //! A short balanced run on the synthetic dataset learns to find nodules.
 
-mod common;
 
 use std::ffi::OsStr;
 
@@ -15,9 +14,9 @@ const EPOCH_SAMPLES: &str = "320";
 #[test]
 fn balanced_training_beats_chance_on_validation() {
     let tmp = tempfile::tempdir().unwrap();
-    let cache = common::synthetic_cache(tmp.path(), 6, 3);
+    let cache = luna_e2e::prepcache::synthetic_cache(tmp.path(), 6, 3);
     let runs = tmp.path().join("runs");
-    let out = common::train(&[
+    let out = luna_e2e::train::train(&[
         "--cache".as_ref(),
         cache.as_os_str(),
         "--runs".as_ref(),
@@ -43,8 +42,8 @@ fn balanced_training_beats_chance_on_validation() {
     ]);
     println!("{out}");
     let prefix = runs.join("p2ch12");
-    let run_dir = common::find_dir(&prefix, "-cls-learns");
-    let lines = common::metrics_lines(&run_dir.join("metrics.jsonl"));
+    let run_dir = luna_e2e::train::find_dir(&prefix, "-cls-learns");
+    let lines = luna_e2e::train::metrics_lines(&run_dir.join("metrics.jsonl"));
     let epochs: usize = EPOCHS.parse().unwrap();
     assert_eq!(lines.len(), 2 * epochs);
     let val = &lines[2 * epochs - 1];
@@ -74,7 +73,7 @@ fn balanced_training_beats_chance_on_validation() {
 
     // The run left TensorBoard events for both phases and a loadable checkpoint.
     for part in ["-trn_cls-learns", "-val_cls-learns"] {
-        let dir = common::find_dir(&prefix, part);
+        let dir = luna_e2e::train::find_dir(&prefix, part);
         assert_eq!(std::fs::read_dir(dir).unwrap().count(), 1);
     }
     assert!(run_dir.join("model.safetensors").is_file());

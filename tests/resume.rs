@@ -1,13 +1,12 @@
 //! Two epochs straight equal one epoch plus a resumed epoch, on the CPU with a seed.
 
-mod common;
 
 use std::ffi::OsStr;
 
 #[test]
 fn resuming_after_epoch_one_reproduces_the_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let cache = common::synthetic_cache(tmp.path(), 3, 5);
+    let cache = luna_e2e::prepcache::synthetic_cache(tmp.path(), 3, 5);
     let (runs_a, runs_b) = (tmp.path().join("runs_a"), tmp.path().join("runs_b"));
     let common_args = |runs: &std::path::Path, epochs: &str| -> Vec<std::ffi::OsString> {
         [
@@ -39,12 +38,12 @@ fn resuming_after_epoch_one_reproduces_the_uninterrupted_run() {
     };
 
     let a = common_args(&runs_a, "2");
-    common::train(&a.iter().map(|s| s.as_os_str()).collect::<Vec<_>>());
+    luna_e2e::train::train(&a.iter().map(|s| s.as_os_str()).collect::<Vec<_>>());
     let b = common_args(&runs_b, "1");
-    common::train(&b.iter().map(|s| s.as_os_str()).collect::<Vec<_>>());
+    luna_e2e::train::train(&b.iter().map(|s| s.as_os_str()).collect::<Vec<_>>());
 
     let prefix_b = runs_b.join("p2ch12");
-    let ckpt_b = common::find_dir(&prefix_b, "-cls-resume");
+    let ckpt_b = luna_e2e::train::find_dir(&prefix_b, "-cls-resume");
     // As if killed during epoch 2's validation: its training line was
     // written, its checkpoint was not. The resumed run must not keep it.
     let metrics_b = ckpt_b.join("metrics.jsonl");
@@ -54,7 +53,7 @@ fn resuming_after_epoch_one_reproduces_the_uninterrupted_run() {
     text.push('\n');
     std::fs::write(&metrics_b, text).unwrap();
     // Resume with only the epoch count (and where/how-fast options): the rest comes from the checkpoint.
-    let out = common::train(&[
+    let out = luna_e2e::train::train(&[
         "--cache".as_ref(),
         cache.as_os_str(),
         "--threads".as_ref(),
@@ -68,9 +67,9 @@ fn resuming_after_epoch_one_reproduces_the_uninterrupted_run() {
     ]);
     assert!(out.contains("resuming after epoch 1"), "{out}");
 
-    let ckpt_a = common::find_dir(&runs_a.join("p2ch12"), "-cls-resume");
-    let lines_a = common::metrics_lines(&ckpt_a.join("metrics.jsonl"));
-    let lines_b = common::metrics_lines(&ckpt_b.join("metrics.jsonl"));
+    let ckpt_a = luna_e2e::train::find_dir(&runs_a.join("p2ch12"), "-cls-resume");
+    let lines_a = luna_e2e::train::metrics_lines(&ckpt_a.join("metrics.jsonl"));
+    let lines_b = luna_e2e::train::metrics_lines(&ckpt_b.join("metrics.jsonl"));
     assert_eq!(lines_a.len(), 4);
     assert_eq!(lines_a, lines_b, "metrics differ after resume");
     assert_eq!(lines_b[3]["epoch"], 2);
@@ -81,7 +80,7 @@ fn resuming_after_epoch_one_reproduces_the_uninterrupted_run() {
     assert!(model_a == model_b, "weights differ after resume");
 
     // The resumed run appended to the same TensorBoard directories.
-    let trn_b = common::find_dir(&prefix_b, "-trn_cls-resume");
+    let trn_b = luna_e2e::train::find_dir(&prefix_b, "-trn_cls-resume");
     let event_files = std::fs::read_dir(trn_b).unwrap().count();
     assert_eq!(event_files, 2);
 }

@@ -1,4 +1,4 @@
-//! ITK MetaIO (.mhd/.mha/.raw/.zraw) reader (REFERENCE §8).
+//! ITK MetaIO (.mhd/.mha/.raw/.zraw) reader.
 //!
 //! Reads what SimpleITK reads, with the same geometry: `origin`, `spacing`
 //! and `direction` (the transpose of the row-major `TransformMatrix`).
@@ -19,17 +19,19 @@
 //! `MET_*_ARRAY` element types, `.Z` (LZW) data files.
 //!
 //! ```no_run
-//! let vol = shared::metaimage::read_volume(std::path::Path::new("subset0/1.3.6.mhd"))?;
+//! let vol = metaimage::read_volume(std::path::Path::new("subset0/1.3.6.mhd"))?;
 //! println!("{:?} slices×rows×cols, spacing {:?}", vol.shape, vol.geometry.spacing);
-//! # Ok::<(), shared::metaimage::MetaImageError>(())
+//! # Ok::<(), metaimage::MetaImageError>(())
 //! ```
 
 mod element;
+pub mod geometry;
 mod header;
 mod inspect;
 mod mapped;
 mod pattern;
 mod payload;
+pub mod volume;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

@@ -1,16 +1,15 @@
 //! Writes uncompressed little-endian int16 MetaImage pairs (.mhd + .raw), the
 //! shape LUNA ships. Used by the synthetic dataset and by tests.
 
-use std::io;
+use std::fs::File;
+use std::io::{self, Write};
 use std::path::Path;
 
-use crate::durable::write_atomically;
 use crate::geometry::Geometry;
 
 /// Write `<mhd>` and the `.raw` beside it. `dims_xyz` is DimSize order (x
 /// fastest); `voxels` is in `[z][y][x]` order. Both files go to temporary
-/// names first and are renamed into place ([`crate::durable`]), so a crash
-/// leaves no half file.
+/// names first and are renamed into place, so a crash leaves no half file.
 pub fn write_mhd_i16(
     mhd: &Path,
     dims_xyz: [usize; 3],
@@ -57,6 +56,29 @@ pub fn write_mhd_i16(
     for v in voxels {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
+    // The data file first: a header that exists always finds its voxels.
     write_atomically(&raw, &bytes)?;
-    Ok(write_atomically(mhd, header.as_bytes())?)
+    write_atomically(mhd, header.as_bytes())
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it
+/// over `path`, then syncs the directory so the rename survives a power cut.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let at = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".metaimage-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(at)?;
+    tmp.write_all(bytes).map_err(at)?;
+    tmp.as_file().sync_all().map_err(at)?;
+    tmp.persist(path).map_err(|e| at(e.error))?;
+    if let Ok(d) = File::open(dir) {
+        d.sync_all().map_err(at)?;
+    }
+    Ok(())
 }

@@ -1,12 +1,9 @@
 //! `train eval` and `train predict` on a checkpoint from a tiny one-epoch run.
 
-mod common;
-
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use shared::cache::CacheReader;
-use train::cli::{EvalArgs, ScoreArgs, Split};
 
 fn os(args: &[&str]) -> Vec<OsString> {
     args.iter().map(OsString::from).collect()
@@ -38,8 +35,8 @@ fn tiny_run(cache: &Path, runs: &Path, comment: &str, extra: &[&str]) -> PathBuf
     args.extend(os(extra));
     args.push(comment.into());
     let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
-    common::train(&refs);
-    common::find_dir(&runs.join("p2ch12"), &format!("-cls-{comment}"))
+    luna_e2e::train::train(&refs);
+    luna_e2e::train::find_dir(&runs.join("p2ch12"), &format!("-cls-{comment}"))
 }
 
 fn score_args(cache: &Path, ckpt: &Path) -> Vec<OsString> {
@@ -64,7 +61,7 @@ fn run_train(sub: &str, mut args: Vec<OsString>, extra: &[&OsStr]) -> String {
     args.insert(0, sub.into());
     args.extend(extra.iter().map(|s| s.to_os_string()));
     let refs: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
-    common::train(&refs)
+    luna_e2e::train::train(&refs)
 }
 
 fn read_json(path: &Path) -> serde_json::Value {
@@ -75,7 +72,7 @@ fn read_json(path: &Path) -> serde_json::Value {
 #[test]
 fn eval_writes_report_and_plots_and_predict_matches_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let cache = common::synthetic_cache(tmp.path(), 2, 11);
+    let cache = luna_e2e::prepcache::synthetic_cache(tmp.path(), 2, 11);
     let ckpt = tiny_run(&cache, &tmp.path().join("runs"), "evaltest", &[]);
     let reader = CacheReader::open(&cache).unwrap();
     let n = reader.len();
@@ -161,22 +158,24 @@ fn eval_writes_report_and_plots_and_predict_matches_it() {
     assert_eq!(rows.len(), n_val);
     assert!(!csv_path.with_extension("csv.tmp").exists());
 
-    let evaluated = train::eval_checkpoint::run(&EvalArgs {
-        score: ScoreArgs {
-            cache: cache.clone(),
-            checkpoint: ckpt.clone(),
-            val_stride: 10,
-            batch_size: 5,
-            num_workers: 1,
-            device: "cpu".into(),
-            threads: Some(2),
-        },
-        split: Split::Val,
-        out: Some(tmp.path().join("eval-inproc")),
-    })
-    .unwrap();
-    assert_eq!(evaluated.predictions.len(), n_val);
-    for (k, (row, pred)) in rows.iter().zip(&evaluated.predictions).enumerate() {
+    // The same model in batches of 5 instead of 16: the same probabilities
+    // up to float reassociation.
+    let small_batches = tmp.path().join("sub/predictions-b5.csv");
+    let mut args = score_args(&cache, &ckpt);
+    let at = args.iter().position(|a| a == "--batch-size").unwrap();
+    args[at + 1] = "5".into();
+    args.extend(os(&["--num-workers", "1", "--split", "val"]));
+    args.push("--out".into());
+    args.push(small_batches.clone().into());
+    run_train("predict", args, &[]);
+    let again = std::fs::read_to_string(&small_batches).unwrap();
+    let again: Vec<f32> = again
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(again.len(), n_val);
+    for (k, (row, &p5)) in rows.iter().zip(&again).enumerate() {
         let entry = &reader.entries()[k * 10];
         assert_eq!(row.len(), 5, "{row:?}");
         assert_eq!(row[0], reader.series_uid(entry.series));
@@ -184,19 +183,14 @@ fn eval_writes_report_and_plots_and_predict_matches_it() {
         assert_eq!(xyz, entry.center_xyz.to_vec());
         let p: f32 = row[4].parse().unwrap();
         assert!((0.0..=1.0).contains(&p), "{p}");
-        // Batches of 16 vs 5 run the same per-sample arithmetic up to float reassociation.
-        assert!(
-            (p - pred.prob_nodule).abs() < 1e-5,
-            "row {k}: {p} vs {}",
-            pred.prob_nodule
-        );
+        assert!((p - p5).abs() < 1e-5, "row {k}: {p} vs {p5}");
     }
 }
 
 #[test]
 fn a_variant_checkpoint_loads_in_eval_and_predict() {
     let tmp = tempfile::tempdir().unwrap();
-    let cache = common::synthetic_cache(tmp.path(), 2, 12);
+    let cache = luna_e2e::prepcache::synthetic_cache(tmp.path(), 2, 12);
     let ckpt = tiny_run(
         &cache,
         &tmp.path().join("runs"),
@@ -214,7 +208,7 @@ fn a_variant_checkpoint_loads_in_eval_and_predict() {
             "0.0001",
         ],
     );
-    let meta = common::run_python(
+    let meta = luna_e2e::python::run_python(
         "import json,sys\nfrom safetensors import safe_open\n\
          f=safe_open(sys.argv[1],'np')\n\
          print(json.dumps({'meta':f.metadata(),'keys':sorted(f.keys())}))",
@@ -260,7 +254,7 @@ fn a_variant_checkpoint_loads_in_eval_and_predict() {
     );
 
     // Resuming rebuilds the variant from the saved settings.
-    let out = common::train(&[
+    let out = luna_e2e::train::train(&[
         "--cache".as_ref(),
         cache.as_os_str(),
         "--device".as_ref(),
@@ -279,7 +273,7 @@ fn a_variant_checkpoint_loads_in_eval_and_predict() {
 #[test]
 fn eval_of_a_missing_checkpoint_says_which_file() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_train"))
+    let out = std::process::Command::new(luna_e2e::train::bin())
         .args(["eval", "--cache"])
         .arg(tmp.path())
         .args(["--checkpoint"])

@@ -1,0 +1,3 @@
+//! The synthetic dataset's integration tests, one binary for all.
+
+mod generate;

@@ -1,0 +1,7 @@
+//! The data library's integration tests, one binary (one link) for all.
+
+mod cache;
+mod crop;
+mod durable;
+mod luna;
+mod mapped;

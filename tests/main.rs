@@ -1,0 +1,12 @@
+//! End-to-end tests: the real binaries on real files they make themselves
+//! (synthetic scans → cache → training → resume → eval → predict), and the
+//! bad-input cases a user meets. One binary, one link.
+
+mod bench_loader;
+mod eval_predict;
+mod interrupt;
+mod learns;
+mod lunacache_py;
+mod prepcache_build;
+mod resume;
+mod train_cli;

@@ -1,0 +1,44 @@
+//! The Python with torch, tensorboard, safetensors and SimpleITK that the
+//! cross-checks run: `LUNA_PYTHON`, else the project's virtualenv.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Fails the test when that Python is absent.
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("LUNA_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".cache/luna-toolkit/venv/bin/python"))
+        })
+        .expect("neither LUNA_PYTHON nor HOME is set");
+    assert!(
+        path.exists(),
+        "cross-check Python {} not found: run scripts/setup.sh or set LUNA_PYTHON",
+        path.display()
+    );
+    path
+}
+
+/// `<workspace>/scripts`, where the Python readers live.
+pub fn scripts_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts")
+}
+
+/// Runs `script` and returns its stdout as JSON.
+pub fn run_python(script: &str, args: &[&std::ffi::OsStr]) -> serde_json::Value {
+    let mut cmd = Command::new(python());
+    cmd.arg("-c").arg(script).args(args);
+    let out = cmd
+        .output()
+        .expect("failed to start the cross-check Python");
+    assert!(
+        out.status.success(),
+        "python failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("python printed no JSON ({e}):\n{stdout}"))
+}

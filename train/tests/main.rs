@@ -1,0 +1,15 @@
+//! The training library's integration tests (real libtorch, real caches),
+//! gathered into one binary so libtorch is linked once.
+
+mod common;
+mod pytorch_support;
+
+mod checkpoint_roundtrip;
+mod evaluation_froc_official;
+mod loader_stream;
+mod model_variants;
+mod pytorch_dataset;
+mod pytorch_ddp;
+mod pytorch_parity;
+mod tch_smoke;
+mod tensorboard_readback;
