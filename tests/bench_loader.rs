@@ -1,7 +1,6 @@
 //! `train bench-loader` measures every worker count and reports rates that
 //! agree with the amount of data it was asked to move.
 
-
 #[test]
 fn bench_loader_reports_each_worker_count_against_the_bound() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,6 @@
 //! Ctrl-C (SIGINT) during training: exit 130, finished epochs kept, and the
 //! printed resume command finishes the run.
 
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,5 @@
 //! A short balanced run on the synthetic dataset learns to find nodules.
 
-
 use std::ffi::OsStr;
 
 /// Settings chosen to finish in about two and a half minutes on two CPU

@@ -1,6 +1,5 @@
 //! scripts/lunacache.py reads the same chunks and metadata as the Rust reader.
 
-
 use std::fs;
 use std::process::Command;
 

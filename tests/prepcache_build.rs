@@ -1,6 +1,5 @@
 //! `prepcache build/verify/info/ls` end to end on synthetic data sets.
 
-
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -1,6 +1,5 @@
 //! Two epochs straight equal one epoch plus a resumed epoch, on the CPU with a seed.
 
-
 use std::ffi::OsStr;
 
 #[test]

@@ -1,6 +1,5 @@
 //! The command line: help, doctor, and clean errors for bad input.
 
-
 #[test]
 fn help_lists_the_books_flags() {
     let (ok, text) = luna_e2e::train::train_output(&["--help"]);

@@ -1,9 +1,10 @@
-//! LUNA16 CSVs and the book's candidate list (REFERENCE §1–2).
+//! LUNA16 CSVs and the book's candidate list.
 //!
 //! [`find_series`] finds the scans on disk, [`read_candidates_csv`] and
 //! [`read_annotations_csv`] parse the two CSVs, [`build_candidate_list`] (or
 //! [`load_candidates`], which does all three) reproduces the book's
-//! `getCandidateInfoList`, and [`split`] its train/validation split.
+//! `getCandidateInfoList`, [`canonical_order`] is the order every tool
+//! keeps, and [`split`] its train/validation split.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -181,7 +182,7 @@ pub fn build_candidate_list(
             center_xyz: c.center_xyz,
         });
     }
-    list.sort_by(|a, b| book_order(b, a));
+    list.sort_by(|a, b| canonical_order(&a.order_key(), &b.order_key()));
     CandidateList {
         candidates: list,
         missing_series: missing.len(),
@@ -195,34 +196,68 @@ fn matches_annotation(center: Xyz, a: &AnnotationRow) -> bool {
     (0..3).all(|k| (center[k] - a.center_xyz[k]).abs() <= limit)
 }
 
-/// Python's tuple order on `(isNodule, diameter_mm, series_uid, center_xyz)`.
-/// Floats compare like Python's (`-0.0 == 0.0`); NaN never gets this far.
-pub fn book_order(a: &CandidateInfo, b: &CandidateInfo) -> Ordering {
-    let float = |x: f64, y: f64| x.partial_cmp(&y).unwrap_or(Ordering::Equal);
-    a.is_nodule
-        .cmp(&b.is_nodule)
-        .then_with(|| float(a.diameter_mm, b.diameter_mm))
-        .then_with(|| a.series_uid.cmp(&b.series_uid))
-        .then_with(|| float(a.center_xyz[0], b.center_xyz[0]))
-        .then_with(|| float(a.center_xyz[1], b.center_xyz[1]))
-        .then_with(|| float(a.center_xyz[2], b.center_xyz[2]))
+/// What decides a candidate's place in the canonical order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OrderKey<'a> {
+    pub is_nodule: bool,
+    pub diameter_mm: f64,
+    pub series_uid: &'a str,
+    pub center_xyz: Xyz,
 }
 
-/// The book's split: `val = list[::val_stride]`, train = everything else, both
-/// in list order.
+impl CandidateInfo {
+    pub fn order_key(&self) -> OrderKey<'_> {
+        OrderKey {
+            is_nodule: self.is_nodule,
+            diameter_mm: self.diameter_mm,
+            series_uid: &self.series_uid,
+            center_xyz: self.center_xyz,
+        }
+    }
+}
+
+/// The canonical candidate order, the one rule every tool shares: the
+/// book's list is the tuple `(isNodule, diameter_mm, series_uid,
+/// center_xyz)` sorted in reverse, so positives come first, largest
+/// nodules first. Cache indices, the validation split and every report
+/// follow it. Floats compare like Python's (`-0.0 == 0.0`); NaN never gets
+/// this far (the CSV reader rejects it).
+pub fn canonical_order(a: &OrderKey, b: &OrderKey) -> Ordering {
+    let float = |x: f64, y: f64| x.partial_cmp(&y).unwrap_or(Ordering::Equal);
+    b.is_nodule
+        .cmp(&a.is_nodule)
+        .then_with(|| float(b.diameter_mm, a.diameter_mm))
+        .then_with(|| b.series_uid.cmp(a.series_uid))
+        .then_with(|| float(b.center_xyz[0], a.center_xyz[0]))
+        .then_with(|| float(b.center_xyz[1], a.center_xyz[1]))
+        .then_with(|| float(b.center_xyz[2], a.center_xyz[2]))
+}
+
+/// The book's validation rule: every `val_stride`-th candidate of the
+/// canonical list, starting with the first (`list[::val_stride]`), is
+/// validation; everything else trains. Keeping the rule in one place keeps
+/// `train`, `eval`, `predict` and the Python reader on the same split.
+pub fn is_validation(position: usize, val_stride: usize) -> bool {
+    position % val_stride == 0
+}
+
+/// The book's split of a list: `(train, val)`, both in list order.
 pub fn split<T: Clone>(list: &[T], val_stride: usize) -> Result<(Vec<T>, Vec<T>), LunaError> {
     if val_stride == 0 {
         return Err(LunaError::ZeroStride);
     }
-    let (mut train, mut val) = (Vec::new(), Vec::new());
-    for (i, item) in list.iter().enumerate() {
-        if i % val_stride == 0 {
-            val.push(item.clone());
-        } else {
-            train.push(item.clone());
-        }
-    }
-    Ok((train, val))
+    let (val, train): (Vec<(usize, &T)>, Vec<(usize, &T)>) = list
+        .iter()
+        .enumerate()
+        .partition(|(i, _)| is_validation(*i, val_stride));
+    let items = |v: Vec<(usize, &T)>| v.into_iter().map(|(_, t)| t.clone()).collect();
+    Ok((items(train), items(val)))
+}
+
+/// [`split`] of the positions `0..len`, as cache indices.
+pub fn split_indices(len: usize, val_stride: usize) -> Result<(Vec<u32>, Vec<u32>), LunaError> {
+    let positions: Vec<u32> = (0..len as u32).collect();
+    split(&positions, val_stride)
 }
 
 /// Parse `candidates.csv` (`seriesuid,coordX,coordY,coordZ,class`).

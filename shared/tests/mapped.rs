@@ -6,11 +6,11 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use luna_synth::{generate, Preset, SynthOptions};
 use shared::crop::{crop_candidate, CropError, CROP_SHAPE, CROP_VOXELS};
 use shared::geometry::{Geometry, Irc};
 use shared::luna::{find_series, load_candidates};
 use shared::metaimage::{open_scan, open_scan_reusing, read_volume, writer};
-use luna_synth::{generate, Preset, SynthOptions};
 use shared::volume::{Scan, VoxelSource, HU_MAX, HU_MIN};
 
 const SHAPE: [usize; 3] = [40, 56, 60];

@@ -1,38 +1,31 @@
 //! Training engine for LunaModel over a prepcache cache.
 //!
-//! The book's chapter 11–12 classifier, trained from the candidate cache
-//! that `prepcache build` writes, split into modules with one job each:
+//! Data flows one way, cache → batches → model → records:
 //!
-//! - [`sampler`]: the book's train/validation split and balanced mapping;
-//!   an epoch's order is a pure function of (seed, epoch).
-//! - [`loader`]: worker threads decode cached int16 crops into a ring of
-//!   reusable (pinned, on CUDA) batch buffers ahead of the training step.
-//! - [`augment`]: flips, shifts, scaling, rotation and noise, batched on the device.
-//! - [`model`]: `LunaModel` under the book's `state_dict` names; [`sgd`]:
-//!   SGD with momentum whose buffers can be saved.
-//! - [`metrics`], [`tensorboard`], [`checkpoint`]: what a run records.
-//! - [`fit`]: the epoch loop wiring them together; [`cli`]: its flags.
-//! - [`score`]: a saved model over cached candidates, for
-//!   [`eval_checkpoint`] (`train eval`: metrics, ROC/PR, FROC/CPM, plots)
-//!   and [`predict`] (`train predict`: LUNA16 submission CSV).
-//!
-//! The binary (`main.rs`) only parses the command line and calls
-//! [`fit::run`] or a subcommand's `run`.
+//! - [`config`]: the typed, versioned [`RunConfig`](config::RunConfig),
+//!   resolved once from defaults, `--config FILE.toml` and the flags
+//!   ([`config::cli`], the only module that knows clap).
+//! - [`data`]: the split, the epoch orders ([`data::sampler`]), the loader
+//!   threads that decode cached crops into reusable (pinned, on CUDA)
+//!   batch buffers, and augmentation on the device.
+//! - [`model`]: LunaModel and its variants, and [`model::forward_batch`],
+//!   the one forward pass training, validation, eval, predict and
+//!   bench-step all use; [`optim`]: optimizers whose state is saved.
+//! - [`run`]: a training run as a [`Trainer`](run::Trainer), a phase
+//!   driver, a [`RunDir`](run::RunDir), a [`Recorder`](run::Recorder) and
+//!   checkpoints.
+//! - [`evaluate`]: the one metrics core ([`evaluate::metrics`]) plus ROC/PR,
+//!   FROC/CPM and plots.
+//! - [`inference`]: a saved model over cached candidates, for `eval` and
+//!   `predict`.
+//! - [`commands`]: one module per subcommand; [`bench`]: the measurements.
 
-pub mod augment;
-pub mod bench_loader;
-pub mod bench_step;
-pub mod checkpoint;
-pub mod cli;
-pub mod doctor;
-pub mod eval_checkpoint;
-pub mod evaluation;
-pub mod fit;
-pub mod loader;
-pub mod metrics;
+pub mod bench;
+pub mod commands;
+pub mod config;
+pub mod data;
+pub mod evaluate;
+pub mod inference;
 pub mod model;
-pub mod predict;
-pub mod sampler;
-pub mod score;
-pub mod sgd;
-pub mod tensorboard;
+pub mod optim;
+pub mod run;

@@ -1,11 +1,10 @@
 //! Checkpoints restore exactly in Rust and load into the book's PyTorch LunaModel.
 
-
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
-use train::checkpoint::{self, RunState};
 use train::model::{BiasInit, LunaModel};
-use train::sgd::Sgd;
+use train::optim::Sgd;
+use train::run::checkpoint::{self, RunState};
 
 /// A deterministic input both languages can build: HU-like values from an index formula.
 fn input() -> Tensor {
@@ -35,11 +34,14 @@ fn state() -> RunState {
         epoch: 3,
         samples_seen: 96,
         steps: 2,
-        seed: 9,
         best_val_f1: 0.25,
         run_stamp: "2026-01-01_00.00.00".into(),
-        comment: "ckpt".into(),
-        args: serde_json::json!({"lr": 0.001}),
+        config: {
+            let mut c = train::config::RunConfig::default();
+            c.run.seed = Some(9);
+            c.run.comment = "ckpt".into();
+            c
+        },
     }
 }
 

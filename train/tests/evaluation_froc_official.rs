@@ -1,10 +1,9 @@
-//! `train::evaluation::froc` against a line-by-line Python port of the
+//! `train::evaluate::froc` against a line-by-line Python port of the
 //! official LUNA16 scoring (noduleCADEvaluationLUNA16.py: the matching loop,
 //! `computeFROC` over scikit-learn's `roc_curve`, `np.interp` at the seven
 //! rates) on random candidate lists with tied scores, double hits and misses.
 
-
-use train::evaluation::{froc, Nodule, Prediction};
+use train::evaluate::{froc, Nodule, Prediction};
 
 const OFFICIAL: &str = r#"
 import json, sys

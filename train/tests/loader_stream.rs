@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use shared::cache::{CacheBuilder, CacheReader, CandidateMeta, Codec};
 use tch::{Device, Kind};
-use train::loader::{Loader, LoaderConfig, LoaderError};
+use train::data::loader::{Loader, LoaderConfig, LoaderError};
 
 const SHAPE: [usize; 3] = [32, 48, 48];
 

@@ -2,12 +2,12 @@
 //! reader reads, splits and balances like the book and the Rust sampler, and
 //! shards deterministically across ranks.
 
-
 use std::collections::BTreeSet;
 
 use crate::pytorch_support::{build_cache, run_python};
-use train::augment::AugmentConfig;
-use train::sampler::{balanced_pick, split};
+use train::data::augment::AugmentConfig;
+use train::data::sampler::balanced_pick;
+use train::data::split::Split;
 
 fn indices(v: &serde_json::Value) -> Vec<u32> {
     serde_json::from_value(v.clone()).unwrap()
@@ -33,7 +33,10 @@ print(json.dumps(dict(train=trn.indices, val=val.indices, rows=rows)))
 "#,
         &[dir.path().as_os_str()],
     );
-    let (train, val) = split(reader.len(), 10);
+    let (train, val) = (
+        Split::Train.indices(reader.len(), 10),
+        Split::Val.indices(reader.len(), 10),
+    );
     assert_eq!(indices(&got["train"]), train);
     assert_eq!(indices(&got["val"]), val);
 
@@ -77,7 +80,7 @@ print(json.dumps(out))
         &[dir.path().as_os_str()],
     );
     assert_eq!(got["len"], 60);
-    let (train, _) = split(reader.len(), 10);
+    let train = Split::Train.indices(reader.len(), 10);
     let is_nodule = |i: &u32| reader.entries()[*i as usize].is_nodule;
     let positives: Vec<u32> = train.iter().copied().filter(is_nodule).collect();
     let negatives: Vec<u32> = train.iter().copied().filter(|i| !is_nodule(i)).collect();

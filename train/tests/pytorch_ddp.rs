@@ -2,7 +2,6 @@
 //! a few steps from a cache and rank 0 writes a model.safetensors that the
 //! Rust LunaModel loads.
 
-
 use std::process::Command;
 
 use crate::pytorch_support::{build_cache, input, scripts_dir};

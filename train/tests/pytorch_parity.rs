@@ -1,13 +1,12 @@
 //! Checkpoints cross between scripts/luna_model.py and the Rust LunaModel
 //! both ways, and both compute the same eval-mode outputs on a fixed batch.
 
-
 use crate::pytorch_support::{floats, input, run_python, INPUT_PY};
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
-use train::checkpoint::{self, RunState};
 use train::model::{BiasInit, LunaModel};
-use train::sgd::Sgd;
+use train::optim::Sgd;
+use train::run::checkpoint::{self, RunState};
 
 const TOLERANCE: f64 = 1e-5;
 
@@ -81,11 +80,14 @@ fn a_rust_written_checkpoint_loads_in_pytorch_with_equal_outputs() {
         epoch: 1,
         samples_seen: 4,
         steps: 2,
-        seed: 5,
         best_val_f1: 0.0,
         run_stamp: "2026-01-01_00.00.00".into(),
-        comment: "parity".into(),
-        args: serde_json::json!({}),
+        config: {
+            let mut c = train::config::RunConfig::default();
+            c.run.seed = Some(5);
+            c.run.comment = "parity".into();
+            c
+        },
     };
     let dir = tempfile::tempdir().unwrap();
     checkpoint::save(dir.path(), &vs, &sgd, &state).unwrap();

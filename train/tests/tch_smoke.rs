@@ -58,7 +58,7 @@ fn small_conv_net_forward_backward_gives_finite_nonzero_gradients() {
 
 #[test]
 fn doctor_reports_cpu_build_facts() {
-    let r = train::doctor::report();
+    let r = train::commands::doctor::report();
     assert!(
         r.libtorch.starts_with("2.11.0"),
         "libtorch version {}",

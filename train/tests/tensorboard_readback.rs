@@ -1,7 +1,6 @@
 //! Event files written by `train::tensorboard` read back with TensorBoard's own loader.
 
-
-use train::tensorboard::{pr_curve_data, EventWriter, PR_CURVE_THRESHOLDS};
+use train::run::tensorboard::{pr_curve_data, EventWriter, PR_CURVE_THRESHOLDS};
 
 const READ_BACK: &str = r#"
 import json, sys
@@ -113,7 +112,8 @@ print(json.dumps(compute_curve(labels, preds, num_thresholds=127).reshape(-1).to
     let l = serde_json::to_string(&labels.iter().map(|&b| b as u8).collect::<Vec<_>>()).unwrap();
     let p = serde_json::to_string(&probs).unwrap();
     let expected: Vec<f64> =
-        serde_json::from_value(crate::common::run_python(script, &[l.as_ref(), p.as_ref()])).unwrap();
+        serde_json::from_value(crate::common::run_python(script, &[l.as_ref(), p.as_ref()]))
+            .unwrap();
     let got = pr_curve_data(&labels, &probs, PR_CURVE_THRESHOLDS);
     assert_eq!(got.len(), expected.len());
     for (i, (g, e)) in got.iter().zip(&expected).enumerate() {

@@ -5,7 +5,7 @@
 //! cache (so the figures are warm-cache figures). One JSON object per scan
 //! on stdout; `scripts/bench.sh` turns them into BENCHMARKS.md.
 //!
-//!     cargo run --release -p shared --example read_volume -- [--repeats N] SCAN.mhd...
+//!     cargo run --release -p metaimage --example read_volume -- [--repeats N] SCAN.mhd...
 //!
 //! Four timings per scan: `cat` (the bound), `read_volume` as a caller with
 //! no buffer gets it (fresh allocation, page faults included),
@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use metaimage::{open_scan, read_header, read_volume, read_volume_reusing, DataFile};
 use metaimage::volume::{Scan, HU_MAX, HU_MIN};
+use metaimage::{open_scan, read_header, read_volume, read_volume_reusing, DataFile};
 
 fn main() {
     if let Err(e) = run() {

@@ -1,22 +1,36 @@
 //! Voxel element types (`ElementType`) and typed voxel storage.
 
-/// MetaIO `ElementType`s this reader supports.
+/// MetaIO `ElementType`s this reader supports: the scalar integer and float
+/// types. `MET_*_ARRAY`, `MET_STRING` and other names are rejected when the
+/// header is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ElementType {
+    /// `MET_CHAR`: signed 8-bit integer.
     I8,
+    /// `MET_UCHAR`: unsigned 8-bit integer.
     U8,
+    /// `MET_SHORT`: signed 16-bit integer, the usual type of CT scans.
     I16,
+    /// `MET_USHORT`: unsigned 16-bit integer.
     U16,
+    /// `MET_INT` or `MET_LONG`: signed 32-bit integer.
     I32,
+    /// `MET_UINT` or `MET_ULONG`: unsigned 32-bit integer.
     U32,
+    /// `MET_LONG_LONG`: signed 64-bit integer.
     I64,
+    /// `MET_ULONG_LONG`: unsigned 64-bit integer.
     U64,
+    /// `MET_FLOAT`: IEEE 754 single precision.
     F32,
+    /// `MET_DOUBLE`: IEEE 754 double precision.
     F64,
 }
 
 impl ElementType {
-    /// MET_LONG/ULONG are 4 bytes in MetaIO on every platform.
+    /// The type a header's `ElementType` value names, or None when it is not
+    /// a supported scalar type. `MET_LONG`/`MET_ULONG` map to 32 bits because
+    /// MetaIO defines them as 4 bytes on every platform, whatever C's `long` is.
     pub fn from_name(name: &str) -> Option<Self> {
         Some(match name {
             "MET_CHAR" => Self::I8,
@@ -33,6 +47,7 @@ impl ElementType {
         })
     }
 
+    /// Bytes per value (per channel) in the data file.
     pub fn size(self) -> usize {
         match self {
             Self::I8 | Self::U8 => 1,
@@ -42,7 +57,7 @@ impl ElementType {
         }
     }
 
-    /// Canonical MetaIO name.
+    /// Canonical MetaIO name (`MET_INT`, not its synonym `MET_LONG`).
     pub fn name(self) -> &'static str {
         match self {
             Self::I8 => "MET_CHAR",
@@ -60,17 +75,28 @@ impl ElementType {
 }
 
 /// Voxels in file order (x fastest, channels interleaved), native endianness.
+/// The variant matches the header's [`ElementType`]; no value is converted.
 #[derive(Debug, Clone, PartialEq)]
 pub enum VoxelData {
+    /// `MET_UCHAR` values.
     U8(Vec<u8>),
+    /// `MET_CHAR` values.
     I8(Vec<i8>),
+    /// `MET_USHORT` values.
     U16(Vec<u16>),
+    /// `MET_SHORT` values.
     I16(Vec<i16>),
+    /// `MET_UINT` / `MET_ULONG` values.
     U32(Vec<u32>),
+    /// `MET_INT` / `MET_LONG` values.
     I32(Vec<i32>),
+    /// `MET_ULONG_LONG` values.
     U64(Vec<u64>),
+    /// `MET_LONG_LONG` values.
     I64(Vec<i64>),
+    /// `MET_FLOAT` values.
     F32(Vec<f32>),
+    /// `MET_DOUBLE` values.
     F64(Vec<f64>),
 }
 
@@ -94,14 +120,17 @@ macro_rules! with_voxels {
 pub(crate) use with_voxels;
 
 impl VoxelData {
+    /// Number of values: pixels × channels.
     pub fn len(&self) -> usize {
         with_voxels!(self, v => v.len())
     }
 
+    /// True when there are no values.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// The element type of the stored values.
     pub fn element_type(&self) -> ElementType {
         match self {
             Self::U8(_) => ElementType::U8,

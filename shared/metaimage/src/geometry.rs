@@ -1,9 +1,25 @@
 //! World (patient millimetres, x y z) ↔ voxel index (i r c) conversion.
 //!
-//! Conventions follow ITK/SimpleITK, which is what the book reads scans with:
+//! Conventions follow ITK/SimpleITK, so that coordinates agree with Python
+//! code reading the same scans through SimpleITK:
 //! `xyz = D · (cri ⊙ spacing) + origin`, where `cri = (c, r, i)` is the index
 //! in DimSize order (x fastest) and `D` is ITK's direction matrix. Volumes are
 //! stored `[i][r][c]` (slowest axis first), so an `irc` is the reverse of `cri`.
+//!
+//! ```
+//! use metaimage::geometry::Geometry;
+//!
+//! // x and y flipped, as in many CT scans.
+//! let g = Geometry {
+//!     origin: [200.0, 150.0, -20.0],
+//!     spacing: [0.5, 0.5, 2.0],
+//!     direction: [[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]],
+//! };
+//! let xyz = g.irc_to_xyz([3.0, 10.0, 20.0]);
+//! assert_eq!(xyz, [190.0, 145.0, -14.0]);
+//! assert_eq!(g.xyz_to_irc(xyz)?, [3, 10, 20]);
+//! # Ok::<(), metaimage::geometry::GeometryError>(())
+//! ```
 
 use serde::{Deserialize, Serialize};
 
@@ -12,12 +28,16 @@ pub type Irc = [i64; 3];
 /// Patient coordinates in millimetres, (x, y, z).
 pub type Xyz = [f64; 3];
 
+/// Why a world point cannot be mapped to a voxel index.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum GeometryError {
+    /// The direction matrix has no inverse (its determinant, |det| < 1e-12
+    /// or not finite, is given).
     #[error(
         "direction matrix is singular (determinant {0:e}); cannot map world to voxel coordinates"
     )]
     SingularDirection(f64),
+    /// A spacing is zero, negative, infinite or NaN (the spacing is given).
     #[error("spacing must be positive and finite, got {0:?}")]
     BadSpacing([f64; 3]),
 }
@@ -25,15 +45,21 @@ pub enum GeometryError {
 /// Origin, spacing and direction of a 3-D image, all in (x, y, z) order.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Geometry {
+    /// World position (mm) of the centre of voxel (0, 0, 0).
     pub origin: Xyz,
+    /// Distance (mm) between voxel centres along the x (column), y (row) and
+    /// z (slice) index axes.
     pub spacing: Xyz,
     /// ITK direction matrix, `direction[row][col]`. Column k is the world
     /// direction of index axis k (x, y, z order).
     pub direction: [[f64; 3]; 3],
 }
 
+/// The identity direction: index axes aligned with world x, y, z.
 pub const IDENTITY: [[f64; 3]; 3] = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
 
+/// Zero origin, unit spacing, identity direction: what a header without
+/// geometry keys means.
 impl Default for Geometry {
     fn default() -> Self {
         Geometry {
@@ -45,7 +71,12 @@ impl Default for Geometry {
 }
 
 impl Geometry {
-    /// ITK's direction is the transpose of MetaIO's row-major TransformMatrix.
+    /// ITK's direction matrix from a header's nine row-major
+    /// `TransformMatrix` values.
+    ///
+    /// It is the transpose, because MetaIO writes the world direction of
+    /// index axis k as row k while ITK's direction matrix holds it as column
+    /// k; only non-symmetric (rotated) matrices show the difference.
     pub fn direction_from_transform_matrix(m: [f64; 9]) -> [[f64; 3]; 3] {
         let mut d = [[0.0; 3]; 3];
         for (r, row) in d.iter_mut().enumerate() {
@@ -56,7 +87,9 @@ impl Geometry {
         d
     }
 
-    /// Inverse of [`Geometry::direction_from_transform_matrix`].
+    /// The nine row-major `TransformMatrix` values to write in a header for
+    /// this direction (the transpose); inverse of
+    /// [`Geometry::direction_from_transform_matrix`].
     pub fn transform_matrix(&self) -> [f64; 9] {
         let mut m = [0.0; 9];
         for r in 0..3 {
@@ -67,7 +100,8 @@ impl Geometry {
         m
     }
 
-    /// Continuous voxel position → world millimetres.
+    /// Continuous voxel position (i, r, c) → world millimetres (x, y, z).
+    /// Integer positions are voxel centres.
     pub fn irc_to_xyz(&self, irc: [f64; 3]) -> Xyz {
         let scaled = [
             irc[2] * self.spacing[0],
@@ -85,9 +119,15 @@ impl Geometry {
 
     /// World millimetres → continuous (c, r, i) index, before rounding.
     ///
-    /// This is the true inverse (ITK's TransformPhysicalPointToIndex). The
-    /// book multiplies by the transposed inverse instead, which agrees only for
-    /// symmetric direction matrices (all of real LUNA); see REFERENCE §3.
+    /// This is the true inverse of [`Geometry::irc_to_xyz`], as ITK's
+    /// `TransformPhysicalPointToIndex` computes it: `cri = D⁻¹ · (xyz − origin)
+    /// / spacing`. The shortcut `((xyz − origin) · D⁻¹) / spacing` multiplies by
+    /// the transposed inverse, which agrees only for symmetric direction
+    /// matrices (identity and axis flips, all that LUNA16 contains) and puts
+    /// points of rotated scans in the wrong voxel.
+    ///
+    /// Fails when a spacing is not positive and finite or the direction matrix
+    /// is singular.
     pub fn xyz_to_cri_continuous(&self, xyz: Xyz) -> Result<[f64; 3], GeometryError> {
         if self.spacing.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
             return Err(GeometryError::BadSpacing(self.spacing));
@@ -106,8 +146,13 @@ impl Geometry {
         Ok(cri)
     }
 
-    /// World millimetres → nearest voxel index (i, r, c), rounding ties to
-    /// even like numpy's `np.round`, which the book uses.
+    /// World millimetres → nearest voxel index (i, r, c).
+    ///
+    /// Ties round to even, like numpy's `np.round`, so a point exactly halfway
+    /// between two voxels picks the same one as numpy-based code does
+    /// (`f64::round` would round it away from zero). The index may lie outside
+    /// the volume; checking it is the caller's job. Errors as for
+    /// [`Geometry::xyz_to_cri_continuous`].
     pub fn xyz_to_irc(&self, xyz: Xyz) -> Result<Irc, GeometryError> {
         let cri = self.xyz_to_cri_continuous(xyz)?;
         Ok([
@@ -186,22 +231,23 @@ mod tests {
     }
 
     #[test]
-    fn rotated_direction_uses_true_inverse_not_books_transpose() {
+    fn rotated_direction_uses_true_inverse_not_transposed_inverse() {
         let g = rotated();
         let irc = [11.0, 40.0, 73.0];
         let xyz = g.irc_to_xyz(irc);
         assert_eq!(g.xyz_to_irc(xyz).unwrap(), [11, 40, 73]);
-        // The book's formula ((xyz - origin) @ inv(D)) / spacing lands elsewhere.
+        // The transposed-inverse shortcut ((xyz - origin) @ inv(D)) / spacing
+        // lands elsewhere.
         let inv = invert3(&g.direction).unwrap();
         let d = [
             xyz[0] - g.origin[0],
             xyz[1] - g.origin[1],
             xyz[2] - g.origin[2],
         ];
-        let book_c = (0..3).map(|k| d[k] * inv[k][0]).sum::<f64>() / g.spacing[0];
+        let shortcut_c = (0..3).map(|k| d[k] * inv[k][0]).sum::<f64>() / g.spacing[0];
         assert!(
-            (book_c - 73.0).abs() > 1.0,
-            "book formula should disagree on rotations"
+            (shortcut_c - 73.0).abs() > 1.0,
+            "transposed-inverse formula should disagree on rotations"
         );
     }
 

@@ -1,5 +1,7 @@
-//! MetaIO header text → [`Header`]. Semantics follow ITK's MetaIO reader
-//! (metaObject.cxx / metaImage.cxx), which is what SimpleITK uses.
+//! MetaIO header text → [`Header`]. Semantics follow ITK's MetaIO reader,
+//! which is what SimpleITK uses: `key = value` (or `key: value`) lines with
+//! case-sensitive keys, unknown keys kept, a repeated key overriding, and the
+//! `ElementDataFile` line ending the header.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -19,19 +21,31 @@ const MAX_HEADER_BYTES: u64 = 16 << 20;
 pub enum DataFile {
     /// Right after the header, in the same file (`.mha`).
     Local,
-    /// One file, relative to the header's folder unless absolute.
+    /// One file, relative to the header's folder unless absolute. When it is
+    /// missing but `<name>.gz` exists, that gzip copy is read instead, as ITK
+    /// does.
     File(String),
     /// `LIST [nD]`: one file per `file_dims`-dimensional block, names on the
     /// lines after the header.
     List {
+        /// Dimensions per file (`LIST 2D` → 2; NDims − 1 when not given,
+        /// zero or too large, as ITK does).
         file_dims: usize,
+        /// The file names in order, one per block, relative to the header's
+        /// folder unless absolute.
         names: Vec<String>,
     },
-    /// printf pattern with one integer conversion: `name%03d.raw min max step`.
+    /// printf pattern with one integer conversion: `name%03d.raw min max step`,
+    /// one file per slice (last axis).
     Pattern {
+        /// The name with its `%d`-style conversion (flags: `0` and a width).
         pattern: String,
+        /// Number of the first slice's file (default 1).
         min: i64,
+        /// Largest number the range may reach (default: one file per slice).
         max: i64,
+        /// Increment between consecutive slices' numbers (default 1; with
+        /// only min and max given, `(max − min) / slices`, at least 1).
         step: i64,
     },
 }
@@ -57,29 +71,45 @@ pub struct Header {
     pub entries: Vec<(String, String)>,
     /// DimSize, x fastest.
     pub dims: Vec<usize>,
+    /// `ElementType`.
     pub element_type: ElementType,
+    /// `ElementNumberOfChannels` (1 when absent); channels are interleaved.
     pub channels: usize,
+    /// `ElementSpacing`, or `ElementSize` when spacing is absent; 1 per axis
+    /// by default.
     pub spacing: Vec<f64>,
+    /// `Origin`, `Offset` or `Position` (synonyms); 0 per axis by default.
     pub origin: Vec<f64>,
     /// Row-major TransformMatrix values as written (NDims × NDims); ITK's
     /// direction is its transpose, see [`Header::direction`].
+    /// `Rotation` and `Orientation` are synonyms; identity by default.
     pub transform_matrix: Vec<f64>,
+    /// `BinaryDataByteOrderMSB` (or `ElementByteOrderMSB`) is true: the data
+    /// is big-endian. Little-endian by default.
     pub big_endian: bool,
+    /// `CompressedData` is true: each data file is a zlib (or gzip) stream.
+    /// (A `.gz` copy read in place of a missing data file is inflated even
+    /// when this is false.)
     pub compressed: bool,
     /// `CompressedDataSize`, when given and non-zero.
     pub compressed_size: Option<u64>,
+    /// `HeaderSize`: where the voxels start in each data file.
     pub header_size: HeaderSize,
+    /// `ElementDataFile`: where the voxels are.
     pub data_file: DataFile,
     /// Byte offset right after the `ElementDataFile` line (LOCAL data start).
     pub data_offset: u64,
 }
 
 impl Header {
+    /// Number of dimensions (`NDims`, the length of `dims`).
     pub fn ndims(&self) -> usize {
         self.dims.len()
     }
 
-    /// ITK direction matrix, row-major: the transpose of TransformMatrix.
+    /// ITK direction matrix, row-major N×N: the transpose of
+    /// `TransformMatrix`, because MetaIO writes axis k's world direction as
+    /// row k while ITK's direction matrix holds it as column k.
     pub fn direction(&self) -> Vec<f64> {
         let n = self.ndims();
         let mut d = vec![0.0; n * n];
@@ -126,6 +156,12 @@ impl Header {
 }
 
 /// Read and parse the header of a `.mhd` or `.mha` file (not the voxels).
+///
+/// Checks the header on its own (required keys, value counts, numbers,
+/// supported element type); whether the data files exist and have the right
+/// size is checked when the voxels are read. Reading stops at the
+/// `ElementDataFile` line (after the file names of a `LIST`), so for `.mha`
+/// files the voxels are not touched.
 pub fn read_header(path: impl AsRef<Path>) -> Result<Header, MetaImageError> {
     let path = path.as_ref();
     let file = File::open(path).map_err(|e| MetaImageError::io(path, e))?;

@@ -1,4 +1,5 @@
-//! `prepcache inspect FILE.mhd`: what a scan holds, in words and numbers.
+//! What an image holds, in words and numbers: the report behind [`inspect`]
+//! (and the toolkit's `prepcache inspect FILE.mhd`).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -61,7 +62,14 @@ pub(crate) fn stats(data: &VoxelData) -> Stats {
     s
 }
 
-/// Header keys, geometry, data files and HU statistics of one image.
+/// Header keys, geometry, data files and HU statistics of one image, as a
+/// multi-line human-readable report.
+///
+/// Reads every voxel (as [`crate::read_image`] does, with the same errors):
+/// the statistics are min, max, mean and standard deviation over all values
+/// and channels, the share below -900 HU (air) and a coarse histogram over
+/// air, lung, fat, soft tissue and bone. NaN values are left out of them.
+/// The layout is for people, not for parsing, and may change.
 pub fn inspect(path: &Path) -> Result<String, MetaImageError> {
     let header = read_header(path)?;
     let plan = payload::plan(&header)?;

@@ -1,28 +1,68 @@
-//! ITK MetaIO (.mhd/.mha/.raw/.zraw) reader.
+//! Reader (and a small writer) for ITK MetaImage files: `.mhd` headers with
+//! `.raw`/`.zraw` data files, and single-file `.mha` images.
 //!
 //! Reads what SimpleITK reads, with the same geometry: `origin`, `spacing`
-//! and `direction` (the transpose of the row-major `TransformMatrix`).
+//! and `direction` (the transpose of the row-major `TransformMatrix`), so
+//! voxels and coordinates agree with Python code that loads the same files
+//! through SimpleITK.
 //!
 //! - [`read_header`]: header keys only.
 //! - [`read_image`]: any supported image (1–10 dims, any element type,
 //!   interleaved channels) as typed voxels in file order.
 //! - [`read_volume`]: the hot path for CT scans — a 3-D scalar image as int16
 //!   HU clipped to [-1000, 1000] in `[z][y][x]` order. Little-endian
-//!   uncompressed MET_SHORT (LUNA's format) is read straight into the final
-//!   buffer.
+//!   uncompressed MET_SHORT (the LUNA16 format) is read straight into the
+//!   final buffer.
 //! - [`open_scan`]: a CT volume opened for cropping — memory-mapped when
-//!   the voxels are one uncompressed little-endian MET_SHORT run (LUNA), so
-//!   crops read only the pages they touch; otherwise decoded as `read_volume`.
-//! - [`inspect`]: a human-readable report of one scan.
+//!   the voxels are one uncompressed little-endian MET_SHORT run (LUNA16),
+//!   so crops read only the pages they touch; otherwise decoded as
+//!   `read_volume` does.
+//! - [`inspect`]: a human-readable report of one image.
+//! - [`geometry`]: world (x, y, z millimetres) ↔ voxel index (i, r, c).
+//! - [`writer`]: writes uncompressed little-endian int16 `.mhd` + `.raw` pairs.
 //!
-//! Not supported (clear error): `BinaryData = False` (voxels as ASCII text),
-//! `MET_*_ARRAY` element types, `.Z` (LZW) data files.
+//! Data files may be `LOCAL` (after the header), one named file, a `LIST` of
+//! files or a printf pattern (`slice%03d.raw 1 100 1`); data may be zlib or
+//! gzip compressed, either byte order, with a `HeaderSize` to skip.
 //!
-//! ```no_run
-//! let vol = metaimage::read_volume(std::path::Path::new("subset0/1.3.6.mhd"))?;
-//! println!("{:?} slices×rows×cols, spacing {:?}", vol.shape, vol.geometry.spacing);
-//! # Ok::<(), metaimage::MetaImageError>(())
+//! Not supported (each an [`MetaImageError::Invalid`] naming the file and the
+//! reason): `BinaryData = False` (voxels as ASCII text), `MET_*_ARRAY` and
+//! other element types not listed in [`ElementType`], `.Z` (LZW) data files.
+//!
+//! # Example
+//!
+//! Write a tiny scan, read it back as a clipped HU volume and map a world
+//! point to its voxel:
+//!
 //! ```
+//! use metaimage::geometry::Geometry;
+//! use metaimage::{read_volume, writer};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("scan.mhd");
+//! let geometry = Geometry {
+//!     origin: [-100.0, -100.0, -50.0],
+//!     spacing: [0.5, 0.5, 2.0],
+//!     ..Geometry::default()
+//! };
+//! // DimSize order (x, y, z) = (4, 3, 2); voxels in [z][y][x] order.
+//! let voxels: Vec<i16> = (0..24).map(|k| k * 200 - 2000).collect();
+//! writer::write_mhd_i16(&path, [4, 3, 2], &geometry, &voxels)?;
+//!
+//! let volume = read_volume(&path)?;
+//! assert_eq!(volume.shape, [2, 3, 4]); // (i, r, c) = (z, y, x)
+//! assert_eq!(volume.get([0, 0, 0]), -1000); // -2000 clipped
+//! assert_eq!(volume.get([1, 2, 3]), 1000); // 2600 clipped
+//! assert_eq!(volume.geometry, geometry);
+//!
+//! // World millimetres → (i, r, c) and back.
+//! let irc = volume.geometry.xyz_to_irc([-99.0, -99.5, -48.0])?;
+//! assert_eq!(irc, [1, 1, 2]);
+//! assert_eq!(volume.geometry.irc_to_xyz([1.0, 1.0, 2.0]), [-99.0, -99.5, -48.0]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![deny(missing_docs)]
 
 mod element;
 pub mod geometry;
@@ -33,6 +73,12 @@ mod pattern;
 mod payload;
 pub mod volume;
 pub mod writer;
+
+/// The README's code samples, compiled (and run, unless marked `no_run`) as
+/// doctests so the published examples cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 use std::path::{Path, PathBuf};
 
@@ -45,13 +91,26 @@ use crate::geometry::Geometry;
 use crate::volume::{clip_hu, Volume, HU_MAX, HU_MIN};
 use element::{to_native, with_voxels, Element};
 
+/// Why a MetaImage could not be read. The message always starts with the
+/// file concerned, so it can be shown to a user as it is.
 #[derive(Debug, thiserror::Error)]
 pub enum MetaImageError {
+    /// The header or its data files are malformed, inconsistent or use a
+    /// feature this reader does not support.
     #[error("{path}: {reason}")]
-    Invalid { path: PathBuf, reason: String },
+    Invalid {
+        /// The header file (or, for an error about one data file, the header
+        /// that names it).
+        path: PathBuf,
+        /// What is wrong, in words (names the data file when it is at fault).
+        reason: String,
+    },
+    /// The operating system failed to open or read a file.
     #[error("{path}: {error}")]
     Io {
+        /// The file being opened or read.
         path: PathBuf,
+        /// The underlying I/O error.
         // Shown in the message, so not also returned as source(): the
         // "a: b" chain printers would repeat it.
         error: std::io::Error,
@@ -77,19 +136,29 @@ impl MetaImageError {
 /// An image as stored, with SimpleITK's geometry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {
+    /// The parsed header, including every key as written.
     pub header: Header,
     /// DimSize order, x fastest.
     pub dims: Vec<usize>,
+    /// Values per pixel (`ElementNumberOfChannels`, 1 when absent).
     pub channels: usize,
+    /// World position of the first voxel's centre, one value per axis.
     pub origin: Vec<f64>,
+    /// Distance between voxel centres along each axis (DimSize order).
     pub spacing: Vec<f64>,
-    /// Row-major N×N, ITK convention (column k = world direction of axis k).
+    /// Row-major N×N, ITK convention (column k = world direction of axis k),
+    /// i.e. the transpose of the header's `TransformMatrix`.
     pub direction: Vec<f64>,
     /// `prod(dims) * channels` values, x fastest, channels interleaved.
     pub data: VoxelData,
 }
 
-/// Read any supported MetaImage.
+/// Read any supported MetaImage: header, geometry and every voxel in its
+/// stored element type (byte order converted to the host's).
+///
+/// Fails with [`MetaImageError::Invalid`] for a malformed header, a data
+/// file of the wrong size, corrupt compressed data or an unsupported feature,
+/// and with [`MetaImageError::Io`] when a file cannot be read.
 pub fn read_image(path: &Path) -> Result<Image, MetaImageError> {
     let header = read_header(path)?;
     let plan = payload::plan(&header)?;
@@ -161,10 +230,14 @@ fn recycle(
     Ok(buffer)
 }
 
-/// Read a 3-D single-channel scan as int16 HU clipped to [-1000, 1000].
+/// Read a 3-D single-channel scan as int16 HU clipped to [-1000, 1000]
+/// ([`volume::HU_MIN`], [`volume::HU_MAX`]).
 ///
-/// `shape` is DimSize reversed, (z, y, x). Float voxels are rounded to the
-/// nearest integer (ties to even, like numpy) after clipping; NaN is an error.
+/// `shape` is DimSize reversed, (z, y, x). Any element type is accepted;
+/// float voxels are clipped, then rounded to the nearest integer with ties
+/// to even, like numpy's `np.round`, so a float scan gives the same HU as the
+/// numpy pipelines this crate is checked against; NaN is an error. An image
+/// that is not 3-D with one channel is [`MetaImageError::Invalid`].
 pub fn read_volume(path: &Path) -> Result<Volume, MetaImageError> {
     read_volume_reusing(path, Vec::new())
 }
@@ -191,6 +264,8 @@ fn read_volume_header(path: &Path) -> Result<Header, MetaImageError> {
     Ok(header)
 }
 
+/// Decode the voxels of a checked volume header into HU, reusing `buffer`
+/// when the data is int16.
 fn decode_volume(
     header: &Header,
     plan: &payload::Plan,
@@ -223,6 +298,9 @@ fn volume_shape(header: &Header) -> [usize; 3] {
     [header.dims[2], header.dims[1], header.dims[0]]
 }
 
+/// The 3-D geometry of a checked volume header; the direction is the
+/// transpose of `TransformMatrix`, because MetaIO writes axis k's world
+/// direction as row k while ITK's direction matrix holds it as column k.
 fn volume_geometry(header: &Header) -> Geometry {
     let tm = &header.transform_matrix;
     Geometry {
@@ -234,6 +312,7 @@ fn volume_geometry(header: &Header) -> Geometry {
     }
 }
 
+/// Non-int16 voxels → HU: clip, then round ties to even (numpy's rule).
 fn to_hu(header: &Header, data: &VoxelData) -> Result<Vec<i16>, MetaImageError> {
     let (lo, hi) = (f64::from(HU_MIN), f64::from(HU_MAX));
     with_voxels!(data, values => values

@@ -22,6 +22,13 @@ use crate::volume::{MappedVolume, Scan};
 /// Open a 3-D single-channel scan for cropping: mapped when its layout
 /// allows, else decoded like [`super::read_volume`]. Header and data-size
 /// checks, and their errors, are the same as `read_volume`'s either way.
+///
+/// The voxels are mapped ([`Scan::Mapped`]) when they are uncompressed
+/// little-endian `MET_SHORT` in one data file (`.mhd` + `.raw`, or `.mha`
+/// with `LOCAL` data) and the OS can map that file; crops then read only the
+/// pages they touch and clip as they copy. Anything else is decoded into a
+/// [`Scan::Owned`] volume. The mapped file must not be truncated while the
+/// scan is alive.
 pub fn open_scan(path: &Path) -> Result<Scan, MetaImageError> {
     open_scan_reusing(path, Vec::new())
 }

@@ -1,5 +1,6 @@
 //! Writes uncompressed little-endian int16 MetaImage pairs (.mhd + .raw), the
-//! shape LUNA ships. Used by the synthetic dataset and by tests.
+//! layout LUNA16 ships. Used for synthetic datasets and tests; the files read
+//! back through [`crate::open_scan`] as memory-mapped scans.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -10,6 +11,13 @@ use crate::geometry::Geometry;
 /// Write `<mhd>` and the `.raw` beside it. `dims_xyz` is DimSize order (x
 /// fastest); `voxels` is in `[z][y][x]` order. Both files go to temporary
 /// names first and are renamed into place, so a crash leaves no half file.
+///
+/// The `.raw` name is the header's with its extension replaced. Values are
+/// written as given (not clipped). The direction is written as the
+/// `TransformMatrix` it transposes to (see
+/// [`Geometry::direction_from_transform_matrix`]), so reading the pair back
+/// gives `geometry` exactly. Fails with `InvalidInput` when `voxels` does not
+/// hold `dims_xyz`'s product of values.
 pub fn write_mhd_i16(
     mhd: &Path,
     dims_xyz: [usize; 3],

@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use proptest::prelude::*;
 use metaimage::geometry::Geometry;
 use metaimage::{inspect, read_image, read_volume, writer};
+use proptest::prelude::*;
 
 const KEYS: &[&str] = &[
     "ObjectType",

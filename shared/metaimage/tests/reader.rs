@@ -1,5 +1,7 @@
-//! MetaImage reader on hand-written files: every header/data corner of
-//! REFERENCE §8, and every error the reader must name.
+//! MetaImage reader on hand-written files: every header/data corner MetaIO
+//! allows (separators, synonyms, byte orders, element types, LOCAL, LIST,
+//! patterns, HeaderSize, compression, channels), and every error the reader
+//! must name.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! Cross-check against SimpleITK, the reader the book uses:
+//! Cross-check against SimpleITK, the reference reader:
 //! scripts/sitk_crosscheck.py writes images (SimpleITK and hand-written
 //! corners), reads them back with SimpleITK and dumps voxels and geometry;
 //! `read_image` must see exactly the same.
@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde::Deserialize;
-use metaimage::{read_image, read_volume, VoxelData};
 use metaimage::volume::{HU_MAX, HU_MIN};
+use metaimage::{read_image, read_volume, VoxelData};
+use serde::Deserialize;
 
 #[derive(Deserialize)]
 struct Case {

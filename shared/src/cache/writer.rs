@@ -6,7 +6,6 @@
 //! manifest last. A reader that finds a manifest therefore sees a complete,
 //! consistent cache.
 
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -19,6 +18,7 @@ use super::format::{
     INDEX_MAGIC, MANIFEST_FILE, SHARD_DIR,
 };
 use crate::durable::{sync_parent, tmp_path, write_atomically};
+use crate::luna::{canonical_order, OrderKey};
 use crate::volume::{HU_MAX, HU_MIN};
 
 /// Create `dir` (and `dir/shards`) if needed and remove its manifest, so the
@@ -292,7 +292,13 @@ impl CacheBuilder {
             }
             series.push(uid);
         }
-        rows.sort_by(|a, b| book_order((&series[a.0], &a.1), (&series[b.0], &b.1)));
+        let key = |(k, m, _): &(usize, CandidateMeta, StoredFrame)| OrderKey {
+            is_nodule: m.is_nodule,
+            diameter_mm: m.diameter_mm,
+            series_uid: &series[*k],
+            center_xyz: m.center_xyz,
+        };
+        rows.sort_by(|a, b| canonical_order(&key(a), &key(b)));
         let entries = rows
             .into_iter()
             .map(|(k, m, s)| Entry {
@@ -330,19 +336,4 @@ pub fn path_to_index_string(relative: &Path) -> String {
         .map(|c| c.to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
-}
-
-/// The book's order: descending on `(is_nodule, diameter_mm, series_uid,
-/// center_xyz)`, comparing floats like Python does (equal when `==`).
-pub fn book_order(a: (&str, &CandidateMeta), b: (&str, &CandidateMeta)) -> Ordering {
-    let f = |x: f64, y: f64| x.partial_cmp(&y).unwrap_or(Ordering::Equal);
-    let (ua, ma) = a;
-    let (ub, mb) = b;
-    mb.is_nodule
-        .cmp(&ma.is_nodule)
-        .then_with(|| f(mb.diameter_mm, ma.diameter_mm))
-        .then_with(|| ub.cmp(ua))
-        .then_with(|| f(mb.center_xyz[0], ma.center_xyz[0]))
-        .then_with(|| f(mb.center_xyz[1], ma.center_xyz[1]))
-        .then_with(|| f(mb.center_xyz[2], ma.center_xyz[2]))
 }

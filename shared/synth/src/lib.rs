@@ -22,14 +22,14 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use shared::durable::write_atomically;
-use metaimage::geometry::{Geometry, IDENTITY};
-use shared::luna::{AnnotationRow, CandidateRow, ANNOTATIONS_HEADER, CANDIDATES_HEADER};
-use metaimage::writer::write_mhd_i16;
-use metaimage::volume::Volume;
 use anatomy::{grow_vessels, Anatomy, Grid, VesselParams, OUTSIDE_FOV_HU};
+use metaimage::geometry::{Geometry, IDENTITY};
+use metaimage::volume::Volume;
+use metaimage::writer::write_mhd_i16;
 use placement::{place_candidates, place_nodules, CandidateParams, NoduleParams};
 use sample::{normal, uniform};
+use shared::durable::write_atomically;
+use shared::luna::{AnnotationRow, CandidateRow, ANNOTATIONS_HEADER, CANDIDATES_HEADER};
 
 /// Size of the generated scans.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use luna_synth::{generate, generate_series, Preset, SynthError, SynthOptions, UID_PREFIX};
 use shared::crop::{crop_candidate, CROP_SHAPE, CROP_VOXELS};
 use shared::luna::{find_series, load_candidates, read_annotations_csv, read_candidates_csv};
 use shared::metaimage::read_volume;
-use luna_synth::{generate, generate_series, Preset, SynthError, SynthOptions, UID_PREFIX};
 use shared::volume::{clip_hu, Volume};
 
 fn options(out: &Path, series: usize, seed: u64) -> SynthOptions {

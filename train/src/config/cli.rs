@@ -1,11 +1,15 @@
-//! The `train` command line (the book's flags, plus run control).
+//! The `train` command line (the book's flags, plus run control). clap's
+//! types stay in this module: what leaves it is a validated
+//! [`RunConfig`](super::RunConfig) or plain options structs.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde::{Deserialize, Serialize};
+use clap::builder::TypedValueParser;
+use clap::{Args, Parser, Subcommand};
 
-use crate::model::ModelConfig;
+use super::{ConfigError, RunConfig};
+use crate::data::split::Split;
+use crate::model::BiasInit;
 
 const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -53,15 +57,9 @@ pub enum Command {
     Predict(PredictArgs),
 }
 
-/// Which cached candidates to score.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Split {
-    /// Every --val-stride-th candidate, as training validates.
-    Val,
-    /// The candidates training learns from.
-    Train,
-    /// Every candidate.
-    All,
+fn split_parser() -> impl clap::builder::TypedValueParser<Value = Split> {
+    clap::builder::PossibleValuesParser::new(["val", "train", "all"])
+        .map(|s| s.parse::<Split>().unwrap_or(Split::All))
 }
 
 /// Options shared by `eval` and `predict`: the model, the data and where to run.
@@ -94,8 +92,9 @@ pub struct ScoreArgs {
 pub struct EvalArgs {
     #[command(flatten)]
     pub score: ScoreArgs,
-    /// Candidates to evaluate.
-    #[arg(long, value_enum, default_value_t = Split::Val)]
+    /// Candidates to evaluate: val (every --val-stride-th, as training
+    /// validates), train, or all.
+    #[arg(long, value_parser = split_parser(), default_value = "val")]
     pub split: Split,
     /// Folder for eval.json and the plots (default: the checkpoint's folder).
     #[arg(long, value_name = "DIR")]
@@ -106,8 +105,8 @@ pub struct EvalArgs {
 pub struct PredictArgs {
     #[command(flatten)]
     pub score: ScoreArgs,
-    /// Candidates to score (a test-set cache: all).
-    #[arg(long, value_enum, default_value_t = Split::All)]
+    /// Candidates to score: val, train, or all (a test-set cache: all).
+    #[arg(long, value_parser = split_parser(), default_value = "all")]
     pub split: Split,
     /// The CSV to write (atomically).
     #[arg(long, value_name = "CSV")]
@@ -163,31 +162,38 @@ pub struct BenchLoaderArgs {
     pub json: bool,
 }
 
-#[derive(Args, Debug, Clone, Serialize, Deserialize)]
+/// The training flags. Every setting is optional here: what is not given
+/// comes from `--config FILE` or the defaults of [`RunConfig`].
+#[derive(Args, Debug, Clone, Default)]
 pub struct TrainArgs {
+    /// Settings from a TOML file (a run's config.toml repeats that run);
+    /// flags given as well override it.
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub config: Option<PathBuf>,
+
     /// Cache directory written by `prepcache build` (with --resume: the
     /// run's own cache unless given).
-    #[arg(long, value_name = "DIR", required_unless_present = "resume")]
+    #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
 
-    /// Number of epochs to train for (a resumed run counts the epochs already done).
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub epochs: usize,
+    /// Number of epochs to train for (a resumed run counts the epochs
+    /// already done) [default: 1].
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<usize>,
 
-    /// Samples per training step.
-    #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch_size: u32,
+    /// Samples per training step [default: 32].
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<u32>,
 
-    /// Threads decoding cached crops ahead of the training step.
-    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub num_workers: u32,
+    /// Threads decoding cached crops ahead of the training step [default: 2].
+    #[arg(long, value_name = "N")]
+    pub num_workers: Option<u32>,
 
     /// Balance the training data: RATIO negatives per positive (1 if no value).
     /// Balanced epochs have 200,000 samples unless --epoch-samples says otherwise.
     /// (A COMMENT right after a bare --balanced would be read as the ratio:
     /// put it first or write --balanced=1.)
-    #[arg(long, value_name = "RATIO", num_args = 0..=1, default_missing_value = "1",
-          value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "RATIO", num_args = 0..=1, default_missing_value = "1")]
     pub balanced: Option<u32>,
 
     /// All five augmentations with the book's magnitudes.
@@ -209,36 +215,39 @@ pub struct TrainArgs {
     #[arg(long)]
     pub augment_noise: bool,
 
-    /// TensorBoard run group: runs go to RUNS/<TB_PREFIX>/.
-    #[arg(long, default_value = "p2ch12", value_name = "P")]
-    pub tb_prefix: String,
+    /// TensorBoard run group: runs go to RUNS/<TB_PREFIX>/ [default: p2ch12].
+    #[arg(long, value_name = "P")]
+    pub tb_prefix: Option<String>,
 
-    /// Root folder for run directories (TensorBoard events, metrics, checkpoints).
-    #[arg(long, default_value = "runs", value_name = "DIR")]
-    pub runs: PathBuf,
+    /// Root folder for run directories (TensorBoard events, metrics,
+    /// checkpoints) [default: runs].
+    #[arg(long, value_name = "DIR")]
+    pub runs: Option<PathBuf>,
 
-    /// Where to train: auto (CUDA when available), cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto", value_name = "DEVICE")]
-    pub device: String,
+    /// Where to train: auto (CUDA when available), cpu, cuda or cuda:N
+    /// [default: auto].
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
 
-    /// SGD learning rate.
-    #[arg(long, default_value_t = 0.001, value_name = "LR")]
-    pub lr: f64,
+    /// SGD learning rate [default: 0.001].
+    #[arg(long, value_name = "LR")]
+    pub lr: Option<f64>,
 
-    /// SGD momentum.
-    #[arg(long, default_value_t = 0.99, value_name = "M")]
-    pub momentum: f64,
+    /// SGD momentum [default: 0.99].
+    #[arg(long, value_name = "M")]
+    pub momentum: Option<f64>,
 
-    /// Every N-th candidate (of the book-ordered list) goes to validation.
-    #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(2..))]
-    pub val_stride: u32,
+    /// Every N-th candidate (of the book-ordered list) goes to validation
+    /// [default: 10].
+    #[arg(long, value_name = "N")]
+    pub val_stride: Option<u32>,
 
     /// Training samples per epoch: the balanced epoch length, or a cap on an unbalanced one.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N")]
     pub epoch_samples: Option<u64>,
 
     /// Validate on at most N samples (the first N of the validation split).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N")]
     pub val_samples: Option<u64>,
 
     /// Seed for initialisation, shuffling and augmentation: the same seed on
@@ -247,12 +256,13 @@ pub struct TrainArgs {
     pub seed: Option<u64>,
 
     /// Continue the run whose checkpoint directory (or a file in it) is CKPT,
-    /// from the epoch after the saved one, with the saved settings.
+    /// from the epoch after the saved one, with the saved settings; only
+    /// --cache, --epochs, --num-workers, --device and --threads may change.
     #[arg(long, value_name = "CKPT")]
     pub resume: Option<PathBuf>,
 
     /// CPU threads libtorch may use (default: libtorch's choice).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N")]
     pub threads: Option<u32>,
 
     /// Initialise biases like the book's code actually does (normal with mean
@@ -260,77 +270,123 @@ pub struct TrainArgs {
     #[arg(long)]
     pub book_bias_init: bool,
 
-    /// Model width: channel multiplier K (blocks have 8K, 16K, 32K, … channels).
-    #[arg(long, default_value_t = 1, value_name = "K", value_parser = clap::value_parser!(i64).range(1..),
-          help_heading = "Model variants")]
-    #[serde(default = "default_width")]
-    pub width: i64,
+    /// Model width: channel multiplier K (blocks have 8K, 16K, 32K, …
+    /// channels) [default: 1].
+    #[arg(long, value_name = "K", help_heading = "Model variants")]
+    pub width: Option<i64>,
 
-    /// Number of conv blocks (each halves the crop); the head's input size follows.
-    #[arg(
-        long,
-        default_value_t = 4,
-        value_name = "D",
-        help_heading = "Model variants"
-    )]
-    #[serde(default = "default_depth")]
-    pub depth: usize,
+    /// Number of conv blocks (each halves the crop); the head's input size
+    /// follows [default: 4].
+    #[arg(long, value_name = "D", help_heading = "Model variants")]
+    pub depth: Option<usize>,
 
-    /// Dropout probability on the flattened features, before the head.
-    #[arg(
-        long,
-        default_value_t = 0.0,
-        value_name = "P",
-        help_heading = "Model variants"
-    )]
-    #[serde(default)]
-    pub dropout: f64,
+    /// Dropout probability on the flattened features, before the head
+    /// [default: 0].
+    #[arg(long, value_name = "P", help_heading = "Model variants")]
+    pub dropout: Option<f64>,
 
     /// BatchNorm3d after each conv inside the blocks (those convs then have
     /// no bias: the BatchNorm would cancel it).
     #[arg(long, help_heading = "Model variants")]
-    #[serde(default)]
     pub block_batchnorm: bool,
 
     /// Residual blocks: a skip connection around each block's convs (1×1×1
     /// conv on the shortcut when the channel count changes).
     #[arg(long, help_heading = "Model variants")]
-    #[serde(default)]
     pub residual: bool,
 
-    /// L2 weight decay in the SGD step (PyTorch semantics: grad += W·param).
-    #[arg(
-        long,
-        default_value_t = 0.0,
-        value_name = "W",
-        help_heading = "Model variants"
-    )]
-    #[serde(default)]
-    pub weight_decay: f64,
+    /// L2 weight decay in the SGD step (PyTorch semantics: grad += W·param)
+    /// [default: 0].
+    #[arg(long, value_name = "W", help_heading = "Model variants")]
+    pub weight_decay: Option<f64>,
 
-    /// Run name suffix (the book's `comment`).
-    #[arg(default_value = "dwlpt", value_name = "COMMENT")]
-    pub comment: String,
+    /// Run name suffix (the book's `comment`) [default: dwlpt].
+    #[arg(value_name = "COMMENT")]
+    pub comment: Option<String>,
 }
 
-// Runs saved before the model variants existed used the book's model.
-fn default_width() -> i64 {
-    ModelConfig::default().width
+fn set<T: Clone>(slot: &mut T, flag: &Option<T>) {
+    if let Some(v) = flag {
+        *slot = v.clone();
+    }
 }
 
-fn default_depth() -> usize {
-    ModelConfig::default().depth
+fn set_some<T: Clone>(slot: &mut Option<T>, flag: &Option<T>) {
+    if flag.is_some() {
+        slot.clone_from(flag);
+    }
 }
 
 impl TrainArgs {
-    /// The architecture these flags choose.
-    pub fn model_config(&self) -> ModelConfig {
-        ModelConfig {
-            width: self.width,
-            depth: self.depth,
-            dropout: self.dropout,
-            block_batchnorm: self.block_batchnorm,
-            residual: self.residual,
+    /// A new run's settings: defaults, then `--config`, then the flags;
+    /// validated.
+    pub fn to_config(&self) -> Result<RunConfig, ConfigError> {
+        let mut c = match &self.config {
+            Some(path) => RunConfig::read(path)?,
+            None => RunConfig::default(),
+        };
+        self.apply_run_control(&mut c);
+        self.apply_settings(&mut c);
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// `--resume`: the saved settings, with only the options that say where
+    /// and how fast to run taken from the flags; any other setting flag is
+    /// an error rather than silently ignored.
+    pub fn resume_config(&self, mut saved: RunConfig) -> Result<RunConfig, ConfigError> {
+        let mut probe = RunConfig::default();
+        self.apply_settings(&mut probe);
+        if probe != RunConfig::default() || self.comment.is_some() {
+            return Err(ConfigError::ResumeChangesSettings);
         }
+        self.apply_run_control(&mut saved);
+        saved.validate()?;
+        Ok(saved)
+    }
+
+    fn apply_run_control(&self, c: &mut RunConfig) {
+        set_some(&mut c.data.cache, &self.cache);
+        set(&mut c.run.epochs, &self.epochs);
+        set(&mut c.data.num_workers, &self.num_workers);
+        set(&mut c.run.device, &self.device);
+        set_some(&mut c.run.threads, &self.threads);
+    }
+
+    fn apply_settings(&self, c: &mut RunConfig) {
+        let d = &mut c.data;
+        set(&mut d.batch_size, &self.batch_size);
+        set_some(&mut d.balanced, &self.balanced);
+        set(&mut d.val_stride, &self.val_stride);
+        set_some(&mut d.epoch_samples, &self.epoch_samples);
+        set_some(&mut d.val_samples, &self.val_samples);
+        c.augment.enable_book(
+            self.augmented,
+            [
+                self.augment_flip,
+                self.augment_offset,
+                self.augment_scale,
+                self.augment_rotate,
+                self.augment_noise,
+            ],
+        );
+        let r = &mut c.run;
+        set(&mut r.tb_prefix, &self.tb_prefix);
+        set(&mut r.runs, &self.runs);
+        set_some(&mut r.seed, &self.seed);
+        set(&mut r.comment, &self.comment);
+        let o = &mut c.optimizer;
+        set(&mut o.lr, &self.lr);
+        set(&mut o.momentum, &self.momentum);
+        set(&mut o.weight_decay, &self.weight_decay);
+        if self.book_bias_init {
+            c.init.bias = BiasInit::Book;
+        }
+        let m = &mut c.model;
+        set(&mut m.width, &self.width);
+        set(&mut m.depth, &self.depth);
+        set(&mut m.dropout, &self.dropout);
+        m.block_batchnorm |= self.block_batchnorm;
+        m.residual |= self.residual;
     }
 }

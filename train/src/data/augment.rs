@@ -1,4 +1,4 @@
-//! Chapter 12's augmentation (REFERENCE §5), batched on the device.
+//! Chapter 12's augmentation, batched on the device.
 //!
 //! One 3×4 affine per sample is drawn on the CPU from libtorch's generator;
 //! then a single `affine_grid` + `grid_sample` (bilinear, border padding,
@@ -13,6 +13,7 @@ use tch::{Device, Kind, Tensor};
 
 /// Which augmentations run and how strongly; zero/false turns one off.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AugmentConfig {
     pub flip: bool,
     /// Maximum shift per axis, as a fraction of the half-extent (grid units).
@@ -71,6 +72,23 @@ impl AugmentConfig {
             scale: BOOK_SCALE,
             rotate: true,
             noise: BOOK_NOISE,
+        }
+    }
+
+    /// Turns on, with the book's magnitude, each augmentation whose flag is
+    /// set: `[flip, offset, scale, rotate, noise]`, or all five when `all`
+    /// (the book's `--augmented`). Unset flags leave a setting as it is.
+    pub fn enable_book(&mut self, all: bool, [flip, offset, scale, rotate, noise]: [bool; 5]) {
+        self.flip |= all || flip;
+        self.rotate |= all || rotate;
+        if all || offset {
+            self.offset = BOOK_OFFSET;
+        }
+        if all || scale {
+            self.scale = BOOK_SCALE;
+        }
+        if all || noise {
+            self.noise = BOOK_NOISE;
         }
     }
 

@@ -6,11 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::checkpoint;
-use crate::cli::{EvalArgs, Split};
-use crate::evaluation::{self, EvalReport, Prediction, FP_RATES};
-use crate::metrics::EpochMetrics;
-use crate::score::{split_indices, Scorer};
+use crate::config::cli::EvalArgs;
+use crate::evaluate::{self, EpochMetrics, EvalReport, Prediction, FP_RATES};
+use crate::inference::SavedModel;
+use crate::run::checkpoint;
 
 /// What `train eval` produced.
 #[derive(Debug)]
@@ -23,23 +22,17 @@ pub struct EvalOutcome {
     pub plots: Vec<PathBuf>,
 }
 
-fn split_name(split: Split) -> &'static str {
-    match split {
-        Split::Val => "val",
-        Split::Train => "trn",
-        Split::All => "all",
-    }
-}
-
 pub fn run(args: &EvalArgs) -> Result<EvalOutcome> {
-    let scorer = Scorer::open(&args.score)?;
+    let scorer = SavedModel::open(&args.score)?;
     let reader = &scorer.reader;
-    let order = split_indices(reader.len(), args.split, args.score.val_stride as usize);
+    let order = args
+        .split
+        .indices(reader.len(), args.score.val_stride as usize);
     println!(
         "eval: {} on {} {} candidates of {} (device {:?})",
         scorer.model_file.display(),
         order.len(),
-        split_name(args.split),
+        args.split.log_name(),
         args.score.cache.display(),
         scorer.device
     );
@@ -50,7 +43,7 @@ pub fn run(args: &EvalArgs) -> Result<EvalOutcome> {
     let epoch = checkpoint::read_state(&checkpoint::checkpoint_dir(&args.score.checkpoint))
         .map(|s| s.epoch)
         .unwrap_or(0);
-    println!("{}", metrics.table(epoch, split_name(args.split)));
+    println!("{}", metrics.table(epoch, args.split.log_name()));
 
     let entries = reader.entries();
     let predictions: Vec<Prediction> = order
@@ -61,15 +54,15 @@ pub fn run(args: &EvalArgs) -> Result<EvalOutcome> {
             Prediction::from_entry(entry, reader.series_uid(entry.series), p)
         })
         .collect();
-    let report = evaluation::evaluate(&predictions, None)?;
+    let report = evaluate::evaluate(&predictions, &samples, None)?;
     print_summary(&report);
 
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| checkpoint::checkpoint_dir(&args.score.checkpoint));
-    let report_file = evaluation::write_report(&out, &report)?;
-    let plots = evaluation::write_plots(&out, &report)
+    let report_file = evaluate::write_report(&out, &report)?;
+    let plots = evaluate::write_plots(&out, &report)
         .with_context(|| format!("plotting into {}", out.display()))?;
     println!("eval: wrote {}", report_file.display());
     for plot in &plots {

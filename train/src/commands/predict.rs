@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::cli::PredictArgs;
-use crate::score::{split_indices, Scorer};
+use crate::config::cli::PredictArgs;
+use crate::inference::SavedModel;
 
 pub const HEADER: &str = "seriesuid,coordX,coordY,coordZ,probability";
 
@@ -26,9 +26,11 @@ fn csv_field(s: &str) -> String {
 
 /// Scores the split and writes the CSV; returns its path and row count.
 pub fn run(args: &PredictArgs) -> Result<(PathBuf, usize)> {
-    let scorer = Scorer::open(&args.score)?;
+    let scorer = SavedModel::open(&args.score)?;
     let reader = &scorer.reader;
-    let order = split_indices(reader.len(), args.split, args.score.val_stride as usize);
+    let order = args
+        .split
+        .indices(reader.len(), args.score.val_stride as usize);
     println!(
         "predict: {} on {} candidates of {} (device {:?})",
         scorer.model_file.display(),

@@ -1,4 +1,4 @@
-//! Which cache entries each epoch visits, in which order (REFERENCE §2.4, §5).
+//! Which training samples each epoch visits, in which order.
 //!
 //! Like FFCV's traversal orders, an epoch's order is a pure function of
 //! (seed, epoch): a run is reproducible, and a resumed run visits exactly
@@ -10,21 +10,6 @@ use rand_chacha::ChaCha8Rng;
 
 /// The book's balanced epoch length (`LunaDataset.__len__` with a ratio).
 pub const BALANCED_EPOCH_SAMPLES: usize = 200_000;
-
-/// The book's split of the canonical candidate list: validation is every
-/// `stride`-th entry starting at 0 (`list[::stride]`), training the rest.
-pub fn split(len: usize, stride: usize) -> (Vec<u32>, Vec<u32>) {
-    let stride = stride.max(1);
-    let (mut train, mut val) = (Vec::new(), Vec::new());
-    for i in 0..len as u32 {
-        if i as usize % stride == 0 {
-            val.push(i);
-        } else {
-            train.push(i);
-        }
-    }
-    (train, val)
-}
 
 /// Chapter 12's `__getitem__` with `ratio_int = ratio`: every `ratio + 1`-th
 /// sample is the next positive, the others walk the negatives; both lists wrap.
@@ -144,14 +129,6 @@ pub fn batch_seed(seed: u64, epoch: usize, phase: u64, batch: usize) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn split_is_the_books_stride_slice() {
-        let (train, val) = split(23, 10);
-        assert_eq!(val, vec![0, 10, 20]);
-        assert_eq!(train.len(), 20);
-        assert!(!train.contains(&0) && !train.contains(&10) && train.contains(&11));
-    }
 
     #[test]
     fn balanced_mapping_matches_hand_computed_indices() {

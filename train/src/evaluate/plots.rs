@@ -255,7 +255,7 @@ fn draw_histogram(root: &Root<'_>, report: &EvalReport, text: bool) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evaluation::{evaluate, Prediction};
+    use crate::evaluate::{evaluate, samples_of, Prediction};
 
     fn report() -> EvalReport {
         let mut preds = Vec::new();
@@ -270,7 +270,7 @@ mod tests {
                 diameter_mm: if is_nodule { 8.0 } else { 0.0 },
             });
         }
-        evaluate(&preds, None).unwrap()
+        evaluate(&preds, &samples_of(&preds), None).unwrap()
     }
 
     fn assert_pngs(paths: &[PathBuf], expected: &[&str]) {

@@ -16,8 +16,9 @@ use tch::{Device, Kind, Tensor};
 
 use shared::durable::{write_atomically, DurableWriteError};
 
+use crate::config::{legacy, RunConfig};
 use crate::model::ModelConfig;
-use crate::sgd::Sgd;
+use crate::optim::Sgd;
 
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const TRAINER_FILE: &str = "trainer.safetensors";
@@ -32,19 +33,52 @@ const BN_STEPS_SUFFIX: &str = ".num_batches_tracked";
 const BN_RUNNING_MEAN_SUFFIX: &str = ".running_mean";
 
 /// Where a run stands after a finished epoch.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunState {
     /// Last finished epoch (1-based).
     pub epoch: usize,
     pub samples_seen: u64,
     pub steps: u64,
-    pub seed: u64,
     pub best_val_f1: f64,
-    /// `<timestamp>` and comment the run's directories are named after.
+    /// `<timestamp>` the run's directories are named after (with
+    /// `config.run.comment`).
     pub run_stamp: String,
-    pub comment: String,
-    /// The command-line settings of the run, for the record and for resuming.
-    pub args: serde_json::Value,
+    /// The run's settings, for the record and for resuming.
+    pub config: RunConfig,
+}
+
+/// A run state as any version wrote it: checkpoints made before the typed
+/// configuration hold the raw flags under `args` instead of `config`.
+#[derive(Deserialize)]
+struct StoredRunState {
+    epoch: usize,
+    samples_seen: u64,
+    steps: u64,
+    best_val_f1: f64,
+    run_stamp: String,
+    config: Option<RunConfig>,
+    args: Option<serde_json::Value>,
+}
+
+impl StoredRunState {
+    fn into_state(self) -> Result<RunState, String> {
+        let config = match (self.config, self.args) {
+            (Some(config), _) => config,
+            (None, Some(args)) => legacy::from_args(&args).map_err(|e| e.to_string())?,
+            (None, None) => return Err("no `config` (nor older `args`) in the run state".into()),
+        };
+        config
+            .validate()
+            .map_err(|e| format!("recorded settings: {e}"))?;
+        Ok(RunState {
+            epoch: self.epoch,
+            samples_seen: self.samples_seen,
+            steps: self.steps,
+            best_val_f1: self.best_val_f1,
+            run_stamp: self.run_stamp,
+            config,
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,19 +172,10 @@ fn write_safetensors(
     Ok(write_atomically(path, &bytes)?)
 }
 
-/// Writes both files into `dir` for the book's model.
+/// Writes both files into `dir`, recording the run's architecture
+/// (`state.config.model`) with the weights.
 pub fn save(dir: &Path, vs: &VarStore, sgd: &Sgd, state: &RunState) -> Result<(), CheckpointError> {
-    save_with_architecture(dir, vs, &ModelConfig::default(), sgd, state)
-}
-
-/// Writes both files into `dir`, recording `architecture` with the weights.
-pub fn save_with_architecture(
-    dir: &Path,
-    vs: &VarStore,
-    architecture: &ModelConfig,
-    sgd: &Sgd,
-    state: &RunState,
-) -> Result<(), CheckpointError> {
+    let architecture = &state.config.model;
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     let variables = vs.variables();
     let mut weights: Vec<(String, HostTensor)> = variables
@@ -240,10 +265,17 @@ pub fn read_state(dir: &Path) -> Result<RunState, CheckpointError> {
             path: path.clone(),
             reason: format!("no {RUN_STATE_KEY:?} metadata"),
         })?;
-    serde_json::from_str(json).map_err(|e| CheckpointError::Format {
-        path: path.clone(),
-        reason: format!("run state: {e}"),
-    })
+    let stored: StoredRunState =
+        serde_json::from_str(json).map_err(|e| CheckpointError::Format {
+            path: path.clone(),
+            reason: format!("run state: {e}"),
+        })?;
+    stored
+        .into_state()
+        .map_err(|reason| CheckpointError::Mismatch {
+            path: path.clone(),
+            reason,
+        })
 }
 
 /// The `model.safetensors` a `--checkpoint` argument names: the run's

@@ -1,4 +1,4 @@
-//! LunaModel (REFERENCE §6): the book's chapter 11–12 candidate classifier,
+//! LunaModel: the book's chapter 11–12 candidate classifier,
 //! plus the chapter 8 variants (width, depth, dropout, batch norm in the
 //! blocks, residual blocks) chosen by a [`ModelConfig`].
 //!

@@ -9,8 +9,9 @@ use serde::Serialize;
 use shared::cache::CacheReader;
 use tch::Device;
 
-use crate::loader::{Loader, LoaderConfig, LoaderError};
-use crate::sampler::{split, TrainSampler};
+use crate::data::loader::{Loader, LoaderConfig, LoaderError};
+use crate::data::sampler::TrainSampler;
+use crate::data::split::Split;
 
 #[derive(Debug, Clone)]
 pub struct BenchLoaderOptions {
@@ -52,7 +53,7 @@ pub fn run(opts: &BenchLoaderOptions) -> Result<BenchLoaderReport> {
             .with_context(|| format!("opening cache {}", opts.cache.display()))?,
     );
     let entries = reader.entries();
-    let (train_idx, _) = split(entries.len(), 10);
+    let train_idx = Split::Train.indices(entries.len(), 10);
     let sampler = TrainSampler::new(
         train_idx,
         |i| entries[i as usize].is_nodule,

@@ -1,11 +1,13 @@
 //! Evaluation of a trained classifier on cached candidates: ROC AUC,
 //! precision–recall, LUNA16's FROC/CPM, probability histograms, and PNG plots.
 //!
-//! Pure arithmetic over per-candidate rows ([`Prediction`]); running the model
-//! is the caller's job. [`evaluate`] gathers everything into an [`EvalReport`]
+//! Pure arithmetic over per-candidate rows ([`Prediction`], [`Samples`]);
+//! running the model is the caller's job. [`metrics`] is the one metrics
+//! core that training's per-epoch lines use too. [`evaluate`] gathers everything into an [`EvalReport`]
 //! that serialises to `eval.json` and feeds [`plots::write_plots`].
 
 pub mod froc;
+pub mod metrics;
 pub mod plots;
 pub mod roc;
 
@@ -14,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use froc::{froc, nodules_from_positives, Froc, FrocPoint, Nodule, OperatingPoint, FP_RATES};
+pub use metrics::{Confusion, EpochMetrics, MetricRows, MetricsRecord, Samples, THRESHOLD};
 pub use plots::{write_plots, PlotError};
 pub use roc::{average_precision, pr_curve, roc_auc, PrPoint};
 
@@ -36,52 +39,6 @@ impl Prediction {
             series_uid: series_uid.to_owned(),
             center_xyz: entry.center_xyz,
             diameter_mm: entry.diameter_mm,
-        }
-    }
-}
-
-/// The book's threshold metrics (REFERENCE §7) at one threshold.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ThresholdMetrics {
-    pub threshold: f64,
-    pub true_positives: u64,
-    pub false_positives: u64,
-    pub true_negatives: u64,
-    pub false_negatives: u64,
-    /// 0 when nothing is called positive (the book divides by zero).
-    pub precision: f64,
-    pub recall: f64,
-    pub f1: f64,
-}
-
-impl ThresholdMetrics {
-    pub fn compute(predictions: &[Prediction], threshold: f64) -> Self {
-        let (mut tp, mut fp, mut tn, mut fn_) = (0u64, 0u64, 0u64, 0u64);
-        for p in predictions {
-            match (f64::from(p.prob_nodule) >= threshold, p.is_nodule) {
-                (true, true) => tp += 1,
-                (true, false) => fp += 1,
-                (false, false) => tn += 1,
-                (false, true) => fn_ += 1,
-            }
-        }
-        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-        let precision = ratio(tp, tp + fp);
-        let recall = ratio(tp, tp + fn_);
-        let f1 = if precision + recall == 0.0 {
-            0.0
-        } else {
-            2.0 * precision * recall / (precision + recall)
-        };
-        ThresholdMetrics {
-            threshold,
-            true_positives: tp,
-            false_positives: fp,
-            true_negatives: tn,
-            false_negatives: fn_,
-            precision,
-            recall,
-            f1,
         }
     }
 }
@@ -127,7 +84,9 @@ pub struct EvalReport {
     /// `None` when a class is absent.
     pub roc_auc: Option<f64>,
     pub average_precision: Option<f64>,
-    pub at_half: ThresholdMetrics,
+    /// The book's metrics at P(nodule) > 0.5: on a run's own validation
+    /// split, exactly the run's last validation line.
+    pub at_half: EpochMetrics,
     pub pr_curve: Vec<PrPoint>,
     pub froc: Froc,
     pub histogram: ProbabilityHistogram,
@@ -148,10 +107,15 @@ pub enum EvalError {
     },
 }
 
-/// Scores `predictions`. Nodules are the distinct positives (see
+/// Scores `predictions` (with `samples`, the same candidates' label,
+/// P(nodule) and loss rows). Nodules are the distinct positives (see
 /// [`nodules_from_positives`]); `scans` is the FROC divisor, by default the
 /// number of distinct series among the predictions.
-pub fn evaluate(predictions: &[Prediction], scans: Option<usize>) -> Result<EvalReport, EvalError> {
+pub fn evaluate(
+    predictions: &[Prediction],
+    samples: &Samples,
+    scans: Option<usize>,
+) -> Result<EvalReport, EvalError> {
     if let Some((index, p)) = predictions
         .iter()
         .enumerate()
@@ -181,7 +145,7 @@ pub fn evaluate(predictions: &[Prediction], scans: Option<usize>) -> Result<Eval
         negatives: predictions.len() - positives,
         roc_auc: roc_auc(&scores, &labels),
         average_precision: average_precision(&curve),
-        at_half: ThresholdMetrics::compute(predictions, 0.5),
+        at_half: EpochMetrics::compute(samples),
         pr_curve: curve,
         froc: froc(predictions, &nodules, scans),
         histogram: ProbabilityHistogram::compute(predictions, HISTOGRAM_BINS),
@@ -201,6 +165,16 @@ pub fn write_report(dir: &Path, report: &EvalReport) -> Result<PathBuf, EvalErro
     let json = serde_json::to_vec_pretty(report).map_err(|e| io(e.into()))?;
     std::fs::write(&path, json).map_err(io)?;
     Ok(path)
+}
+
+/// Rows for hand-made predictions in tests (loss 0).
+#[cfg(test)]
+pub(crate) fn samples_of(preds: &[Prediction]) -> Samples {
+    Samples {
+        labels: preds.iter().map(|p| p.is_nodule).collect(),
+        prob_pos: preds.iter().map(|p| p.prob_nodule).collect(),
+        loss: vec![0.0; preds.len()],
+    }
 }
 
 #[cfg(test)]
@@ -226,7 +200,7 @@ mod tests {
             pred("b", 40.0, 0.4, false),
             pred("c", 40.0, 1.0e-3, false),
         ];
-        let report = evaluate(&preds, None).unwrap();
+        let report = evaluate(&preds, &samples_of(&preds), None).unwrap();
         assert_eq!(
             (report.candidates, report.positives, report.negatives),
             (5, 2, 3)
@@ -235,7 +209,7 @@ mod tests {
         assert_eq!(report.average_precision, Some(1.0));
         assert_eq!(report.froc.scans, 3);
         assert_eq!(report.froc.cpm, Some(1.0));
-        assert_eq!(report.at_half.true_positives, 2);
+        assert_eq!(report.at_half.confusion.tp, 2);
         assert_eq!(report.at_half.f1, 1.0);
         assert_eq!(report.histogram.positives.iter().sum::<u64>(), 2);
         assert_eq!(report.histogram.positives[HISTOGRAM_BINS - 1], 1);
@@ -254,20 +228,14 @@ mod tests {
     }
 
     #[test]
-    fn threshold_metrics_define_precision_without_positive_calls_as_zero() {
-        let preds = vec![pred("a", 0.0, 0.1, true), pred("a", 9.0, 0.2, false)];
-        let m = ThresholdMetrics::compute(&preds, 0.5);
-        assert_eq!((m.precision, m.recall, m.f1), (0.0, 0.0, 0.0));
-        assert_eq!((m.true_negatives, m.false_negatives), (1, 1));
-    }
-
-    #[test]
     fn a_nan_probability_is_an_error_naming_the_candidate() {
         let preds = vec![
             pred("a", 0.0, 0.5, true),
             pred("scan-x", 1.0, f32::NAN, false),
         ];
-        let err = evaluate(&preds, None).unwrap_err().to_string();
+        let err = evaluate(&preds, &samples_of(&preds), None)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("candidate 1") && err.contains("scan-x"),
             "{err}"

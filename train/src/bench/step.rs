@@ -5,10 +5,10 @@
 use std::time::Instant;
 
 use serde::Serialize;
-use tch::{nn, Device, Kind, Reduction, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
-use crate::model::{BiasInit, LunaModel, INPUT_SHAPE};
-use crate::sgd::Sgd;
+use crate::model::{forward_batch, BiasInit, LunaModel, INPUT_SHAPE};
+use crate::optim::Sgd;
 
 #[derive(Debug, Serialize)]
 pub struct StepFigure {
@@ -36,10 +36,8 @@ pub fn run(batch_sizes: &[usize], steps: usize, warmup: usize, device: Device) -
             let y = Tensor::randint(2, [batch as i64], (Kind::Int64, device));
             let mut step = || {
                 sgd.zero_grad();
-                let (logits, _) = model.forward(&x, true);
-                let loss =
-                    logits.cross_entropy_loss::<Tensor>(&y, None, Reduction::None, -100, 0.0);
-                loss.mean(Kind::Float).backward();
+                let out = forward_batch(&model, &x, &y, true);
+                out.loss.mean(Kind::Float).backward();
                 sgd.step();
             };
             for _ in 0..warmup {

@@ -1,0 +1,409 @@
+//! The run configuration: every setting of a training run, typed, versioned
+//! and validated before any work starts.
+//!
+//! A [`RunConfig`] is resolved once from (in rising priority) the defaults,
+//! an optional `--config FILE.toml` and the command-line flags ([`cli`]).
+//! The run writes it as `config.toml` into its folder and into every
+//! checkpoint, so `train --config runs/…/config.toml` repeats a run and
+//! `--resume` continues it with exactly its settings. Checkpoints written
+//! before this type existed hold the raw flags instead; [`legacy`] reads them.
+
+pub mod cli;
+pub mod device;
+pub mod legacy;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::augment::AugmentConfig;
+use crate::model::{BiasInit, ModelConfig, ModelConfigError, INPUT_SHAPE};
+
+/// Bumped whenever a key changes meaning or disappears; files of another
+/// version are refused instead of being misread.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// File name of the configuration inside a run folder.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// More loader threads than this is a typo, not a setting: each one holds
+/// a batch buffer and a zstd context.
+pub const MAX_WORKERS: u32 = 256;
+/// Likewise for libtorch's intra-op threads.
+pub const MAX_THREADS: u32 = 1024;
+
+/// Everything a training run depends on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// [`CONFIG_VERSION`] of the file this came from.
+    pub version: u32,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub init: InitConfig,
+    pub optimizer: OptimizerConfig,
+    pub augment: AugmentConfig,
+    pub run: RunControl,
+}
+
+/// Which samples the run sees, and how they are batched.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Cache directory written by `prepcache build`.
+    pub cache: Option<PathBuf>,
+    /// Every N-th candidate of the canonical list is validation.
+    pub val_stride: u32,
+    pub batch_size: u32,
+    /// Threads decoding cached crops ahead of the training step.
+    pub num_workers: u32,
+    /// `Some(r)`: balanced training with r negatives per positive.
+    pub balanced: Option<u32>,
+    /// The balanced epoch length, or a cap on an unbalanced one.
+    pub epoch_samples: Option<u64>,
+    /// Validate on the first N samples of the validation split only.
+    pub val_samples: Option<u64>,
+}
+
+/// How the weights start.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitConfig {
+    pub bias: BiasInit,
+}
+
+/// SGD with momentum and L2 weight decay (PyTorch semantics).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerConfig {
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+}
+
+/// Where and how long the run goes, and what it is called.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunControl {
+    /// Epochs in total; a resumed run counts the ones already done.
+    pub epochs: usize,
+    /// Initialisation, shuffling and augmentation seed; drawn at random (and
+    /// then recorded) when absent.
+    pub seed: Option<u64>,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// libtorch CPU threads; libtorch's choice when absent.
+    pub threads: Option<u32>,
+    /// Root folder of run directories.
+    pub runs: PathBuf,
+    /// Run group: runs go to `<runs>/<tb_prefix>/`.
+    pub tb_prefix: String,
+    /// Run name suffix (the book's `comment`).
+    pub comment: String,
+}
+
+impl Default for RunConfig {
+    /// The book's chapter 12 settings.
+    fn default() -> Self {
+        RunConfig {
+            version: CONFIG_VERSION,
+            data: DataConfig {
+                cache: None,
+                val_stride: 10,
+                batch_size: 32,
+                num_workers: 2,
+                balanced: None,
+                epoch_samples: None,
+                val_samples: None,
+            },
+            model: ModelConfig::default(),
+            init: InitConfig {
+                bias: BiasInit::Uniform,
+            },
+            optimizer: OptimizerConfig {
+                lr: 0.001,
+                momentum: 0.99,
+                weight_decay: 0.0,
+            },
+            augment: AugmentConfig::default(),
+            run: RunControl {
+                epochs: 1,
+                seed: None,
+                device: "auto".to_owned(),
+                threads: None,
+                runs: PathBuf::from("runs"),
+                tb_prefix: "p2ch12".to_owned(),
+                comment: "dwlpt".to_owned(),
+            },
+        }
+    }
+}
+
+/// A setting that cannot run, named by its key and flag.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{key} (--{flag}) = {value}: {why}")]
+    Invalid {
+        key: &'static str,
+        flag: &'static str,
+        value: String,
+        why: &'static str,
+    },
+    #[error("model (--width/--depth/--dropout): {0}")]
+    Model(#[from] ModelConfigError),
+    #[error("no cache given: pass --cache DIR (a folder written by `prepcache build`)")]
+    NoCache,
+    #[error("{0}: not a cache (no manifest.json); write one with `prepcache build --data DIR --out {0}`")]
+    NotACache(PathBuf),
+    #[error("{path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("--resume continues a run with its saved settings; only --cache, --epochs, --num-workers, --device and --threads may be given (start a new run with --config <run>/config.toml to change others)")]
+    ResumeChangesSettings,
+    #[error("{path}: config version {found}; this train reads version {CONFIG_VERSION}")]
+    Version { path: PathBuf, found: u32 },
+}
+
+fn invalid(
+    key: &'static str,
+    flag: &'static str,
+    value: impl std::fmt::Display,
+    why: &'static str,
+) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        flag,
+        value: value.to_string(),
+        why,
+    }
+}
+
+impl RunConfig {
+    /// Rejects settings that cannot run, before any file is opened or
+    /// written; the cache itself is checked by [`RunConfig::cache`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let d = &self.data;
+        if d.val_stride < 2 {
+            return Err(invalid(
+                "data.val_stride",
+                "val-stride",
+                d.val_stride,
+                "must be at least 2 (1 would leave nothing to train on)",
+            ));
+        }
+        if d.batch_size == 0 {
+            return Err(invalid(
+                "data.batch_size",
+                "batch-size",
+                0,
+                "must be at least 1",
+            ));
+        }
+        if !(1..=MAX_WORKERS).contains(&d.num_workers) {
+            return Err(invalid(
+                "data.num_workers",
+                "num-workers",
+                d.num_workers,
+                "must be between 1 and 256",
+            ));
+        }
+        if d.balanced == Some(0) {
+            return Err(invalid(
+                "data.balanced",
+                "balanced",
+                0,
+                "the ratio must be at least 1",
+            ));
+        }
+        if d.epoch_samples == Some(0) {
+            return Err(invalid(
+                "data.epoch_samples",
+                "epoch-samples",
+                0,
+                "an epoch needs at least one sample",
+            ));
+        }
+        if d.val_samples == Some(0) {
+            return Err(invalid(
+                "data.val_samples",
+                "val-samples",
+                0,
+                "validation needs at least one sample",
+            ));
+        }
+        self.model.validate(INPUT_SHAPE)?;
+        let o = &self.optimizer;
+        if !(o.lr > 0.0 && o.lr.is_finite()) {
+            return Err(invalid(
+                "optimizer.lr",
+                "lr",
+                o.lr,
+                "must be a finite value > 0",
+            ));
+        }
+        if !(0.0..1.0).contains(&o.momentum) {
+            return Err(invalid(
+                "optimizer.momentum",
+                "momentum",
+                o.momentum,
+                "must be in [0, 1)",
+            ));
+        }
+        if !(o.weight_decay >= 0.0 && o.weight_decay.is_finite()) {
+            return Err(invalid(
+                "optimizer.weight_decay",
+                "weight-decay",
+                o.weight_decay,
+                "must be a finite value >= 0",
+            ));
+        }
+        let a = &self.augment;
+        for (key, flag, v) in [
+            ("augment.offset", "augment-offset", a.offset),
+            ("augment.scale", "augment-scale", a.scale),
+            ("augment.noise", "augment-noise", a.noise),
+        ] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return Err(invalid(key, flag, v, "must be a finite value >= 0"));
+            }
+        }
+        let r = &self.run;
+        if r.epochs == 0 {
+            return Err(invalid("run.epochs", "epochs", 0, "must be at least 1"));
+        }
+        if let Some(t) = r.threads {
+            if !(1..=MAX_THREADS).contains(&t) {
+                return Err(invalid(
+                    "run.threads",
+                    "threads",
+                    t,
+                    "must be between 1 and 1024",
+                ));
+            }
+        }
+        device::parse_device_name(&r.device)
+            .map_err(|why| invalid("run.device", "device", &r.device, why))?;
+        if r.comment.is_empty() || r.comment.contains(['/', '\\']) {
+            return Err(invalid(
+                "run.comment",
+                "COMMENT",
+                &r.comment,
+                "names folders: must be non-empty, without / or \\",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The cache folder, checked to be one.
+    pub fn cache(&self) -> Result<&Path, ConfigError> {
+        let cache = self.data.cache.as_deref().ok_or(ConfigError::NoCache)?;
+        if !cache.join(shared::cache::format::MANIFEST_FILE).is_file() {
+            return Err(ConfigError::NotACache(cache.to_owned()));
+        }
+        Ok(cache)
+    }
+
+    /// Reads a `config.toml`; unknown keys and other versions are errors.
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let file_err = |reason: String| ConfigError::File {
+            path: path.to_owned(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
+        let raw: toml::Table = toml::from_str(&text).map_err(|e| file_err(e.to_string()))?;
+        let found = raw
+            .get("version")
+            .and_then(toml::Value::as_integer)
+            .ok_or_else(|| file_err("no `version = 1` key".to_owned()))?;
+        if found != i64::from(CONFIG_VERSION) {
+            return Err(ConfigError::Version {
+                path: path.to_owned(),
+                found: found.try_into().unwrap_or(u32::MAX),
+            });
+        }
+        toml::from_str(&text).map_err(|e| file_err(e.to_string()))
+    }
+
+    /// The TOML text `config.toml` holds.
+    pub fn to_toml(&self) -> String {
+        // Every field is a TOML-representable value, so this cannot fail.
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// The seed, once resolved (a run always resolves it before training).
+    pub fn seed(&self) -> u64 {
+        self.run.seed.unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_round_trip_through_toml() {
+        let mut c = RunConfig::default();
+        c.validate().unwrap();
+        c.data.cache = Some("cache/demo".into());
+        c.data.balanced = Some(2);
+        c.run.seed = Some(7);
+        c.augment = AugmentConfig::book();
+        let text = c.to_toml();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CONFIG_FILE);
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(RunConfig::read(&path).unwrap(), c, "{text}");
+        assert!(
+            text.contains("[optimizer]") && text.contains("lr = 0.001"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_other_versions_are_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let text = RunConfig::default().to_toml();
+        std::fs::write(&path, text.replace("lr = ", "learning_rate = ")).unwrap();
+        let err = RunConfig::read(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("c.toml") && err.contains("learning_rate"),
+            "{err}"
+        );
+        std::fs::write(&path, text.replace("version = 1", "version = 9")).unwrap();
+        let err = RunConfig::read(&path).unwrap_err().to_string();
+        assert!(err.contains("config version 9"), "{err}");
+    }
+
+    #[test]
+    fn impossible_settings_name_their_flag() {
+        let cases: [(&str, fn(&mut RunConfig)); 8] = [
+            ("--batch-size", |c| c.data.batch_size = 0),
+            ("--num-workers", |c| c.data.num_workers = 10_000),
+            ("--lr", |c| c.optimizer.lr = 0.0),
+            ("--lr", |c| c.optimizer.lr = f64::NAN),
+            ("--epoch-samples", |c| c.data.epoch_samples = Some(0)),
+            ("--momentum", |c| c.optimizer.momentum = 1.0),
+            ("--device", |c| c.run.device = "gpu".into()),
+            ("--augment-noise", |c| c.augment.noise = -1.0),
+        ];
+        for (flag, break_it) in cases {
+            let mut c = RunConfig::default();
+            break_it(&mut c);
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains(flag), "{flag}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_folder_without_a_manifest_is_not_a_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = RunConfig::default();
+        assert!(matches!(c.cache(), Err(ConfigError::NoCache)));
+        c.data.cache = Some(dir.path().to_owned());
+        let err = c.cache().unwrap_err().to_string();
+        assert!(
+            err.contains("not a cache") && err.contains("prepcache build"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! The classifier: [`luna`] builds LunaModel and its chapter 8 variants;
+//! [`forward`] is the one batch function every command runs it through.
+
+pub mod forward;
+pub mod luna;
+
+pub use forward::{forward_batch, BatchOutput};
+pub use luna::{
+    parameter_count, BiasInit, LunaModel, ModelConfig, ModelConfigError, FLAT_FEATURES,
+    INPUT_SHAPE, NUM_CLASSES,
+};

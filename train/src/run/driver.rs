@@ -1,0 +1,258 @@
+//! A training run: epochs of train + validate, each ending in a checkpoint.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use shared::cache::CacheReader;
+
+use super::checkpoint::{self, RunState};
+use super::interrupt::{Interrupted, StopRequested};
+use super::phase::{run_phase, Phase, PhaseKind};
+use super::recorder::Recorder;
+use super::run_dir::{timestamp, RunDir};
+use super::trainer::Trainer;
+use crate::config::device::parse_device;
+use crate::config::RunConfig;
+use crate::data::loader::{Loader, LoaderConfig};
+use crate::data::sampler::TrainSampler;
+use crate::data::split::Split;
+use crate::evaluate::EpochMetrics;
+use crate::model;
+
+/// What to run: a validated configuration, and the checkpoint folder to
+/// continue from for `--resume`.
+#[derive(Clone, Debug)]
+pub struct TrainPlan {
+    pub config: RunConfig,
+    pub resume: Option<PathBuf>,
+}
+
+/// What a finished run leaves behind.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub dir: RunDir,
+    pub last_val: Option<EpochMetrics>,
+    pub state: RunState,
+}
+
+/// Opens the cache and checks that its crops fit the model.
+pub fn open_cache(cache: &Path) -> Result<CacheReader> {
+    let reader =
+        CacheReader::open(cache).with_context(|| format!("opening cache {}", cache.display()))?;
+    let crop = reader.manifest().crop_shape;
+    let expected: Vec<usize> = model::INPUT_SHAPE.iter().map(|&d| d as usize).collect();
+    if crop[..] != expected[..] {
+        bail!(
+            "{}: crops are {crop:?}, LunaModel needs {expected:?}",
+            cache.display()
+        );
+    }
+    Ok(reader)
+}
+
+/// The epochs' sample lists: the shuffled (or balanced) training order per
+/// epoch, and the fixed validation list.
+struct Epochs {
+    sampler: TrainSampler,
+    val: Vec<u32>,
+    train_len: usize,
+}
+
+impl Epochs {
+    fn new(reader: &CacheReader, config: &RunConfig) -> Result<Self> {
+        let d = &config.data;
+        let stride = d.val_stride as usize;
+        let train = Split::Train.indices(reader.len(), stride);
+        let mut val = Split::Val.indices(reader.len(), stride);
+        if let Some(n) = d.val_samples {
+            val.truncate(n as usize);
+        }
+        let train_len = train.len();
+        let entries = reader.entries();
+        let sampler = TrainSampler::new(
+            train,
+            |i| entries[i as usize].is_nodule,
+            d.balanced.map(|r| r as usize),
+            d.epoch_samples.map(|n| n as usize),
+            config.seed(),
+        )?;
+        Ok(Epochs {
+            sampler,
+            val,
+            train_len,
+        })
+    }
+}
+
+fn random_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        & 0xFFFF_FFFF
+}
+
+/// Runs `plan` to its last epoch.
+pub fn run(plan: &TrainPlan) -> Result<RunOutcome> {
+    run_until(plan, &AtomicBool::new(false))
+}
+
+/// [`run`], stopping between batches once `stop` is set, with an
+/// [`Interrupted`] error; checkpoints of finished epochs stay.
+pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
+    let mut config = plan.config.clone();
+    config.run.seed.get_or_insert_with(random_seed);
+    config.validate()?;
+    if let Some(n) = config.run.threads {
+        tch::set_num_threads(n as i32);
+    }
+    let device = parse_device(&config.run.device)?;
+    let cache = config.cache()?.to_owned();
+    let reader = Arc::new(open_cache(&cache)?);
+    let epochs =
+        Epochs::new(&reader, &config).with_context(|| format!("sampling {}", cache.display()))?;
+
+    let mut trainer = Trainer::new(&config, device);
+    let (mut state, dir) = match &plan.resume {
+        Some(ckpt) => {
+            let state = trainer
+                .restore(ckpt)
+                .with_context(|| format!("resuming from {}", ckpt.display()))?;
+            let group = ckpt.parent().map(Path::to_owned).unwrap_or_default();
+            let dir = RunDir::new(&group, &state.run_stamp, &config.run.comment);
+            (state, dir)
+        }
+        None => {
+            let stamp = timestamp();
+            let group = config.run.runs.join(&config.run.tb_prefix);
+            let dir = RunDir::new(&group, &stamp, &config.run.comment);
+            let state = RunState {
+                epoch: 0,
+                samples_seen: 0,
+                steps: 0,
+                best_val_f1: 0.0,
+                run_stamp: stamp,
+                config: config.clone(),
+            };
+            (state, dir)
+        }
+    };
+    state.config = config.clone();
+    dir.create(&config)?;
+    let mut recorder = Recorder::open(&dir, state.epoch)?;
+    announce(&config, &reader, &epochs, &trainer, &dir, &state);
+
+    let mut loader = Loader::new(
+        Arc::clone(&reader),
+        LoaderConfig {
+            batch_size: config.data.batch_size as usize,
+            num_workers: config.data.num_workers as usize,
+            device,
+        },
+    );
+    let total = config.run.epochs;
+    let stopped = |e: anyhow::Error, epoch: usize, state: &RunState| {
+        if e.is::<StopRequested>() {
+            Interrupted {
+                epoch,
+                saved_epoch: state.epoch,
+                run_dir: dir.root.clone(),
+                epochs: total,
+            }
+            .into()
+        } else {
+            e
+        }
+    };
+    let mut last_val = None;
+    for epoch in state.epoch + 1..=total {
+        let order = epochs.sampler.epoch_order(epoch);
+        let trn = Phase {
+            kind: PhaseKind::Train,
+            epoch,
+            order: &order,
+        };
+        let samples = run_phase(&trn, &mut loader, &mut trainer, stop)
+            .map_err(|e| stopped(e, epoch, &state))?;
+        state.samples_seen += order.len() as u64;
+        state.steps = trainer.steps;
+        recorder.record(&trn, state.samples_seen, &samples)?;
+
+        let val = Phase {
+            kind: PhaseKind::Validate,
+            epoch,
+            order: &epochs.val,
+        };
+        let samples = run_phase(&val, &mut loader, &mut trainer, stop)
+            .map_err(|e| stopped(e, epoch, &state))?;
+        let metrics = recorder.record(&val, state.samples_seen, &samples)?;
+        state.best_val_f1 = state.best_val_f1.max(metrics.f1);
+        state.epoch = epoch;
+        last_val = Some(metrics);
+
+        trainer
+            .save(&dir.root, &state)
+            .with_context(|| format!("saving the epoch {epoch} checkpoint"))?;
+    }
+    println!(
+        "train: done; checkpoint and metrics in {}",
+        dir.root.display()
+    );
+    Ok(RunOutcome {
+        dir,
+        last_val,
+        state,
+    })
+}
+
+/// The run's opening lines: data, model, seed and where it writes.
+fn announce(
+    config: &RunConfig,
+    reader: &CacheReader,
+    epochs: &Epochs,
+    trainer: &Trainer,
+    dir: &RunDir,
+    state: &RunState,
+) {
+    let m = reader.manifest();
+    let cache = config.data.cache.as_deref().unwrap_or(Path::new(""));
+    println!(
+        "train: cache {} ({} candidates, {} positive); training on {} ({} samples/epoch{}), validating on {}",
+        cache.display(),
+        m.candidates,
+        m.positives,
+        epochs.train_len,
+        epochs.sampler.samples_per_epoch(),
+        config
+            .data
+            .balanced
+            .map_or(String::new(), |r| format!(", balanced 1:{r}")),
+        epochs.val.len()
+    );
+    println!(
+        "train: device {:?}, LunaModel{} {} parameters, seed {}, augmentation: {}, run {}",
+        trainer.device(),
+        if config.model.is_book() {
+            String::new()
+        } else {
+            format!(" {:?}", config.model)
+        },
+        trainer.parameter_count(),
+        config.seed(),
+        config.augment,
+        dir.root.display()
+    );
+    if state.epoch > 0 {
+        println!(
+            "train: resuming after epoch {} ({} samples seen)",
+            state.epoch, state.samples_seen
+        );
+    }
+}
+
+/// The checkpoint folder a `--resume` argument names (the folder or a file in it).
+pub fn resume_dir(arg: &Path) -> PathBuf {
+    checkpoint::checkpoint_dir(arg)
+}

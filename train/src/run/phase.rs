@@ -1,0 +1,72 @@
+//! One pass over a list of samples: every batch through the trainer, the
+//! metric rows kept on the device until the end.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::Result;
+
+use super::interrupt::StopRequested;
+use super::recorder::Recorder;
+use super::trainer::Trainer;
+use crate::data::loader::Loader;
+use crate::evaluate::{MetricRows, Samples};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PhaseKind {
+    Train,
+    Validate,
+}
+
+impl PhaseKind {
+    /// The book's log names.
+    pub fn name(self) -> &'static str {
+        match self {
+            PhaseKind::Train => "trn",
+            PhaseKind::Validate => "val",
+        }
+    }
+}
+
+pub struct Phase<'a> {
+    pub kind: PhaseKind,
+    /// 1-based, like the book's log.
+    pub epoch: usize,
+    /// Cache indices, in visiting order.
+    pub order: &'a [u32],
+}
+
+/// Runs `phase`, checking `stop` before each batch; returns the per-sample
+/// rows. Validation runs without autograd and with BatchNorm's running
+/// averages.
+pub fn run_phase(
+    phase: &Phase,
+    loader: &mut Loader,
+    trainer: &mut Trainer,
+    stop: &AtomicBool,
+) -> Result<Samples> {
+    let mut rows = MetricRows::new(phase.order.len(), trainer.device());
+    let bar = Recorder::progress(phase);
+    let started = Instant::now();
+    let _no_grad = (phase.kind == PhaseKind::Validate).then(tch::no_grad_guard);
+    loader.run_epoch::<anyhow::Error>(phase.order, |batch| {
+        if stop.load(Ordering::SeqCst) {
+            return Err(StopRequested.into());
+        }
+        let out = match phase.kind {
+            PhaseKind::Train => trainer.train_batch(&batch, phase.epoch),
+            PhaseKind::Validate => trainer.validate_batch(&batch, phase.epoch),
+        };
+        rows.push(&batch.labels, &out.prob_pos, &out.loss);
+        bar.inc(batch.labels.size()[0] as u64);
+        Ok(())
+    })?;
+    let samples = rows.to_host();
+    bar.finish_and_clear();
+    Recorder::timing(
+        phase,
+        started.elapsed().as_secs_f64(),
+        loader.last_wait().as_secs_f64(),
+    );
+    Ok(samples)
+}

@@ -1,0 +1,132 @@
+//! Everything a run tells the world about a phase, fanned out from one
+//! record: the progress bar while it runs, then the terminal table, a
+//! metrics.jsonl line and TensorBoard events. A new logger is a new field
+//! here and nothing else.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::phase::{Phase, PhaseKind};
+use super::run_dir::RunDir;
+use super::tensorboard::EventWriter;
+use crate::evaluate::{EpochMetrics, MetricsRecord, Samples};
+
+pub struct Recorder {
+    trn_events: EventWriter,
+    val_events: EventWriter,
+    metrics: File,
+}
+
+impl Recorder {
+    /// Opens the run's loggers; metrics.jsonl is appended to, after dropping
+    /// records of epochs later than `resumed_epoch` (see
+    /// [`RunDir::drop_records_after`]).
+    pub fn open(dir: &RunDir, resumed_epoch: usize) -> Result<Self> {
+        let events = |path: &std::path::Path| {
+            EventWriter::create(path).with_context(|| format!("creating {}", path.display()))
+        };
+        if resumed_epoch > 0 {
+            dir.drop_records_after(resumed_epoch)?;
+        }
+        let path = dir.metrics_file();
+        let metrics = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok(Recorder {
+            trn_events: events(&dir.trn_events)?,
+            val_events: events(&dir.val_events)?,
+            metrics,
+        })
+    }
+
+    /// A bar over the phase's samples, with rate and ETA.
+    pub fn progress(phase: &Phase) -> ProgressBar {
+        let bar = ProgressBar::new(phase.order.len() as u64);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{prefix:>9} [{elapsed_precise}] {wide_bar} {pos}/{len} samples, {per_sec}, ETA {eta}",
+        ) {
+            bar.set_style(style);
+        }
+        bar.set_prefix(format!("E{} {}", phase.epoch, phase.kind.name()));
+        bar
+    }
+
+    /// The phase's speed, and how much of it went into waiting for data.
+    pub fn timing(phase: &Phase, secs: f64, waited: f64) {
+        println!(
+            "E{} {:<8} {} samples in {:.1}s ({:.1} samples/s; waited {:.2}s = {:.1}% for data)",
+            phase.epoch,
+            phase.kind.name(),
+            phase.order.len(),
+            secs,
+            phase.order.len() as f64 / secs.max(1e-9),
+            waited,
+            100.0 * waited / secs.max(1e-9)
+        );
+    }
+
+    /// Prints, appends to metrics.jsonl and writes TensorBoard events for one
+    /// finished phase; `samples_seen` is TensorBoard's step.
+    pub fn record(
+        &mut self,
+        phase: &Phase,
+        samples_seen: u64,
+        samples: &Samples,
+    ) -> Result<EpochMetrics> {
+        let metrics = EpochMetrics::compute(samples);
+        println!("{}", metrics.table(phase.epoch, phase.kind.name()));
+        let record = MetricsRecord {
+            epoch: phase.epoch,
+            phase: phase.kind.name(),
+            samples_seen,
+            metrics: &metrics,
+        };
+        let mut line = serde_json::to_string(&record).context("encoding metrics")?;
+        line.push('\n');
+        self.metrics
+            .write_all(line.as_bytes())
+            .and_then(|()| self.metrics.flush())
+            .context("writing metrics.jsonl")?;
+        let tb = match phase.kind {
+            PhaseKind::Train => &mut self.trn_events,
+            PhaseKind::Validate => &mut self.val_events,
+        };
+        write_events(tb, samples_seen, &metrics, samples)?;
+        Ok(metrics)
+    }
+}
+
+/// The book's TensorBoard content: scalars, a PR curve, and histograms of
+/// P(nodule) per class.
+fn write_events(
+    tb: &mut EventWriter,
+    step: u64,
+    metrics: &EpochMetrics,
+    samples: &Samples,
+) -> Result<()> {
+    let tb_path = tb.path().to_owned();
+    let tb_err = || format!("writing TensorBoard events to {}", tb_path.display());
+    tb.scalars(step, &metrics.scalars()).with_context(tb_err)?;
+    tb.pr_curve("pr", step, &samples.labels, &samples.prob_pos)
+        .with_context(tb_err)?;
+    // The book leaves out the confidently right ones so the interesting middle shows.
+    let pick = |positive: bool| -> Vec<f32> {
+        samples
+            .labels
+            .iter()
+            .zip(&samples.prob_pos)
+            .filter(|&(&l, &p)| l == positive && if positive { p < 0.99 } else { p > 0.01 })
+            .map(|(_, &p)| p)
+            .collect()
+    };
+    tb.probability_histogram("is_neg", step, &pick(false))
+        .with_context(tb_err)?;
+    tb.probability_histogram("is_pos", step, &pick(true))
+        .with_context(tb_err)?;
+    tb.flush().with_context(tb_err)
+}

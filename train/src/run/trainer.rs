@@ -1,0 +1,96 @@
+//! The model, its optimizer and its augmentation, and one step of each kind.
+//! A new optimizer or precision mode changes this file and nothing above it.
+
+use std::path::Path;
+
+use tch::nn::VarStore;
+use tch::{Device, Kind};
+
+use super::checkpoint::{self, CheckpointError, RunState};
+use crate::config::RunConfig;
+use crate::data::augment::AugmentConfig;
+use crate::data::loader::Batch;
+use crate::data::sampler::batch_seed;
+use crate::model::{forward_batch, parameter_count, BatchOutput, LunaModel};
+use crate::optim::Sgd;
+
+/// Seeds of the two phases' batches: augmentation noise of a batch depends
+/// only on (seed, epoch, phase, batch), not on what ran before it.
+const PHASE_TRAIN: u64 = 0;
+const PHASE_VAL: u64 = 1;
+
+pub struct Trainer {
+    vs: VarStore,
+    model: LunaModel,
+    optimizer: Sgd,
+    augment: AugmentConfig,
+    seed: u64,
+    device: Device,
+    /// Optimizer steps taken so far in the run.
+    pub steps: u64,
+}
+
+impl Trainer {
+    /// A freshly initialised model for `config` (whose seed is resolved),
+    /// drawn from libtorch's generator seeded with the run's seed.
+    pub fn new(config: &RunConfig, device: Device) -> Self {
+        tch::manual_seed(config.seed() as i64);
+        let vs = VarStore::new(device);
+        let model = LunaModel::with_config(&vs.root(), &config.model, config.init.bias);
+        let o = &config.optimizer;
+        let optimizer = Sgd::new(&vs, o.lr, o.momentum).with_weight_decay(o.weight_decay);
+        Trainer {
+            vs,
+            model,
+            optimizer,
+            augment: config.augment,
+            seed: config.seed(),
+            device,
+            steps: 0,
+        }
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    pub fn parameter_count(&self) -> i64 {
+        parameter_count(&self.vs)
+    }
+
+    /// Augment, forward, backward, one optimizer step.
+    pub fn train_batch(&mut self, batch: &Batch, epoch: usize) -> BatchOutput {
+        tch::manual_seed(batch_seed(self.seed, epoch, PHASE_TRAIN, batch.index));
+        let mut x = batch.images.to_kind(Kind::Float);
+        if !self.augment.is_off() {
+            x = self.augment.apply(&x);
+        }
+        self.optimizer.zero_grad();
+        let out = forward_batch(&self.model, &x, &batch.labels, true);
+        out.loss.mean(Kind::Float).backward();
+        self.optimizer.step();
+        self.steps += 1;
+        out
+    }
+
+    /// Forward only, in eval mode; the caller holds a no-grad guard.
+    pub fn validate_batch(&self, batch: &Batch, epoch: usize) -> BatchOutput {
+        // Nothing random runs in eval mode today; seeding anyway keeps a
+        // future random op reproducible.
+        tch::manual_seed(batch_seed(self.seed, epoch, PHASE_VAL, batch.index));
+        let x = batch.images.to_kind(Kind::Float);
+        forward_batch(&self.model, &x, &batch.labels, false)
+    }
+
+    /// Writes the weights, the optimizer state and `state` into `dir`.
+    pub fn save(&self, dir: &Path, state: &RunState) -> Result<(), CheckpointError> {
+        checkpoint::save(dir, &self.vs, &self.optimizer, state)
+    }
+
+    /// Loads a checkpoint written by [`Trainer::save`] for the same model.
+    pub fn restore(&mut self, dir: &Path) -> Result<RunState, CheckpointError> {
+        let state = checkpoint::load(dir, &mut self.vs, &mut self.optimizer)?;
+        self.steps = state.steps;
+        Ok(state)
+    }
+}
