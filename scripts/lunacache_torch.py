@@ -9,8 +9,8 @@ deterministic per-rank sharding for DistributedDataParallel.
     chunk, label = ds[0]              # float32 [1,32,48,48] HU, int64 0/1
     mine = shard_indices(len(ds), rank, world_size, seed=0, epoch=1)
 
-The semantics follow REFERENCE.md §2.4 and §5 and the Rust `train`
-(`sampler.rs`, `augment.rs`); `lunacache` itself stays numpy-only.
+The semantics are the Rust `train`'s (`data/split.rs` over
+`shared::luna::is_validation`, `data/sampler.rs`, `data/augment.rs`); `lunacache` itself stays numpy-only.
 """
 
 import math

@@ -3,6 +3,7 @@
 //! bad-input cases a user meets. One binary, one link.
 
 mod bench_loader;
+mod config;
 mod eval_predict;
 mod interrupt;
 mod learns;

@@ -2,17 +2,17 @@
 
 What it keeps from the book, because that is what costs time:
 - candidate list: glob of the scans on disk, diameter merge, reverse sort
-  (REFERENCE §2);
+  (descending on (is_nodule, diameter, uid, xyz));
 - `Ct`: SimpleITK ReadImage, GetArrayFromImage -> float32, clip the whole
   volume to [-1000, 1000]; one `Ct` kept per process (`lru_cache(1)`);
 - `get_raw_candidate`: the (32, 48, 48) crop with the shifting rule
-  (REFERENCE §4), memoized in a diskcache FanoutCache (64 shards). The book's
+  (shifted, never padded, at the volume's edges), memoized in a diskcache FanoutCache (64 shards). The book's
   `GzipDisk` only gzips values of cassandra's `BytesType`; the memoized value
   is a tuple, so diskcache stores it as a plain pickle (~290 KiB per
   candidate). The default `Disk` does exactly that.
 - `LunaDataset`: series-sorted for prepcache; balanced (`ratio_int`) and
   augmented on the CPU in `__getitem__` (affine_grid + grid_sample + noise,
-  REFERENCE §5) for training.
+  as chapter 12 does) for training.
 
 `configure(data_dir, cache_dir)` must run before the DataLoader forks its
 workers: they inherit the memoized function and the candidate list.

@@ -1,6 +1,6 @@
 """Baseline: one training step of the book's LunaModel in PyTorch on the CPU.
 
-LunaModel as in REFERENCE §6 (BatchNorm3d tail, four conv blocks 1->8->16->
+The book's LunaModel (BatchNorm3d tail, four conv blocks 1->8->16->
 32->64, Linear(1152, 2), softmax), SGD lr 0.001 momentum 0.99,
 CrossEntropyLoss(reduction='none').mean(). Random input of shape
 (N, 1, 32, 48, 48): the step's cost does not depend on the values.

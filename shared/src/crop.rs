@@ -1,5 +1,6 @@
-//! Candidate crops (REFERENCE §4): (32, 48, 48) voxels around a centre,
-//! shifted (never padded) to stay inside the volume.
+//! Candidate crops, the book's rule: (32, 48, 48) voxels around a centre,
+//! shifted (never padded) to stay inside the volume, so every crop is
+//! real scan data even next to an edge.
 
 use crate::geometry::Irc;
 use crate::volume::VoxelSource;

@@ -246,12 +246,15 @@ pub fn split<T: Clone>(list: &[T], val_stride: usize) -> Result<(Vec<T>, Vec<T>)
     if val_stride == 0 {
         return Err(LunaError::ZeroStride);
     }
-    let (val, train): (Vec<(usize, &T)>, Vec<(usize, &T)>) = list
-        .iter()
-        .enumerate()
-        .partition(|(i, _)| is_validation(*i, val_stride));
-    let items = |v: Vec<(usize, &T)>| v.into_iter().map(|(_, t)| t.clone()).collect();
-    Ok((items(train), items(val)))
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for (i, item) in list.iter().enumerate() {
+        if is_validation(i, val_stride) {
+            val.push(item.clone());
+        } else {
+            train.push(item.clone());
+        }
+    }
+    Ok((train, val))
 }
 
 /// [`split`] of the positions `0..len`, as cache indices.

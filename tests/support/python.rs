@@ -28,8 +28,22 @@ pub fn scripts_dir() -> PathBuf {
 
 /// Runs `script` and returns its stdout as JSON.
 pub fn run_python(script: &str, args: &[&std::ffi::OsStr]) -> serde_json::Value {
+    let stdout = python_stdout(script, args, |_| {});
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("python printed no JSON ({e}):\n{stdout}"))
+}
+
+/// Runs `script` after `configure` has set up the command (environment,
+/// …); fails the test with Python's stderr when the script fails, else
+/// returns its stdout.
+pub fn python_stdout(
+    script: &str,
+    args: &[&std::ffi::OsStr],
+    configure: impl FnOnce(&mut Command),
+) -> String {
     let mut cmd = Command::new(python());
     cmd.arg("-c").arg(script).args(args);
+    configure(&mut cmd);
     let out = cmd
         .output()
         .expect("failed to start the cross-check Python");
@@ -38,7 +52,5 @@ pub fn run_python(script: &str, args: &[&std::ffi::OsStr]) -> serde_json::Value 
         "python failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("python printed no JSON ({e}):\n{stdout}"))
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

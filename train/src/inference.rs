@@ -14,6 +14,7 @@ use tch::{Device, Kind};
 use crate::config::cli::ScoreArgs;
 use crate::config::device::parse_device;
 use crate::data::loader::{Loader, LoaderConfig};
+use crate::data::split::Split;
 use crate::evaluate::{MetricRows, Samples};
 use crate::model::{self, forward_batch, BiasInit, LunaModel, ModelConfig};
 use crate::run::{checkpoint, open_cache};
@@ -31,6 +32,22 @@ pub struct SavedModel {
 }
 
 impl SavedModel {
+    /// Opens the model and the cache for `tool` (`eval`, `predict`) and
+    /// says what it is about to run; returns the split's cache indices.
+    pub fn open_on(args: &ScoreArgs, split: Split, tool: &str) -> Result<(Self, Vec<u32>)> {
+        let model = SavedModel::open(args)?;
+        let order = split.indices(model.reader.len(), args.val_stride as usize);
+        println!(
+            "{tool}: {} on {} {} candidates of {} (device {:?})",
+            model.model_file.display(),
+            order.len(),
+            split.log_name(),
+            args.cache.display(),
+            model.device
+        );
+        Ok((model, order))
+    }
+
     pub fn open(args: &ScoreArgs) -> Result<Self> {
         if let Some(n) = args.threads {
             tch::set_num_threads(n as i32);

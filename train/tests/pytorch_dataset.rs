@@ -99,7 +99,7 @@ print(json.dumps(out))
             neg.iter().collect::<BTreeSet<_>>(),
             negatives.iter().collect()
         );
-        // REFERENCE §5 by hand: ndx 0 → pos[0], 1 → neg[0], 2 → neg[1], 3 → pos[1], 4 → neg[2].
+        // The book's ratio-1 mapping by hand: ndx 0 → pos[0], 1 → neg[0], 2 → neg[1], 3 → pos[1], 4 → neg[2].
         assert_eq!(picks[..5], [pos[0], neg[0], neg[1], pos[1], neg[2]]);
         for (ndx, &pick) in picks.iter().enumerate() {
             assert_eq!(pick, balanced_pick(ndx, 2, &pos, &neg), "ndx {ndx}");

@@ -54,7 +54,7 @@
 //! | 61     | `u32`     | `length` of the frame in bytes                 |
 //! | 65     | `u32`     | `crc32` (IEEE) of the stored frame bytes       |
 //!
-//! Entries are in the book's canonical candidate order (REFERENCE §2: sorted
+//! Entries are in the book's canonical candidate order (`shared::luna::canonical_order`: sorted
 //! descending on `(is_nodule, diameter_mm, series_uid, center_xyz)`), so entry
 //! `k` is the book's `candidateInfo_list[k]` for the scans present.
 //!

@@ -23,19 +23,8 @@ pub struct EvalOutcome {
 }
 
 pub fn run(args: &EvalArgs) -> Result<EvalOutcome> {
-    let scorer = SavedModel::open(&args.score)?;
+    let (scorer, order) = SavedModel::open_on(&args.score, args.split, "eval")?;
     let reader = &scorer.reader;
-    let order = args
-        .split
-        .indices(reader.len(), args.score.val_stride as usize);
-    println!(
-        "eval: {} on {} {} candidates of {} (device {:?})",
-        scorer.model_file.display(),
-        order.len(),
-        args.split.log_name(),
-        args.score.cache.display(),
-        scorer.device
-    );
     let samples = scorer.score(&order)?;
 
     let metrics = EpochMetrics::compute(&samples);

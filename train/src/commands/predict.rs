@@ -26,18 +26,8 @@ fn csv_field(s: &str) -> String {
 
 /// Scores the split and writes the CSV; returns its path and row count.
 pub fn run(args: &PredictArgs) -> Result<(PathBuf, usize)> {
-    let scorer = SavedModel::open(&args.score)?;
+    let (scorer, order) = SavedModel::open_on(&args.score, args.split, "predict")?;
     let reader = &scorer.reader;
-    let order = args
-        .split
-        .indices(reader.len(), args.score.val_stride as usize);
-    println!(
-        "predict: {} on {} candidates of {} (device {:?})",
-        scorer.model_file.display(),
-        order.len(),
-        args.score.cache.display(),
-        scorer.device
-    );
     let samples = scorer.score(&order)?;
 
     let entries = reader.entries();

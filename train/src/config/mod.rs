@@ -376,7 +376,8 @@ mod tests {
 
     #[test]
     fn impossible_settings_name_their_flag() {
-        let cases: [(&str, fn(&mut RunConfig)); 8] = [
+        type Breaks = fn(&mut RunConfig);
+        let cases: [(&str, Breaks); 8] = [
             ("--batch-size", |c| c.data.batch_size = 0),
             ("--num-workers", |c| c.data.num_workers = 10_000),
             ("--lr", |c| c.optimizer.lr = 0.0),

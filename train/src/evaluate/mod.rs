@@ -7,6 +7,7 @@
 //! that serialises to `eval.json` and feeds [`plots::write_plots`].
 
 pub mod froc;
+pub mod luna16;
 pub mod metrics;
 pub mod plots;
 pub mod roc;
