@@ -10,4 +10,5 @@ mod learns;
 mod lunacache_py;
 mod prepcache_build;
 mod resume;
+mod score;
 mod train_cli;

@@ -19,6 +19,9 @@ fn main() -> Result<ExitCode> {
         Some(Command::Predict(a)) => {
             commands::predict::run(a)?;
         }
+        Some(Command::Score(a)) => {
+            commands::score::run(a)?;
+        }
         None => return commands::train::run(&cli.train),
     }
     Ok(ExitCode::SUCCESS)

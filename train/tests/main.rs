@@ -5,7 +5,6 @@ mod common;
 mod pytorch_support;
 
 mod checkpoint_roundtrip;
-mod evaluation_froc_official;
 mod loader_stream;
 mod model_variants;
 mod pytorch_dataset;

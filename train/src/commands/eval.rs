@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
+use super::score::{print_missing_scans, print_score_table};
 use crate::config::cli::EvalArgs;
-use crate::evaluate::{self, EpochMetrics, EvalReport, Prediction, FP_RATES};
+use crate::evaluate::{self, EpochMetrics, EvalReport, Prediction, Reference};
 use crate::inference::SavedModel;
 use crate::run::checkpoint;
 
@@ -43,7 +44,14 @@ pub fn run(args: &EvalArgs) -> Result<EvalOutcome> {
             Prediction::from_entry(entry, reader.series_uid(entry.series), p)
         })
         .collect();
-    let report = evaluate::evaluate(&predictions, &samples, None)?;
+    let reference = match &args.annotations {
+        Some(annotations) => Reference::Annotations {
+            annotations: annotations.clone(),
+            excluded: args.annotations_excluded.clone(),
+        },
+        None => Reference::PositiveCandidates,
+    };
+    let report = evaluate::evaluate(&predictions, &samples, &reference)?;
     print_summary(&report);
 
     let out = args
@@ -73,18 +81,14 @@ fn print_summary(report: &EvalReport) {
         opt(report.roc_auc),
         opt(report.average_precision)
     );
-    let froc = &report.froc;
-    println!(
-        "eval: FROC over {} scans, {} nodules ({} hit by some candidate)",
-        froc.scans, froc.nodules, froc.detected_nodules
-    );
-    let rates: Vec<String> = FP_RATES.iter().map(|r| format!("{r:>6}")).collect();
-    let sens: Vec<String> = froc
-        .operating_points
-        .iter()
-        .map(|p| format!("{:>6.3}", p.sensitivity))
-        .collect();
-    println!("eval: FPs/scan    {}", rates.join(" "));
-    println!("eval: sensitivity {}", sens.join(" "));
-    println!("eval: CPM {}", opt(froc.cpm));
+    let d = &report.detection;
+    println!("eval: FROC nodules from {}", d.nodules_from);
+    print_missing_scans("eval", &d.scans_without_predictions);
+    match &d.score {
+        Some(score) => print_score_table("eval", score),
+        None => println!(
+            "eval: FROC/CPM not scored: {}",
+            d.not_scored.as_deref().unwrap_or("")
+        ),
+    }
 }

@@ -5,4 +5,5 @@ pub mod bench;
 pub mod doctor;
 pub mod eval;
 pub mod predict;
+pub mod score;
 pub mod train;

@@ -55,6 +55,10 @@ pub enum Command {
     /// Write LUNA16 submission rows (seriesuid,coordX,coordY,coordZ,probability)
     /// for every candidate of a split; labels are not used.
     Predict(PredictArgs),
+    /// Score any LUNA16 submission CSV exactly as the challenge's evaluation
+    /// script does: sensitivities at 1/8..8 FPs/scan, CPM, bootstrap
+    /// intervals; writes score.json, CADAnalysis.txt and froc.png.
+    Score(ScoreSubmissionArgs),
 }
 
 fn split_parser() -> impl clap::builder::TypedValueParser<Value = Split> {
@@ -99,6 +103,40 @@ pub struct EvalArgs {
     /// Folder for eval.json and the plots (default: the checkpoint's folder).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// LUNA16 annotations.csv: the FROC/CPM's nodules. Without it they are
+    /// approximated by the cache's positive candidates (and the report says so).
+    #[arg(long, value_name = "CSV")]
+    pub annotations: Option<PathBuf>,
+    /// LUNA16 annotations_excluded.csv: marks on these findings are ignored.
+    #[arg(long, value_name = "CSV", requires = "annotations")]
+    pub annotations_excluded: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ScoreSubmissionArgs {
+    /// The submission: seriesuid,coordX,coordY,coordZ,probability (header
+    /// required, any row or column order, extra columns ignored).
+    #[arg(long, value_name = "CSV")]
+    pub predictions: PathBuf,
+    /// LUNA16 annotations.csv (seriesuid,coordX,coordY,coordZ,diameter_mm).
+    #[arg(long, value_name = "CSV")]
+    pub annotations: PathBuf,
+    /// annotations_excluded.csv: marks hitting these findings are ignored.
+    #[arg(long, value_name = "CSV")]
+    pub annotations_excluded: Option<PathBuf>,
+    /// The scans to score, one uid per line (the challenge's seriesuids.csv);
+    /// default: the scans of the annotations and of the submission.
+    #[arg(long, value_name = "CSV")]
+    pub seriesuids: Option<PathBuf>,
+    /// Folder for score.json, CADAnalysis.txt and froc.png.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Bootstrap resamples of the scan list for 95% intervals (0 = off).
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub bootstrap: usize,
+    /// Seed of the bootstrap's resampling.
+    #[arg(long, default_value_t = 0, value_name = "S")]
+    pub seed: u64,
 }
 
 #[derive(Args, Debug, Clone)]

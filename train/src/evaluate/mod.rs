@@ -6,7 +6,7 @@
 //! core that training's per-epoch lines use too. [`evaluate`] gathers everything into an [`EvalReport`]
 //! that serialises to `eval.json` and feeds [`plots::write_plots`].
 
-pub mod froc;
+pub mod detection;
 pub mod luna16;
 pub mod metrics;
 pub mod plots;
@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use froc::{froc, nodules_from_positives, Froc, FrocPoint, Nodule, OperatingPoint, FP_RATES};
+pub use detection::{score_predictions, DetectionError, DetectionReport, Reference};
+pub use luna16::FP_RATES;
 pub use metrics::{Confusion, EpochMetrics, MetricRows, MetricsRecord, Samples, THRESHOLD};
 pub use plots::{write_plots, PlotError};
 pub use roc::{average_precision, pr_curve, roc_auc, PrPoint};
@@ -89,7 +90,8 @@ pub struct EvalReport {
     /// split, exactly the run's last validation line.
     pub at_half: EpochMetrics,
     pub pr_curve: Vec<PrPoint>,
-    pub froc: Froc,
+    /// LUNA16's FROC/CPM over the scored candidates' scans.
+    pub detection: DetectionReport,
     pub histogram: ProbabilityHistogram,
 }
 
@@ -101,6 +103,8 @@ pub enum EvalError {
         series_uid: String,
         value: f32,
     },
+    #[error(transparent)]
+    Detection(#[from] DetectionError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -109,13 +113,12 @@ pub enum EvalError {
 }
 
 /// Scores `predictions` (with `samples`, the same candidates' label,
-/// P(nodule) and loss rows). Nodules are the distinct positives (see
-/// [`nodules_from_positives`]); `scans` is the FROC divisor, by default the
-/// number of distinct series among the predictions.
+/// P(nodule) and loss rows); the FROC/CPM takes its nodules from
+/// `reference`.
 pub fn evaluate(
     predictions: &[Prediction],
     samples: &Samples,
-    scans: Option<usize>,
+    reference: &Reference,
 ) -> Result<EvalReport, EvalError> {
     if let Some((index, p)) = predictions
         .iter()
@@ -132,14 +135,7 @@ pub fn evaluate(
     let labels: Vec<bool> = predictions.iter().map(|p| p.is_nodule).collect();
     let positives = labels.iter().filter(|&&l| l).count();
     let curve = pr_curve(&scores, &labels);
-    let scans = scans.unwrap_or_else(|| {
-        predictions
-            .iter()
-            .map(|p| p.series_uid.as_str())
-            .collect::<std::collections::HashSet<_>>()
-            .len()
-    });
-    let nodules = nodules_from_positives(predictions);
+    let detection = score_predictions(predictions, reference)?;
     Ok(EvalReport {
         candidates: predictions.len(),
         positives,
@@ -148,7 +144,7 @@ pub fn evaluate(
         average_precision: average_precision(&curve),
         at_half: EpochMetrics::compute(samples),
         pr_curve: curve,
-        froc: froc(predictions, &nodules, scans),
+        detection,
         histogram: ProbabilityHistogram::compute(predictions, HISTOGRAM_BINS),
     })
 }
@@ -201,15 +197,16 @@ mod tests {
             pred("b", 40.0, 0.4, false),
             pred("c", 40.0, 1.0e-3, false),
         ];
-        let report = evaluate(&preds, &samples_of(&preds), None).unwrap();
+        let report = evaluate(&preds, &samples_of(&preds), &Reference::PositiveCandidates).unwrap();
         assert_eq!(
             (report.candidates, report.positives, report.negatives),
             (5, 2, 3)
         );
         assert_eq!(report.roc_auc, Some(1.0));
         assert_eq!(report.average_precision, Some(1.0));
-        assert_eq!(report.froc.scans, 3);
-        assert_eq!(report.froc.cpm, Some(1.0));
+        let score = report.detection.score.as_ref().unwrap();
+        assert_eq!(score.scans, 3);
+        assert_eq!(score.cpm, 1.0);
         assert_eq!(report.at_half.confusion.tp, 2);
         assert_eq!(report.at_half.f1, 1.0);
         assert_eq!(report.histogram.positives.iter().sum::<u64>(), 2);
@@ -220,10 +217,13 @@ mod tests {
         let path = write_report(dir.path(), &report).unwrap();
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        assert_eq!(json["froc"]["cpm"], 1.0);
+        assert_eq!(json["detection"]["score"]["cpm"], 1.0);
         assert_eq!(json["roc_auc"], 1.0);
         assert_eq!(
-            json["froc"]["operating_points"].as_array().unwrap().len(),
+            json["detection"]["score"]["sensitivities"]
+                .as_object()
+                .unwrap()
+                .len(),
             7
         );
     }
@@ -234,7 +234,7 @@ mod tests {
             pred("a", 0.0, 0.5, true),
             pred("scan-x", 1.0, f32::NAN, false),
         ];
-        let err = evaluate(&preds, &samples_of(&preds), None)
+        let err = evaluate(&preds, &samples_of(&preds), &Reference::PositiveCandidates)
             .unwrap_err()
             .to_string();
         assert!(

@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::luna16::Score;
 use super::{EvalReport, FP_RATES};
 
 pub const PR_CURVE_FILE: &str = "pr_curve.png";
@@ -129,20 +130,79 @@ fn draw_pr_curve(root: &Root<'_>, report: &EvalReport, text: bool) -> Result<(),
     Ok(())
 }
 
+/// What a FROC plot shows: the curve, the sensitivities at the CPM's
+/// rates, and the bootstrap band when there is one.
+pub struct FrocPlot {
+    pub title: String,
+    /// (FP per scan, sensitivity), in curve order.
+    pub curve: Vec<(f64, f64)>,
+    pub operating_points: Vec<(f64, f64)>,
+    /// (FP per scan, lower, upper) of the 95 % interval.
+    pub band: Vec<(f64, f64, f64)>,
+}
+
+impl FrocPlot {
+    /// The plot of an official score, titled with its counts and CPM.
+    pub fn of(score: &Score, what: &str) -> Self {
+        let band = score.bootstrap.as_ref().map_or_else(Vec::new, |b| {
+            b.band_fps
+                .iter()
+                .zip(&b.band)
+                .map(|(&x, i)| (x, i.lower, i.upper))
+                .collect()
+        });
+        FrocPlot {
+            title: format!(
+                "FROC {what} ({} nodules, {} scans), CPM {:.4}",
+                score.nodules, score.scans, score.cpm
+            ),
+            curve: score
+                .froc
+                .fps_per_scan
+                .iter()
+                .copied()
+                .zip(score.froc.sensitivity.iter().copied())
+                .collect(),
+            operating_points: FP_RATES.iter().copied().zip(score.sensitivities).collect(),
+            band,
+        }
+    }
+}
+
+/// Writes `plot` as a PNG at `path`.
+pub fn write_froc_plot(path: &Path, plot: &FrocPlot) -> Result<(), PlotError> {
+    let text = text_available();
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    draw_froc_plot(&root, plot, text)
+        .and_then(|()| root.present().map_err(|e| e.to_string()))
+        .map_err(|reason| PlotError {
+            path: path.to_owned(),
+            reason,
+        })
+}
+
 fn draw_froc(root: &Root<'_>, report: &EvalReport, text: bool) -> Result<(), String> {
+    let plot = match &report.detection.score {
+        Some(score) => FrocPlot::of(score, "over the scored candidates"),
+        None => FrocPlot {
+            title: "FROC: no nodule in the scored scans".to_owned(),
+            curve: Vec::new(),
+            operating_points: Vec::new(),
+            band: Vec::new(),
+        },
+    };
+    draw_froc_plot(root, &plot, text)
+}
+
+fn draw_froc_plot(root: &Root<'_>, plot: &FrocPlot, text: bool) -> Result<(), String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let froc = &report.froc;
     // A log axis has no zero: the curve starts at the first nonzero rate,
     // and the axis spans at least the CPM's 1/8..8.
-    let max_rate = froc
+    let max_rate = plot.curve.iter().map(|p| p.0).fold(FP_RATES[6], f64::max);
+    let min_rate = plot
         .curve
         .iter()
-        .map(|p| p.fps_per_scan)
-        .fold(FP_RATES[6], f64::max);
-    let min_rate = froc
-        .curve
-        .iter()
-        .map(|p| p.fps_per_scan)
+        .map(|p| p.0)
         .filter(|&r| r > 0.0)
         .fold(FP_RATES[0], f64::min);
     let mut builder = ChartBuilder::on(root);
@@ -150,13 +210,7 @@ fn draw_froc(root: &Root<'_>, report: &EvalReport, text: bool) -> Result<(), Str
     if text {
         // Label areas only with a font: plotters renders tick values into them.
         builder.x_label_area_size(45).y_label_area_size(55);
-        let title = format!(
-            "FROC ({} nodules, {} scans), CPM {}",
-            froc.nodules,
-            froc.scans,
-            fmt_opt(froc.cpm)
-        );
-        builder.caption(title, (FONT_FAMILY, 22));
+        builder.caption(&plot.title, (FONT_FAMILY, 20));
     }
     let mut chart = builder
         .build_cartesian_2d(
@@ -172,19 +226,27 @@ fn draw_froc(root: &Root<'_>, report: &EvalReport, text: bool) -> Result<(), Str
         mesh.x_labels(0).y_labels(0);
     }
     mesh.draw().map_err(|e| e.to_string())?;
-    let points = froc
-        .curve
-        .iter()
-        // Zero FP/scan sits at the axis' left end.
-        .map(|p| (p.fps_per_scan.max(min_rate / 2.0), p.sensitivity));
+    if !plot.band.is_empty() {
+        let upper = plot.band.iter().map(|&(x, _, hi)| (x, hi));
+        let lower = plot.band.iter().rev().map(|&(x, lo, _)| (x, lo));
+        let outline: Vec<(f64, f64)> = upper.chain(lower).collect();
+        chart
+            .draw_series(std::iter::once(Polygon::new(
+                outline,
+                BLUE.mix(0.2).filled(),
+            )))
+            .map_err(|e| e.to_string())?;
+    }
+    // Zero FP/scan sits at the axis' left end.
+    let points = plot.curve.iter().map(|&(x, y)| (x.max(min_rate / 2.0), y));
     chart
         .draw_series(LineSeries::new(points, BLUE.stroke_width(2)))
         .map_err(|e| e.to_string())?;
     chart
         .draw_series(
-            froc.operating_points
+            plot.operating_points
                 .iter()
-                .map(|o| Circle::new((o.fps_per_scan, o.sensitivity), 5, RED.filled())),
+                .map(|&p| Circle::new(p, 5, RED.filled())),
         )
         .map_err(|e| e.to_string())?;
     Ok(())
@@ -255,7 +317,7 @@ fn draw_histogram(root: &Root<'_>, report: &EvalReport, text: bool) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evaluate::{evaluate, samples_of, Prediction};
+    use crate::evaluate::{evaluate, samples_of, Prediction, Reference};
 
     fn report() -> EvalReport {
         let mut preds = Vec::new();
@@ -270,7 +332,7 @@ mod tests {
                 diameter_mm: if is_nodule { 8.0 } else { 0.0 },
             });
         }
-        evaluate(&preds, &samples_of(&preds), None).unwrap()
+        evaluate(&preds, &samples_of(&preds), &Reference::PositiveCandidates).unwrap()
     }
 
     fn assert_pngs(paths: &[PathBuf], expected: &[&str]) {
