@@ -108,15 +108,15 @@ fn a_runs_config_toml_repeats_it_and_eval_reproduces_its_last_validation_line() 
 }
 
 /// The fixture's folder name, as the run that wrote it named it.
-const FIXTURE_RUN: &str = "2026-12-04_21.00.00-cls-fixture";
+const FIXTURE_RUN: &str = "2026-12-04_22.37.00-cls-fixture";
 
 #[test]
 fn a_checkpoint_from_before_the_typed_config_resumes_exactly() {
     let fixture =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../train/tests/fixtures/checkpoint-v1");
     let tmp = tempfile::tempdir().unwrap();
-    // The fixture's own data: `prepcache synth --series 2 --seed 4`.
-    let cache = synthetic_cache(tmp.path(), 2, 4);
+    // The fixture's own data.
+    let cache = luna_e2e::prepcache::fixed_cache(&tmp.path().join("cache"));
     let run = tmp.path().join("runs/p2ch12").join(FIXTURE_RUN);
     std::fs::create_dir_all(&run).unwrap();
     for file in ["model.safetensors", "trainer.safetensors", "metrics.jsonl"] {
@@ -141,6 +141,15 @@ fn a_checkpoint_from_before_the_typed_config_resumes_exactly() {
     ] {
         assert!(config.contains(needle), "{needle:?} not in\n{config}");
     }
+}
+
+/// Writes the fixed cache to `$LUNA_FIXED_CACHE` (for remaking the fixture
+/// with an older `train`; see the fixture's README).
+#[test]
+#[ignore]
+fn write_the_fixed_cache() {
+    let dir = std::env::var_os("LUNA_FIXED_CACHE").expect("set LUNA_FIXED_CACHE");
+    luna_e2e::prepcache::fixed_cache(Path::new(&dir));
 }
 
 #[test]

@@ -84,3 +84,48 @@ pub fn scans(data: &Path) -> Vec<(String, PathBuf)> {
         .into_iter()
         .collect()
 }
+
+/// A small cache whose bytes depend on nothing but this code (not on the
+/// synthetic-data generator, which may change): 2 series × 40 candidates,
+/// every 8th a nodule with a bright blob at its centre, pseudo-random HU
+/// elsewhere. The checkpoint fixture of `train/tests/fixtures/checkpoint-v1`
+/// was trained on exactly this cache.
+pub fn fixed_cache(dir: &Path) -> PathBuf {
+    use shared::cache::{CacheBuilder, CandidateMeta, Codec, Filter};
+    const CROP: [usize; 3] = [32, 48, 48];
+    let mut builder = CacheBuilder::create(dir, Codec::zstd(Filter::ByteShuffle, 3), CROP)
+        .expect("creating the fixed cache");
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut chunk = vec![0i16; CROP.iter().product()];
+    for series in 0..2 {
+        for k in 0..40 {
+            let is_nodule = k % 8 == 0;
+            for (v, out) in chunk.iter_mut().enumerate() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let (i, r, c) = (v / (48 * 48), v / 48 % 48, v % 48);
+                let d2 = (i as i64 - 16).pow(2) + (r as i64 - 24).pow(2) + (c as i64 - 24).pow(2);
+                let base = (state % 400) as i16 - 900;
+                *out = if is_nodule && d2 < 36 {
+                    base + 850
+                } else {
+                    base
+                };
+            }
+            let meta = CandidateMeta {
+                center_xyz: [k as f64 * 9.0, series as f64 * 5.0, -2.5 * k as f64],
+                center_irc: [16, 24, 24],
+                is_nodule,
+                diameter_mm: if is_nodule { 6.0 } else { 0.0 },
+            };
+            builder
+                .push(&format!("1.2.826.0.1.{series}"), meta, &chunk)
+                .expect("writing the fixed cache");
+        }
+    }
+    builder
+        .finish("fixed-test-cache")
+        .expect("finishing the fixed cache");
+    dir.to_owned()
+}

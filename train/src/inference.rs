@@ -13,10 +13,13 @@ use tch::{Device, Kind};
 
 use crate::config::cli::ScoreArgs;
 use crate::config::device::parse_device;
+use crate::config::ComputeConfig;
 use crate::data::loader::{Loader, LoaderConfig};
 use crate::data::split::Split;
 use crate::evaluate::{MetricRows, Samples};
-use crate::model::{self, forward_batch, BiasInit, LunaModel, ModelConfig};
+use crate::model::{
+    self, forward_batch_with, prepare_input, prepare_weights, BiasInit, LunaModel, ModelConfig,
+};
 use crate::run::{checkpoint, open_cache};
 
 /// A checkpoint's model, ready to run, with the cache it runs on.
@@ -25,6 +28,8 @@ pub struct SavedModel {
     pub architecture: ModelConfig,
     pub model_file: PathBuf,
     pub device: Device,
+    /// The resolved precision and memory format.
+    pub compute: ComputeConfig,
     model: LunaModel,
     // Owns the tensors `model` refers to.
     _vs: VarStore,
@@ -38,12 +43,13 @@ impl SavedModel {
         let model = SavedModel::open(args)?;
         let order = split.indices(model.reader.len(), args.val_stride as usize);
         println!(
-            "{tool}: {} on {} {} candidates of {} (device {:?})",
+            "{tool}: {} on {} {} candidates of {} (device {:?}, {})",
             model.model_file.display(),
             order.len(),
             split.log_name(),
             args.cache.display(),
-            model.device
+            model.device,
+            model.compute.describe()
         );
         Ok((model, order))
     }
@@ -53,6 +59,12 @@ impl SavedModel {
             tch::set_num_threads(n as i32);
         }
         let device = parse_device(&args.device)?;
+        let compute = ComputeConfig {
+            precision: args.precision,
+            memory_format: args.memory_format,
+        }
+        .resolve(device)
+        .map_err(anyhow::Error::msg)?;
         let reader = open_cache(&args.cache)?;
         let model_file = checkpoint::model_file(&args.checkpoint);
         let architecture = checkpoint::read_architecture(&args.checkpoint)
@@ -65,11 +77,13 @@ impl SavedModel {
         let model = LunaModel::with_config(&vs.root(), &architecture, BiasInit::Uniform);
         checkpoint::load_weights(&args.checkpoint, &mut vs)
             .with_context(|| format!("loading weights from {}", args.checkpoint.display()))?;
+        prepare_weights(&vs, compute);
         Ok(SavedModel {
             reader: Arc::new(reader),
             architecture,
             model_file,
             device,
+            compute,
             model,
             _vs: vs,
             loader_config: LoaderConfig {
@@ -88,7 +102,8 @@ impl SavedModel {
         let _no_grad = tch::no_grad_guard();
         loader.run_epoch::<anyhow::Error>(order, |batch| {
             let x = batch.images.to_kind(Kind::Float);
-            let out = forward_batch(&self.model, &x, &batch.labels, false);
+            let x = prepare_input(x, self.compute);
+            let out = forward_batch_with(&self.model, &x, &batch.labels, false, self.compute);
             rows.push(&batch.labels, &out.prob_pos, &out.loss);
             Ok(())
         })?;

@@ -1,69 +1,103 @@
 //! `train bench-step`: samples/s of one LunaModel training step
-//! (forward + backward + SGD) on random input, the figure to hold against
-//! the same step in PyTorch (`scripts/bench/torch_train_step.py`).
+//! (forward + backward + SGD) on random input, and optionally of inference,
+//! the figures to hold against the same step in PyTorch
+//! (`scripts/bench/torch_train_step.py`).
 
 use std::time::Instant;
 
 use serde::Serialize;
 use tch::{nn, Device, Kind, Tensor};
 
-use crate::model::{forward_batch, BiasInit, LunaModel, INPUT_SHAPE};
+use crate::config::ComputeConfig;
+use crate::model::{
+    forward_batch_with, prepare_input, prepare_weights, BiasInit, LunaModel, INPUT_SHAPE,
+};
 use crate::optim::Sgd;
 
 #[derive(Debug, Serialize)]
 pub struct StepFigure {
+    /// `train` (forward + backward + SGD) or `inference` (eval, no autograd).
+    pub mode: &'static str,
     pub batch_size: usize,
     pub steps: usize,
     pub seconds: f64,
     pub samples_per_s: f64,
     pub threads: i32,
     pub device: String,
+    pub precision: String,
 }
 
-/// Times `steps` steps after `warmup` untimed ones, per batch size. The
-/// values do not matter to the cost, so the input is random, like the
-/// PyTorch baseline's.
-pub fn run(batch_sizes: &[usize], steps: usize, warmup: usize, device: Device) -> Vec<StepFigure> {
-    tch::manual_seed(0);
-    let vs = nn::VarStore::new(device);
-    let model = LunaModel::new(&vs.root(), BiasInit::Book);
-    let mut sgd = Sgd::new(&vs, 0.001, 0.99);
-    let [d, h, w] = INPUT_SHAPE;
-    batch_sizes
-        .iter()
-        .map(|&batch| {
-            let x = Tensor::randn([batch as i64, 1, d, h, w], (Kind::Float, device));
-            let y = Tensor::randint(2, [batch as i64], (Kind::Int64, device));
-            let mut step = || {
-                sgd.zero_grad();
-                let out = forward_batch(&model, &x, &y, true);
-                out.loss.mean(Kind::Float).backward();
-                sgd.step();
-            };
-            for _ in 0..warmup {
-                step();
-            }
-            sync(device);
-            let t = Instant::now();
-            for _ in 0..steps {
-                step();
-            }
-            sync(device);
-            let seconds = t.elapsed().as_secs_f64();
-            StepFigure {
-                batch_size: batch,
-                steps,
-                seconds,
-                samples_per_s: (batch * steps) as f64 / seconds,
-                threads: tch::get_num_threads(),
-                device: format!("{device:?}"),
-            }
-        })
-        .collect()
+/// What to time.
+pub struct StepBench<'a> {
+    pub batch_sizes: &'a [usize],
+    pub steps: usize,
+    pub warmup: usize,
+    pub device: Device,
+    /// Resolved modes.
+    pub compute: ComputeConfig,
+    pub inference: bool,
 }
 
 fn sync(device: Device) {
     if let Device::Cuda(i) = device {
         tch::Cuda::synchronize(i as i64);
     }
+}
+
+/// Times `steps` calls of `step` after `warmup` untimed ones.
+fn time(bench: &StepBench, batch: usize, mode: &'static str, mut step: impl FnMut()) -> StepFigure {
+    for _ in 0..bench.warmup {
+        step();
+    }
+    sync(bench.device);
+    let t = Instant::now();
+    for _ in 0..bench.steps {
+        step();
+    }
+    sync(bench.device);
+    let seconds = t.elapsed().as_secs_f64();
+    StepFigure {
+        mode,
+        batch_size: batch,
+        steps: bench.steps,
+        seconds,
+        samples_per_s: (batch * bench.steps) as f64 / seconds,
+        threads: tch::get_num_threads(),
+        device: format!("{:?}", bench.device),
+        precision: bench.compute.describe(),
+    }
+}
+
+/// One figure per batch size (and per mode). The values do not matter to
+/// the cost, so the input is random, like the PyTorch baseline's.
+pub fn run(bench: &StepBench) -> Vec<StepFigure> {
+    tch::manual_seed(0);
+    let device = bench.device;
+    let vs = nn::VarStore::new(device);
+    let model = LunaModel::new(&vs.root(), BiasInit::Book);
+    prepare_weights(&vs, bench.compute);
+    let mut sgd = Sgd::new(&vs, 0.001, 0.99);
+    let [d, h, w] = INPUT_SHAPE;
+    let mut figures = Vec::new();
+    for &batch in bench.batch_sizes {
+        let x = Tensor::randn([batch as i64, 1, d, h, w], (Kind::Float, device));
+        let y = Tensor::randint(2, [batch as i64], (Kind::Int64, device));
+        figures.push(time(bench, batch, "train", || {
+            let x = prepare_input(x.shallow_clone(), bench.compute);
+            sgd.zero_grad();
+            let out = forward_batch_with(&model, &x, &y, true, bench.compute);
+            out.loss.mean(Kind::Float).backward();
+            sgd.step();
+        }));
+        if bench.inference {
+            let _no_grad = tch::no_grad_guard();
+            figures.push(time(bench, batch, "inference", || {
+                let x = prepare_input(x.shallow_clone(), bench.compute);
+                let out = forward_batch_with(&model, &x, &y, false, bench.compute);
+                // Reading one value waits for the batch, as a consumer would.
+                let _ = out.prob_pos.double_value(&[0]);
+            }));
+        }
+    }
+    figures
 }

@@ -6,6 +6,7 @@ use anyhow::Result;
 use crate::bench::{loader, step};
 use crate::config::cli::{BenchLoaderArgs, BenchStepArgs};
 use crate::config::device::parse_device;
+use crate::config::ComputeConfig;
 
 pub fn loader(a: &BenchLoaderArgs) -> Result<()> {
     let report = loader::run(&loader::BenchLoaderOptions {
@@ -30,7 +31,21 @@ pub fn step(a: &BenchStepArgs) -> Result<()> {
         tch::set_num_threads(n);
     }
     let device = parse_device(&a.device)?;
-    for figure in step::run(&a.batch_sizes, a.steps, a.warmup, device) {
+    let compute = ComputeConfig {
+        precision: a.precision,
+        memory_format: a.memory_format,
+    }
+    .resolve(device)
+    .map_err(anyhow::Error::msg)?;
+    let bench = step::StepBench {
+        batch_sizes: &a.batch_sizes,
+        steps: a.steps,
+        warmup: a.warmup,
+        device,
+        compute,
+        inference: a.inference,
+    };
+    for figure in step::run(&bench) {
         println!("{}", serde_json::to_string(&figure)?);
     }
     Ok(())

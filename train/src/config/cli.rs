@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 
+use super::compute::{self, MemoryFormat, Precision};
 use super::{ConfigError, RunConfig};
 use crate::data::split::Split;
 use crate::model::BiasInit;
@@ -90,6 +91,12 @@ pub struct ScoreArgs {
     /// CPU threads libtorch may use (default: libtorch's choice).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub threads: Option<u32>,
+    /// fp32, bf16, fp16 (CUDA) or auto: see `train --help`.
+    #[arg(long, value_name = "P", value_parser = compute::parse_precision, default_value = "auto")]
+    pub precision: Precision,
+    /// channels-last, contiguous or auto: see `train --help`.
+    #[arg(long, value_name = "F", value_parser = compute::parse_memory_format, default_value = "auto")]
+    pub memory_format: MemoryFormat,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -173,6 +180,15 @@ pub struct BenchStepArgs {
     /// auto (CUDA when available), cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// fp32, bf16, fp16 (CUDA) or auto.
+    #[arg(long, value_name = "P", value_parser = compute::parse_precision, default_value = "auto")]
+    pub precision: Precision,
+    /// channels-last, contiguous or auto.
+    #[arg(long, value_name = "F", value_parser = compute::parse_memory_format, default_value = "auto")]
+    pub memory_format: MemoryFormat,
+    /// Also time inference (eval mode, no autograd) per batch size.
+    #[arg(long)]
+    pub inference: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -338,6 +354,17 @@ pub struct TrainArgs {
     #[arg(long, value_name = "W", help_heading = "Model variants")]
     pub weight_decay: Option<f64>,
 
+    /// Arithmetic of the forward pass: fp32, bf16 (autocast; master weights
+    /// stay fp32), fp16 (CUDA) or auto (bf16 where the CPU or GPU has it
+    /// natively, else fp32) [default: auto].
+    #[arg(long, value_name = "P", value_parser = compute::parse_precision, help_heading = "Compute")]
+    pub precision: Option<Precision>,
+
+    /// Activation layout: channels-last, contiguous or auto (channels-last
+    /// on the CPU, contiguous on CUDA) [default: auto].
+    #[arg(long, value_name = "F", value_parser = compute::parse_memory_format, help_heading = "Compute")]
+    pub memory_format: Option<MemoryFormat>,
+
     /// Run name suffix (the book's `comment`) [default: dwlpt].
     #[arg(value_name = "COMMENT")]
     pub comment: Option<String>,
@@ -426,5 +453,7 @@ impl TrainArgs {
         set(&mut m.dropout, &self.dropout);
         m.block_batchnorm |= self.block_batchnorm;
         m.residual |= self.residual;
+        set(&mut c.compute.precision, &self.precision);
+        set(&mut c.compute.memory_format, &self.memory_format);
     }
 }

@@ -91,6 +91,7 @@ pub fn from_args(args: &serde_json::Value) -> Result<RunConfig, ConfigError> {
             a.augment_noise,
         ],
     );
+    c.compute = super::ComputeConfig::fp32_contiguous();
     c.run.epochs = a.epochs;
     c.run.seed = a.seed;
     c.run.device = a.device;

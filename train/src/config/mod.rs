@@ -9,6 +9,7 @@
 //! before this type existed hold the raw flags instead; [`legacy`] reads them.
 
 pub mod cli;
+pub mod compute;
 pub mod device;
 pub mod legacy;
 
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::augment::AugmentConfig;
 use crate::model::{BiasInit, ModelConfig, ModelConfigError, INPUT_SHAPE};
+pub use compute::{ComputeConfig, MemoryFormat, Precision};
 
 /// Bumped whenever a key changes meaning or disappears; files of another
 /// version are refused instead of being misread.
@@ -43,6 +45,9 @@ pub struct RunConfig {
     pub init: InitConfig,
     pub optimizer: OptimizerConfig,
     pub augment: AugmentConfig,
+    /// A file without this section predates it, and ran fp32/contiguous.
+    #[serde(default = "ComputeConfig::fp32_contiguous")]
+    pub compute: ComputeConfig,
     pub run: RunControl,
 }
 
@@ -126,6 +131,7 @@ impl Default for RunConfig {
                 weight_decay: 0.0,
             },
             augment: AugmentConfig::default(),
+            compute: ComputeConfig::default(),
             run: RunControl {
                 epochs: 1,
                 seed: None,

@@ -1,9 +1,10 @@
 //! The forward pass as training, validation, `eval`, `predict` and
 //! `bench-step` all run it, so they cannot drift apart.
 
-use tch::{Reduction, Tensor};
+use tch::{Device, Reduction, Tensor};
 
 use super::LunaModel;
+use crate::config::ComputeConfig;
 
 /// Per-sample results of one batch, still on the device.
 pub struct BatchOutput {
@@ -24,5 +25,47 @@ pub fn forward_batch(model: &LunaModel, x: &Tensor, labels: &Tensor, train: bool
     BatchOutput {
         loss,
         prob_pos: probs.select(1, 1),
+    }
+}
+
+/// Puts float HU `x` into the layout `compute` asks for.
+pub fn prepare_input(x: Tensor, compute: ComputeConfig) -> Tensor {
+    if compute.channels_last() {
+        // A 5-D float tensor always converts; keep the input as it is otherwise.
+        torch_ext::contiguous_channels_last_3d(&x).unwrap_or(x)
+    } else {
+        x
+    }
+}
+
+/// [`forward_batch`] under `compute`'s autocast (none for fp32). The guard
+/// ends with the forward pass: backward runs outside autocast, as PyTorch's
+/// recipe does, and the outputs are fp32 (autocast runs softmax and the
+/// loss in fp32).
+pub fn forward_batch_with(
+    model: &LunaModel,
+    x: &Tensor,
+    labels: &Tensor,
+    train: bool,
+    compute: ComputeConfig,
+) -> BatchOutput {
+    let _autocast = compute.autocast_kind().and_then(|kind| {
+        let device = if x.device().is_cuda() {
+            x.device()
+        } else {
+            Device::Cpu
+        };
+        torch_ext::AutocastGuard::new(device, kind).ok()
+    });
+    forward_batch(model, x, labels, train)
+}
+
+/// Converts a model's weights to channels-last when `compute` asks for it,
+/// before any optimizer takes hold of them.
+pub fn prepare_weights(vs: &tch::nn::VarStore, compute: ComputeConfig) {
+    if compute.channels_last() {
+        // Only 5-D (conv) weights change; a failure leaves them contiguous,
+        // which is slower but still correct.
+        let _ = torch_ext::var_store_to_channels_last_3d(vs);
     }
 }

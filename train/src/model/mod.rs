@@ -4,7 +4,7 @@
 pub mod forward;
 pub mod luna;
 
-pub use forward::{forward_batch, BatchOutput};
+pub use forward::{forward_batch, forward_batch_with, prepare_input, prepare_weights, BatchOutput};
 pub use luna::{
     parameter_count, BiasInit, LunaModel, ModelConfig, ModelConfigError, FLAT_FEATURES,
     INPUT_SHAPE, NUM_CLASSES,

@@ -109,6 +109,7 @@ pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
         tch::set_num_threads(n as i32);
     }
     let device = parse_device(&config.run.device)?;
+    config.compute = config.compute.resolve(device).map_err(anyhow::Error::msg)?;
     let cache = config.cache()?.to_owned();
     let reader = Arc::new(open_cache(&cache)?);
     let epochs =
@@ -232,8 +233,9 @@ fn announce(
         epochs.val.len()
     );
     println!(
-        "train: device {:?}, LunaModel{} {} parameters, seed {}, augmentation: {}, run {}",
+        "train: device {:?} ({}), LunaModel{} {} parameters, seed {}, augmentation: {}, run {}",
         trainer.device(),
+        config.compute.describe(),
         if config.model.is_book() {
             String::new()
         } else {

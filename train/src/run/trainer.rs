@@ -7,11 +7,14 @@ use tch::nn::VarStore;
 use tch::{Device, Kind};
 
 use super::checkpoint::{self, CheckpointError, RunState};
+use crate::config::ComputeConfig;
 use crate::config::RunConfig;
 use crate::data::augment::AugmentConfig;
 use crate::data::loader::Batch;
 use crate::data::sampler::batch_seed;
-use crate::model::{forward_batch, parameter_count, BatchOutput, LunaModel};
+use crate::model::{
+    forward_batch_with, parameter_count, prepare_input, prepare_weights, BatchOutput, LunaModel,
+};
 use crate::optim::Sgd;
 
 /// Seeds of the two phases' batches: augmentation noise of a batch depends
@@ -26,17 +29,20 @@ pub struct Trainer {
     augment: AugmentConfig,
     seed: u64,
     device: Device,
+    compute: ComputeConfig,
     /// Optimizer steps taken so far in the run.
     pub steps: u64,
 }
 
 impl Trainer {
-    /// A freshly initialised model for `config` (whose seed is resolved),
-    /// drawn from libtorch's generator seeded with the run's seed.
+    /// A freshly initialised model for `config` (whose seed and compute
+    /// modes are resolved), drawn from libtorch's generator seeded with the
+    /// run's seed.
     pub fn new(config: &RunConfig, device: Device) -> Self {
         tch::manual_seed(config.seed() as i64);
         let vs = VarStore::new(device);
         let model = LunaModel::with_config(&vs.root(), &config.model, config.init.bias);
+        prepare_weights(&vs, config.compute);
         let o = &config.optimizer;
         let optimizer = Sgd::new(&vs, o.lr, o.momentum).with_weight_decay(o.weight_decay);
         Trainer {
@@ -46,6 +52,7 @@ impl Trainer {
             augment: config.augment,
             seed: config.seed(),
             device,
+            compute: config.compute,
             steps: 0,
         }
     }
@@ -65,8 +72,9 @@ impl Trainer {
         if !self.augment.is_off() {
             x = self.augment.apply(&x);
         }
+        let x = prepare_input(x, self.compute);
         self.optimizer.zero_grad();
-        let out = forward_batch(&self.model, &x, &batch.labels, true);
+        let out = forward_batch_with(&self.model, &x, &batch.labels, true, self.compute);
         out.loss.mean(Kind::Float).backward();
         self.optimizer.step();
         self.steps += 1;
@@ -78,8 +86,8 @@ impl Trainer {
         // Nothing random runs in eval mode today; seeding anyway keeps a
         // future random op reproducible.
         tch::manual_seed(batch_seed(self.seed, epoch, PHASE_VAL, batch.index));
-        let x = batch.images.to_kind(Kind::Float);
-        forward_batch(&self.model, &x, &batch.labels, false)
+        let x = prepare_input(batch.images.to_kind(Kind::Float), self.compute);
+        forward_batch_with(&self.model, &x, &batch.labels, false, self.compute)
     }
 
     /// Writes the weights, the optimizer state and `state` into `dir`.

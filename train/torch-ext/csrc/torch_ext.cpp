@@ -1,0 +1,149 @@
+#include "torch_ext.h"
+
+#include <ATen/autocast_mode.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/cpu/Utils.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <c10/core/MemoryFormat.h>
+#include <c10/util/Exception.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <string>
+
+namespace {
+
+char* dup_message(const char* msg) { return strdup(msg); }
+
+// c10::Error::what() appends a C++ backtrace on some builds; the short form is
+// what a Rust caller can show to a user.
+template <typename F>
+char* protect(F&& f) {
+  try {
+    f();
+    return nullptr;
+  } catch (const c10::Error& e) {
+    return dup_message(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return dup_message(e.what());
+  } catch (...) {
+    return dup_message("unknown C++ exception in torch-ext");
+  }
+}
+
+c10::DeviceType autocast_device(int device_type) {
+  auto dt = static_cast<c10::DeviceType>(device_type);
+  // The set/get functions index per-device tables without checking; a device
+  // type autocast does not know must fail here, not read out of bounds.
+  TORCH_CHECK(at::autocast::is_autocast_available(dt),
+              "autocast is not available for device type ", dt);
+  return dt;
+}
+
+c10::MemoryFormat memory_format(int mf) {
+  TORCH_CHECK(mf >= 0 && mf <= static_cast<int>(c10::MemoryFormat::ChannelsLast3d),
+              "unknown memory format ", mf);
+  return static_cast<c10::MemoryFormat>(mf);
+}
+
+}  // namespace
+
+extern "C" {
+
+void tex_free_error(char* err) { free(err); }
+
+char* tex_autocast_set_enabled(int device_type, bool enabled) {
+  return protect([&] { at::autocast::set_autocast_enabled(autocast_device(device_type), enabled); });
+}
+
+char* tex_autocast_is_enabled(int device_type, bool* out) {
+  return protect([&] { *out = at::autocast::is_autocast_enabled(autocast_device(device_type)); });
+}
+
+char* tex_autocast_set_dtype(int device_type, int scalar_type) {
+  return protect([&] {
+    at::autocast::set_autocast_dtype(autocast_device(device_type),
+                                     static_cast<at::ScalarType>(scalar_type));
+  });
+}
+
+char* tex_autocast_get_dtype(int device_type, int* out) {
+  return protect([&] {
+    *out = static_cast<int>(at::autocast::get_autocast_dtype(autocast_device(device_type)));
+  });
+}
+
+char* tex_autocast_clear_cache(void) {
+  return protect([&] { at::autocast::clear_cache(); });
+}
+
+char* tex_autocast_increment_nesting(int* out) {
+  return protect([&] { *out = at::autocast::increment_nesting(); });
+}
+
+char* tex_autocast_decrement_nesting(int* out) {
+  return protect([&] { *out = at::autocast::decrement_nesting(); });
+}
+
+char* tex_autocast_set_cache_enabled(bool enabled) {
+  return protect([&] { at::autocast::set_autocast_cache_enabled(enabled); });
+}
+
+char* tex_autocast_is_cache_enabled(bool* out) {
+  return protect([&] { *out = at::autocast::is_autocast_cache_enabled(); });
+}
+
+char* tex_contiguous(const tex_tensor t, int mf, tex_tensor* out) {
+  return protect([&] { *out = new at::Tensor(t->contiguous(memory_format(mf))); });
+}
+
+char* tex_is_contiguous(const tex_tensor t, int mf, bool* out) {
+  return protect([&] { *out = t->is_contiguous(memory_format(mf)); });
+}
+
+char* tex_suggest_memory_format(const tex_tensor t, int* out) {
+  return protect([&] { *out = static_cast<int>(t->suggest_memory_format()); });
+}
+
+char* tex_cpu_feature(const char* name, int* out) {
+  return protect([&] {
+    // cpuinfo's symbols are not exported from libtorch_cpu; this map is the
+    // only public window onto them.
+    auto caps = at::cpu::get_cpu_capabilities();
+    auto it = caps.find(name);
+    if (it == caps.end() || !it->second.isBool()) {
+      *out = -1;
+    } else {
+      *out = it->second.toBool() ? 1 : 0;
+    }
+  });
+}
+
+char* tex_cuda_supports_bf16(int64_t device_index, bool* out) {
+  return protect([&] {
+    *out = false;
+    // Without libtorch_cuda loaded these are the stub hooks: hasCUDA() is
+    // false and nothing below runs, so CPU-only builds need no CUDA headers.
+    const auto& hooks = at::detail::getCUDAHooks();
+    if (!hooks.hasCUDA()) return;
+    if (device_index < 0 || device_index >= hooks.getNumGPUs()) return;
+    // The hooks only answer "compute capability >= 8" for the current device,
+    // so switch to the asked one and always switch back.
+    auto wanted = static_cast<c10::DeviceIndex>(device_index);
+    auto previous = hooks.exchangeDevice(wanted);
+    struct Restore {
+      const at::CUDAHooksInterface& h;
+      c10::DeviceIndex d;
+      ~Restore() {
+        try {
+          h.exchangeDevice(d);
+        } catch (...) {
+        }
+      }
+    } restore{hooks, previous};
+    *out = hooks.supportsBFloat16ConvolutionWithCuDNNv8();
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,44 @@
+// C ABI of the torch-ext shim. Every function returns NULL on success or a
+// heap-allocated message (release it with tex_free_error) when libtorch threw,
+// so no C++ exception ever unwinds into Rust.
+//
+// Tensor handles are `at::Tensor*` exactly as torch-sys's libtch allocates
+// them: inputs are borrowed, outputs are `new at::Tensor` owned by the caller.
+#ifndef TORCH_EXT_H
+#define TORCH_EXT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+namespace at { class Tensor; }
+typedef at::Tensor* tex_tensor;
+extern "C" {
+#else
+typedef void* tex_tensor;
+#endif
+
+void tex_free_error(char* err);
+
+char* tex_autocast_set_enabled(int device_type, bool enabled);
+char* tex_autocast_is_enabled(int device_type, bool* out);
+char* tex_autocast_set_dtype(int device_type, int scalar_type);
+char* tex_autocast_get_dtype(int device_type, int* out);
+char* tex_autocast_clear_cache(void);
+char* tex_autocast_increment_nesting(int* out);
+char* tex_autocast_decrement_nesting(int* out);
+char* tex_autocast_set_cache_enabled(bool enabled);
+char* tex_autocast_is_cache_enabled(bool* out);
+
+char* tex_contiguous(const tex_tensor t, int memory_format, tex_tensor* out);
+char* tex_is_contiguous(const tex_tensor t, int memory_format, bool* out);
+char* tex_suggest_memory_format(const tex_tensor t, int* out);
+
+// out: 1 true, 0 false, -1 the name is not a key of at::cpu::get_cpu_capabilities().
+char* tex_cpu_feature(const char* name, int* out);
+char* tex_cuda_supports_bf16(int64_t device_index, bool* out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

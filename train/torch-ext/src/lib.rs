@@ -1,0 +1,20 @@
+//! What tch 0.24 does not expose from libtorch but mixed-precision CPU/GPU
+//! training needs: autocast ([`autocast`]), the channels-last-3d memory format
+//! ([`memory_format`]) and bf16 hardware queries ([`capability`]).
+//!
+//! Everything goes through a small C++ shim compiled against the same libtorch
+//! tch links, so tensors cross the boundary as the `at::Tensor*` tch already
+//! owns, and every libtorch exception comes back as an [`Error`].
+
+pub mod autocast;
+pub mod capability;
+mod error;
+mod ffi;
+pub mod memory_format;
+
+pub use autocast::{AutocastGuard, DeviceType};
+pub use capability::{cpu_feature, cpu_has_native_bf16, cuda_supports_bf16};
+pub use error::Error;
+pub use memory_format::{
+    contiguous_channels_last_3d, is_channels_last_3d, var_store_to_channels_last_3d, MemoryFormat,
+};

@@ -1,0 +1,107 @@
+//! Memory formats (stride orders) tch cannot request. Channels-last-3d
+//! (NDHWC strides on an NCDHW tensor) is what oneDNN's fast 3-D convolutions
+//! work in; feeding them NCDHW costs a reorder per op.
+
+use std::ffi::c_int;
+use std::ptr;
+
+use tch::{nn::VarStore, Tensor};
+
+use crate::ffi::{self, check};
+use crate::Error;
+
+/// `c10::MemoryFormat`, numbered as libtorch numbers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemoryFormat {
+    /// Row-major (NCHW / NCDHW).
+    Contiguous = 0,
+    /// Keep the input's layout (only meaningful as a request).
+    Preserve = 1,
+    /// NHWC strides on a 4-D tensor.
+    ChannelsLast = 2,
+    /// NDHWC strides on a 5-D tensor.
+    ChannelsLast3d = 3,
+}
+
+impl MemoryFormat {
+    fn from_c(v: c_int) -> Result<Self, Error> {
+        Ok(match v {
+            0 => MemoryFormat::Contiguous,
+            1 => MemoryFormat::Preserve,
+            2 => MemoryFormat::ChannelsLast,
+            3 => MemoryFormat::ChannelsLast3d,
+            other => return Err(Error::UnknownMemoryFormat(other)),
+        })
+    }
+}
+
+/// `t.contiguous(memory_format)`: `t` itself (shared storage) when it
+/// already has that layout, else a copy. Autograd-aware like any op.
+pub fn contiguous_with(t: &Tensor, format: MemoryFormat) -> Result<Tensor, Error> {
+    let mut out = ptr::null_mut();
+    // SAFETY: `t` is a live tch tensor, i.e. a valid `at::Tensor*` borrowed
+    // for the call; `out` receives a `new at::Tensor` or stays NULL on error.
+    check(unsafe { ffi::tex_contiguous(t.as_ptr(), format as c_int, &mut out) })?;
+    // SAFETY: success means `out` is a fresh heap `at::Tensor` that nothing
+    // else owns, exactly what tch's Drop frees.
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
+
+/// `t.is_contiguous(memory_format)`.
+pub fn is_contiguous_with(t: &Tensor, format: MemoryFormat) -> Result<bool, Error> {
+    let mut out = false;
+    // SAFETY: `t` is a valid borrowed `at::Tensor*`; `out` is a live local.
+    check(unsafe { ffi::tex_is_contiguous(t.as_ptr(), format as c_int, &mut out) })?;
+    Ok(out)
+}
+
+/// The layout libtorch infers from `t`'s strides, the one its kernels pick
+/// for their outputs; handy to see where a model falls back to NCDHW.
+pub fn suggest_memory_format(t: &Tensor) -> Result<MemoryFormat, Error> {
+    let mut out: c_int = 0;
+    // SAFETY: `t` is a valid borrowed `at::Tensor*`; `out` is a live local.
+    check(unsafe { ffi::tex_suggest_memory_format(t.as_ptr(), &mut out) })?;
+    MemoryFormat::from_c(out)
+}
+
+/// `t.contiguous(memory_format=torch.channels_last_3d)`; errs unless `t` is 5-D.
+pub fn contiguous_channels_last_3d(t: &Tensor) -> Result<Tensor, Error> {
+    let dim = t.dim();
+    if dim != 5 {
+        return Err(Error::NotFiveD(dim));
+    }
+    contiguous_with(t, MemoryFormat::ChannelsLast3d)
+}
+
+/// Whether `t` is laid out channels-last-3d (always false unless 5-D).
+pub fn is_channels_last_3d(t: &Tensor) -> bool {
+    t.defined() && is_contiguous_with(t, MemoryFormat::ChannelsLast3d).unwrap_or(false)
+}
+
+/// `model.to(memory_format=torch.channels_last_3d)` for a VarStore: every 5-D
+/// variable (conv weights) gets channels-last-3d data in place, keeping its
+/// identity, name and `requires_grad`, so optimizers built on it stay valid.
+/// An existing gradient is converted too, since accumulation keeps the
+/// gradient's layout. Returns how many variables were converted.
+pub fn var_store_to_channels_last_3d(vs: &VarStore) -> Result<usize, Error> {
+    let _no_grad = tch::no_grad_guard();
+    let mut converted = 0;
+    // `variables()` hands out shallow clones that share each variable's
+    // TensorImpl, and set_data swaps the impl's storage, so the store sees it.
+    for (_, mut var) in vs.variables() {
+        if var.dim() != 5 || is_channels_last_3d(&var) {
+            continue;
+        }
+        let data = contiguous_channels_last_3d(&var.detach())?;
+        var.f_set_data(&data)
+            .map_err(|e| Error::Torch(e.to_string()))?;
+        let mut grad = var.grad();
+        if grad.defined() && grad.dim() == 5 {
+            let g = contiguous_channels_last_3d(&grad)?;
+            grad.f_set_data(&g)
+                .map_err(|e| Error::Torch(e.to_string()))?;
+        }
+        converted += 1;
+    }
+    Ok(converted)
+}
