@@ -9,6 +9,7 @@ mod interrupt;
 mod learns;
 mod lunacache_py;
 mod prepcache_build;
+mod prepcache_skipped;
 mod resume;
 mod score;
 mod train_cli;

@@ -30,16 +30,22 @@ enum Command {
     /// Each scan is decoded once; its candidates' 32×48×48 crops are stored as
     /// zstd frames in one shard per scan. Interrupted builds resume where they
     /// stopped; a rebuild redoes only the scans whose files, candidate rows or
-    /// codec changed, and is a no-op when nothing did.
+    /// codec changed, and is a no-op when nothing did. Every candidate row
+    /// of the CSV that is not cached (scan not on disk, unusable scan, centre
+    /// outside the volume) is listed with its line and the reason in
+    /// CACHE/skipped.csv (seriesuid,csv,line,reason).
     Build {
         /// Data directory holding subset*/<seriesuid>.mhd (+ .raw), and by
-        /// default candidates.csv and annotations.csv.
+        /// default the candidates CSV and annotations.csv.
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
         /// Cache directory to create or update.
         #[arg(long, value_name = "CACHE")]
         out: PathBuf,
-        /// candidates.csv [default: DIR/candidates.csv]
+        /// Candidates CSV (seriesuid,coordX,coordY,coordZ,class), e.g. the
+        /// organisers' candidates_V2.csv [default: DIR/candidates.csv; where
+        /// that is absent, DIR/candidates_V2.csv or
+        /// DIR/candidates_V2/candidates_V2.csv]
         #[arg(long, value_name = "CSV")]
         candidates: Option<PathBuf>,
         /// annotations.csv [default: DIR/annotations.csv]
@@ -62,8 +68,11 @@ enum Command {
         /// Rebuild every scan, ignoring what an earlier build left.
         #[arg(long)]
         force: bool,
-        /// Fail (and leave the cache incomplete) if any scan is unusable,
-        /// instead of skipping it.
+        /// Fail at the first candidate row that cannot be cached (scan not
+        /// on disk, unusable scan, centre outside the volume), naming the
+        /// series, CSV and line, instead of listing it in skipped.csv. Scans
+        /// not on disk are caught before anything is written; otherwise the
+        /// scans finished so far are kept and the cache is left incomplete.
         #[arg(long)]
         strict: bool,
     },

@@ -8,7 +8,6 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -49,6 +48,19 @@ pub struct CandidateInfo {
     pub diameter_mm: f64,
     pub series_uid: String,
     pub center_xyz: Xyz,
+    /// The line of the candidates CSV that named it (1-based, the header is
+    /// line 1), so what a tool leaves out can be traced back to its row.
+    /// Not part of the order, the split or any cache byte.
+    #[serde(default)]
+    pub line: u64,
+}
+
+/// A candidate row whose series is not on disk, left out of the list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MissingCandidate {
+    pub series_uid: String,
+    /// Line of the candidates CSV (1-based, the header is line 1).
+    pub line: u64,
 }
 
 /// One row of `candidates.csv`.
@@ -128,12 +140,14 @@ pub fn find_series(data_dir: &Path) -> Result<BTreeMap<String, PathBuf>, LunaErr
 }
 
 /// The candidate list in the book's canonical (reverse-sorted) order, restricted
-/// to series present on disk; `missing_series` counts the dropped series.
+/// to series present on disk; `missing_series` counts the dropped series,
+/// `missing` names each dropped row (in file order).
 #[derive(Debug, Clone)]
 pub struct CandidateList {
     pub candidates: Vec<CandidateInfo>,
     pub missing_series: usize,
     pub missing_candidates: usize,
+    pub missing: Vec<MissingCandidate>,
 }
 
 pub fn load_candidates(
@@ -141,12 +155,13 @@ pub fn load_candidates(
     annotations_csv: &Path,
     present: &BTreeMap<String, PathBuf>,
 ) -> Result<CandidateList, LunaError> {
-    let candidates = read_candidates_csv(candidates_csv)?;
+    let candidates = read_candidates_csv_lines(candidates_csv)?;
     let annotations = read_annotations_csv(annotations_csv)?;
     Ok(build_candidate_list(&candidates, &annotations, present))
 }
 
-/// The book's `getCandidateInfoList` on already parsed rows.
+/// The book's `getCandidateInfoList` on already parsed rows, each with its
+/// CSV line (as [`read_candidates_csv_lines`] gives them).
 ///
 /// Every candidate (class 0 and 1 alike) takes the diameter of the first
 /// annotation of its series, in file order, whose centre is within
@@ -154,7 +169,7 @@ pub fn load_candidates(
 /// reverse on `(is_nodule, diameter, uid, xyz)`; the sort is stable like
 /// Python's, so exact duplicates keep their file order.
 pub fn build_candidate_list(
-    candidates: &[CandidateRow],
+    candidates: &[(u64, CandidateRow)],
     annotations: &[AnnotationRow],
     present: &BTreeMap<String, PathBuf>,
 ) -> CandidateList {
@@ -163,12 +178,15 @@ pub fn build_candidate_list(
         by_series.entry(a.series_uid.as_str()).or_default().push(a);
     }
     let mut missing: HashSet<&str> = HashSet::new();
-    let mut missing_candidates = 0;
+    let mut missing_rows = Vec::new();
     let mut list = Vec::with_capacity(candidates.len());
-    for c in candidates {
+    for (line, c) in candidates {
         if !present.contains_key(&c.series_uid) {
             missing.insert(c.series_uid.as_str());
-            missing_candidates += 1;
+            missing_rows.push(MissingCandidate {
+                series_uid: c.series_uid.clone(),
+                line: *line,
+            });
             continue;
         }
         let diameter_mm = by_series
@@ -180,13 +198,15 @@ pub fn build_candidate_list(
             diameter_mm,
             series_uid: c.series_uid.clone(),
             center_xyz: c.center_xyz,
+            line: *line,
         });
     }
     list.sort_by(|a, b| canonical_order(&a.order_key(), &b.order_key()));
     CandidateList {
         candidates: list,
         missing_series: missing.len(),
-        missing_candidates,
+        missing_candidates: missing_rows.len(),
+        missing: missing_rows,
     }
 }
 
@@ -265,6 +285,15 @@ pub fn split_indices(len: usize, val_stride: usize) -> Result<(Vec<u32>, Vec<u32
 
 /// Parse `candidates.csv` (`seriesuid,coordX,coordY,coordZ,class`).
 pub fn read_candidates_csv(path: &Path) -> Result<Vec<CandidateRow>, LunaError> {
+    Ok(read_candidates_csv_lines(path)?
+        .into_iter()
+        .map(|(_, row)| row)
+        .collect())
+}
+
+/// [`read_candidates_csv`], each row with the line it starts on (1-based,
+/// the header is line 1: the numbering an editor shows).
+pub fn read_candidates_csv_lines(path: &Path) -> Result<Vec<(u64, CandidateRow)>, LunaError> {
     read_rows(path, CANDIDATES_HEADER, |row| {
         let series_uid = row.uid()?;
         let center_xyz = row.xyz()?;
@@ -284,7 +313,7 @@ pub fn read_candidates_csv(path: &Path) -> Result<Vec<CandidateRow>, LunaError> 
 
 /// Parse `annotations.csv` (`seriesuid,coordX,coordY,coordZ,diameter_mm`).
 pub fn read_annotations_csv(path: &Path) -> Result<Vec<AnnotationRow>, LunaError> {
-    read_rows(path, ANNOTATIONS_HEADER, |row| {
+    let rows = read_rows(path, ANNOTATIONS_HEADER, |row| {
         let series_uid = row.uid()?;
         let center_xyz = row.xyz()?;
         let diameter_mm = row.number(4)?;
@@ -298,7 +327,8 @@ pub fn read_annotations_csv(path: &Path) -> Result<Vec<AnnotationRow>, LunaError
             center_xyz,
             diameter_mm,
         })
-    })
+    })?;
+    Ok(rows.into_iter().map(|(_, row)| row).collect())
 }
 
 /// A data row with the column names for messages.
@@ -346,8 +376,10 @@ fn read_rows<T>(
     path: &Path,
     header: [&'static str; 5],
     parse: impl Fn(&Row) -> Result<T, String>,
-) -> Result<Vec<T>, LunaError> {
-    let file = File::open(path).map_err(|source| LunaError::Io {
+) -> Result<Vec<(u64, T)>, LunaError> {
+    // Read whole (the organisers' largest list is ~60 MB) so that each row's
+    // line can be counted in the bytes, see `Lines`.
+    let bytes = std::fs::read(path).map_err(|source| LunaError::Io {
         path: path.to_owned(),
         error: source,
     })?;
@@ -355,7 +387,7 @@ fn read_rows<T>(
         .has_headers(true)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(std::io::BufReader::new(file));
+        .from_reader(bytes.as_slice());
     let csv_error = |e: csv::Error| {
         let line = e.position().map(|p| p.line());
         match line {
@@ -384,17 +416,57 @@ fn read_rows<T>(
     }
     let mut rows = Vec::new();
     let mut record = csv::StringRecord::new();
+    let mut lines = Lines::new(&bytes);
     while reader.read_record(&mut record).map_err(csv_error)? {
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| lines.line_of(p.byte()));
         let row = Row {
             record: &record,
             header,
         };
-        rows.push(parse(&row).map_err(|reason| LunaError::Row {
+        let parsed = parse(&row).map_err(|reason| LunaError::Row {
             path: path.to_owned(),
             line,
             reason,
-        })?);
+        })?;
+        rows.push((line, parsed));
     }
     Ok(rows)
+}
+
+/// The line (1-based, as an editor numbers them) each record starts on,
+/// counted in the file's bytes. The csv reader's own position is where it
+/// began reading a record: before the blank lines it skipped on the way,
+/// and before the LF of a CRLF that ended the previous record.
+struct Lines<'a> {
+    bytes: &'a [u8],
+    /// Bytes before `at` hold `line - 1` line breaks.
+    at: usize,
+    line: u64,
+}
+
+impl<'a> Lines<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Lines {
+            bytes,
+            at: 0,
+            line: 1,
+        }
+    }
+
+    /// `from`: the reader's position of a record; positions only grow.
+    fn line_of(&mut self, from: u64) -> u64 {
+        let mut start = (from as usize).clamp(self.at, self.bytes.len());
+        while matches!(self.bytes.get(start), Some(b'\n' | b'\r')) {
+            start += 1;
+        }
+        for k in self.at..start {
+            // LF ends a line, and so does a lone CR; in CRLF the LF counts.
+            let b = self.bytes[k];
+            if b == b'\n' || (b == b'\r' && self.bytes.get(k + 1) != Some(&b'\n')) {
+                self.line += 1;
+            }
+        }
+        self.at = start;
+        self.line
+    }
 }

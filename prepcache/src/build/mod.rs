@@ -5,13 +5,16 @@
 //! parallel tasks on the same pool, so idle threads help the last scans
 //! instead of waiting. Each finished scan leaves a shard and a sidecar, which
 //! is what makes the build resumable and incremental; the manifest is
-//! removed first and written last.
+//! removed first and written last. Every candidate row of the CSV that does
+//! not make it into the cache (scan not on disk, unusable scan, centre
+//! outside the volume) is listed with its line in `skipped.csv`.
 
 mod limiter;
 mod plan;
 mod scan;
 mod sidecar;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -19,19 +22,23 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use shared::cache::format::{self, SHARD_DIR};
+use shared::cache::format::{self, SHARD_DIR, SKIPPED_FILE};
 use shared::cache::reader::read_manifest;
 use shared::cache::writer::{begin_update, finalize, path_to_index_string, CacheContents};
 use shared::cache::{Codec, Entry, Manifest, ShardInfo, Skipped};
 use shared::crop::CROP_SHAPE;
-use shared::luna::{find_series, load_candidates, CandidateInfo};
+use shared::durable::write_atomically;
+use shared::luna::{
+    build_candidate_list, find_series, read_annotations_csv, read_candidates_csv_lines,
+    CandidateInfo, CandidateList,
+};
 use shared::volume::{HU_MAX, HU_MIN};
 
 use limiter::Limiter;
 use plan::{inputs_fingerprint, plan_scans, ChunkParams, ScanPlan};
-use sidecar::{RowResult, ScanOutcome, Sidecar};
+use sidecar::{Row, RowResult, ScanOutcome, Sidecar};
 
 pub struct BuildOptions {
     pub data: PathBuf,
@@ -53,12 +60,44 @@ pub enum BuildStatus {
 
 const TOOL: &str = concat!("prepcache ", env!("CARGO_PKG_VERSION"));
 
+/// The candidates CSV names tried in the data folder when `--candidates` is
+/// not given: the book's `candidates.csv`, else the organisers' revised list
+/// (same columns), loose or in the folder its archive unpacks to.
+const CANDIDATES_DEFAULTS: [&str; 3] = [
+    "candidates.csv",
+    "candidates_V2.csv",
+    "candidates_V2/candidates_V2.csv",
+];
+
+fn candidates_csv(opts: &BuildOptions) -> Result<PathBuf> {
+    if let Some(path) = &opts.candidates {
+        return Ok(path.clone());
+    }
+    let found = CANDIDATES_DEFAULTS
+        .iter()
+        .map(|name| opts.data.join(name))
+        .find(|path| path.is_file());
+    match found {
+        Some(path) => {
+            if path != opts.data.join(CANDIDATES_DEFAULTS[0]) {
+                println!(
+                    "candidates: {} (there is no {})",
+                    path.display(),
+                    CANDIDATES_DEFAULTS[0]
+                );
+            }
+            Ok(path)
+        }
+        None => bail!(
+            "no candidates CSV in {}: expected {} (or pass --candidates CSV)",
+            opts.data.display(),
+            CANDIDATES_DEFAULTS.join(" or ")
+        ),
+    }
+}
+
 pub fn run(opts: &BuildOptions, stop: &AtomicBool) -> Result<BuildStatus> {
     let started = Instant::now();
-    let candidates_csv = opts
-        .candidates
-        .clone()
-        .unwrap_or_else(|| opts.data.join("candidates.csv"));
     let annotations_csv = opts
         .annotations
         .clone()
@@ -71,8 +110,29 @@ pub fn run(opts: &BuildOptions, stop: &AtomicBool) -> Result<BuildStatus> {
             opts.data.display()
         );
     }
-    let list = load_candidates(&candidates_csv, &annotations_csv, &series)
-        .context("loading the candidate list")?;
+    let candidates_csv = candidates_csv(opts)?;
+    let parsing = Instant::now();
+    let rows = read_candidates_csv_lines(&candidates_csv).context("loading the candidate list")?;
+    let parse_time = parsing.elapsed();
+    let annotations =
+        read_annotations_csv(&annotations_csv).context("loading the candidate list")?;
+    let listing = Instant::now();
+    let list = build_candidate_list(&rows, &annotations, &series);
+    let list_time = listing.elapsed();
+    let csv_rows = rows.len();
+    drop(rows);
+    if opts.strict {
+        if let Some(m) = list.missing.first() {
+            bail!(
+                "--strict: {} line {}: series {} is not on disk (no {}.mhd in a subset* folder under {}); nothing was written",
+                candidates_csv.display(),
+                m.line,
+                m.series_uid,
+                m.series_uid,
+                opts.data.display()
+            );
+        }
+    }
     let params = ChunkParams {
         codec: opts.codec,
         crop_shape: CROP_SHAPE,
@@ -89,24 +149,41 @@ pub fn run(opts: &BuildOptions, stop: &AtomicBool) -> Result<BuildStatus> {
             }
         }
     }
+    if opts.strict {
+        // A scan whose current record leaves a row out would do so again:
+        // fail before the cache is touched.
+        let first = plans
+            .iter()
+            .filter_map(|p| first_unbuilt(p, done.get(&p.uid)?))
+            .min_by_key(|u| u.line);
+        if let Some(u) = first {
+            return Err(u.strict_error(&candidates_csv, "the cache is unchanged"));
+        }
+    }
     let todo: Vec<&ScanPlan> = plans
         .iter()
         .filter(|p| !done.contains_key(&p.uid))
         .collect();
     if todo.is_empty() && read_manifest(&opts.out).is_ok_and(|m| m.inputs_fingerprint == inputs) {
+        // The list is rewritten (when it differs) even so: its lines and CSV
+        // name are not part of the inputs, and older caches have none.
+        let skipped = skipped_rows(&list, &done)?;
+        let skipped_csv = write_skipped(&opts.out, &candidates_csv, &skipped)?;
         println!(
             "{}: up to date ({} scans, {} candidates); nothing to do",
             opts.out.display(),
             plans.len(),
             list.candidates.len()
         );
+        print_skipped(&skipped_csv, &candidates_csv, &skipped);
         return Ok(BuildStatus::UpToDate);
     }
 
     begin_update(&opts.out)?;
     remove_stale_files(&opts.out, &plans)?;
     let reused = done.len();
-    let outcome = build_scans(&todo, &opts.out, &params, opts.threads, stop)?;
+    let strict_csv = opts.strict.then_some(candidates_csv.as_path());
+    let outcome = build_scans(&todo, &opts.out, &params, opts.threads, stop, strict_csv)?;
     let mut built_bytes_in = 0;
     for s in outcome.sidecars {
         built_bytes_in += s.input_bytes;
@@ -124,23 +201,6 @@ pub fn run(opts: &BuildOptions, stop: &AtomicBool) -> Result<BuildStatus> {
         return Ok(BuildStatus::Interrupted);
     }
 
-    let failed: Vec<(&str, &str)> = plans
-        .iter()
-        .filter_map(|p| match &done.get(&p.uid)?.outcome {
-            ScanOutcome::Failed { reason } => Some((p.uid.as_str(), reason.as_str())),
-            ScanOutcome::Built { .. } => None,
-        })
-        .collect();
-    if opts.strict && !failed.is_empty() {
-        for (uid, reason) in &failed {
-            eprintln!("bad scan {uid}: {reason}");
-        }
-        bail!(
-            "{} scan(s) could not be used and --strict is set; the cache is left incomplete",
-            failed.len()
-        );
-    }
-
     let contents = assemble(
         &list.candidates,
         &done,
@@ -149,10 +209,17 @@ pub fn run(opts: &BuildOptions, stop: &AtomicBool) -> Result<BuildStatus> {
         list.missing_series,
         list.missing_candidates,
     )?;
+    // Before the manifest, so a complete cache always has its list.
+    let skipped = skipped_rows(&list, &done)?;
+    let skipped_csv = write_skipped(&opts.out, &candidates_csv, &skipped)?;
     let manifest = finalize(&opts.out, contents)?;
     print_summary(&Summary {
         out: &opts.out,
         manifest: &manifest,
+        csv: &candidates_csv,
+        csv_rows,
+        parse_time,
+        list_time,
         scans: plans.len(),
         built: todo.len(),
         reused,
@@ -160,7 +227,168 @@ pub fn run(opts: &BuildOptions, stop: &AtomicBool) -> Result<BuildStatus> {
         candidates_built: todo.iter().map(|p| p.candidates.len()).sum(),
         wall: started.elapsed(),
     });
+    print_skipped(&skipped_csv, &candidates_csv, &skipped);
     Ok(BuildStatus::Built)
+}
+
+/// The first (lowest-line) candidate row of a scan that its build record
+/// leaves out of the cache.
+struct Unbuilt<'a> {
+    uid: &'a str,
+    line: u64,
+    reason: &'a str,
+}
+
+impl Unbuilt<'_> {
+    fn strict_error(&self, csv: &Path, state: &str) -> anyhow::Error {
+        anyhow!(
+            "--strict: {} line {}: candidate of series {} cannot be cached: {}; {state}",
+            csv.display(),
+            self.line,
+            self.uid,
+            self.reason
+        )
+    }
+}
+
+/// `sidecar` must be `plan`'s (same fingerprint): its rows are then the
+/// plan's candidates, in the same order.
+fn first_unbuilt<'a>(plan: &'a ScanPlan, sidecar: &'a Sidecar) -> Option<Unbuilt<'a>> {
+    match &sidecar.outcome {
+        ScanOutcome::Failed { reason } => {
+            plan.candidates
+                .iter()
+                .map(|c| c.line)
+                .min()
+                .map(|line| Unbuilt {
+                    uid: &plan.uid,
+                    line,
+                    reason,
+                })
+        }
+        ScanOutcome::Built { rows, .. } => rows
+            .iter()
+            .zip(&plan.candidates)
+            .filter_map(|(row, c)| match &row.result {
+                RowResult::Skipped { reason } => Some(Unbuilt {
+                    uid: &plan.uid,
+                    line: c.line,
+                    reason,
+                }),
+                RowResult::Stored { .. } => None,
+            })
+            .min_by_key(|u| u.line),
+    }
+}
+
+/// One candidate row of the CSV that is not in the cache.
+struct SkippedRow<'a> {
+    uid: &'a str,
+    line: u64,
+    reason: &'a str,
+}
+
+const NOT_ON_DISK: &str = "scan not found on disk (no subset*/<seriesuid>.mhd in the data folder)";
+
+/// Every candidate row left out, in CSV line order: rows of scans not on
+/// disk, every row of an unusable scan, and rows whose centre is outside
+/// their volume.
+fn skipped_rows<'a>(
+    list: &'a CandidateList,
+    sidecars: &'a HashMap<String, Sidecar>,
+) -> Result<Vec<SkippedRow<'a>>> {
+    let mut rows: Vec<SkippedRow> = list
+        .missing
+        .iter()
+        .map(|m| SkippedRow {
+            uid: &m.series_uid,
+            line: m.line,
+            reason: NOT_ON_DISK,
+        })
+        .collect();
+    for (c, fate) in list
+        .candidates
+        .iter()
+        .zip(fates(&list.candidates, sidecars)?)
+    {
+        let reason = match fate {
+            Fate::ScanFailed(reason) => reason,
+            Fate::Row(Row {
+                result: RowResult::Skipped { reason },
+                ..
+            }) => reason,
+            Fate::Row(_) => continue,
+        };
+        rows.push(SkippedRow {
+            uid: &c.series_uid,
+            line: c.line,
+            reason,
+        });
+    }
+    rows.sort_by_key(|r| r.line);
+    Ok(rows)
+}
+
+/// Write `CACHE/skipped.csv` (`seriesuid,csv,line,reason`; the header alone
+/// when nothing was left out), unless it already holds exactly this, so
+/// that a no-op rebuild leaves the cache untouched.
+fn write_skipped(out: &Path, csv: &Path, rows: &[SkippedRow]) -> Result<PathBuf> {
+    let path = out.join(SKIPPED_FILE);
+    let csv_name = csv.to_string_lossy();
+    let csv_name = csv_field(&csv_name);
+    let mut text = String::from("seriesuid,csv,line,reason\n");
+    for r in rows {
+        text.push_str(&csv_field(r.uid));
+        text.push(',');
+        text.push_str(&csv_name);
+        text.push(',');
+        text.push_str(&r.line.to_string());
+        text.push(',');
+        text.push_str(&csv_field(r.reason));
+        text.push('\n');
+    }
+    if fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
+        return Ok(path);
+    }
+    write_atomically(&path, text.as_bytes())?;
+    Ok(path)
+}
+
+/// A CSV field, quoted (RFC 4180) when it holds a separator, quote or newline.
+fn csv_field(s: &str) -> Cow<'_, str> {
+    if s.contains([',', '"', '\n', '\r']) {
+        Cow::Owned(format!("\"{}\"", s.replace('"', "\"\"")))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// How many skipped rows the end of a build shows; the rest are in the file.
+const SKIPPED_SHOWN: usize = 5;
+
+fn print_skipped(skipped_csv: &Path, csv: &Path, rows: &[SkippedRow]) {
+    if rows.is_empty() {
+        println!(
+            "  not cached  0 rows of {} ({} lists none)",
+            csv.display(),
+            skipped_csv.display()
+        );
+        return;
+    }
+    println!(
+        "  not cached  {} row(s) of {}, all listed in {}{}",
+        rows.len(),
+        csv.display(),
+        skipped_csv.display(),
+        if rows.len() > SKIPPED_SHOWN {
+            format!("; the first {SKIPPED_SHOWN}:")
+        } else {
+            ":".to_owned()
+        }
+    );
+    for r in rows.iter().take(SKIPPED_SHOWN) {
+        println!("    line {}: {}: {}", r.line, r.uid, r.reason);
+    }
 }
 
 /// Shards and sidecars of scans no longer in the plan, and temporary files of
@@ -189,12 +417,15 @@ struct ScansOutcome {
     error: Option<anyhow::Error>,
 }
 
+/// `strict`: the candidates CSV, when the first row left out must stop the
+/// build (no new scans start; those in progress finish and are kept).
 fn build_scans(
     todo: &[&ScanPlan],
     out: &Path,
     params: &ChunkParams,
     threads: usize,
     stop: &AtomicBool,
+    strict: Option<&Path>,
 ) -> Result<ScansOutcome> {
     let mut order: Vec<&ScanPlan> = todo.to_vec();
     // Largest first: the long scans start early and the small ones fill the tail.
@@ -233,18 +464,31 @@ fn build_scans(
         stop.store(true, Ordering::SeqCst);
         lock(&error).get_or_insert(e.context(format!("writing the cache for scan {uid}")));
     };
+    let fail_strict = |e: anyhow::Error| {
+        stop.store(true, Ordering::SeqCst);
+        lock(&error).get_or_insert(e);
+    };
     std::thread::scope(|threads_scope| {
         // Workers crop and compress; one sealer thread makes each finished
         // shard durable and records it (scan::PendingScan::seal). Bounded, so
         // a slow disk holds the workers back instead of piling up open shards.
-        let (pending_tx, pending_rx) = mpsc::sync_channel::<scan::PendingScan>(threads + 1);
+        let (pending_tx, pending_rx) =
+            mpsc::sync_channel::<(&ScanPlan, scan::PendingScan)>(threads + 1);
         let (sidecars, bar, update_message, fail) = (&sidecars, &bar, &update_message, &fail);
-        let (scans_done, bytes_done) = (&scans_done, &bytes_done);
+        let (scans_done, bytes_done, fail_strict) = (&scans_done, &bytes_done, &fail_strict);
         threads_scope.spawn(move || {
-            for pending in pending_rx {
+            for (plan, pending) in pending_rx {
                 let uid = pending.series_uid().to_owned();
                 match pending.seal(out) {
                     Ok(sc) => {
+                        if let Some(csv) = strict {
+                            if let Some(u) = first_unbuilt(plan, &sc) {
+                                fail_strict(u.strict_error(
+                                    csv,
+                                    "the scans finished so far are kept, the cache is left incomplete",
+                                ));
+                            }
+                        }
                         report_scan(bar, &sc);
                         scans_done.fetch_add(1, Ordering::Relaxed);
                         bytes_done.fetch_add(sc.input_bytes, Ordering::Relaxed);
@@ -262,12 +506,13 @@ fn build_scans(
                     break;
                 }
                 let (tick, spares, pending_tx) = (&tick, &spares, pending_tx.clone());
+                let plan: &ScanPlan = plan;
                 s.spawn(move |_| {
                     let result = scan::build_scan(plan, out, params, spares, tick);
                     drop(permit);
                     match result {
                         // The sealer only stops when every sender is gone.
-                        Ok(pending) => pending_tx.send(pending).unwrap_or(()),
+                        Ok(pending) => pending_tx.send((plan, pending)).unwrap_or(()),
                         Err(e) => fail(&plan.uid, e),
                     }
                 });
@@ -316,9 +561,49 @@ fn report_scan(bar: &ProgressBar, sc: &Sidecar) {
     });
 }
 
+/// What a candidate's build record says about it.
+enum Fate<'a> {
+    /// Its whole scan could not be used.
+    ScanFailed(&'a str),
+    Row(&'a Row),
+}
+
+/// Each candidate's [`Fate`], in the candidate list's (canonical) order:
+/// each scan's rows are that scan's candidates in the same order, so a
+/// cursor per scan pairs them up.
+fn fates<'a>(
+    candidates: &[CandidateInfo],
+    sidecars: &'a HashMap<String, Sidecar>,
+) -> Result<Vec<Fate<'a>>> {
+    let mut cursor: HashMap<&str, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        let uid = c.series_uid.as_str();
+        let Some(sc) = sidecars.get(uid) else {
+            bail!("internal error: no build record for scan {uid}");
+        };
+        let rows = match &sc.outcome {
+            ScanOutcome::Failed { reason } => {
+                out.push(Fate::ScanFailed(reason));
+                continue;
+            }
+            ScanOutcome::Built { rows, .. } => rows,
+        };
+        let k = cursor.entry(uid).or_insert(0);
+        let Some(row) = rows.get(*k) else {
+            bail!("internal error: build record of scan {uid} has fewer rows than its candidates");
+        };
+        *k += 1;
+        if row.center_xyz != c.center_xyz || row.is_nodule != c.is_nodule {
+            bail!("internal error: build record of scan {uid} does not match its candidates");
+        }
+        out.push(Fate::Row(row));
+    }
+    Ok(out)
+}
+
 /// Merge the per-scan sidecars into the index, in the candidate list's
-/// (canonical) order: each scan's rows are that scan's candidates in the
-/// same order, so a cursor per scan pairs them up.
+/// (canonical) order.
 fn assemble(
     candidates: &[CandidateInfo],
     sidecars: &HashMap<String, Sidecar>,
@@ -347,37 +632,25 @@ fn assemble(
             }
         }
     }
-    let mut cursor: HashMap<&str, usize> = HashMap::new();
     let mut entries = Vec::with_capacity(candidates.len());
     let mut skipped = Vec::new();
     let mut failed_reported: Vec<&str> = Vec::new();
-    for c in candidates {
+    for (c, fate) in candidates.iter().zip(fates(candidates, sidecars)?) {
         let uid = c.series_uid.as_str();
-        let Some(sc) = sidecars.get(uid) else {
-            bail!("internal error: no build record for scan {uid}");
-        };
-        let rows = match &sc.outcome {
-            ScanOutcome::Failed { reason } => {
+        let row = match fate {
+            Fate::ScanFailed(reason) => {
                 if !failed_reported.contains(&uid) {
                     failed_reported.push(uid);
                     skipped.push(Skipped {
                         series_uid: uid.to_owned(),
                         center_xyz: None,
-                        reason: reason.clone(),
+                        reason: reason.to_owned(),
                     });
                 }
                 continue;
             }
-            ScanOutcome::Built { rows, .. } => rows,
+            Fate::Row(row) => row,
         };
-        let k = cursor.entry(uid).or_insert(0);
-        let Some(row) = rows.get(*k) else {
-            bail!("internal error: build record of scan {uid} has fewer rows than its candidates");
-        };
-        *k += 1;
-        if row.center_xyz != c.center_xyz || row.is_nodule != c.is_nodule {
-            bail!("internal error: build record of scan {uid} does not match its candidates");
-        }
         match &row.result {
             RowResult::Stored {
                 center_irc,
@@ -422,6 +695,10 @@ fn assemble(
 struct Summary<'a> {
     out: &'a Path,
     manifest: &'a Manifest,
+    csv: &'a Path,
+    csv_rows: usize,
+    parse_time: Duration,
+    list_time: Duration,
     scans: usize,
     built: usize,
     reused: usize,
@@ -436,6 +713,13 @@ fn print_summary(s: &Summary) {
     let failed_scans = m.skipped.iter().filter(|k| k.center_xyz.is_none()).count();
     let skipped_candidates = m.skipped.len() - failed_scans;
     println!("{}: cache complete", s.out.display());
+    println!(
+        "  csv         {} rows of {}, parsed in {:.2} s, listed and sorted in {:.2} s",
+        s.csv_rows,
+        s.csv.display(),
+        s.parse_time.as_secs_f64(),
+        s.list_time.as_secs_f64()
+    );
     println!(
         "  scans       {} ({} built now, {} reused, {} unusable)",
         s.scans, s.built, s.reused, failed_scans
@@ -468,13 +752,9 @@ fn print_summary(s: &Summary) {
         secs,
         s.candidates_built as f64 / secs
     );
-    for k in &m.skipped {
-        match k.center_xyz {
-            None => println!("  unusable scan {}: {}", k.series_uid, k.reason),
-            Some(xyz) => println!(
-                "  skipped candidate {} xyz {:?}: {}",
-                k.series_uid, xyz, k.reason
-            ),
-        }
+    // Candidates outside their volume can be many; they are among the rows
+    // print_skipped shows and skipped.csv lists.
+    for k in m.skipped.iter().filter(|k| k.center_xyz.is_none()) {
+        println!("  unusable scan {}: {}", k.series_uid, k.reason);
     }
 }

@@ -12,6 +12,7 @@
 //!   index.bin            series table, shard table, one fixed-size record per candidate
 //!   shards/<uid>.zst     one per scan: concatenated independent zstd frames, one per candidate
 //!   shards/<uid>.json    per-scan sidecar (prepcache's resume record; readers ignore it)
+//!   skipped.csv          the CSV rows that were not cached, and why (for people; readers ignore it)
 //! ```
 //!
 //! # `manifest.json`
@@ -80,6 +81,10 @@ pub const INDEX_FILE: &str = "index.bin";
 pub const SHARD_DIR: &str = "shards";
 pub const SHARD_EXTENSION: &str = "zst";
 pub const SIDECAR_EXTENSION: &str = "json";
+/// `seriesuid,csv,line,reason`: one row per candidate row of the CSV that is
+/// not in the cache. Not part of the format (no reader needs it), so it
+/// needs no version bump.
+pub const SKIPPED_FILE: &str = "skipped.csv";
 /// Size of one encoded [`Entry`] in `index.bin`.
 pub const ENTRY_RECORD_BYTES: usize = 69;
 pub const DTYPE: &str = "int16";
