@@ -187,6 +187,13 @@ impl RunConfig {
     /// Rejects settings that cannot run, before any file is opened or
     /// written; the cache itself is checked by [`RunConfig::cache`].
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_data()?;
+        self.model.validate(INPUT_SHAPE)?;
+        self.validate_optimizer_and_augment()?;
+        self.validate_run()
+    }
+
+    fn validate_data(&self) -> Result<(), ConfigError> {
         let d = &self.data;
         if d.val_stride < 2 {
             return Err(invalid(
@@ -236,7 +243,10 @@ impl RunConfig {
                 "validation needs at least one sample",
             ));
         }
-        self.model.validate(INPUT_SHAPE)?;
+        Ok(())
+    }
+
+    fn validate_optimizer_and_augment(&self) -> Result<(), ConfigError> {
         let o = &self.optimizer;
         if !(o.lr > 0.0 && o.lr.is_finite()) {
             return Err(invalid(
@@ -272,6 +282,10 @@ impl RunConfig {
                 return Err(invalid(key, flag, v, "must be a finite value >= 0"));
             }
         }
+        Ok(())
+    }
+
+    fn validate_run(&self) -> Result<(), ConfigError> {
         let r = &self.run;
         if r.epochs == 0 {
             return Err(invalid("run.epochs", "epochs", 0, "must be at least 1"));

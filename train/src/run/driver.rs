@@ -116,30 +116,7 @@ pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
         Epochs::new(&reader, &config).with_context(|| format!("sampling {}", cache.display()))?;
 
     let mut trainer = Trainer::new(&config, device);
-    let (mut state, dir) = match &plan.resume {
-        Some(ckpt) => {
-            let state = trainer
-                .restore(ckpt)
-                .with_context(|| format!("resuming from {}", ckpt.display()))?;
-            let group = ckpt.parent().map(Path::to_owned).unwrap_or_default();
-            let dir = RunDir::new(&group, &state.run_stamp, &config.run.comment);
-            (state, dir)
-        }
-        None => {
-            let stamp = timestamp();
-            let group = config.run.runs.join(&config.run.tb_prefix);
-            let dir = RunDir::new(&group, &stamp, &config.run.comment);
-            let state = RunState {
-                epoch: 0,
-                samples_seen: 0,
-                steps: 0,
-                best_val_f1: 0.0,
-                run_stamp: stamp,
-                config: config.clone(),
-            };
-            (state, dir)
-        }
-    };
+    let (mut state, dir) = start_or_resume(plan, &config, &mut trainer)?;
     state.config = config.clone();
     dir.create(&config)?;
     let mut recorder = Recorder::open(&dir, state.epoch)?;
@@ -205,6 +182,39 @@ pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
         dir,
         last_val,
         state,
+    })
+}
+
+/// A fresh run's state and folder, or the resumed checkpoint's (loaded
+/// into `trainer`).
+fn start_or_resume(
+    plan: &TrainPlan,
+    config: &RunConfig,
+    trainer: &mut Trainer,
+) -> Result<(RunState, RunDir)> {
+    Ok(match &plan.resume {
+        Some(ckpt) => {
+            let state = trainer
+                .restore(ckpt)
+                .with_context(|| format!("resuming from {}", ckpt.display()))?;
+            let group = ckpt.parent().map(Path::to_owned).unwrap_or_default();
+            let dir = RunDir::new(&group, &state.run_stamp, &config.run.comment);
+            (state, dir)
+        }
+        None => {
+            let stamp = timestamp();
+            let group = config.run.runs.join(&config.run.tb_prefix);
+            let dir = RunDir::new(&group, &stamp, &config.run.comment);
+            let state = RunState {
+                epoch: 0,
+                samples_seen: 0,
+                steps: 0,
+                best_val_f1: 0.0,
+                run_stamp: stamp,
+                config: config.clone(),
+            };
+            (state, dir)
+        }
     })
 }
 
