@@ -276,3 +276,47 @@ fn candidates_v2_is_used_when_candidates_csv_is_absent_and_every_row_is_cached()
         "{err}"
     );
 }
+
+#[test]
+fn a_scan_with_more_candidates_than_one_write_batch_is_stored_whole_and_in_order() {
+    // prepcache writes a scan's frames 1,024 candidates at a time; a V2-style
+    // list with thousands of candidates on one scan crosses several batches.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth(tmp.path(), 1, 5);
+    let v1 = data.join("candidates.csv");
+    let original = fs::read_to_string(&v1).unwrap();
+    let mut v2 = original.lines().next().unwrap().to_owned() + "\n";
+    for copy in 0..40 {
+        for l in original.lines().skip(1) {
+            let f: Vec<&str> = l.split(',').collect();
+            let x: f64 = f[1].parse().unwrap();
+            let x = x + 0.01 * f64::from(copy);
+            v2.push_str(&format!("{},{x:.2},{},{},{}\n", f[0], f[2], f[3], f[4]));
+        }
+    }
+    fs::remove_file(&v1).unwrap();
+    fs::write(data.join("candidates_V2.csv"), &v2).unwrap();
+    let cache = tmp.path().join("cache");
+    build(&data, &cache, &[]);
+    let reader = CacheReader::open(&cache).unwrap();
+    assert_eq!(reader.len(), v2.lines().count() - 1);
+    assert!(reader.len() > 2500, "{} candidates", reader.len());
+
+    // Every stored chunk is the crop of its own centre.
+    let mhd = fs::read_dir(data.join("subset0"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "mhd"))
+        .unwrap();
+    let scan = shared::metaimage::open_scan(&mhd).unwrap();
+    let mut dec = reader.decoder();
+    let (mut stored, mut fresh) = (
+        vec![0i16; reader.chunk_voxels()],
+        vec![0i16; reader.chunk_voxels()],
+    );
+    for (i, e) in reader.entries().iter().enumerate() {
+        reader.read_chunk(&mut dec, i, &mut stored).unwrap();
+        shared::crop::crop_candidate(&scan, e.center_irc.map(i64::from), &mut fresh).unwrap();
+        assert!(stored == fresh, "candidate {i} at {:?}", e.center_irc);
+    }
+}

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use shared::cache::writer::ShardWriter;
 use shared::cache::ChunkEncoder;
 use shared::crop::{crop_candidate, CropError, CROP_SHAPE, CROP_VOXELS};
+use shared::luna::CandidateInfo;
 use shared::metaimage::open_scan_reusing;
 use shared::volume::{Scan, VoxelSource};
 
@@ -22,6 +23,9 @@ use super::sidecar::{Row, RowResult, ScanOutcome, Sidecar};
 
 /// Candidates per parallel task: enough to amortise a zstd context.
 const CANDIDATES_PER_TASK: usize = 16;
+/// Candidates cropped before their frames are written (~80 KB each): small
+/// enough to bound memory, large enough to keep every worker busy.
+const CANDIDATES_PER_BATCH: usize = 1024;
 
 enum Chunk {
     Stored {
@@ -104,38 +108,18 @@ pub fn build_scan(
         Ok(v) => v,
         Err(e) => return failed(e.to_string()),
     };
-    let chunks = match too_small(&volume) {
-        Some(reason) => Err(reason),
-        None => crop_and_encode(&volume, plan, params, progress),
+    let written = match too_small(&volume) {
+        Some(reason) => Err(Unusable(reason)),
+        None => write_chunks(&volume, plan, cache, params, progress),
     };
     spares.give(volume);
-    let chunks = match chunks {
-        Ok(c) => c,
-        Err(reason) => return failed(format!("{}: {reason}", plan.mhd.display())),
+    let (shard, rows) = match written {
+        Ok(w) => w,
+        Err(WriteError::Unusable(reason)) => {
+            return failed(format!("{}: {reason}", plan.mhd.display()))
+        }
+        Err(WriteError::Cache(e)) => return Err(e),
     };
-
-    let mut shard = ShardWriter::create(cache, &plan.uid)?;
-    let mut rows = Vec::with_capacity(chunks.len());
-    for (c, chunk) in plan.candidates.iter().zip(chunks) {
-        let result = match chunk {
-            Chunk::Stored { center_irc, frame } => {
-                let s = shard.append(&frame)?;
-                RowResult::Stored {
-                    center_irc,
-                    offset: s.offset,
-                    length: s.length,
-                    crc32: s.crc32,
-                }
-            }
-            Chunk::Skipped(reason) => RowResult::Skipped { reason },
-        };
-        rows.push(Row {
-            center_xyz: c.center_xyz,
-            is_nodule: c.is_nodule,
-            diameter_mm: c.diameter_mm,
-            result,
-        });
-    }
     let shard_bytes = shard.bytes_written();
     Ok(PendingScan {
         shard: Some(shard),
@@ -158,14 +142,67 @@ fn too_small(volume: &Scan) -> Option<String> {
     })
 }
 
+/// Why a scan's chunks were not written.
+enum WriteError {
+    /// The scan as a whole cannot be used (e.g. singular direction matrix):
+    /// it becomes a `Failed` sidecar and the build goes on.
+    Unusable(String),
+    /// Writing the cache failed: the build stops.
+    Cache(anyhow::Error),
+}
+use WriteError::Unusable;
+
+/// Crops, compresses and appends `plan`'s candidates in their order,
+/// [`CANDIDATES_PER_BATCH`] at a time, so memory holds one batch of frames
+/// whatever the candidate count: a V2-style list with 94,000 candidates on one
+/// scan held all its frames at once and grew to 21 GB before this.
+fn write_chunks(
+    volume: &Scan,
+    plan: &ScanPlan,
+    cache: &Path,
+    params: &ChunkParams,
+    progress: &(dyn Fn() + Sync),
+) -> Result<(ShardWriter, Vec<Row>), WriteError> {
+    let mut shard =
+        ShardWriter::create(cache, &plan.uid).map_err(|e| WriteError::Cache(e.into()))?;
+    let mut rows = Vec::with_capacity(plan.candidates.len());
+    for batch in plan.candidates.chunks(CANDIDATES_PER_BATCH) {
+        // A failure drops `shard`, which removes its temporary file.
+        let chunks = crop_and_encode(volume, batch, params, progress).map_err(Unusable)?;
+        for (c, chunk) in batch.iter().zip(chunks) {
+            let result = match chunk {
+                Chunk::Stored { center_irc, frame } => {
+                    let s = shard
+                        .append(&frame)
+                        .map_err(|e| WriteError::Cache(e.into()))?;
+                    RowResult::Stored {
+                        center_irc,
+                        offset: s.offset,
+                        length: s.length,
+                        crc32: s.crc32,
+                    }
+                }
+                Chunk::Skipped(reason) => RowResult::Skipped { reason },
+            };
+            rows.push(Row {
+                center_xyz: c.center_xyz,
+                is_nodule: c.is_nodule,
+                diameter_mm: c.diameter_mm,
+                result,
+            });
+        }
+    }
+    Ok((shard, rows))
+}
+
 /// Err: the scan as a whole is unusable (e.g. singular direction matrix).
 fn crop_and_encode(
     volume: &Scan,
-    plan: &ScanPlan,
+    candidates: &[CandidateInfo],
     params: &ChunkParams,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Vec<Chunk>, String> {
-    plan.candidates
+    candidates
         .par_iter()
         .with_min_len(CANDIDATES_PER_TASK)
         .map_init(
