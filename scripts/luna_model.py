@@ -64,7 +64,7 @@ class LunaModel(nn.Module):
     def forward(self, x):
         x = self.tail_batchnorm(x)
         x = self.block4(self.block3(self.block2(self.block1(x))))
-        logits = self.head_linear(x.view(x.size(0), -1))
+        logits = self.head_linear(x.flatten(1))  # reshape: channels-last input cannot be viewed
         return logits, self.head_softmax(logits)
 
 

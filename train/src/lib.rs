@@ -25,6 +25,7 @@ pub mod commands;
 pub mod config;
 pub mod data;
 pub mod evaluate;
+pub mod host_memory;
 pub mod inference;
 pub mod model;
 pub mod optim;

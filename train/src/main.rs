@@ -9,6 +9,8 @@ use train::config::cli::{Cli, Command};
 
 fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
+    // Before libtorch allocates anything: see host_memory.rs.
+    train::host_memory::keep_freed_memory();
     match &cli.command {
         Some(Command::Doctor) => commands::doctor::print(&commands::doctor::report()),
         Some(Command::BenchLoader(a)) => commands::bench::loader(a)?,

@@ -98,6 +98,23 @@ char* tex_contiguous(const tex_tensor t, int mf, tex_tensor* out) {
   return protect([&] { *out = new at::Tensor(t->contiguous(memory_format(mf))); });
 }
 
+char* tex_restride(const tex_tensor t, int mf, tex_tensor* out) {
+  return protect([&] {
+    // contiguous(ChannelsLast3d) returns a [8,1,3,3,3] weight unchanged (a
+    // size-1 dim satisfies either layout), and the convolution then reads
+    // the weight's strides as contiguous and runs the whole layer, the
+    // model's largest, in the slow layout. Python's `Module.to(memory_format)`
+    // restrides such tensors; so does this.
+    auto target = at::empty_like(*t, t->options(), memory_format(mf));
+    if (target.strides() == t->strides()) {
+      *out = new at::Tensor(*t);
+    } else {
+      target.copy_(*t);
+      *out = new at::Tensor(std::move(target));
+    }
+  });
+}
+
 char* tex_is_contiguous(const tex_tensor t, int mf, bool* out) {
   return protect([&] { *out = t->is_contiguous(memory_format(mf)); });
 }

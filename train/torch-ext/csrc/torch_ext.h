@@ -32,6 +32,9 @@ char* tex_autocast_is_cache_enabled(bool* out);
 
 char* tex_contiguous(const tex_tensor t, int memory_format, tex_tensor* out);
 char* tex_is_contiguous(const tex_tensor t, int memory_format, bool* out);
+// `t.to(memory_format=...)`: the strides `empty_like(t, memory_format)` has,
+// even where `contiguous` would keep `t` (a size-1 channel dim).
+char* tex_restride(const tex_tensor t, int memory_format, tex_tensor* out);
 char* tex_suggest_memory_format(const tex_tensor t, int* out);
 
 // out: 1 true, 0 false, -1 the name is not a key of at::cpu::get_cpu_capabilities().

@@ -30,6 +30,11 @@ extern "C" {
         memory_format: c_int,
         out: *mut bool,
     ) -> *mut c_char;
+    pub fn tex_restride(
+        t: *const C_tensor,
+        memory_format: c_int,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
     pub fn tex_suggest_memory_format(t: *const C_tensor, out: *mut c_int) -> *mut c_char;
 
     pub fn tex_cpu_feature(name: *const c_char, out: *mut c_int) -> *mut c_char;

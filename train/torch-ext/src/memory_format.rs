@@ -47,6 +47,18 @@ pub fn contiguous_with(t: &Tensor, format: MemoryFormat) -> Result<Tensor, Error
     Ok(unsafe { Tensor::from_ptr(out) })
 }
 
+/// `t.to(memory_format=format)`: `t` itself when its strides are already
+/// those of `format`, else a copy with them. Unlike [`contiguous_with`] it
+/// restrides tensors with a size-1 dimension, which both layouts accept
+/// but kernels read by their strides (see [`var_store_to_channels_last_3d`]).
+pub fn restride(t: &Tensor, format: MemoryFormat) -> Result<Tensor, Error> {
+    let mut out = ptr::null_mut();
+    // SAFETY: as in `contiguous_with`.
+    check(unsafe { ffi::tex_restride(t.as_ptr(), format as c_int, &mut out) })?;
+    // SAFETY: as in `contiguous_with`.
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
+
 /// `t.is_contiguous(memory_format)`.
 pub fn is_contiguous_with(t: &Tensor, format: MemoryFormat) -> Result<bool, Error> {
     let mut out = false;
@@ -79,25 +91,34 @@ pub fn is_channels_last_3d(t: &Tensor) -> bool {
 }
 
 /// `model.to(memory_format=torch.channels_last_3d)` for a VarStore: every 5-D
-/// variable (conv weights) gets channels-last-3d data in place, keeping its
-/// identity, name and `requires_grad`, so optimizers built on it stay valid.
-/// An existing gradient is converted too, since accumulation keeps the
+/// variable (conv weights) gets channels-last-3d strides in place, keeping
+/// its identity, name and `requires_grad`, so optimizers built on it stay
+/// valid. An existing gradient is converted too, since accumulation keeps the
 /// gradient's layout. Returns how many variables were converted.
+///
+/// Restrided, not made `contiguous`: the first conv's `[8,1,3,3,3]` weight
+/// passes `is_contiguous(channels_last_3d)` as it is, yet libtorch picks a
+/// convolution's layout from the weight's strides, so that layer (the
+/// largest) stayed contiguous and every later layer converted back: 16% of
+/// the bf16 step went to strided ReLU backward and layout copies.
 pub fn var_store_to_channels_last_3d(vs: &VarStore) -> Result<usize, Error> {
     let _no_grad = tch::no_grad_guard();
     let mut converted = 0;
     // `variables()` hands out shallow clones that share each variable's
     // TensorImpl, and set_data swaps the impl's storage, so the store sees it.
     for (_, mut var) in vs.variables() {
-        if var.dim() != 5 || is_channels_last_3d(&var) {
+        if var.dim() != 5 {
             continue;
         }
-        let data = contiguous_channels_last_3d(&var.detach())?;
+        let data = restride(&var.detach(), MemoryFormat::ChannelsLast3d)?;
+        if data.stride() == var.stride() {
+            continue;
+        }
         var.f_set_data(&data)
             .map_err(|e| Error::Torch(e.to_string()))?;
         let mut grad = var.grad();
         if grad.defined() && grad.dim() == 5 {
-            let g = contiguous_channels_last_3d(&grad)?;
+            let g = restride(&grad, MemoryFormat::ChannelsLast3d)?;
             grad.f_set_data(&g)
                 .map_err(|e| Error::Torch(e.to_string()))?;
         }

@@ -90,10 +90,21 @@ fn var_store_conversion_keeps_variables_and_results() {
     // A handle taken before the conversion, as the conv module holds one.
     let w2_handle = vs.variables()["c2.weight"].shallow_clone();
     assert!(!is_channels_last_3d(&w2_handle));
-    // c1.weight [8, 1, 3, 3, 3] has one input channel, so its NCDHW strides
-    // already are channels-last-3d strides; only c2.weight needs a copy.
-    assert!(is_channels_last_3d(&vs.variables()["c1.weight"]));
-    assert_eq!(var_store_to_channels_last_3d(&vs).unwrap(), 1);
+    // c1.weight [8, 1, 3, 3, 3] has one input channel: its NCDHW strides
+    // pass is_contiguous(channels_last_3d), but libtorch reads the layout
+    // from the strides (suggest_memory_format), so it must be restrided too.
+    let w1_handle = vs.variables()["c1.weight"].shallow_clone();
+    assert!(is_channels_last_3d(&w1_handle));
+    assert_eq!(
+        suggest_memory_format(&w1_handle).unwrap(),
+        MemoryFormat::Contiguous
+    );
+    assert_eq!(var_store_to_channels_last_3d(&vs).unwrap(), 2);
+    assert_eq!(w1_handle.stride(), vec![27, 1, 9, 3, 1]);
+    assert_eq!(
+        suggest_memory_format(&w1_handle).unwrap(),
+        MemoryFormat::ChannelsLast3d
+    );
     // Idempotent.
     assert_eq!(var_store_to_channels_last_3d(&vs).unwrap(), 0);
     let vars = vs.variables();
@@ -113,6 +124,13 @@ fn var_store_conversion_keeps_variables_and_results() {
     // The module's own handles see the new layout (same TensorImpl).
     let y = m.forward(&x);
     assert!(y.allclose(&y_ref, 1e-5, 1e-5, false));
+    // Every conv, the first one included, computes in channels-last.
+    let b1 = vs.variables()["c1.bias"].shallow_clone();
+    let y1 = x.conv3d(&w1_handle, Some(&b1), [1, 1, 1], [1, 1, 1], [1, 1, 1], 1);
+    assert_eq!(
+        suggest_memory_format(&y1).unwrap(),
+        MemoryFormat::ChannelsLast3d
+    );
     // Channels-last input through channels-last weights.
     let x_cl = contiguous_channels_last_3d(&x).unwrap();
     let y_cl = m.forward(&x_cl);
