@@ -3,7 +3,7 @@
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use train::model::{BiasInit, LunaModel};
-use train::optim::Sgd;
+use train::optim::{LossScaleState, Sgd};
 use train::run::checkpoint::{self, RunState};
 
 /// A deterministic input both languages can build: HU-like values from an index formula.
@@ -42,6 +42,7 @@ fn state() -> RunState {
             c.run.comment = "ckpt".into();
             c
         },
+        loss_scale: None,
     }
 }
 
@@ -80,6 +81,29 @@ fn save_then_load_restores_weights_momentum_and_state() {
 
 /// Equal weights and state must give equal bytes, so runs can be compared by
 /// checksum (the resume test does); map order must not leak into the header.
+#[test]
+fn an_fp16_runs_loss_scale_is_saved_and_restored_and_absent_otherwise() {
+    let (vs, _model, sgd) = trained_model();
+    let dir = tempfile::tempdir().unwrap();
+    let scaled = RunState {
+        loss_scale: Some(LossScaleState {
+            scale: 8192.0,
+            growth_tracker: 17,
+        }),
+        ..state()
+    };
+    checkpoint::save(dir.path(), &vs, &sgd, &scaled).unwrap();
+    let (mut vs2, mut sgd2) = (vs, sgd);
+    let got = checkpoint::load(dir.path(), &mut vs2, &mut sgd2).unwrap();
+    assert_eq!(got.loss_scale, scaled.loss_scale);
+    // A run without one writes no key at all: older readers see the same file.
+    checkpoint::save(dir.path(), &vs2, &sgd2, &state()).unwrap();
+    let bytes = std::fs::read(dir.path().join("trainer.safetensors")).unwrap();
+    assert!(!String::from_utf8_lossy(&bytes).contains("loss_scale"));
+    let got = checkpoint::load(dir.path(), &mut vs2, &mut sgd2).unwrap();
+    assert_eq!(got.loss_scale, None);
+}
+
 #[test]
 fn equal_checkpoints_are_byte_identical() {
     let (vs, _model, sgd) = trained_model();

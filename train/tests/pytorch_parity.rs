@@ -88,6 +88,7 @@ fn a_rust_written_checkpoint_loads_in_pytorch_with_equal_outputs() {
             c.run.comment = "parity".into();
             c
         },
+        loss_scale: None,
     };
     let dir = tempfile::tempdir().unwrap();
     checkpoint::save(dir.path(), &vs, &sgd, &state).unwrap();

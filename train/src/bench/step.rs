@@ -12,7 +12,7 @@ use crate::config::ComputeConfig;
 use crate::model::{
     forward_batch_with, prepare_input, prepare_weights, BiasInit, LunaModel, INPUT_SHAPE,
 };
-use crate::optim::Sgd;
+use crate::optim::{backward_and_step, LossScaler, Sgd};
 
 #[derive(Debug, Serialize)]
 pub struct StepFigure {
@@ -77,6 +77,10 @@ pub fn run(bench: &StepBench) -> Vec<StepFigure> {
     let model = LunaModel::new(&vs.root(), BiasInit::Book);
     prepare_weights(&vs, bench.compute);
     let mut sgd = Sgd::new(&vs, 0.001, 0.99);
+    let mut scaler = bench
+        .compute
+        .needs_loss_scaling()
+        .then(|| LossScaler::new(device));
     let [d, h, w] = INPUT_SHAPE;
     let mut figures = Vec::new();
     for &batch in bench.batch_sizes {
@@ -86,8 +90,8 @@ pub fn run(bench: &StepBench) -> Vec<StepFigure> {
             let x = prepare_input(x.shallow_clone(), bench.compute);
             sgd.zero_grad();
             let out = forward_batch_with(&model, &x, &y, true, bench.compute);
-            out.loss.mean(Kind::Float).backward();
-            sgd.step();
+            let loss = out.loss.mean(Kind::Float);
+            backward_and_step(&loss, &mut sgd, scaler.as_mut());
         }));
         if bench.inference {
             let _no_grad = tch::no_grad_guard();

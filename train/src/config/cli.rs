@@ -311,13 +311,20 @@ pub struct TrainArgs {
 
     /// Continue the run whose checkpoint directory (or a file in it) is CKPT,
     /// from the epoch after the saved one, with the saved settings; only
-    /// --cache, --epochs, --num-workers, --device and --threads may change.
+    /// --cache, --epochs, --num-workers, --device, --threads and --profile may change.
     #[arg(long, value_name = "CKPT")]
     pub resume: Option<PathBuf>,
 
     /// CPU threads libtorch may use (default: libtorch's choice).
     #[arg(long, value_name = "N")]
     pub threads: Option<u32>,
+
+    /// Print after each phase where its time went: loader wait, host→device
+    /// copy and conversion, augmentation, forward, backward, optimizer,
+    /// metric bookkeeping (on CUDA each part is synchronised, which costs
+    /// some speed).
+    #[arg(long)]
+    pub profile: bool,
 
     /// Initialise biases like the book's code actually does (normal with mean
     /// -1/sqrt(fan_out)) instead of the intended uniform(±1/sqrt(fan_out)).
@@ -416,6 +423,7 @@ impl TrainArgs {
         set(&mut c.data.num_workers, &self.num_workers);
         set(&mut c.run.device, &self.device);
         set_some(&mut c.run.threads, &self.threads);
+        c.run.profile |= self.profile;
     }
 
     fn apply_settings(&self, c: &mut RunConfig) {

@@ -74,11 +74,6 @@ impl ComputeConfig {
                             autocast worth using); use bf16 or fp32 on the CPU"
                     .to_owned())
             }
-            Precision::Fp16 => {
-                return Err("--precision fp16 needs the dynamic loss scaler, which is not \
-                            built yet; use bf16 (same speed on Ampere and later) or fp32"
-                    .to_owned())
-            }
             Precision::Bf16 if device.is_cuda() && !native_bf16 => {
                 return Err(format!(
                     "--precision bf16: {device:?} has no bf16 support (compute capability < 8); use fp32"
@@ -104,6 +99,11 @@ impl ComputeConfig {
             Precision::Fp16 => Some(Kind::Half),
             Precision::Fp32 | Precision::Auto => None,
         }
+    }
+
+    /// fp16's narrow range needs a dynamic loss scaler (optim::loss_scale).
+    pub fn needs_loss_scaling(self) -> bool {
+        self.precision == Precision::Fp16
     }
 
     pub fn channels_last(self) -> bool {
@@ -169,6 +169,12 @@ mod tests {
         };
         let err = fp16.resolve(Device::Cpu).unwrap_err();
         assert!(err.contains("--precision fp16"), "{err}");
+        // On CUDA fp16 is accepted (with the loss scaler), whether or not a
+        // GPU is present: resolving only decides the modes.
+        let on_cuda = fp16.resolve(Device::Cuda(0)).unwrap();
+        assert_eq!(on_cuda.precision, Precision::Fp16);
+        assert!(on_cuda.needs_loss_scaling());
+        assert!(!auto.needs_loss_scaling());
         assert_eq!(parse_precision("bf16"), Ok(Precision::Bf16));
         assert!(parse_memory_format("nhwc")
             .unwrap_err()

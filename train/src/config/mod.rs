@@ -105,6 +105,11 @@ pub struct RunControl {
     pub tb_prefix: String,
     /// Run name suffix (the book's `comment`).
     pub comment: String,
+    /// Time each part of the step and print the breakdown per phase
+    /// (`--profile`); it does not change results. Left out of config.toml
+    /// when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub profile: bool,
 }
 
 impl Default for RunConfig {
@@ -140,6 +145,7 @@ impl Default for RunConfig {
                 runs: PathBuf::from("runs"),
                 tb_prefix: "p2ch12".to_owned(),
                 comment: "dwlpt".to_owned(),
+                profile: false,
             },
         }
     }
@@ -163,7 +169,7 @@ pub enum ConfigError {
     NotACache(PathBuf),
     #[error("{path}: {reason}")]
     File { path: PathBuf, reason: String },
-    #[error("--resume continues a run with its saved settings; only --cache, --epochs, --num-workers, --device and --threads may be given (start a new run with --config <run>/config.toml to change others)")]
+    #[error("--resume continues a run with its saved settings; only --cache, --epochs, --num-workers, --device, --threads and --profile may be given (start a new run with --config <run>/config.toml to change others)")]
     ResumeChangesSettings,
     #[error("{path}: config version {found}; this train reads version {CONFIG_VERSION}")]
     Version { path: PathBuf, found: u32 },

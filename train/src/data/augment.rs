@@ -153,7 +153,10 @@ impl AugmentConfig {
     pub fn apply(&self, input: &Tensor) -> Tensor {
         let batch = input.size()[0] as usize;
         let mut out = if self.warps() {
-            let theta = self.random_affines(batch).to_device(input.device());
+            // Non-blocking, like the loader's labels: no stream-wide wait per batch.
+            let theta =
+                self.random_affines(batch)
+                    .to_device_(input.device(), Kind::Float, true, false);
             warp(input, &theta)
         } else {
             input.shallow_clone()

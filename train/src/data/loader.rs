@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use shared::cache::{CacheError, CacheReader};
 use tch::{Device, Kind, Tensor};
+use torch_ext::CudaEvent;
 
 /// A batch on the training device.
 pub struct Batch {
@@ -152,6 +153,15 @@ impl Loader {
         let shape = self.shape;
         let slots = &self.slots;
         let waited = &mut self.waited;
+        // One event per slot marks when its host→device copy has finished,
+        // so reusing the slot waits for that copy alone, not for the whole
+        // device (the training step queued after it keeps running).
+        let mut copied: Vec<Option<CudaEvent>> = (0..ring)
+            .map(|_| match device {
+                Device::Cuda(i) => CudaEvent::new(i).ok(),
+                _ => None,
+            })
+            .collect();
 
         std::thread::scope(|scope| {
             let (job_tx, job_rx) = mpsc::channel::<Job>();
@@ -225,13 +235,26 @@ impl Loader {
                 let n = (end - start) as i64;
                 let host = slots[done.slot].narrow(0, 0, n);
                 let images = if device.is_cuda() {
-                    host.to_device_(device, Kind::Int16, true, false)
+                    let images = host.to_device_(device, Kind::Int16, true, false);
+                    if let Some(event) = &mut copied[done.slot] {
+                        if event.record().is_err() {
+                            copied[done.slot] = None;
+                        }
+                    }
+                    images
                 } else {
                     // The consumer finishes with the batch before the slot is reused,
                     // and on the CPU every op is synchronous: no copy needed.
                     host
                 };
-                let labels = Tensor::from_slice(&labels_all[start..end]).to_device(device);
+                // Non-blocking: a blocking copy would wait for the whole stream, once per
+                // batch; from pageable memory the driver stages the bytes before returning.
+                let labels = Tensor::from_slice(&labels_all[start..end]).to_device_(
+                    device,
+                    Kind::Int64,
+                    true,
+                    false,
+                );
                 debug_assert_eq!(images.size()[2..], shape);
                 consume(Batch {
                     index: k,
@@ -241,9 +264,14 @@ impl Loader {
                 })?;
                 if k + ring < batches {
                     if let Device::Cuda(i) = device {
-                        // No CUDA events in tch: wait for the queued copy from this
-                        // slot to finish before a worker overwrites it.
-                        tch::Cuda::synchronize(i as i64);
+                        // The queued copy out of this slot must finish before a
+                        // worker overwrites it; without an event, wait for everything.
+                        let waited_for_copy = copied[done.slot]
+                            .as_ref()
+                            .is_some_and(|event| event.synchronize().is_ok());
+                        if !waited_for_copy {
+                            tch::Cuda::synchronize(i as i64);
+                        }
                     }
                     let _ = job_tx.send(issue(k + ring, done.slot));
                 }

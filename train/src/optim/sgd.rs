@@ -68,6 +68,28 @@ impl Sgd {
     }
 
     pub fn step(&mut self) {
+        self.update(None);
+    }
+
+    /// [`Sgd::step`] where `skip` (a bool `[1]` tensor on the device) is
+    /// false, no change at all where it is true: decided on the device, so a
+    /// loss scaler can skip overflowing steps without reading a flag back.
+    /// A skipped first step leaves a zero momentum buffer, which the next
+    /// step turns into its gradient exactly as a missing one would be.
+    pub fn step_unless(&mut self, skip: &Tensor) {
+        self.update(Some(skip));
+    }
+
+    /// The gradients that exist, in parameter order (shallow clones).
+    pub fn gradients(&self) -> Vec<Tensor> {
+        self.params
+            .iter()
+            .map(|(_, p)| p.grad())
+            .filter(Tensor::defined)
+            .collect()
+    }
+
+    fn update(&mut self, skip: Option<&Tensor>) {
         tch::no_grad(|| {
             for ((_, p), buf) in self.params.iter().zip(self.buffers.iter_mut()) {
                 let grad = p.grad();
@@ -79,14 +101,24 @@ impl Sgd {
                 } else {
                     grad
                 };
-                let b = match buf {
-                    Some(b) => {
-                        let _ = b.g_mul_scalar_(self.momentum).g_add_(&grad);
-                        b
-                    }
-                    None => buf.insert(grad.detach().copy()),
+                let Some(skip) = skip else {
+                    let b = match buf {
+                        Some(b) => {
+                            let _ = b.g_mul_scalar_(self.momentum).g_add_(&grad);
+                            b
+                        }
+                        None => buf.insert(grad.detach().copy()),
+                    };
+                    let _ = p.shallow_clone().g_add_(&(&*b * -self.lr));
+                    continue;
                 };
-                let _ = p.shallow_clone().g_add_(&(&*b * -self.lr));
+                // The same arithmetic as above (so equal bits when not
+                // skipped), kept out of place until the mask picks.
+                let b = buf.get_or_insert_with(|| p.zeros_like());
+                let new_b = &*b * self.momentum + &grad;
+                let new_p = p + &new_b * -self.lr;
+                b.copy_(&b.where_self(skip, &new_b));
+                p.shallow_clone().copy_(&p.where_self(skip, &new_p));
             }
         });
     }

@@ -18,7 +18,7 @@ use shared::durable::{write_atomically, DurableWriteError};
 
 use crate::config::{legacy, RunConfig};
 use crate::model::ModelConfig;
-use crate::optim::Sgd;
+use crate::optim::{LossScaleState, Sgd};
 
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const TRAINER_FILE: &str = "trainer.safetensors";
@@ -45,6 +45,10 @@ pub struct RunState {
     pub run_stamp: String,
     /// The run's settings, for the record and for resuming.
     pub config: RunConfig,
+    /// fp16 runs: the loss scaler, so a resumed run goes on with its scale.
+    /// Absent otherwise, which keeps other checkpoints as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<LossScaleState>,
 }
 
 /// A run state as any version wrote it: checkpoints made before the typed
@@ -58,6 +62,8 @@ struct StoredRunState {
     run_stamp: String,
     config: Option<RunConfig>,
     args: Option<serde_json::Value>,
+    #[serde(default)]
+    loss_scale: Option<LossScaleState>,
 }
 
 impl StoredRunState {
@@ -77,6 +83,7 @@ impl StoredRunState {
             best_val_f1: self.best_val_f1,
             run_stamp: self.run_stamp,
             config,
+            loss_scale: self.loss_scale,
         })
     }
 }

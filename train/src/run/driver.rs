@@ -212,6 +212,7 @@ fn start_or_resume(
                 best_val_f1: 0.0,
                 run_stamp: stamp,
                 config: config.clone(),
+                loss_scale: None,
             };
             (state, dir)
         }

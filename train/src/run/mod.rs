@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod driver;
 pub mod interrupt;
 pub mod phase;
+pub mod profile;
 pub mod recorder;
 pub mod run_dir;
 pub mod tensorboard;

@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::interrupt::StopRequested;
+use super::profile::Part;
 use super::recorder::Recorder;
 use super::trainer::Trainer;
 use crate::data::loader::Loader;
@@ -59,14 +60,15 @@ pub fn run_phase(
         };
         rows.push(&batch.labels, &out.prob_pos, &out.loss);
         bar.inc(batch.labels.size()[0] as u64);
+        trainer.lap(Part::Metrics);
         Ok(())
     })?;
     let samples = rows.to_host();
     bar.finish_and_clear();
-    Recorder::timing(
-        phase,
-        started.elapsed().as_secs_f64(),
-        loader.last_wait().as_secs_f64(),
-    );
+    let (wall, wait) = (started.elapsed(), loader.last_wait());
+    Recorder::timing(phase, wall.as_secs_f64(), wait.as_secs_f64());
+    if let Some(breakdown) = trainer.profile_report(wait, wall) {
+        Recorder::profile(phase, &breakdown);
+    }
     Ok(samples)
 }

@@ -70,6 +70,15 @@ impl Recorder {
         );
     }
 
+    /// `--profile`'s breakdown of the phase.
+    pub fn profile(phase: &Phase, breakdown: &str) {
+        println!(
+            "E{} {:<8} profile: {breakdown}",
+            phase.epoch,
+            phase.kind.name()
+        );
+    }
+
     /// Prints, appends to metrics.jsonl and writes TensorBoard events for one
     /// finished phase; `samples_seen` is TensorBoard's step.
     pub fn record(

@@ -2,11 +2,13 @@
 //! A new optimizer or precision mode changes this file and nothing above it.
 
 use std::path::Path;
+use std::time::Duration;
 
 use tch::nn::VarStore;
 use tch::{Device, Kind};
 
 use super::checkpoint::{self, CheckpointError, RunState};
+use super::profile::{Part, StepProfile};
 use crate::config::ComputeConfig;
 use crate::config::RunConfig;
 use crate::data::augment::AugmentConfig;
@@ -15,7 +17,7 @@ use crate::data::sampler::batch_seed;
 use crate::model::{
     forward_batch_with, parameter_count, prepare_input, prepare_weights, BatchOutput, LunaModel,
 };
-use crate::optim::Sgd;
+use crate::optim::{loss_scale, LossScaler, Sgd};
 
 /// Seeds of the two phases' batches: augmentation noise of a batch depends
 /// only on (seed, epoch, phase, batch), not on what ran before it.
@@ -26,6 +28,10 @@ pub struct Trainer {
     vs: VarStore,
     model: LunaModel,
     optimizer: Sgd,
+    /// fp16 only.
+    loss_scaler: Option<LossScaler>,
+    /// `--profile` only.
+    profile: Option<StepProfile>,
     augment: AugmentConfig,
     seed: u64,
     device: Device,
@@ -49,6 +55,11 @@ impl Trainer {
             vs,
             model,
             optimizer,
+            loss_scaler: config
+                .compute
+                .needs_loss_scaling()
+                .then(|| LossScaler::new(device)),
+            profile: config.run.profile.then(|| StepProfile::new(device)),
             augment: config.augment,
             seed: config.seed(),
             device,
@@ -67,38 +78,74 @@ impl Trainer {
 
     /// Augment, forward, backward, one optimizer step.
     pub fn train_batch(&mut self, batch: &Batch, epoch: usize) -> BatchOutput {
+        self.start_batch();
         tch::manual_seed(batch_seed(self.seed, epoch, PHASE_TRAIN, batch.index));
         let mut x = batch.images.to_kind(Kind::Float);
+        self.lap(Part::Input);
         if !self.augment.is_off() {
             x = self.augment.apply(&x);
         }
         let x = prepare_input(x, self.compute);
+        self.lap(Part::Augment);
         self.optimizer.zero_grad();
         let out = forward_batch_with(&self.model, &x, &batch.labels, true, self.compute);
-        out.loss.mean(Kind::Float).backward();
-        self.optimizer.step();
+        let loss = out.loss.mean(Kind::Float);
+        self.lap(Part::Forward);
+        loss_scale::backward(&loss, self.loss_scaler.as_ref());
+        self.lap(Part::Backward);
+        loss_scale::step(&mut self.optimizer, self.loss_scaler.as_mut());
+        self.lap(Part::Optimizer);
         self.steps += 1;
         out
     }
 
+    fn start_batch(&mut self) {
+        if let Some(p) = &mut self.profile {
+            p.start();
+        }
+    }
+
+    /// With `--profile`: charges the time since the last lap to `part`.
+    pub fn lap(&mut self, part: Part) {
+        if let Some(p) = &mut self.profile {
+            p.lap(part);
+        }
+    }
+
+    /// With `--profile`: the breakdown of the phase that just ended.
+    pub fn profile_report(&mut self, wait: Duration, wall: Duration) -> Option<String> {
+        self.profile.as_mut().map(|p| p.report(wait, wall))
+    }
+
     /// Forward only, in eval mode; the caller holds a no-grad guard.
-    pub fn validate_batch(&self, batch: &Batch, epoch: usize) -> BatchOutput {
+    pub fn validate_batch(&mut self, batch: &Batch, epoch: usize) -> BatchOutput {
+        self.start_batch();
         // Nothing random runs in eval mode today; seeding anyway keeps a
         // future random op reproducible.
         tch::manual_seed(batch_seed(self.seed, epoch, PHASE_VAL, batch.index));
         let x = prepare_input(batch.images.to_kind(Kind::Float), self.compute);
-        forward_batch_with(&self.model, &x, &batch.labels, false, self.compute)
+        self.lap(Part::Input);
+        let out = forward_batch_with(&self.model, &x, &batch.labels, false, self.compute);
+        self.lap(Part::Forward);
+        out
     }
 
     /// Writes the weights, the optimizer state and `state` into `dir`.
     pub fn save(&self, dir: &Path, state: &RunState) -> Result<(), CheckpointError> {
-        checkpoint::save(dir, &self.vs, &self.optimizer, state)
+        let state = RunState {
+            loss_scale: self.loss_scaler.as_ref().map(LossScaler::state),
+            ..state.clone()
+        };
+        checkpoint::save(dir, &self.vs, &self.optimizer, &state)
     }
 
     /// Loads a checkpoint written by [`Trainer::save`] for the same model.
     pub fn restore(&mut self, dir: &Path) -> Result<RunState, CheckpointError> {
         let state = checkpoint::load(dir, &mut self.vs, &mut self.optimizer)?;
         self.steps = state.steps;
+        if let (Some(scaler), Some(saved)) = (&mut self.loss_scaler, state.loss_scale) {
+            *scaler = LossScaler::from_state(saved, self.device);
+        }
         Ok(state)
     }
 }

@@ -4,7 +4,9 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/cpu/Utils.h>
 #include <ATen/detail/CUDAHooksInterface.h>
+#include <c10/core/Event.h>
 #include <c10/core/MemoryFormat.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <c10/util/Exception.h>
 
 #include <cstdlib>
@@ -122,6 +124,38 @@ char* tex_is_contiguous(const tex_tensor t, int mf, bool* out) {
 char* tex_suggest_memory_format(const tex_tensor t, int* out) {
   return protect([&] { *out = static_cast<int>(t->suggest_memory_format()); });
 }
+
+namespace {
+struct DeviceEvent {
+  c10::Device device;
+  c10::Event event;
+};
+}  // namespace
+
+char* tex_event_new_cuda(int64_t device_index, tex_event* out) {
+  return protect([&] {
+    auto device = c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(device_index));
+    // Throws (caught) where no CUDA backend is registered, i.e. without a GPU build.
+    c10::impl::VirtualGuardImpl guard(c10::DeviceType::CUDA);
+    TORCH_CHECK(device_index >= 0 && device_index < guard.deviceCount(),
+                "no CUDA device ", device_index);
+    *out = new DeviceEvent{device, c10::Event(c10::DeviceType::CUDA)};
+  });
+}
+
+char* tex_event_record(tex_event e) {
+  return protect([&] {
+    auto* de = static_cast<DeviceEvent*>(e);
+    c10::impl::VirtualGuardImpl guard(c10::DeviceType::CUDA);
+    de->event.record(guard.getStream(de->device));
+  });
+}
+
+char* tex_event_synchronize(tex_event e) {
+  return protect([&] { static_cast<DeviceEvent*>(e)->event.synchronize(); });
+}
+
+void tex_event_free(tex_event e) { delete static_cast<DeviceEvent*>(e); }
 
 char* tex_cpu_feature(const char* name, int* out) {
   return protect([&] {

@@ -37,6 +37,14 @@ char* tex_is_contiguous(const tex_tensor t, int memory_format, bool* out);
 char* tex_restride(const tex_tensor t, int memory_format, tex_tensor* out);
 char* tex_suggest_memory_format(const tex_tensor t, int* out);
 
+// A device event (c10::Event, no CUDA headers needed): created for a CUDA
+// device, recorded on that device's current stream, waited on by the host.
+typedef void* tex_event;
+char* tex_event_new_cuda(int64_t device_index, tex_event* out);
+char* tex_event_record(tex_event e);
+char* tex_event_synchronize(tex_event e);
+void tex_event_free(tex_event e);
+
 // out: 1 true, 0 false, -1 the name is not a key of at::cpu::get_cpu_capabilities().
 char* tex_cpu_feature(const char* name, int* out);
 char* tex_cuda_supports_bf16(int64_t device_index, bool* out);

@@ -1,6 +1,6 @@
 //! Declarations of `csrc/torch_ext.h` and the conversions every wrapper needs.
 
-use std::ffi::{c_char, c_int, CStr};
+use std::ffi::{c_char, c_int, c_void, CStr};
 
 use tch::Kind;
 use torch_sys::C_tensor;
@@ -36,6 +36,11 @@ extern "C" {
         out: *mut *mut C_tensor,
     ) -> *mut c_char;
     pub fn tex_suggest_memory_format(t: *const C_tensor, out: *mut c_int) -> *mut c_char;
+
+    pub fn tex_event_new_cuda(device_index: i64, out: *mut *mut c_void) -> *mut c_char;
+    pub fn tex_event_record(e: *mut c_void) -> *mut c_char;
+    pub fn tex_event_synchronize(e: *mut c_void) -> *mut c_char;
+    pub fn tex_event_free(e: *mut c_void);
 
     pub fn tex_cpu_feature(name: *const c_char, out: *mut c_int) -> *mut c_char;
     pub fn tex_cuda_supports_bf16(device_index: i64, out: *mut bool) -> *mut c_char;

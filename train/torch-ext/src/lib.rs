@@ -1,6 +1,7 @@
 //! What tch 0.24 does not expose from libtorch but mixed-precision CPU/GPU
 //! training needs: autocast ([`autocast`]), the channels-last-3d memory format
-//! ([`memory_format`]) and bf16 hardware queries ([`capability`]).
+//! ([`memory_format`]), bf16 hardware queries ([`capability`]) and CUDA
+//! events ([`event`]).
 //!
 //! Everything goes through a small C++ shim compiled against the same libtorch
 //! tch links, so tensors cross the boundary as the `at::Tensor*` tch already
@@ -9,12 +10,15 @@
 pub mod autocast;
 pub mod capability;
 mod error;
+pub mod event;
 mod ffi;
 pub mod memory_format;
 
 pub use autocast::{AutocastGuard, DeviceType};
 pub use capability::{cpu_feature, cpu_has_native_bf16, cuda_supports_bf16};
 pub use error::Error;
+pub use event::CudaEvent;
 pub use memory_format::{
-    contiguous_channels_last_3d, is_channels_last_3d, var_store_to_channels_last_3d, MemoryFormat,
+    contiguous_channels_last_3d, is_channels_last_3d, restride, var_store_to_channels_last_3d,
+    MemoryFormat,
 };
