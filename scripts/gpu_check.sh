@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# One command for a machine with one CUDA GPU and torch 2.11 installed, but no
+# cargo and no network: given the release binaries and a small cache, it runs
+# doctor, the loader bench (pinned memory), bench-step for fp32/bf16/fp16 ×
+# contiguous/channels-last, a short training run whose loss must fall, eval,
+# and the same step in PyTorch on the same device, and writes everything to
+# one Markdown file ready for BENCHMARKS.md. About 5 minutes on a GPU.
+#
+#   scripts/gpu_check.sh [--device cuda|cpu] [--cache DIR] [--bin DIR]
+#                        [--python PY] [--out FILE] [--quick]
+#
+#   --device   cuda (default) or cpu: on the CPU the same checks run (fp16
+#              is skipped: it is CUDA-only), which is how `make test` checks
+#              this script
+#   --cache    a cache written by `prepcache build` [gpu-pack/cache]
+#   --bin      folder holding `train` [target/release]
+#   --python   Python with torch 2.11 [$LUNA_PYTHON, else /opt/torch/.venv/bin/python]
+#   --out      results file [gpu_check_results.md]
+#   --quick    fewer steps and samples (for the CPU test)
+#
+# Preparing the pack on the build machine (at most 64 MiB with the binaries):
+#   make build && target/release/prepcache synth --out gpu-pack/data --series 12 --seed 7
+#   target/release/prepcache build --data gpu-pack/data --out gpu-pack/cache
+# Exit status: 0 when every check passed, 1 otherwise (each failure is named
+# in the results file and on stderr).
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+DEVICE=cuda
+CACHE=gpu-pack/cache
+BIN=target/release
+PY=${LUNA_PYTHON:-/opt/torch/.venv/bin/python}
+OUT=gpu_check_results.md
+QUICK=0
+while [ $# -gt 0 ]; do
+    case $1 in
+        --device) DEVICE=$2; shift 2 ;;
+        --cache) CACHE=$2; shift 2 ;;
+        --bin) BIN=$2; shift 2 ;;
+        --python) PY=$2; shift 2 ;;
+        --out) OUT=$2; shift 2 ;;
+        --quick) QUICK=1; shift ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        *) echo "gpu_check: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+case $DEVICE in cuda|cpu) ;; *) echo "gpu_check: --device must be cuda or cpu, got $DEVICE" >&2; exit 2 ;; esac
+TRAIN=$BIN/train
+[ -x "$TRAIN" ] || { echo "gpu_check: $TRAIN not found (--bin)" >&2; exit 2; }
+[ -f "$CACHE/manifest.json" ] || { echo "gpu_check: $CACHE is not a cache (no manifest.json; --cache)" >&2; exit 2; }
+[ -x "$PY" ] || { echo "gpu_check: no Python at $PY (--python or LUNA_PYTHON)" >&2; exit 2; }
+
+# The binaries' rpath names the build machine's torch; use this machine's.
+TORCH_LIB=$("$PY" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))') \
+    || { echo "gpu_check: $PY cannot import torch" >&2; exit 2; }
+export LD_LIBRARY_PATH=$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+
+if [ "$QUICK" = 1 ]; then
+    BATCHES=8; STEPS=2; WARMUP=1; LOADER_SAMPLES=512; EPOCH_SAMPLES=256; VAL_SAMPLES=128; PT_BATCHES=8
+else
+    BATCHES=32,128; STEPS=20; WARMUP=3; LOADER_SAMPLES=20000; EPOCH_SAMPLES=4000; VAL_SAMPLES=2000; PT_BATCHES=32,128
+fi
+PRECISIONS="fp32 bf16 fp16"
+[ "$DEVICE" = cpu ] && PRECISIONS="fp32 bf16"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+FAILED=()
+RAW=$WORK/raw.jsonl
+: >"$RAW"
+
+{
+    echo "# gpu_check: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo
+    echo "Device \`$DEVICE\`, cache \`$CACHE\`, binaries \`$BIN\`, Python \`$PY\`."
+    echo
+} >"$OUT"
+
+# Runs CMD under a time limit, appends its command line and output to the
+# results, and records a failure by NAME. Usage: check NAME LIMIT_S CMD...
+check() {
+    local name=$1 limit=$2 rc
+    shift 2
+    echo "gpu_check: $name" >&2
+    {
+        echo "### $name"
+        echo
+        echo '```text'
+        echo "\$ $*"
+    } >>"$OUT"
+    timeout "$limit" "$@" >"$WORK/out" 2>&1
+    rc=$?
+    tail -n 60 "$WORK/out" >>"$OUT"
+    echo '```' >>"$OUT"
+    if [ $rc -ne 0 ]; then
+        FAILED+=("$name (exit $rc)")
+        echo "**FAILED** (exit $rc)" >>"$OUT"
+        echo "gpu_check: $name FAILED (exit $rc)" >&2
+    fi
+    echo >>"$OUT"
+    return $rc
+}
+
+echo "## Environment" >>"$OUT"
+check "doctor" 60 "$TRAIN" doctor
+[ "$DEVICE" = cuda ] && check "nvidia-smi" 30 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+
+echo "## Loader (pinned host memory on CUDA)" >>"$OUT"
+check "bench-loader" 120 "$TRAIN" bench-loader --cache "$CACHE" --device "$DEVICE" --num-workers 2 --balanced \
+    --samples "$LOADER_SAMPLES"
+
+echo "## Train step (tch)" >>"$OUT"
+for p in $PRECISIONS; do
+    for m in contiguous channels-last; do
+        if check "bench-step $p $m" 120 "$TRAIN" bench-step --device "$DEVICE" --precision "$p" --memory-format "$m" \
+            --batch-sizes "$BATCHES" --steps "$STEPS" --warmup "$WARMUP" --inference; then
+            grep '^{' "$WORK/out" | sed "s/^{/{\"who\":\"tch\",\"recipe\":\"$p $m\",/" >>"$RAW"
+        fi
+    done
+done
+
+echo "## Train step (PyTorch, same device)" >>"$OUT"
+RECIPES=eager,cl,bf16,cl-bf16,fp16,cl-fp16
+[ "$DEVICE" = cpu ] && RECIPES=eager,cl,bf16,cl-bf16
+if check "pytorch step" 300 "$PY" scripts/bench/torch_train_step.py --device "$DEVICE" --recipes "$RECIPES" \
+    --batch-sizes "$PT_BATCHES" --steps "$STEPS" --warmup "$WARMUP" --inference; then
+    grep '^{' "$WORK/out" | grep -v skipped | sed 's/^{/{"who":"pytorch",/' >>"$RAW"
+fi
+
+echo "## Training (loss must fall) and eval" >>"$OUT"
+RUNS=$WORK/runs
+if check "train" 300 "$TRAIN" --cache "$CACHE" --runs "$RUNS" --device "$DEVICE" --epochs 2 --balanced --augmented \
+    --epoch-samples "$EPOCH_SAMPLES" --val-samples "$VAL_SAMPLES" --momentum 0.9 --seed 1 --profile gpucheck; then
+    RUN_DIR=$(ls -d "$RUNS"/p2ch12/*-cls-gpucheck | tail -n 1)
+    if "$PY" - "$RUN_DIR/metrics.jsonl" >>"$OUT" <<'PY'
+import json, sys
+trn = [r for r in map(json.loads, open(sys.argv[1])) if r["phase"] == "trn"]
+first, last = trn[0]["loss_all"], trn[-1]["loss_all"]
+losses = ", ".join("%.4f" % r["loss_all"] for r in trn)
+print("Training loss per epoch: " + losses + " -> " + ("fell." if last < first else "did NOT fall."))
+print()
+sys.exit(0 if last < first else 1)
+PY
+    then :; else FAILED+=("training loss did not fall"); fi
+    check "eval" 120 "$TRAIN" eval --cache "$CACHE" --checkpoint "$RUN_DIR" --device "$DEVICE"
+fi
+
+echo "## Summary" >>"$OUT"
+"$PY" - "$RAW" >>"$OUT" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+if not rows:
+    print("No step figures were measured.")
+    sys.exit(0)
+device = next((r["device"] for r in rows if r["who"] == "pytorch"), rows[0].get("device"))
+print(f"Samples/s on {device} (tch: `train bench-step`; PyTorch: `scripts/bench/torch_train_step.py`).")
+print()
+print("| who | recipe | batch | train samples/s | inference samples/s |")
+print("|---|---|---:|---:|---:|")
+table = {}
+for r in rows:
+    table.setdefault((r["who"], r["recipe"], r["batch_size"]), {})[r["mode"]] = r["samples_per_s"]
+for (who, recipe, batch), v in table.items():
+    fmt = lambda k: f"{v[k]:.1f}" if k in v else "–"
+    print(f"| {who} | {recipe} | {batch} | {fmt('train')} | {fmt('inference')} |")
+for batch in sorted({b for (_, _, b) in table}):
+    best = lambda who: max(((v.get("train", 0), rec) for (w, rec, b), v in table.items() if w == who and b == batch), default=(0, "-"))
+    (t, tr), (p, pr) = best("tch"), best("pytorch")
+    if t and p:
+        print(f"\nBatch {batch}: best tch {t:.1f} samples/s ({tr}) vs best PyTorch {p:.1f} ({pr}): "
+              f"PyTorch's step time is {t / p:.2f}x ours.")
+PY
+echo >>"$OUT"
+if [ ${#FAILED[@]} -eq 0 ]; then
+    echo "All checks passed." >>"$OUT"
+    echo "gpu_check: all checks passed; results in $OUT" >&2
+else
+    printf 'Failed: %s\n' "${FAILED[@]}" >>"$OUT"
+    echo "gpu_check: ${#FAILED[@]} check(s) failed; results in $OUT" >&2
+    exit 1
+fi
