@@ -132,12 +132,18 @@ say "3/6 the book's loader (balanced, augmented on the CPU, batch 32, 2 workers)
 record book_loader "$PY" scripts/bench/book_loader.py "$DATA" "$OUT/book-cache" \
     --batches "$LOADER_BATCHES" --workers 2 >"$RESULTS/book_loader.json"
 
-say "4/6 LunaModel train step, CPU, 2 threads: PyTorch vs train bench-step (slow: minutes)"
-if [ "$QUICK" = 1 ]; then STEP_ARGS=(--batch-sizes 32 --warmup 1 --steps 1); else STEP_ARGS=(--batch-sizes 32,128 --warmup 1 --steps 3); fi
+say "4/6 LunaModel train step and inference, CPU, 2 threads: PyTorch recipes vs train bench-step modes (slow: minutes)"
+if [ "$QUICK" = 1 ]; then STEP_ARGS=(--batch-sizes 32 --warmup 1 --steps 1); RECIPES=eager,cl-bf16; else STEP_ARGS=(--batch-sizes 32 --warmup 2 --steps 8); RECIPES=eager,cl,bf16,cl-bf16,compile; fi
 record torch_train_step "$PY" scripts/bench/torch_train_step.py "${STEP_ARGS[@]}" --threads 2 \
-    >"$RESULTS/torch_train_step.jsonl"
-record train_bench_step "$TRAIN" bench-step "${STEP_ARGS[@]}" --threads 2 --device cpu \
-    >"$RESULTS/train_bench_step.jsonl"
+    --recipes "$RECIPES" --inference >"$RESULTS/torch_train_step.jsonl"
+: >"$RESULTS/train_bench_step.jsonl"
+for precision in fp32 bf16; do
+    for layout in contiguous channels-last; do
+        record "train_bench_step_${precision}_$layout" "$TRAIN" bench-step "${STEP_ARGS[@]}" --threads 2 \
+            --device cpu --precision "$precision" --memory-format "$layout" --inference \
+            >>"$RESULTS/train_bench_step.jsonl"
+    done
+done
 
 say "5/6 Rust loader (train bench-loader, balanced like the book loader)"
 record train_bench_loader "$TRAIN" bench-loader --cache "$OUT/cache-l-1-t2" --num-workers 2 --batch-size 32 \
@@ -149,7 +155,7 @@ record book_train_epoch "$PY" scripts/bench/book_train_epoch.py "$DATA" "$OUT/bo
 rm -rf "$OUT/runs"
 record train_epoch "$TRAIN" --cache "$OUT/cache-l-1-t2" --runs "$OUT/runs" --epochs 1 \
     --epoch-samples "$EPOCH_SAMPLES" --val-samples 64 --balanced --augmented --momentum 0.99 \
-    --num-workers 2 --threads 2 --device cpu --seed 1 bench >"$RESULTS/train_epoch.stdout"
+    --num-workers 2 --threads 2 --device cpu --seed 1 --profile bench >"$RESULTS/train_epoch.stdout"
 
 echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS/machine.env"
 "$PY" scripts/bench/render.py "$RESULTS" BENCHMARKS.md

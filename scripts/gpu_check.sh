@@ -19,8 +19,7 @@
 #   --quick    fewer steps and samples (for the CPU test)
 #
 # Preparing the pack on the build machine (at most 64 MiB with the binaries):
-#   make build && target/release/prepcache synth --out gpu-pack/data --series 12 --seed 7
-#   target/release/prepcache build --data gpu-pack/data --out gpu-pack/cache
+#   make gpu-pack    (stripped train in gpu-pack/bin, a 6-scan cache in gpu-pack/cache)
 # Exit status: 0 when every check passed, 1 otherwise (each failure is named
 # in the results file and on stderr).
 set -uo pipefail
@@ -41,7 +40,7 @@ while [ $# -gt 0 ]; do
         --python) PY=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --quick) QUICK=1; shift ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set /p' "$0" | grep '^#' | cut -c3-; exit 0 ;;
         *) echo "gpu_check: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
