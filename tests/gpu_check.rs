@@ -41,7 +41,10 @@ fn gpu_check_runs_every_check_on_the_cpu_and_writes_one_results_file() {
     assert!(!results.contains("fp16"), "fp16 is CUDA-only:\n{results}");
     assert!(results.contains("-> fell."), "{results}");
     // The summary has figures from both sides and the ratio line.
-    assert!(results.contains("| tch | bf16 channels-last | 8 |"), "{results}");
+    assert!(
+        results.contains("| tch | bf16 channels-last | 8 |"),
+        "{results}"
+    );
     assert!(results.contains("| pytorch | cl-bf16 | 8 |"), "{results}");
     assert!(results.contains("PyTorch's step time is"), "{results}");
     assert!(results.ends_with("All checks passed.\n"), "{results}");

@@ -49,8 +49,7 @@ fn the_demo_run_reaches_validation_auc_0_90() {
     ]);
     println!("{eval}");
     let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join("eval.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("eval.json")).unwrap()).unwrap();
     let positives = report["positives"].as_u64().unwrap();
     assert!(positives >= 20, "only {positives} validation positives");
     let auc = report["roc_auc"].as_f64().unwrap();
