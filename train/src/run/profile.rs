@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tch::Device;
 
-/// The parts of a step, in the order they run.
+/// The parts of a step, in the order they run (and are reported).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Part {
     /// Host→device copy of the batch (queued by the loader) and int16→float.
@@ -22,18 +22,20 @@ pub enum Part {
     Metrics,
 }
 
-const PARTS: [(Part, &str); 6] = [
-    (Part::Input, "input (H2D + to float)"),
-    (Part::Augment, "augment"),
-    (Part::Forward, "forward"),
-    (Part::Backward, "backward"),
-    (Part::Optimizer, "optimizer"),
-    (Part::Metrics, "metrics"),
+const PARTS: usize = 6;
+/// Report names, indexed by `Part as usize`.
+const NAMES: [&str; PARTS] = [
+    "input (H2D + to float)",
+    "augment",
+    "forward",
+    "backward",
+    "optimizer",
+    "metrics",
 ];
 
 pub struct StepProfile {
     device: Device,
-    totals: [Duration; PARTS.len()],
+    totals: [Duration; PARTS],
     last: Instant,
 }
 
@@ -41,7 +43,7 @@ impl StepProfile {
     pub fn new(device: Device) -> Self {
         StepProfile {
             device,
-            totals: [Duration::ZERO; PARTS.len()],
+            totals: [Duration::ZERO; PARTS],
             last: Instant::now(),
         }
     }
@@ -58,8 +60,7 @@ impl StepProfile {
             tch::Cuda::synchronize(i as i64);
         }
         let now = Instant::now();
-        let k = PARTS.iter().position(|(p, _)| *p == part).unwrap_or(0);
-        self.totals[k] += now - self.last;
+        self.totals[part as usize] += now - self.last;
         self.last = now;
     }
 
@@ -76,14 +77,14 @@ impl StepProfile {
         };
         let mut parts = vec![format!("loader wait {}", share(wait))];
         let mut accounted = wait;
-        for ((_, name), total) in PARTS.iter().zip(self.totals) {
+        for (name, total) in NAMES.iter().zip(self.totals) {
             if total > Duration::ZERO {
                 parts.push(format!("{name} {}", share(total)));
                 accounted += total;
             }
         }
         parts.push(format!("other {}", share(wall.saturating_sub(accounted))));
-        self.totals = [Duration::ZERO; PARTS.len()];
+        self.totals = [Duration::ZERO; PARTS];
         parts.join(", ")
     }
 }
@@ -100,8 +101,8 @@ mod tests {
         p.lap(Part::Forward);
         std::thread::sleep(Duration::from_millis(10));
         p.lap(Part::Metrics);
-        let forward = p.totals[2];
-        let metrics = p.totals[5];
+        let forward = p.totals[Part::Forward as usize];
+        let metrics = p.totals[Part::Metrics as usize];
         assert!(forward >= Duration::from_millis(20), "{forward:?}");
         assert!(metrics >= Duration::from_millis(10), "{metrics:?}");
         let line = p.report(Duration::from_millis(5), Duration::from_millis(100));
