@@ -10,7 +10,7 @@ use shared::cache::CacheReader;
 use tch::Device;
 
 use crate::data::loader::{Loader, LoaderConfig, LoaderError};
-use crate::data::sampler::TrainSampler;
+use crate::data::sampler::{Balance, TrainSampler};
 use crate::data::split::Split;
 
 #[derive(Debug, Clone)]
@@ -57,7 +57,7 @@ pub fn run(opts: &BenchLoaderOptions) -> Result<BenchLoaderReport> {
     let sampler = TrainSampler::new(
         train_idx,
         |i| entries[i as usize].is_nodule,
-        opts.balanced,
+        opts.balanced.map(|r| Balance::ratio(r as u32)),
         Some(opts.samples),
         opts.seed,
     )

@@ -2,6 +2,7 @@
 //! and output. `main.rs` only dispatches.
 
 pub mod bench;
+pub mod compare;
 pub mod doctor;
 pub mod eval;
 pub mod predict;

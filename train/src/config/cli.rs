@@ -8,9 +8,11 @@ use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use super::compute::{self, MemoryFormat, Precision};
-use super::{ConfigError, RunConfig};
+use super::{
+    BalanceSampler, BalanceSchedule, ConfigError, LrSchedule, OptimizerKind, RunConfig, Select,
+};
 use crate::data::split::Split;
-use crate::model::BiasInit;
+use crate::model::{BiasInit, InputNorm};
 
 const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -60,6 +62,11 @@ pub enum Command {
     /// script does: sensitivities at 1/8..8 FPs/scan, CPM, bootstrap
     /// intervals; writes score.json, CADAnalysis.txt and froc.png.
     Score(ScoreSubmissionArgs),
+    /// Compare runs side by side: the settings that differ, the best and
+    /// last epochs' validation metrics (mean ± sd over runs that differ
+    /// only in their seed); writes compare.md, compare.csv and F1/recall
+    /// plots per epoch.
+    Compare(CompareArgs),
 }
 
 fn split_parser() -> impl clap::builder::TypedValueParser<Value = Split> {
@@ -117,6 +124,18 @@ pub struct EvalArgs {
     /// LUNA16 annotations_excluded.csv: marks on these findings are ignored.
     #[arg(long, value_name = "CSV", requires = "annotations")]
     pub annotations_excluded: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// Run folders (`<runs>/<tb_prefix>/<stamp>-cls-<comment>/`) or folders
+    /// searched for them, such as a `train sweep` output or a runs folder.
+    #[arg(value_name = "RUN_OR_FOLDER", required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Folder for compare.md, compare.csv and the plots (default: the
+    /// folder given, when only one is, else ./compare).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -251,23 +270,75 @@ pub struct TrainArgs {
     pub balanced: Option<u32>,
 
     /// All five augmentations with the book's magnitudes.
-    #[arg(long)]
+    #[arg(long, help_heading = "Augmentation")]
     pub augmented: bool,
-    /// Augment by random mirroring along each axis.
-    #[arg(long)]
-    pub augment_flip: bool,
-    /// Augment by random shifts of up to 0.1 of the half-extent per axis.
-    #[arg(long)]
-    pub augment_offset: bool,
-    /// Augment by random scaling of up to ±20% per axis.
-    #[arg(long)]
-    pub augment_scale: bool,
-    /// Augment by a random in-slice rotation.
-    #[arg(long)]
-    pub augment_rotate: bool,
-    /// Augment by adding Gaussian noise of 25 HU standard deviation.
-    #[arg(long)]
-    pub augment_noise: bool,
+    /// Augment by random mirroring along each axis, each with probability P
+    /// [bare flag: 0.5].
+    #[arg(long, value_name = "P", num_args = 0..=1, require_equals = true, default_missing_value = "0.5", help_heading = "Augmentation")]
+    pub augment_flip: Option<f64>,
+    /// Augment by random shifts of up to F of the half-extent per axis
+    /// [bare flag: 0.1].
+    #[arg(long, value_name = "F", num_args = 0..=1, require_equals = true, default_missing_value = "0.1", help_heading = "Augmentation")]
+    pub augment_offset: Option<f64>,
+    /// Augment by random scaling of up to ±F per axis [bare flag: 0.2].
+    #[arg(long, value_name = "F", num_args = 0..=1, require_equals = true, default_missing_value = "0.2", help_heading = "Augmentation")]
+    pub augment_scale: Option<f64>,
+    /// Augment by a random in-slice rotation of up to ±DEGREES [bare flag:
+    /// 180, any angle].
+    #[arg(long, value_name = "DEGREES", num_args = 0..=1, require_equals = true, default_missing_value = "180", help_heading = "Augmentation")]
+    pub augment_rotate: Option<f64>,
+    /// Augment by adding Gaussian noise of SD HU standard deviation [bare
+    /// flag: 25].
+    #[arg(long, value_name = "SD", num_args = 0..=1, require_equals = true, default_missing_value = "25", help_heading = "Augmentation")]
+    pub augment_noise: Option<f64>,
+    /// Mixup: blend each training sample and its label with another of the
+    /// batch, weight ~ Beta(ALPHA, ALPHA) (0.2-0.4 is usual).
+    #[arg(long, value_name = "ALPHA", help_heading = "Augmentation")]
+    pub mixup: Option<f64>,
+    /// With --mixup: blend positives only with positives (new positives),
+    /// leaving negatives as they are.
+    #[arg(long, help_heading = "Augmentation")]
+    pub mixup_positives: bool,
+
+    /// How a balanced epoch draws: ratio (the book's interleave) or weighted
+    /// (random draws with replacement, a positive with probability
+    /// 1/(RATIO+1), as torch's WeightedRandomSampler) [default: ratio].
+    #[arg(long, value_name = "S", value_parser = parse_serde::<BalanceSampler>)]
+    pub balanced_sampler: Option<BalanceSampler>,
+    /// The balance ratio by epoch: EPOCH:RATIO pairs, e.g. 1:1,3:2,6:4
+    /// (needs --balanced; the ratio in force is logged per epoch).
+    #[arg(long, value_name = "SCHEDULE", value_parser = parse_from_str::<BalanceSchedule>)]
+    pub balanced_schedule: Option<BalanceSchedule>,
+
+    /// Input normalisation: batchnorm (the book's learned tail), fixed
+    /// ((HU + OFFSET) / SCALE) or sqrt (the fixed map, then a signed square
+    /// root) [default: batchnorm].
+    #[arg(long, value_name = "N", value_parser = parse_serde::<InputNorm>, help_heading = "Model variants")]
+    pub input_norm: Option<InputNorm>,
+    /// --input-norm fixed/sqrt: added to HU first [default: 1000].
+    #[arg(long, value_name = "HU", allow_negative_numbers = true, help_heading = "Model variants")]
+    pub input_offset: Option<f64>,
+    /// --input-norm fixed/sqrt: divides after the offset [default: 1000].
+    #[arg(long, value_name = "S", help_heading = "Model variants")]
+    pub input_scale: Option<f64>,
+
+    /// Keep the best epoch's checkpoint in <run>/best/ by this validation
+    /// metric: f1, f2, f0.5, recall, auc or loss; `eval`/`predict` on the run
+    /// folder then use it.
+    #[arg(long, value_name = "METRIC", value_parser = parse_serde::<Select>, help_heading = "Epoch selection")]
+    pub select: Option<Select>,
+    /// With --select: stop after N epochs without a better score.
+    #[arg(long, value_name = "N", help_heading = "Epoch selection")]
+    pub patience: Option<u32>,
+
+    /// Weight and gradient histograms of every parameter in TensorBoard
+    /// every N optimizer steps.
+    #[arg(long, value_name = "N", help_heading = "TensorBoard")]
+    pub tb_histograms_every: Option<u64>,
+    /// Images of each block's output (mid-slice) for a few validation
+    /// positives and negatives, after each epoch.
+    #[arg(long, help_heading = "TensorBoard")]
+    pub tb_activations: bool,
 
     /// TensorBoard run group: runs go to RUNS/<TB_PREFIX>/ [default: p2ch12].
     #[arg(long, value_name = "P")]
@@ -283,13 +354,53 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DEVICE")]
     pub device: Option<String>,
 
-    /// SGD learning rate [default: 0.001].
-    #[arg(long, value_name = "LR")]
+    /// Optimizer: sgd, adam, adamw or rmsprop (torch.optim semantics)
+    /// [default: sgd].
+    #[arg(long, value_name = "NAME", value_parser = parse_serde::<OptimizerKind>, help_heading = "Optimizer")]
+    pub optimizer: Option<OptimizerKind>,
+
+    /// Learning rate (the peak of a onecycle schedule) [default: 0.001].
+    #[arg(long, value_name = "LR", help_heading = "Optimizer")]
     pub lr: Option<f64>,
 
-    /// SGD momentum [default: 0.99].
-    #[arg(long, value_name = "M")]
+    /// Momentum of SGD and RMSprop [default: 0.99, the book's SGD; pass 0
+    /// for torch's RMSprop default].
+    #[arg(long, value_name = "M", help_heading = "Optimizer")]
     pub momentum: Option<f64>,
+
+    /// Nesterov momentum (SGD).
+    #[arg(long, help_heading = "Optimizer")]
+    pub nesterov: bool,
+
+    /// Adam/AdamW coefficients of the running averages [default: 0.9,0.999].
+    #[arg(long, value_name = "B1,B2", value_delimiter = ',', num_args = 2, help_heading = "Optimizer")]
+    pub betas: Option<Vec<f64>>,
+
+    /// Adam/AdamW/RMSprop denominator term [default: 1e-8].
+    #[arg(long, value_name = "E", help_heading = "Optimizer")]
+    pub eps: Option<f64>,
+
+    /// RMSprop smoothing constant [default: 0.99].
+    #[arg(long, value_name = "A", help_heading = "Optimizer")]
+    pub rmsprop_alpha: Option<f64>,
+
+    /// Learning-rate schedule: constant, step (×--lr-gamma every
+    /// --lr-step-epochs), cosine (to 0 at the last epoch) or onecycle
+    /// (torch's OneCycleLR) [default: constant].
+    #[arg(long, value_name = "S", value_parser = parse_serde::<LrSchedule>, help_heading = "Optimizer")]
+    pub lr_schedule: Option<LrSchedule>,
+
+    /// `step` schedule: epochs between decays [default: 1].
+    #[arg(long, value_name = "N", help_heading = "Optimizer")]
+    pub lr_step_epochs: Option<u32>,
+
+    /// `step` schedule: the decay factor [default: 0.1].
+    #[arg(long, value_name = "G", help_heading = "Optimizer")]
+    pub lr_gamma: Option<f64>,
+
+    /// Linear learning-rate warm-up from 0 over the first N training samples.
+    #[arg(long, value_name = "N", help_heading = "Optimizer")]
+    pub warmup_samples: Option<u64>,
 
     /// Every N-th candidate (of the book-ordered list) goes to validation
     /// [default: 10].
@@ -356,9 +467,9 @@ pub struct TrainArgs {
     #[arg(long, help_heading = "Model variants")]
     pub residual: bool,
 
-    /// L2 weight decay in the SGD step (PyTorch semantics: grad += W·param)
-    /// [default: 0].
-    #[arg(long, value_name = "W", help_heading = "Model variants")]
+    /// Weight decay: L2 (grad += W·param) for sgd, adam and rmsprop,
+    /// decoupled for adamw [default: 0].
+    #[arg(long, value_name = "W", help_heading = "Optimizer")]
     pub weight_decay: Option<f64>,
 
     /// Arithmetic of the forward pass: fp32, bf16 (autocast; master weights
@@ -375,6 +486,19 @@ pub struct TrainArgs {
     /// Run name suffix (the book's `comment`) [default: dwlpt].
     #[arg(value_name = "COMMENT")]
     pub comment: Option<String>,
+}
+
+/// A config enum from its TOML spelling (`adamw`, `f0.5`, …): one source
+/// of names for the file and the flag.
+fn parse_serde<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|e| e.to_string())
+}
+
+fn parse_from_str<T: std::str::FromStr>(text: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e: T::Err| e.to_string())
 }
 
 fn set<T: Clone>(slot: &mut T, flag: &Option<T>) {
@@ -433,25 +557,50 @@ impl TrainArgs {
         set(&mut d.val_stride, &self.val_stride);
         set_some(&mut d.epoch_samples, &self.epoch_samples);
         set_some(&mut d.val_samples, &self.val_samples);
-        c.augment.enable_book(
+        set(&mut d.sampler, &self.balanced_sampler);
+        set_some(&mut d.balanced_schedule, &self.balanced_schedule);
+        let a = &mut c.augment;
+        a.enable_book(
             self.augmented,
             [
-                self.augment_flip,
-                self.augment_offset,
-                self.augment_scale,
-                self.augment_rotate,
-                self.augment_noise,
+                self.augment_flip.is_some(),
+                self.augment_offset.is_some(),
+                self.augment_scale.is_some(),
+                self.augment_rotate.is_some(),
+                self.augment_noise.is_some(),
             ],
         );
+        set(&mut a.flip_probability, &self.augment_flip);
+        set(&mut a.offset, &self.augment_offset);
+        set(&mut a.scale, &self.augment_scale);
+        set(&mut a.rotate_degrees, &self.augment_rotate);
+        set(&mut a.noise, &self.augment_noise);
+        set(&mut a.mixup_alpha, &self.mixup);
+        a.mixup_positives |= self.mixup_positives;
         let r = &mut c.run;
         set(&mut r.tb_prefix, &self.tb_prefix);
         set(&mut r.runs, &self.runs);
         set_some(&mut r.seed, &self.seed);
         set(&mut r.comment, &self.comment);
+        set_some(&mut r.select, &self.select);
+        set_some(&mut r.patience, &self.patience);
+        set_some(&mut r.tb_histograms_every, &self.tb_histograms_every);
+        r.tb_activations |= self.tb_activations;
         let o = &mut c.optimizer;
         set(&mut o.lr, &self.lr);
         set(&mut o.momentum, &self.momentum);
         set(&mut o.weight_decay, &self.weight_decay);
+        set(&mut o.name, &self.optimizer);
+        o.nesterov |= self.nesterov;
+        if let Some([b1, b2]) = self.betas.as_deref() {
+            o.betas = [*b1, *b2];
+        }
+        set(&mut o.eps, &self.eps);
+        set(&mut o.alpha, &self.rmsprop_alpha);
+        set(&mut o.schedule, &self.lr_schedule);
+        set(&mut o.step_epochs, &self.lr_step_epochs);
+        set(&mut o.gamma, &self.lr_gamma);
+        set(&mut o.warmup_samples, &self.warmup_samples);
         if self.book_bias_init {
             c.init.bias = BiasInit::Book;
         }
@@ -461,6 +610,9 @@ impl TrainArgs {
         set(&mut m.dropout, &self.dropout);
         m.block_batchnorm |= self.block_batchnorm;
         m.residual |= self.residual;
+        set(&mut m.input_norm, &self.input_norm);
+        set(&mut m.input_offset, &self.input_offset);
+        set(&mut m.input_scale, &self.input_scale);
         set(&mut c.compute.precision, &self.precision);
         set(&mut c.compute.memory_format, &self.memory_format);
     }

@@ -8,10 +8,12 @@
 //! `--resume` continues it with exactly its settings. Checkpoints written
 //! before this type existed hold the raw flags instead; [`legacy`] reads them.
 
+pub mod balance;
 pub mod cli;
 pub mod compute;
 pub mod device;
 pub mod legacy;
+pub mod select;
 
 use std::path::{Path, PathBuf};
 
@@ -19,7 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::augment::AugmentConfig;
 use crate::model::{BiasInit, ModelConfig, ModelConfigError, INPUT_SHAPE};
+pub use balance::{BalanceSchedule, BalanceSampler};
 pub use compute::{ComputeConfig, MemoryFormat, Precision};
+pub use select::Select;
 
 /// Bumped whenever a key changes meaning or disappears; files of another
 /// version are refused instead of being misread.
@@ -40,20 +44,28 @@ pub const MAX_THREADS: u32 = 1024;
 pub struct RunConfig {
     /// [`CONFIG_VERSION`] of the file this came from.
     pub version: u32,
+    /// A file may leave out any section or key: what is missing is the
+    /// default (so a short file says only what differs from the book).
+    #[serde(default)]
     pub data: DataConfig,
+    #[serde(default)]
     pub model: ModelConfig,
+    #[serde(default)]
     pub init: InitConfig,
+    #[serde(default)]
     pub optimizer: OptimizerConfig,
+    #[serde(default)]
     pub augment: AugmentConfig,
     /// A file without this section predates it, and ran fp32/contiguous.
     #[serde(default = "ComputeConfig::fp32_contiguous")]
     pub compute: ComputeConfig,
+    #[serde(default)]
     pub run: RunControl,
 }
 
 /// Which samples the run sees, and how they are batched.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
     /// Cache directory written by `prepcache build`.
     pub cache: Option<PathBuf>,
@@ -64,6 +76,13 @@ pub struct DataConfig {
     pub num_workers: u32,
     /// `Some(r)`: balanced training with r negatives per positive.
     pub balanced: Option<u32>,
+    /// How a balanced epoch draws: the book's interleave, or weighted
+    /// random draws with replacement.
+    pub sampler: BalanceSampler,
+    /// The ratio as a function of the epoch (`1:1,3:2,6:4`); `balanced`
+    /// holds before its first entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balanced_schedule: Option<BalanceSchedule>,
     /// The balanced epoch length, or a cap on an unbalanced one.
     pub epoch_samples: Option<u64>,
     /// Validate on the first N samples of the validation split only.
@@ -72,23 +91,83 @@ pub struct DataConfig {
 
 /// How the weights start.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct InitConfig {
     pub bias: BiasInit,
 }
 
-/// SGD with momentum and L2 weight decay (PyTorch semantics).
+/// The optimizer and its learning-rate schedule (PyTorch semantics).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct OptimizerConfig {
+    pub name: OptimizerKind,
+    /// The base (peak, for `onecycle`) learning rate.
     pub lr: f64,
+    /// SGD's and RMSprop's momentum.
     pub momentum: f64,
+    /// L2 (decoupled for AdamW).
     pub weight_decay: f64,
+    /// SGD only.
+    pub nesterov: bool,
+    /// Adam and AdamW.
+    pub betas: [f64; 2],
+    /// Adam, AdamW and RMSprop.
+    pub eps: f64,
+    /// RMSprop's smoothing constant.
+    pub alpha: f64,
+    pub schedule: LrSchedule,
+    /// `step`: multiply by `gamma` every this many epochs.
+    pub step_epochs: u32,
+    pub gamma: f64,
+    /// Linear warm-up from 0 over this many training samples.
+    pub warmup_samples: u64,
+}
+
+/// `--optimizer`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    #[default]
+    Sgd,
+    Adam,
+    AdamW,
+    RmsProp,
+}
+
+/// `--lr-schedule`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    #[default]
+    Constant,
+    Step,
+    Cosine,
+    OneCycle,
+}
+
+impl Default for OptimizerConfig {
+    /// The book's SGD: lr 0.001, momentum 0.99, a constant rate.
+    fn default() -> Self {
+        OptimizerConfig {
+            name: OptimizerKind::Sgd,
+            lr: 0.001,
+            momentum: 0.99,
+            weight_decay: 0.0,
+            nesterov: false,
+            betas: [0.9, 0.999],
+            eps: 1e-8,
+            alpha: 0.99,
+            schedule: LrSchedule::Constant,
+            step_epochs: 1,
+            gamma: 0.1,
+            warmup_samples: 0,
+        }
+    }
 }
 
 /// Where and how long the run goes, and what it is called.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RunControl {
     /// Epochs in total; a resumed run counts the ones already done.
     pub epochs: usize,
@@ -110,6 +189,18 @@ pub struct RunControl {
     /// when off.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub profile: bool,
+    /// Keep the best epoch's checkpoint in `best/` by this validation metric.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub select: Option<Select>,
+    /// Stop after this many epochs without a better `select` score.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patience: Option<u32>,
+    /// Weight and gradient histograms every N optimizer steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tb_histograms_every: Option<u64>,
+    /// Mid-slice images of each block's output after each validation.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tb_activations: bool,
 }
 
 impl Default for RunConfig {
@@ -117,36 +208,56 @@ impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
             version: CONFIG_VERSION,
-            data: DataConfig {
-                cache: None,
-                val_stride: 10,
-                batch_size: 32,
-                num_workers: 2,
-                balanced: None,
-                epoch_samples: None,
-                val_samples: None,
-            },
+            data: DataConfig::default(),
             model: ModelConfig::default(),
-            init: InitConfig {
-                bias: BiasInit::Uniform,
-            },
-            optimizer: OptimizerConfig {
-                lr: 0.001,
-                momentum: 0.99,
-                weight_decay: 0.0,
-            },
+            init: InitConfig::default(),
+            optimizer: OptimizerConfig::default(),
             augment: AugmentConfig::default(),
             compute: ComputeConfig::default(),
-            run: RunControl {
-                epochs: 1,
-                seed: None,
-                device: "auto".to_owned(),
-                threads: None,
-                runs: PathBuf::from("runs"),
-                tb_prefix: "p2ch12".to_owned(),
-                comment: "dwlpt".to_owned(),
-                profile: false,
-            },
+            run: RunControl::default(),
+        }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            cache: None,
+            val_stride: 10,
+            batch_size: 32,
+            num_workers: 2,
+            balanced: None,
+            sampler: BalanceSampler::Ratio,
+            balanced_schedule: None,
+            epoch_samples: None,
+            val_samples: None,
+        }
+    }
+}
+
+impl Default for InitConfig {
+    fn default() -> Self {
+        InitConfig {
+            bias: BiasInit::Uniform,
+        }
+    }
+}
+
+impl Default for RunControl {
+    fn default() -> Self {
+        RunControl {
+            epochs: 1,
+            seed: None,
+            device: "auto".to_owned(),
+            threads: None,
+            runs: PathBuf::from("runs"),
+            tb_prefix: "p2ch12".to_owned(),
+            comment: "dwlpt".to_owned(),
+            profile: false,
+            select: None,
+            patience: None,
+            tb_histograms_every: None,
+            tb_activations: false,
         }
     }
 }
@@ -154,6 +265,8 @@ impl Default for RunConfig {
 /// A setting that cannot run, named by its key and flag.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error("{0}")]
+    Augment(#[from] crate::data::augment::AugmentError),
     #[error("{key} (--{flag}) = {value}: {why}")]
     Invalid {
         key: &'static str,
@@ -233,6 +346,22 @@ impl RunConfig {
                 "the ratio must be at least 1",
             ));
         }
+        if d.balanced_schedule.is_some() && d.balanced.is_none() {
+            return Err(invalid(
+                "data.balanced_schedule",
+                "balanced-schedule",
+                d.balanced_schedule.as_ref().map(ToString::to_string).unwrap_or_default(),
+                "needs --balanced (the ratio before the schedule's first epoch)",
+            ));
+        }
+        if d.sampler != BalanceSampler::Ratio && d.balanced.is_none() {
+            return Err(invalid(
+                "data.sampler",
+                "balanced-sampler",
+                "weighted",
+                "needs --balanced (an unbalanced epoch is a plain shuffle)",
+            ));
+        }
         if d.epoch_samples == Some(0) {
             return Err(invalid(
                 "data.epoch_samples",
@@ -270,24 +399,50 @@ impl RunConfig {
                 "must be in [0, 1)",
             ));
         }
-        if !(o.weight_decay >= 0.0 && o.weight_decay.is_finite()) {
-            return Err(invalid(
-                "optimizer.weight_decay",
-                "weight-decay",
-                o.weight_decay,
-                "must be a finite value >= 0",
-            ));
-        }
-        let a = &self.augment;
         for (key, flag, v) in [
-            ("augment.offset", "augment-offset", a.offset),
-            ("augment.scale", "augment-scale", a.scale),
-            ("augment.noise", "augment-noise", a.noise),
+            ("optimizer.weight_decay", "weight-decay", o.weight_decay),
+            ("optimizer.gamma", "lr-gamma", o.gamma),
         ] {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(invalid(key, flag, v, "must be a finite value >= 0"));
             }
         }
+        if o.betas.iter().any(|b| !(0.0..1.0).contains(b)) {
+            return Err(invalid(
+                "optimizer.betas",
+                "betas",
+                format!("{},{}", o.betas[0], o.betas[1]),
+                "both must be in [0, 1)",
+            ));
+        }
+        if !(o.eps > 0.0 && o.eps.is_finite()) {
+            return Err(invalid("optimizer.eps", "eps", o.eps, "must be a finite value > 0"));
+        }
+        if !(0.0..1.0).contains(&o.alpha) {
+            return Err(invalid(
+                "optimizer.alpha",
+                "rmsprop-alpha",
+                o.alpha,
+                "must be in [0, 1)",
+            ));
+        }
+        if o.step_epochs == 0 {
+            return Err(invalid(
+                "optimizer.step_epochs",
+                "lr-step-epochs",
+                0,
+                "must be at least 1",
+            ));
+        }
+        if o.nesterov && (o.name != OptimizerKind::Sgd || o.momentum == 0.0) {
+            return Err(invalid(
+                "optimizer.nesterov",
+                "nesterov",
+                true,
+                "needs --optimizer sgd with a momentum > 0 (as torch.optim.SGD)",
+            ));
+        }
+        self.augment.validate()?;
         Ok(())
     }
 
@@ -305,6 +460,25 @@ impl RunConfig {
                     "must be between 1 and 1024",
                 ));
             }
+        }
+        if r.patience == Some(0) {
+            return Err(invalid("run.patience", "patience", 0, "must be at least 1"));
+        }
+        if r.patience.is_some() && r.select.is_none() {
+            return Err(invalid(
+                "run.patience",
+                "patience",
+                r.patience.unwrap_or_default(),
+                "needs --select (the metric that must improve)",
+            ));
+        }
+        if r.tb_histograms_every == Some(0) {
+            return Err(invalid(
+                "run.tb_histograms_every",
+                "tb-histograms-every",
+                0,
+                "must be at least 1 (leave it out for no histograms)",
+            ));
         }
         device::parse_device_name(&r.device)
             .map_err(|why| invalid("run.device", "device", &r.device, why))?;

@@ -12,23 +12,65 @@ use std::f64::consts::PI;
 use tch::{Device, Kind, Tensor};
 
 /// Which augmentations run and how strongly; zero/false turns one off.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AugmentConfig {
     pub flip: bool,
+    /// Chance that each axis is mirrored, when `flip` is on.
+    pub flip_probability: f64,
     /// Maximum shift per axis, as a fraction of the half-extent (grid units).
     pub offset: f64,
     /// Maximum relative scale change per axis.
     pub scale: f64,
     pub rotate: bool,
+    /// The in-slice angle is uniform in ±this many degrees, when `rotate`
+    /// is on (180: any angle, the book's draw).
+    pub rotate_degrees: f64,
     /// Standard deviation of the added noise, in HU.
     pub noise: f64,
+    /// Mixup's Beta(α, α) parameter; 0 is off.
+    pub mixup_alpha: f64,
+    /// Mix only positives with positives (chapter 12, exercise 4).
+    pub mixup_positives: bool,
+}
+
+impl Default for AugmentConfig {
+    /// Everything off, with the book's magnitudes ready for the switches.
+    fn default() -> Self {
+        AugmentConfig {
+            flip: false,
+            flip_probability: BOOK_FLIP_PROBABILITY,
+            offset: 0.0,
+            scale: 0.0,
+            rotate: false,
+            rotate_degrees: BOOK_ROTATE_DEGREES,
+            noise: 0.0,
+            mixup_alpha: 0.0,
+            mixup_positives: false,
+        }
+    }
 }
 
 /// The book's magnitudes (`--augmented`).
+pub const BOOK_FLIP_PROBABILITY: f64 = 0.5;
 pub const BOOK_OFFSET: f64 = 0.1;
 pub const BOOK_SCALE: f64 = 0.2;
+pub const BOOK_ROTATE_DEGREES: f64 = 180.0;
 pub const BOOK_NOISE: f64 = 25.0;
+
+/// A magnitude that cannot run, named by its flag.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum AugmentError {
+    #[error("augment.{key} (--{flag}) = {value}: {why}")]
+    Magnitude {
+        key: &'static str,
+        flag: &'static str,
+        value: f64,
+        why: &'static str,
+    },
+    #[error("augment.mixup_positives (--mixup-positives) needs mixup: pass --mixup ALPHA too")]
+    MixupPositivesWithoutMixup,
+}
 
 /// grid_sampler's enums: bilinear interpolation, border padding.
 const BILINEAR: i64 = 0;
@@ -42,7 +84,11 @@ impl std::fmt::Display for AugmentConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut parts = Vec::new();
         if self.flip {
-            parts.push("flip".to_owned());
+            parts.push(if self.flip_probability == BOOK_FLIP_PROBABILITY {
+                "flip".to_owned()
+            } else {
+                format!("flip p={}", self.flip_probability)
+            });
         }
         if self.offset > 0.0 {
             parts.push(format!("offset ±{}", self.offset));
@@ -51,10 +97,25 @@ impl std::fmt::Display for AugmentConfig {
             parts.push(format!("scale ±{}", self.scale));
         }
         if self.rotate {
-            parts.push("rotate".to_owned());
+            parts.push(if self.rotate_degrees >= BOOK_ROTATE_DEGREES {
+                "rotate".to_owned()
+            } else {
+                format!("rotate ±{}°", self.rotate_degrees)
+            });
         }
         if self.noise > 0.0 {
             parts.push(format!("noise σ={} HU", self.noise));
+        }
+        if self.mixup_alpha > 0.0 {
+            parts.push(format!(
+                "mixup α={}{}",
+                self.mixup_alpha,
+                if self.mixup_positives {
+                    " (positives)"
+                } else {
+                    ""
+                }
+            ));
         }
         if parts.is_empty() {
             f.write_str("off")
@@ -72,7 +133,56 @@ impl AugmentConfig {
             scale: BOOK_SCALE,
             rotate: true,
             noise: BOOK_NOISE,
+            ..AugmentConfig::default()
         }
+    }
+
+    /// Rejects magnitudes that cannot run, naming the flag.
+    pub fn validate(&self) -> Result<(), AugmentError> {
+        let bad = |key, flag, value, why| AugmentError::Magnitude {
+            key,
+            flag,
+            value,
+            why,
+        };
+        for (key, flag, v) in [
+            ("offset", "augment-offset", self.offset),
+            ("scale", "augment-scale", self.scale),
+            ("noise", "augment-noise", self.noise),
+            ("mixup_alpha", "mixup", self.mixup_alpha),
+        ] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return Err(bad(key, flag, v, "must be a finite value >= 0"));
+            }
+        }
+        if self.scale >= 1.0 {
+            return Err(bad(
+                "scale",
+                "augment-scale",
+                self.scale,
+                "must be below 1 (a scale of 1 - s must stay positive)",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.flip_probability) {
+            return Err(bad(
+                "flip_probability",
+                "augment-flip",
+                self.flip_probability,
+                "is a probability: must be in [0, 1]",
+            ));
+        }
+        if !(0.0..=180.0).contains(&self.rotate_degrees) {
+            return Err(bad(
+                "rotate_degrees",
+                "augment-rotate",
+                self.rotate_degrees,
+                "must be in [0, 180] degrees",
+            ));
+        }
+        if self.mixup_positives && self.mixup_alpha == 0.0 {
+            return Err(AugmentError::MixupPositivesWithoutMixup);
+        }
+        Ok(())
     }
 
     /// Turns on, with the book's magnitude, each augmentation whose flag is
@@ -92,6 +202,7 @@ impl AugmentConfig {
         }
     }
 
+    /// No warp and no noise (mixup is separate: it needs the labels).
     pub fn is_off(&self) -> bool {
         !self.flip && self.offset == 0.0 && self.scale == 0.0 && !self.rotate && self.noise == 0.0
     }
@@ -109,7 +220,8 @@ impl AugmentConfig {
         }
         for i in 0..3 {
             let (flip, offset, scale) = (u[3 * i], u[3 * i + 1], u[3 * i + 2]);
-            if self.flip && flip > 0.5 {
+            // The book flips when its draw is > 0.5; this keeps those bits at p = 0.5.
+            if self.flip && flip > 1.0 - self.flip_probability {
                 t[i][i] *= -1.0;
             }
             if self.offset != 0.0 {
@@ -120,7 +232,13 @@ impl AugmentConfig {
             }
         }
         if self.rotate {
-            let (s, c) = (u[9] * 2.0 * PI).sin_cos();
+            // At 180° the book's draw, 2πu; below, uniform in ±degrees.
+            let angle = if self.rotate_degrees >= BOOK_ROTATE_DEGREES {
+                u[9] * 2.0 * PI
+            } else {
+                (u[9] * 2.0 - 1.0) * self.rotate_degrees.to_radians()
+            };
+            let (s, c) = angle.sin_cos();
             let rotation = [
                 [c, -s, 0.0, 0.0],
                 [s, c, 0.0, 0.0],
@@ -198,13 +316,7 @@ mod tests {
             AugmentConfig::book().to_string(),
             "flip, offset ±0.1, scale ±0.2, rotate, noise σ=25 HU"
         );
-        let none = AugmentConfig {
-            flip: false,
-            offset: 0.0,
-            scale: 0.0,
-            rotate: false,
-            noise: 0.0,
-        };
+        let none = AugmentConfig::default();
         assert!(none.is_off());
         assert_eq!(none.to_string(), "off");
     }

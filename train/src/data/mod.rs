@@ -4,5 +4,6 @@
 
 pub mod augment;
 pub mod loader;
+pub mod mixup;
 pub mod sampler;
 pub mod split;

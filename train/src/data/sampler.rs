@@ -5,8 +5,10 @@
 //! what the uninterrupted one would have.
 
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+use crate::config::{BalanceSampler, BalanceSchedule};
 
 /// The book's balanced epoch length (`LunaDataset.__len__` with a ratio).
 pub const BALANCED_EPOCH_SAMPLES: usize = 200_000;
@@ -30,12 +32,40 @@ pub enum SamplerError {
     Empty,
 }
 
+/// How a balanced run draws: `--balanced`, `--balanced-sampler`,
+/// `--balanced-schedule`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Balance {
+    /// Negatives per positive (before the schedule's first entry).
+    pub ratio: u32,
+    pub sampler: BalanceSampler,
+    pub schedule: Option<BalanceSchedule>,
+}
+
+impl Balance {
+    /// The book's `--balanced RATIO`: interleaved, one ratio throughout.
+    pub fn ratio(ratio: u32) -> Self {
+        Balance {
+            ratio,
+            sampler: BalanceSampler::Ratio,
+            schedule: None,
+        }
+    }
+
+    /// Negatives per positive at `epoch`.
+    pub fn ratio_at(&self, epoch: usize) -> u32 {
+        self.schedule
+            .as_ref()
+            .map_or(self.ratio, |s| s.ratio_at(epoch, self.ratio))
+    }
+}
+
 /// The training traversal.
 #[derive(Clone, Debug)]
 pub struct TrainSampler {
     seed: u64,
-    /// `Some(r)`: r negatives per positive, as `--balanced r`.
-    ratio: Option<usize>,
+    /// `None`: every training sample once per epoch, shuffled.
+    balance: Option<Balance>,
     samples_per_epoch: usize,
     all: Vec<u32>,
     positives: Vec<u32>,
@@ -49,7 +79,7 @@ impl TrainSampler {
     pub fn new(
         train: Vec<u32>,
         is_nodule: impl Fn(u32) -> bool,
-        ratio: Option<usize>,
+        balance: Option<Balance>,
         epoch_samples: Option<usize>,
         seed: u64,
     ) -> Result<Self, SamplerError> {
@@ -58,7 +88,7 @@ impl TrainSampler {
         }
         let (positives, negatives): (Vec<u32>, Vec<u32>) =
             train.iter().partition(|&&i| is_nodule(i));
-        let samples_per_epoch = match ratio {
+        let samples_per_epoch = match balance {
             Some(_) if positives.is_empty() || negatives.is_empty() => {
                 return Err(SamplerError::CannotBalance {
                     positives: positives.len(),
@@ -70,7 +100,7 @@ impl TrainSampler {
         };
         Ok(TrainSampler {
             seed,
-            ratio,
+            balance,
             samples_per_epoch,
             all: train,
             positives,
@@ -82,11 +112,23 @@ impl TrainSampler {
         self.samples_per_epoch
     }
 
+    /// Negatives per positive at `epoch` (`None` for an unbalanced run).
+    pub fn ratio_at(&self, epoch: usize) -> Option<u32> {
+        self.balance.as_ref().map(|b| b.ratio_at(epoch))
+    }
+
     /// The cache indices of epoch `epoch` (1-based like the book's log), in order.
     pub fn epoch_order(&self, epoch: usize) -> Vec<u32> {
         let mut rng = epoch_rng(self.seed, epoch);
-        match self.ratio {
-            Some(ratio) => {
+        let Some(balance) = &self.balance else {
+            let mut order = self.all.clone();
+            order.shuffle(&mut rng);
+            order.truncate(self.samples_per_epoch);
+            return order;
+        };
+        let ratio = balance.ratio_at(epoch) as usize;
+        match balance.sampler {
+            BalanceSampler::Ratio => {
                 // The book shuffles the negative list, then the positive one.
                 let mut negatives = self.negatives.clone();
                 let mut positives = self.positives.clone();
@@ -96,11 +138,20 @@ impl TrainSampler {
                     .map(|ndx| balanced_pick(ndx, ratio, &positives, &negatives))
                     .collect()
             }
-            None => {
-                let mut order = self.all.clone();
-                order.shuffle(&mut rng);
-                order.truncate(self.samples_per_epoch);
-                order
+            BalanceSampler::Weighted => {
+                // WeightedRandomSampler with weight 1/(r+1)/P per positive
+                // and r/(r+1)/N per negative: pick the class, then a member.
+                let p_positive = 1.0 / (ratio as f64 + 1.0);
+                (0..self.samples_per_epoch)
+                    .map(|_| {
+                        let class = if rng.random::<f64>() < p_positive {
+                            &self.positives
+                        } else {
+                            &self.negatives
+                        };
+                        class[rng.random_range(0..class.len())]
+                    })
+                    .collect()
             }
         }
     }
@@ -144,9 +195,54 @@ mod tests {
         assert_eq!(got, vec![100, 200, 101, 201, 100, 202]);
     }
 
-    fn sampler(ratio: Option<usize>, epoch_samples: Option<usize>, seed: u64) -> TrainSampler {
+    fn sampler(ratio: Option<u32>, epoch_samples: Option<usize>, seed: u64) -> TrainSampler {
+        balanced(ratio.map(Balance::ratio), epoch_samples, seed)
+    }
+
+    fn balanced(balance: Option<Balance>, epoch_samples: Option<usize>, seed: u64) -> TrainSampler {
         // Indices 0..4 are nodules, 4..40 are not.
-        TrainSampler::new((0..40).collect(), |i| i < 4, ratio, epoch_samples, seed).unwrap()
+        TrainSampler::new((0..40).collect(), |i| i < 4, balance, epoch_samples, seed).unwrap()
+    }
+
+    #[test]
+    fn weighted_draws_positives_at_one_in_ratio_plus_one_reproducibly() {
+        let weighted = |ratio, schedule: Option<&str>| Balance {
+            ratio,
+            sampler: BalanceSampler::Weighted,
+            schedule: schedule.map(|s| s.parse().unwrap()),
+        };
+        let s = balanced(Some(weighted(3, None)), Some(40_000), 9);
+        let order = s.epoch_order(1);
+        assert_eq!(order.len(), 40_000);
+        assert_eq!(order, balanced(Some(weighted(3, None)), Some(40_000), 9).epoch_order(1));
+        assert_ne!(order, s.epoch_order(2));
+        let share = order.iter().filter(|&&i| i < 4).count() as f64 / 40_000.0;
+        // Binomial sd at n = 40,000, p = 0.25 is 0.0022: 5 sd.
+        assert!((share - 0.25).abs() < 0.011, "{share}");
+        // With replacement: every sample is drawn, each class member alike.
+        for p in 0..4u32 {
+            let n = order.iter().filter(|&&i| i == p).count() as f64;
+            assert!((n / 2_500.0 - 1.0).abs() < 0.1, "positive {p}: {n}");
+        }
+        // A schedule changes the share per epoch.
+        let s = balanced(Some(weighted(1, Some("2:4"))), Some(20_000), 9);
+        let share = |e| s.epoch_order(e).iter().filter(|&&i| i < 4).count() as f64 / 20_000.0;
+        assert!((share(1) - 0.5).abs() < 0.02, "{}", share(1));
+        assert!((share(2) - 0.2).abs() < 0.02, "{}", share(2));
+        assert_eq!(s.ratio_at(1), Some(1));
+        assert_eq!(s.ratio_at(5), Some(4));
+    }
+
+    #[test]
+    fn a_schedule_changes_the_interleave_per_epoch() {
+        let b = Balance {
+            schedule: Some("1:1,3:3".parse().unwrap()),
+            ..Balance::ratio(1)
+        };
+        let s = balanced(Some(b), Some(400), 4);
+        let positives = |e| s.epoch_order(e).iter().filter(|&&i| i < 4).count();
+        assert_eq!((positives(1), positives(2), positives(3)), (200, 200, 100));
+        assert!(s.epoch_order(3).iter().step_by(4).all(|&i| i < 4));
     }
 
     #[test]
@@ -184,7 +280,7 @@ mod tests {
 
     #[test]
     fn balancing_needs_both_classes() {
-        let err = TrainSampler::new((0..5).collect(), |_| false, Some(1), None, 0).unwrap_err();
+        let err = TrainSampler::new((0..5).collect(), |_| false, Some(Balance::ratio(1)), None, 0).unwrap_err();
         assert_eq!(
             err,
             SamplerError::CannotBalance {

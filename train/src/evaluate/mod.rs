@@ -6,6 +6,7 @@
 //! core that training's per-epoch lines use too. [`evaluate`] gathers everything into an [`EvalReport`]
 //! that serialises to `eval.json` and feeds [`plots::write_plots`].
 
+pub mod compare;
 pub mod detection;
 pub mod luna16;
 pub mod metrics;

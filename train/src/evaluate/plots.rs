@@ -19,8 +19,8 @@ pub const PR_CURVE_FILE: &str = "pr_curve.png";
 pub const FROC_FILE: &str = "froc.png";
 pub const HISTOGRAM_FILE: &str = "prob_histogram.png";
 
-const SIZE: (u32, u32) = (800, 600);
-const FONT_FAMILY: &str = "sans-serif";
+pub(crate) const SIZE: (u32, u32) = (800, 600);
+pub(crate) const FONT_FAMILY: &str = "sans-serif";
 const FONT_ENV: &str = "LUNA_PLOT_FONT";
 const FONT_CANDIDATES: [&str; 5] = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
@@ -38,7 +38,7 @@ pub struct PlotError {
 }
 
 /// Registers the first usable font once per process; false when there is none.
-fn text_available() -> bool {
+pub(crate) fn text_available() -> bool {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     *REGISTERED.get_or_init(|| {
         let from_env = std::env::var_os(FONT_ENV).map(PathBuf::from);

@@ -1,7 +1,7 @@
 //! The forward pass as training, validation, `eval`, `predict` and
 //! `bench-step` all run it, so they cannot drift apart.
 
-use tch::{Device, Reduction, Tensor};
+use tch::{Device, Kind, Reduction, Tensor};
 
 use super::LunaModel;
 use crate::config::ComputeConfig;
@@ -15,13 +15,42 @@ pub struct BatchOutput {
     pub prob_pos: Tensor,
 }
 
-/// Runs `model` on float HU `x` `[n,1,32,48,48]` with class `labels` `[n]`.
+/// What the loss compares the logits with.
+#[derive(Clone, Copy)]
+pub enum Target<'a> {
+    /// Class indices `[n]`.
+    Class(&'a Tensor),
+    /// Class probabilities `[n, 2]` (mixup's soft labels).
+    Soft(&'a Tensor),
+}
+
+impl<'a> From<&'a Tensor> for Target<'a> {
+    fn from(labels: &'a Tensor) -> Self {
+        Target::Class(labels)
+    }
+}
+
+/// Runs `model` on float HU `x` `[n,1,32,48,48]` against `target`.
 /// `train` selects BatchNorm's batch statistics and dropout, as in
 /// [`LunaModel::forward`].
-pub fn forward_batch(model: &LunaModel, x: &Tensor, labels: &Tensor, train: bool) -> BatchOutput {
+pub fn forward_batch<'a>(
+    model: &LunaModel,
+    x: &Tensor,
+    target: impl Into<Target<'a>>,
+    train: bool,
+) -> BatchOutput {
     let (logits, probs) = model.forward(x, train);
     // Per sample (the book's `reduction='none'`), so the rows can be split by class.
-    let loss = logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::None, -100, 0.0);
+    let loss = match target.into() {
+        Target::Class(labels) => {
+            logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::None, -100, 0.0)
+        }
+        Target::Soft(p) => -(logits.log_softmax(1, Kind::Float) * p).sum_dim_intlist(
+            1,
+            false,
+            Kind::Float,
+        ),
+    };
     BatchOutput {
         loss,
         prob_pos: probs.select(1, 1),
@@ -42,10 +71,10 @@ pub fn prepare_input(x: Tensor, compute: ComputeConfig) -> Tensor {
 /// ends with the forward pass: backward runs outside autocast, as PyTorch's
 /// recipe does, and the outputs are fp32 (autocast runs softmax and the
 /// loss in fp32).
-pub fn forward_batch_with(
+pub fn forward_batch_with<'a>(
     model: &LunaModel,
     x: &Tensor,
-    labels: &Tensor,
+    target: impl Into<Target<'a>>,
     train: bool,
     compute: ComputeConfig,
 ) -> BatchOutput {
@@ -57,7 +86,7 @@ pub fn forward_batch_with(
         };
         torch_ext::AutocastGuard::new(device, kind).ok()
     });
-    forward_batch(model, x, labels, train)
+    forward_batch(model, x, target, train)
 }
 
 /// Converts a model's weights to channels-last when `compute` asks for it,

@@ -35,7 +35,31 @@ pub struct ModelConfig {
     /// A skip connection around each block's two convs (1×1×1 conv on the
     /// shortcut where the channel count changes).
     pub residual: bool,
+    /// How HU values are brought to the network's scale (chapter 12,
+    /// exercise 5).
+    pub input_norm: InputNorm,
+    /// `fixed` and `sqrt`: `y = (HU + offset) / scale`.
+    pub input_offset: f64,
+    pub input_scale: f64,
 }
+
+/// `--input-norm`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputNorm {
+    /// The book's `tail_batchnorm`: learned, from batch statistics.
+    #[default]
+    BatchNorm,
+    /// `(HU + offset) / scale`, no parameters.
+    Fixed,
+    /// The fixed map, then a signed square root `sign(y)·sqrt(|y|)`, which
+    /// compresses bone and metal while spreading the soft-tissue range.
+    Sqrt,
+}
+
+/// HU → (HU + 1000) / 1000: air 0, water 1.
+pub const DEFAULT_INPUT_OFFSET: f64 = 1000.0;
+pub const DEFAULT_INPUT_SCALE: f64 = 1000.0;
 
 impl Default for ModelConfig {
     fn default() -> Self {
@@ -45,6 +69,9 @@ impl Default for ModelConfig {
             dropout: 0.0,
             block_batchnorm: false,
             residual: false,
+            input_norm: InputNorm::BatchNorm,
+            input_offset: DEFAULT_INPUT_OFFSET,
+            input_scale: DEFAULT_INPUT_SCALE,
         }
     }
 }
@@ -57,6 +84,8 @@ pub enum ModelConfigError {
     Depth { depth: usize, shape: [i64; 3] },
     #[error("dropout {0}: must be in [0, 1)")]
     Dropout(f64),
+    #[error("--input-offset {offset} / --input-scale {scale}: both must be finite and the scale nonzero")]
+    InputScale { offset: f64, scale: f64 },
 }
 
 impl ModelConfig {
@@ -73,6 +102,15 @@ impl ModelConfig {
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(ModelConfigError::Dropout(self.dropout));
+        }
+        if !(self.input_offset.is_finite()
+            && self.input_scale.is_finite()
+            && self.input_scale != 0.0)
+        {
+            return Err(ModelConfigError::InputScale {
+                offset: self.input_offset,
+                scale: self.input_scale,
+            });
         }
         Ok(())
     }
@@ -201,7 +239,11 @@ impl LunaBlock {
 
 #[derive(Debug)]
 pub struct LunaModel {
-    tail_batchnorm: nn::BatchNorm,
+    /// `None` for the fixed input maps.
+    tail_batchnorm: Option<nn::BatchNorm>,
+    input_norm: InputNorm,
+    input_offset: f64,
+    input_scale: f64,
     blocks: Vec<LunaBlock>,
     dropout: f64,
     head_linear: nn::Linear,
@@ -217,7 +259,8 @@ impl LunaModel {
     /// A variant for [`INPUT_SHAPE`] crops; `config` must pass
     /// [`ModelConfig::validate`] (the flatten size would be 0 otherwise).
     pub fn with_config(root: &nn::Path, config: &ModelConfig, bias: BiasInit) -> Self {
-        let tail_batchnorm = batch_norm(root / "tail_batchnorm", 1);
+        let tail_batchnorm = (config.input_norm == InputNorm::BatchNorm)
+            .then(|| batch_norm(root / "tail_batchnorm", 1));
         let mut blocks = Vec::with_capacity(config.depth);
         let mut in_channels = 1;
         for (i, out_channels) in config.block_channels().into_iter().enumerate() {
@@ -240,6 +283,9 @@ impl LunaModel {
         init_weight_and_bias(&head_linear.ws, head_linear.bs.as_ref(), bias);
         LunaModel {
             tail_batchnorm,
+            input_norm: config.input_norm,
+            input_offset: config.input_offset,
+            input_scale: config.input_scale,
             blocks,
             dropout: config.dropout,
             head_linear,
@@ -250,7 +296,7 @@ impl LunaModel {
     /// `train` selects BatchNorm's batch statistics (and updates its running
     /// averages) versus the running averages, and switches dropout on.
     pub fn forward(&self, input: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let mut x = self.tail_batchnorm.forward_t(input, train);
+        let mut x = self.normalize_input(input, train);
         for block in &self.blocks {
             x = block.forward(&x, train);
         }
@@ -261,6 +307,20 @@ impl LunaModel {
         let logits = x.apply(&self.head_linear);
         let probs = logits.softmax(1, Kind::Float);
         (logits, probs)
+    }
+}
+
+impl LunaModel {
+    /// The tail: HU to the scale the blocks see.
+    fn normalize_input(&self, input: &Tensor, train: bool) -> Tensor {
+        if let Some(bn) = &self.tail_batchnorm {
+            return bn.forward_t(input, train);
+        }
+        let y = (input + self.input_offset) / self.input_scale;
+        match self.input_norm {
+            InputNorm::Sqrt => y.sign() * y.abs().sqrt(),
+            InputNorm::BatchNorm | InputNorm::Fixed => y,
+        }
     }
 }
 

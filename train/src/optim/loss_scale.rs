@@ -6,13 +6,13 @@
 //!
 //! Unlike PyTorch's `scaler.step`, nothing here reads a value back to the
 //! host: the overflow flag, the skip and the scale update all stay on the
-//! device (the skip is a masked update, see [`Sgd::step_unless`]), so an
+//! device (the skip is a masked update, see [`Optimize::step_unless`]), so an
 //! fp16 step costs no synchronisation.
 
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use super::Sgd;
+use super::Optimize;
 
 pub const INIT_SCALE: f64 = 65536.0;
 pub const GROWTH_FACTOR: f64 = 2.0;
@@ -69,7 +69,7 @@ impl LossScaler {
     /// of them is not finite, then updates the scale. Returns the device's
     /// "skipped" flag (`[1]` float, 1.0 when the step was skipped); reading
     /// it is the caller's choice.
-    pub fn step(&mut self, optimizer: &mut Sgd) -> Tensor {
+    pub fn step(&mut self, optimizer: &mut impl Optimize) -> Tensor {
         let found_inf = tch::no_grad(|| {
             let inv_scale = self.scale.reciprocal();
             let mut found_inf = Tensor::zeros([1], (Kind::Float, self.scale.device()));
@@ -104,7 +104,7 @@ pub fn backward(loss: &Tensor, scaler: Option<&LossScaler>) {
 
 /// One optimizer step after [`backward`], through `scaler` when there is
 /// one. The skipped-step flag stays on the device: no host sync.
-pub fn step(optimizer: &mut Sgd, scaler: Option<&mut LossScaler>) {
+pub fn step(optimizer: &mut impl Optimize, scaler: Option<&mut LossScaler>) {
     match scaler {
         Some(scaler) => {
             let _ = scaler.step(optimizer);
@@ -114,7 +114,11 @@ pub fn step(optimizer: &mut Sgd, scaler: Option<&mut LossScaler>) {
 }
 
 /// [`backward`] then [`step`].
-pub fn backward_and_step(loss: &Tensor, optimizer: &mut Sgd, scaler: Option<&mut LossScaler>) {
+pub fn backward_and_step(
+    loss: &Tensor,
+    optimizer: &mut impl Optimize,
+    scaler: Option<&mut LossScaler>,
+) {
     backward(loss, scaler.as_deref());
     step(optimizer, scaler);
 }
@@ -122,6 +126,7 @@ pub fn backward_and_step(loss: &Tensor, optimizer: &mut Sgd, scaler: Option<&mut
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::optim::Sgd;
     use tch::nn::{self, VarStore};
 
     fn setup() -> (VarStore, Tensor, Sgd) {

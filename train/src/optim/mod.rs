@@ -1,8 +1,141 @@
-//! Optimizers whose whole state can be saved with a checkpoint.
+//! Optimizers whose whole state can be saved with a checkpoint, with
+//! `torch.optim` semantics, and the learning-rate schedules that drive them.
 
+pub mod adam;
 pub mod loss_scale;
+pub mod params;
+pub mod rmsprop;
+pub mod schedule;
 pub mod sgd;
 
-pub use loss_scale::{backward_and_step, LossScaleState, LossScaler};
+use tch::nn::VarStore;
+use tch::Tensor;
 
-pub use sgd::{Sgd, SgdError};
+use crate::config::{OptimizerConfig, OptimizerKind};
+
+pub use adam::Adam;
+pub use loss_scale::{backward_and_step, LossScaleState, LossScaler};
+pub use params::OptimizerStateError;
+pub use rmsprop::RmsProp;
+pub use schedule::Schedule;
+pub use sgd::Sgd;
+
+/// What the trainer, the loss scaler and checkpoints need of an optimizer.
+pub trait Optimize {
+    /// The `torch.optim` class this follows, for messages.
+    fn name(&self) -> &'static str;
+    fn zero_grad(&mut self);
+    fn step(&mut self);
+    /// [`Optimize::step`] unless `skip` (a bool `[1]` tensor on the
+    /// device) is true, decided on the device so that a loss scaler skips
+    /// overflowing steps without a host synchronisation. A skipped step
+    /// changes no parameter and no state (step counts included); a step
+    /// that is not skipped equals [`Optimize::step`] to within rounding.
+    fn step_unless(&mut self, skip: &Tensor);
+    /// The gradients that exist, in parameter order (shallow clones).
+    fn gradients(&self) -> Vec<Tensor>;
+    fn lr(&self) -> f64;
+    /// The learning rate of the following steps (schedules call it before each).
+    fn set_lr(&mut self, lr: f64);
+    /// The whole state as `<slot>.<param>` tensors, for a checkpoint.
+    fn state(&self) -> Vec<(String, Tensor)>;
+    /// Restores what [`Optimize::state`] gave, onto the parameters' device.
+    fn load_state(&mut self, saved: Vec<(String, Tensor)>) -> Result<(), OptimizerStateError>;
+}
+
+/// The optimizer a run's `[optimizer]` section names.
+pub enum Optimizer {
+    Sgd(Sgd),
+    /// Adam, or AdamW when built with decoupled weight decay.
+    Adam(Adam),
+    RmsProp(RmsProp),
+}
+
+impl Optimizer {
+    /// The optimizer of `config` over `vs`'s trainable variables, at the
+    /// config's base learning rate (a schedule sets the rate per step).
+    pub fn from_config(vs: &VarStore, config: &OptimizerConfig) -> Self {
+        let c = config;
+        match c.name {
+            OptimizerKind::Sgd => Optimizer::Sgd(
+                Sgd::new(vs, c.lr, c.momentum)
+                    .with_weight_decay(c.weight_decay)
+                    .with_nesterov(c.nesterov),
+            ),
+            OptimizerKind::Adam | OptimizerKind::AdamW => Optimizer::Adam(Adam::new(
+                vs,
+                adam::AdamConfig {
+                    lr: c.lr,
+                    betas: c.betas,
+                    eps: c.eps,
+                    weight_decay: c.weight_decay,
+                    decoupled_weight_decay: c.name == OptimizerKind::AdamW,
+                },
+            )),
+            OptimizerKind::RmsProp => Optimizer::RmsProp(RmsProp::new(
+                vs,
+                rmsprop::RmsPropConfig {
+                    lr: c.lr,
+                    alpha: c.alpha,
+                    eps: c.eps,
+                    weight_decay: c.weight_decay,
+                    momentum: c.momentum,
+                },
+            )),
+        }
+    }
+
+    fn inner(&self) -> &dyn Optimize {
+        match self {
+            Optimizer::Sgd(o) => o,
+            Optimizer::Adam(o) => o,
+            Optimizer::RmsProp(o) => o,
+        }
+    }
+
+    fn inner_mut(&mut self) -> &mut dyn Optimize {
+        match self {
+            Optimizer::Sgd(o) => o,
+            Optimizer::Adam(o) => o,
+            Optimizer::RmsProp(o) => o,
+        }
+    }
+}
+
+impl Optimize for Optimizer {
+    fn name(&self) -> &'static str {
+        self.inner().name()
+    }
+
+    fn zero_grad(&mut self) {
+        self.inner_mut().zero_grad()
+    }
+
+    fn step(&mut self) {
+        self.inner_mut().step()
+    }
+
+    fn step_unless(&mut self, skip: &Tensor) {
+        self.inner_mut().step_unless(skip)
+    }
+
+    fn gradients(&self) -> Vec<Tensor> {
+        self.inner().gradients()
+    }
+
+    fn lr(&self) -> f64 {
+        self.inner().lr()
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.inner_mut().set_lr(lr)
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        self.inner().state()
+    }
+
+    fn load_state(&mut self, saved: Vec<(String, Tensor)>) -> Result<(), OptimizerStateError> {
+        self.inner_mut().load_state(saved)
+    }
+}

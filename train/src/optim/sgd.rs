@@ -4,50 +4,40 @@
 //! exported, and resuming a momentum-0.99 run without them is not a resume;
 //! hence this small re-implementation over the VarStore tensors.
 //!
-//! Per parameter with a gradient `g` (dampening 0, no Nesterov): L2 weight
-//! decay first, `g += weight_decay·p`; then `buf = g` on the first step,
-//! `buf = momentum·buf + g` after; `p -= lr·buf`.
-
-use std::collections::BTreeMap;
+//! Per parameter with a gradient `g` (dampening 0): L2 weight decay first,
+//! `g += weight_decay·p`; then `buf = g` on the first step,
+//! `buf = momentum·buf + g` after; `p -= lr·buf`, or with Nesterov
+//! `p -= lr·(g + momentum·buf)`. Checkpoints name the buffers
+//! `momentum.<param>`.
 
 use tch::nn::VarStore;
 use tch::Tensor;
+
+use super::params::{state_name, OptimizerStateError, Params};
+use super::Optimize;
+
+const MOMENTUM_SLOT: &str = "momentum";
 
 pub struct Sgd {
     lr: f64,
     momentum: f64,
     weight_decay: f64,
-    /// Trainable parameters by name, name-ordered so every run steps them alike.
-    params: Vec<(String, Tensor)>,
+    nesterov: bool,
+    params: Params,
     /// Momentum buffer per parameter, created on its first step.
     buffers: Vec<Option<Tensor>>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum SgdError {
-    #[error("momentum buffer for unknown parameter {0:?}")]
-    UnknownParameter(String),
-    #[error("momentum buffer {name:?} has shape {found:?}, parameter has {expected:?}")]
-    ShapeMismatch {
-        name: String,
-        found: Vec<i64>,
-        expected: Vec<i64>,
-    },
-}
-
 impl Sgd {
     pub fn new(vs: &VarStore, lr: f64, momentum: f64) -> Self {
-        let params: BTreeMap<String, Tensor> = vs
-            .variables()
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .collect();
-        let buffers = params.iter().map(|_| None).collect();
+        let params = Params::trainable(vs);
+        let buffers = (0..params.len()).map(|_| None).collect();
         Sgd {
             lr,
             momentum,
             weight_decay: 0.0,
-            params: params.into_iter().collect(),
+            nesterov: false,
+            params,
             buffers,
         }
     }
@@ -58,13 +48,14 @@ impl Sgd {
         self
     }
 
+    /// Nesterov momentum (PyTorch's `nesterov=True`).
+    pub fn with_nesterov(mut self, nesterov: bool) -> Self {
+        self.nesterov = nesterov;
+        self
+    }
+
     pub fn zero_grad(&mut self) {
-        for (_, p) in &self.params {
-            let mut grad = p.grad();
-            if grad.defined() {
-                let _ = grad.detach_().zero_();
-            }
-        }
+        self.params.zero_grad();
     }
 
     pub fn step(&mut self) {
@@ -82,11 +73,7 @@ impl Sgd {
 
     /// The gradients that exist, in parameter order (shallow clones).
     pub fn gradients(&self) -> Vec<Tensor> {
-        self.params
-            .iter()
-            .map(|(_, p)| p.grad())
-            .filter(Tensor::defined)
-            .collect()
+        self.params.gradients()
     }
 
     fn update(&mut self, skip: Option<&Tensor>) {
@@ -109,14 +96,24 @@ impl Sgd {
                         }
                         None => buf.insert(grad.detach().copy()),
                     };
-                    let _ = p.shallow_clone().g_add_(&(&*b * -self.lr));
+                    let update = if self.nesterov {
+                        &grad + &(&*b * self.momentum)
+                    } else {
+                        b.shallow_clone()
+                    };
+                    let _ = p.shallow_clone().g_add_(&(&update * -self.lr));
                     continue;
                 };
                 // The same arithmetic as above (so equal bits when not
                 // skipped), kept out of place until the mask picks.
                 let b = buf.get_or_insert_with(|| p.zeros_like());
                 let new_b = &*b * self.momentum + &grad;
-                let new_p = p + &new_b * -self.lr;
+                let update = if self.nesterov {
+                    &grad + &(&new_b * self.momentum)
+                } else {
+                    new_b.shallow_clone()
+                };
+                let new_p = p + &update * -self.lr;
                 b.copy_(&b.where_self(skip, &new_b));
                 p.shallow_clone().copy_(&p.where_self(skip, &new_p));
             }
@@ -134,27 +131,61 @@ impl Sgd {
 
     /// Restores buffers saved by [`Sgd::momentum_buffers`], copied onto each
     /// parameter's device.
-    pub fn load_momentum_buffers(&mut self, saved: Vec<(String, Tensor)>) -> Result<(), SgdError> {
-        for (name, tensor) in saved {
-            let i = self
-                .params
-                .iter()
-                .position(|(n, _)| *n == name)
-                .ok_or_else(|| SgdError::UnknownParameter(name.clone()))?;
-            let param = &self.params[i].1;
-            if tensor.size() != param.size() {
-                return Err(SgdError::ShapeMismatch {
-                    name,
-                    found: tensor.size(),
-                    expected: param.size(),
-                });
+    pub fn load_momentum_buffers(
+        &mut self,
+        saved: Vec<(String, Tensor)>,
+    ) -> Result<(), OptimizerStateError> {
+        self.load_state(
+            saved
+                .into_iter()
+                .map(|(n, t)| (state_name(MOMENTUM_SLOT, &n), t))
+                .collect(),
+        )
+    }
+}
+
+impl Optimize for Sgd {
+    fn name(&self) -> &'static str {
+        "SGD"
+    }
+
+    fn zero_grad(&mut self) {
+        Sgd::zero_grad(self)
+    }
+
+    fn step(&mut self) {
+        Sgd::step(self)
+    }
+
+    fn step_unless(&mut self, skip: &Tensor) {
+        Sgd::step_unless(self, skip)
+    }
+
+    fn gradients(&self) -> Vec<Tensor> {
+        Sgd::gradients(self)
+    }
+
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        self.momentum_buffers()
+            .into_iter()
+            .map(|(n, t)| (state_name(MOMENTUM_SLOT, &n), t))
+            .collect()
+    }
+
+    fn load_state(&mut self, saved: Vec<(String, Tensor)>) -> Result<(), OptimizerStateError> {
+        let slots = self.params.sort_state(saved, "SGD", &[MOMENTUM_SLOT])?;
+        for (buffer, mut slot) in self.buffers.iter_mut().zip(slots) {
+            if let Some(b) = slot.pop().flatten() {
+                *buffer = Some(b);
             }
-            self.buffers[i] = Some(
-                tensor
-                    .to_device(param.device())
-                    .to_kind(param.kind())
-                    .detach(),
-            );
         }
         Ok(())
     }
@@ -233,6 +264,37 @@ mod tests {
     }
 
     #[test]
+    fn nesterov_steps_by_the_gradient_plus_momentum_times_the_buffer_on_both_paths() {
+        let (vs, w) = setup();
+        let (vs2, w2) = setup();
+        let mut plain = Sgd::new(&vs, 0.1, 0.9).with_nesterov(true);
+        let mut masked = Sgd::new(&vs2, 0.1, 0.9).with_nesterov(true);
+        let no_skip = Tensor::from_slice(&[false]);
+        let (mut p, mut buf) = ([1.0f64; 3], [0.0f64; 3]);
+        for (step, g) in [[1.0f32, 2.0, -1.0], [0.5, 0.0, 1.0], [-2.0, 1.0, 0.0]]
+            .iter()
+            .enumerate()
+        {
+            plain.zero_grad();
+            backward(&w, g);
+            plain.step();
+            masked.zero_grad();
+            backward(&w2, g);
+            masked.step_unless(&no_skip);
+            for k in 0..3 {
+                let g = g[k] as f64;
+                buf[k] = if step == 0 { g } else { 0.9 * buf[k] + g };
+                p[k] -= 0.1 * (g + 0.9 * buf[k]);
+            }
+            let got = Vec::<f32>::try_from(&w).unwrap();
+            for k in 0..3 {
+                assert!((got[k] as f64 - p[k]).abs() < 1e-6, "{got:?} vs {p:?}");
+            }
+            assert!(w.equal(&w2), "step {step}: the masked path differs");
+        }
+    }
+
+    #[test]
     fn restored_buffers_continue_the_same_trajectory() {
         let (vs_a, w_a) = setup();
         let mut a = Sgd::new(&vs_a, 0.1, 0.9);
@@ -267,11 +329,17 @@ mod tests {
             "w".into(),
             Tensor::zeros([4], (Kind::Float, Device::Cpu)),
         )]);
-        assert!(matches!(err, Err(SgdError::ShapeMismatch { .. })));
+        assert!(matches!(
+            err,
+            Err(OptimizerStateError::ShapeMismatch { .. })
+        ));
         let err = opt.load_momentum_buffers(vec![(
             "v".into(),
             Tensor::zeros([3], (Kind::Float, Device::Cpu)),
         )]);
-        assert!(matches!(err, Err(SgdError::UnknownParameter(_))));
+        assert!(matches!(
+            err,
+            Err(OptimizerStateError::UnknownParameter { .. })
+        ));
     }
 }

@@ -1,7 +1,7 @@
 //! Checkpoints: `model.safetensors` (weights under the book's `state_dict`
 //! names, loadable by PyTorch, with the architecture as JSON metadata so
-//! `train eval`/`predict` can rebuild the model from this file alone) and `trainer.safetensors` (SGD momentum
-//! buffers plus the run state as JSON metadata). Both are written
+//! `train eval`/`predict` can rebuild the model from this file alone) and `trainer.safetensors` (the optimizer's
+//! state as `<slot>.<param>` tensors, e.g. SGD's `momentum.<param>`, plus the run state as JSON metadata). Both are written
 //! atomically: temporary file, fsync, rename.
 
 use std::borrow::Cow;
@@ -18,7 +18,7 @@ use shared::durable::{write_atomically, DurableWriteError};
 
 use crate::config::{legacy, RunConfig};
 use crate::model::ModelConfig;
-use crate::optim::{LossScaleState, Sgd};
+use crate::optim::{LossScaleState, Optimize};
 
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const TRAINER_FILE: &str = "trainer.safetensors";
@@ -26,7 +26,6 @@ const RUN_STATE_KEY: &str = "run_state";
 /// `model.safetensors` metadata key holding the [`ModelConfig`] JSON; files
 /// without it (older runs, PyTorch exports) hold the book's model.
 const ARCHITECTURE_KEY: &str = "luna_architecture";
-const MOMENTUM_PREFIX: &str = "momentum.";
 /// PyTorch's BatchNorm keeps this buffer per layer; tch does not, but a
 /// strict `load_state_dict` wants it.
 const BN_STEPS_SUFFIX: &str = ".num_batches_tracked";
@@ -181,7 +180,12 @@ fn write_safetensors(
 
 /// Writes both files into `dir`, recording the run's architecture
 /// (`state.config.model`) with the weights.
-pub fn save(dir: &Path, vs: &VarStore, sgd: &Sgd, state: &RunState) -> Result<(), CheckpointError> {
+pub fn save(
+    dir: &Path,
+    vs: &VarStore,
+    optimizer: &impl Optimize,
+    state: &RunState,
+) -> Result<(), CheckpointError> {
     let architecture = &state.config.model;
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     let variables = vs.variables();
@@ -205,10 +209,10 @@ pub fn save(dir: &Path, vs: &VarStore, sgd: &Sgd, state: &RunState) -> Result<()
         })?;
     write_safetensors(&model_path, &weights, (ARCHITECTURE_KEY, architecture_json))?;
 
-    let momentum: Vec<(String, HostTensor)> = sgd
-        .momentum_buffers()
+    let optimizer_state: Vec<(String, HostTensor)> = optimizer
+        .state()
         .iter()
-        .map(|(n, t)| (format!("{MOMENTUM_PREFIX}{n}"), HostTensor::from_tensor(t)))
+        .map(|(n, t)| (n.clone(), HostTensor::from_tensor(t)))
         .collect();
     let state_json = serde_json::to_string(state).map_err(|e| CheckpointError::Format {
         path: dir.join(TRAINER_FILE),
@@ -216,7 +220,7 @@ pub fn save(dir: &Path, vs: &VarStore, sgd: &Sgd, state: &RunState) -> Result<()
     })?;
     write_safetensors(
         &dir.join(TRAINER_FILE),
-        &momentum,
+        &optimizer_state,
         (RUN_STATE_KEY, state_json),
     )
 }
@@ -360,23 +364,19 @@ fn copy_weights(
     Ok(())
 }
 
-/// Loads weights into `vs` and momentum into `sgd`; returns the run state.
-pub fn load(dir: &Path, vs: &mut VarStore, sgd: &mut Sgd) -> Result<RunState, CheckpointError> {
+/// Loads weights into `vs` and the optimizer's state into `optimizer`;
+/// returns the run state.
+pub fn load(
+    dir: &Path,
+    vs: &mut VarStore,
+    optimizer: &mut impl Optimize,
+) -> Result<RunState, CheckpointError> {
     load_weights(dir, vs)?;
 
     let trainer_path = dir.join(TRAINER_FILE);
     let (tensors, _) = read_safetensors(&trainer_path)?;
-    let mut momentum = Vec::with_capacity(tensors.len());
-    for (name, t) in tensors {
-        let param =
-            name.strip_prefix(MOMENTUM_PREFIX)
-                .ok_or_else(|| CheckpointError::Mismatch {
-                    path: trainer_path.clone(),
-                    reason: format!("unexpected tensor {name}"),
-                })?;
-        momentum.push((param.to_owned(), t));
-    }
-    sgd.load_momentum_buffers(momentum)
+    optimizer
+        .load_state(tensors)
         .map_err(|e| CheckpointError::Mismatch {
             path: trainer_path.clone(),
             reason: e.to_string(),

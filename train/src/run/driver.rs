@@ -16,7 +16,7 @@ use super::trainer::Trainer;
 use crate::config::device::parse_device;
 use crate::config::RunConfig;
 use crate::data::loader::{Loader, LoaderConfig};
-use crate::data::sampler::TrainSampler;
+use crate::data::sampler::{Balance, TrainSampler};
 use crate::data::split::Split;
 use crate::evaluate::EpochMetrics;
 use crate::model;
@@ -74,7 +74,11 @@ impl Epochs {
         let sampler = TrainSampler::new(
             train,
             |i| entries[i as usize].is_nodule,
-            d.balanced.map(|r| r as usize),
+            d.balanced.map(|ratio| Balance {
+                ratio,
+                sampler: d.sampler,
+                schedule: d.balanced_schedule.clone(),
+            }),
             d.epoch_samples.map(|n| n as usize),
             config.seed(),
         )?;
@@ -115,7 +119,7 @@ pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
     let epochs =
         Epochs::new(&reader, &config).with_context(|| format!("sampling {}", cache.display()))?;
 
-    let mut trainer = Trainer::new(&config, device);
+    let mut trainer = Trainer::new(&config, device, epochs.sampler.samples_per_epoch());
     let (mut state, dir) = start_or_resume(plan, &config, &mut trainer)?;
     state.config = config.clone();
     dir.create(&config)?;

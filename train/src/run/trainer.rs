@@ -10,14 +10,17 @@ use tch::{Device, Kind};
 use super::checkpoint::{self, CheckpointError, RunState};
 use super::profile::{Part, StepProfile};
 use crate::config::ComputeConfig;
-use crate::config::RunConfig;
+use crate::config::{OptimizerKind, RunConfig};
 use crate::data::augment::AugmentConfig;
 use crate::data::loader::Batch;
+use crate::data::mixup::mixup;
 use crate::data::sampler::batch_seed;
 use crate::model::{
     forward_batch_with, parameter_count, prepare_input, prepare_weights, BatchOutput, LunaModel,
+    Target,
 };
-use crate::optim::{loss_scale, LossScaler, Sgd};
+use crate::optim::schedule::RunLength;
+use crate::optim::{loss_scale, LossScaler, Optimize, Optimizer, Schedule};
 
 /// Seeds of the two phases' batches: augmentation noise of a batch depends
 /// only on (seed, epoch, phase, batch), not on what ran before it.
@@ -27,7 +30,10 @@ const PHASE_VAL: u64 = 1;
 pub struct Trainer {
     vs: VarStore,
     model: LunaModel,
-    optimizer: Sgd,
+    optimizer: Optimizer,
+    optimizer_kind: OptimizerKind,
+    /// The learning rate of each step.
+    schedule: Schedule,
     /// fp16 only.
     loss_scaler: Option<LossScaler>,
     /// `--profile` only.
@@ -43,18 +49,25 @@ pub struct Trainer {
 impl Trainer {
     /// A freshly initialised model for `config` (whose seed and compute
     /// modes are resolved), drawn from libtorch's generator seeded with the
-    /// run's seed.
-    pub fn new(config: &RunConfig, device: Device) -> Self {
+    /// run's seed. `samples_per_epoch` (training samples per epoch) and the
+    /// run's epochs fix the learning-rate schedule.
+    pub fn new(config: &RunConfig, device: Device, samples_per_epoch: usize) -> Self {
         tch::manual_seed(config.seed() as i64);
         let vs = VarStore::new(device);
         let model = LunaModel::with_config(&vs.root(), &config.model, config.init.bias);
         prepare_weights(&vs, config.compute);
-        let o = &config.optimizer;
-        let optimizer = Sgd::new(&vs, o.lr, o.momentum).with_weight_decay(o.weight_decay);
+        let optimizer = Optimizer::from_config(&vs, &config.optimizer);
+        let run_length = RunLength {
+            batch_size: u64::from(config.data.batch_size),
+            samples_per_epoch: samples_per_epoch as u64,
+            epochs: config.run.epochs as u64,
+        };
         Trainer {
             vs,
             model,
             optimizer,
+            optimizer_kind: config.optimizer.name,
+            schedule: Schedule::new(&config.optimizer, run_length),
             loss_scaler: config
                 .compute
                 .needs_loss_scaling()
@@ -85,18 +98,32 @@ impl Trainer {
         if !self.augment.is_off() {
             x = self.augment.apply(&x);
         }
+        let a = &self.augment;
+        let mixed = (a.mixup_alpha > 0.0)
+            .then(|| mixup(&x, &batch.labels, a.mixup_alpha, a.mixup_positives));
+        let (x, target) = match &mixed {
+            Some(m) => (m.images.shallow_clone(), Target::Soft(&m.targets)),
+            None => (x, Target::Class(&batch.labels)),
+        };
         let x = prepare_input(x, self.compute);
         self.lap(Part::Augment);
         self.optimizer.zero_grad();
-        let out = forward_batch_with(&self.model, &x, &batch.labels, true, self.compute);
+        let out = forward_batch_with(&self.model, &x, target, true, self.compute);
         let loss = out.loss.mean(Kind::Float);
         self.lap(Part::Forward);
         loss_scale::backward(&loss, self.loss_scaler.as_ref());
         self.lap(Part::Backward);
+        self.optimizer.set_lr(self.schedule.lr_at(self.steps));
         loss_scale::step(&mut self.optimizer, self.loss_scaler.as_mut());
         self.lap(Part::Optimizer);
         self.steps += 1;
         out
+    }
+
+    /// The learning rate of the last step taken (of the first one before
+    /// any): what the schedule gave, for the metrics.
+    pub fn current_lr(&self) -> f64 {
+        self.schedule.lr_at(self.steps.saturating_sub(1))
     }
 
     fn start_batch(&mut self) {
@@ -142,6 +169,16 @@ impl Trainer {
     /// Loads a checkpoint written by [`Trainer::save`] for the same model.
     pub fn restore(&mut self, dir: &Path) -> Result<RunState, CheckpointError> {
         let state = checkpoint::load(dir, &mut self.vs, &mut self.optimizer)?;
+        let saved = state.config.optimizer.name;
+        if saved != self.optimizer_kind {
+            return Err(CheckpointError::Mismatch {
+                path: dir.join(checkpoint::TRAINER_FILE),
+                reason: format!(
+                    "holds the state of optimizer {saved:?}; this run's optimizer is {:?}",
+                    self.optimizer_kind
+                ),
+            });
+        }
         self.steps = state.steps;
         if let (Some(scaler), Some(saved)) = (&mut self.loss_scaler, state.loss_scale) {
             *scaler = LossScaler::from_state(saved, self.device);

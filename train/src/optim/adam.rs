@@ -1,0 +1,423 @@
+//! Adam and AdamW with `torch.optim` semantics (amsgrad off, not maximizing).
+//!
+//! Per parameter with a gradient `g`, at step `t` (counted per parameter,
+//! from 1):
+//! - Adam: L2 decay into the gradient, `g += weight_decay·p`;
+//!   AdamW: decoupled decay, `p *= 1 − lr·weight_decay`;
+//! - `m = lerp(m, g, 1 − β1)`, `v = β2·v + (1 − β2)·g²`;
+//! - `p −= lr/(1 − β1^t) · m / (√v / √(1 − β2^t) + eps)` (eps outside the root).
+//!
+//! AdamW is Adam with the other decay (as in torch, where `AdamW` is `Adam`
+//! with `decoupled_weight_decay=True`), so one type serves both.
+//!
+//! Plain steps follow torch's default (non-capturable) arithmetic, with the
+//! bias corrections computed on the host from the step count. A step that
+//! the loss scaler may skip cannot know its count on the host, so it keeps
+//! the count on the device and computes as torch's `capturable=True` does;
+//! the two agree to rounding. Checkpoints hold `exp_avg.<param>`,
+//! `exp_avg_sq.<param>` and `step.<param>` (a float scalar, as torch's).
+
+use tch::nn::VarStore;
+use tch::{Kind, Tensor};
+
+use super::params::{state_name, OptimizerStateError, Params, STEP_SLOT};
+use super::Optimize;
+
+const EXP_AVG: &str = "exp_avg";
+const EXP_AVG_SQ: &str = "exp_avg_sq";
+const SLOTS: &[&str] = &[EXP_AVG, EXP_AVG_SQ, STEP_SLOT];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamConfig {
+    pub lr: f64,
+    pub betas: [f64; 2],
+    pub eps: f64,
+    pub weight_decay: f64,
+    /// AdamW.
+    pub decoupled_weight_decay: bool,
+}
+
+pub struct Adam {
+    config: AdamConfig,
+    params: Params,
+    state: Vec<Option<ParamState>>,
+}
+
+struct ParamState {
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    /// Steps taken, a 0-dim float on the parameter's device.
+    step: Tensor,
+    /// The same count on the host while it is known there (not after a
+    /// step the device may have skipped).
+    host_step: Option<u64>,
+}
+
+impl ParamState {
+    fn zeros(p: &Tensor) -> Self {
+        ParamState {
+            exp_avg: p.zeros_like(),
+            exp_avg_sq: p.zeros_like(),
+            step: Tensor::zeros([], (Kind::Float, p.device())),
+            host_step: Some(0),
+        }
+    }
+}
+
+impl Adam {
+    pub fn new(vs: &VarStore, config: AdamConfig) -> Self {
+        let params = Params::trainable(vs);
+        let state = (0..params.len()).map(|_| None).collect();
+        Adam {
+            config,
+            params,
+            state,
+        }
+    }
+
+    fn update(&mut self, skip: Option<&Tensor>) {
+        let c = self.config;
+        tch::no_grad(|| {
+            for ((_, p), slot) in self.params.iter().zip(self.state.iter_mut()) {
+                let grad = p.grad();
+                if !grad.defined() {
+                    continue;
+                }
+                let s = slot.get_or_insert_with(|| ParamState::zeros(p));
+                match (skip, s.host_step) {
+                    (None, Some(t)) => {
+                        host_step(&c, p, &grad, s, t + 1);
+                        s.host_step = Some(t + 1);
+                    }
+                    _ => {
+                        device_step(&c, p, &grad, s, skip);
+                        s.host_step = None;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// L2 weight decay folded into the gradient (Adam only).
+fn decayed_gradient(c: &AdamConfig, p: &Tensor, grad: Tensor) -> Tensor {
+    if c.weight_decay != 0.0 && !c.decoupled_weight_decay {
+        &grad + &(p * c.weight_decay)
+    } else {
+        grad
+    }
+}
+
+/// torch's single-tensor Adam, in place, with step `t` known on the host.
+fn host_step(c: &AdamConfig, p: &Tensor, grad: &Tensor, s: &mut ParamState, t: u64) {
+    let [beta1, beta2] = c.betas;
+    let _ = s.step.g_add_scalar_(1.0);
+    if c.weight_decay != 0.0 && c.decoupled_weight_decay {
+        let _ = p.shallow_clone().g_mul_scalar_(1.0 - c.lr * c.weight_decay);
+    }
+    let grad = decayed_gradient(c, p, grad.shallow_clone());
+    let _ = s.exp_avg.lerp_(&grad, 1.0 - beta1);
+    // torch's addcmul_(g, g, value) computes (value·g)·g.
+    let _ = s
+        .exp_avg_sq
+        .g_mul_scalar_(beta2)
+        .addcmul_(&(&grad * (1.0 - beta2)), &grad);
+    let t = t as f64;
+    let step_size = c.lr / (1.0 - beta1.powf(t));
+    let bias_correction2_sqrt = (1.0 - beta2.powf(t)).sqrt();
+    let denom = (s.exp_avg_sq.sqrt() / bias_correction2_sqrt).g_add_scalar_(c.eps);
+    // torch's addcdiv_(m, d, value) computes (value·m)/d.
+    let _ = p
+        .shallow_clone()
+        .addcdiv_(&(&s.exp_avg * -step_size), &denom);
+}
+
+/// torch's capturable single-tensor Adam: the step count and the bias
+/// corrections stay on the device, and with `skip` every write is masked.
+fn device_step(c: &AdamConfig, p: &Tensor, grad: &Tensor, s: &mut ParamState, skip: Option<&Tensor>) {
+    let [beta1, beta2] = c.betas;
+    let step = &s.step + 1.0;
+    let param = if c.weight_decay != 0.0 && c.decoupled_weight_decay {
+        p * (1.0 - c.lr * c.weight_decay)
+    } else {
+        p.shallow_clone()
+    };
+    let grad = decayed_gradient(c, p, grad.shallow_clone());
+    let exp_avg = s.exp_avg.lerp(&grad, 1.0 - beta1);
+    let exp_avg_sq = (&s.exp_avg_sq * beta2).addcmul(&(&grad * (1.0 - beta2)), &grad);
+    let bias_correction1: Tensor = 1.0 - Tensor::pow_scalar(beta1, &step);
+    let bias_correction2: Tensor = 1.0 - Tensor::pow_scalar(beta2, &step);
+    let step_size_neg: Tensor = -(bias_correction1.full_like(c.lr) / &bias_correction1);
+    let denom = exp_avg_sq.sqrt() / (bias_correction2.sqrt() * &step_size_neg)
+        + bias_correction1.full_like(c.eps) / &step_size_neg;
+    let new_p = param.addcdiv(&exp_avg, &denom);
+    commit(&s.step, &step, skip);
+    commit(&s.exp_avg, &exp_avg, skip);
+    commit(&s.exp_avg_sq, &exp_avg_sq, skip);
+    commit(p, &new_p, skip);
+}
+
+/// `dst = new`, or `dst` unchanged where `skip` is true.
+fn commit(dst: &Tensor, new: &Tensor, skip: Option<&Tensor>) {
+    let value = match skip {
+        Some(skip) => dst.where_self(&skip.reshape([]), new),
+        None => new.shallow_clone(),
+    };
+    dst.shallow_clone().copy_(&value);
+}
+
+impl Optimize for Adam {
+    fn name(&self) -> &'static str {
+        if self.config.decoupled_weight_decay {
+            "AdamW"
+        } else {
+            "Adam"
+        }
+    }
+
+    fn zero_grad(&mut self) {
+        self.params.zero_grad();
+    }
+
+    fn step(&mut self) {
+        self.update(None);
+    }
+
+    fn step_unless(&mut self, skip: &Tensor) {
+        self.update(Some(skip));
+    }
+
+    fn gradients(&self) -> Vec<Tensor> {
+        self.params.gradients()
+    }
+
+    fn lr(&self) -> f64 {
+        self.config.lr
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        self.config.lr = lr;
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for ((name, _), s) in self.params.iter().zip(&self.state) {
+            if let Some(s) = s {
+                out.push((state_name(EXP_AVG, name), s.exp_avg.shallow_clone()));
+                out.push((state_name(EXP_AVG_SQ, name), s.exp_avg_sq.shallow_clone()));
+                out.push((state_name(STEP_SLOT, name), s.step.shallow_clone()));
+            }
+        }
+        out
+    }
+
+    fn load_state(&mut self, saved: Vec<(String, Tensor)>) -> Result<(), OptimizerStateError> {
+        let name = self.name();
+        let slots = self.params.sort_state(saved, name, SLOTS)?;
+        let mut state = Vec::with_capacity(slots.len());
+        for (i, slot) in slots.into_iter().enumerate() {
+            let param = self.params.name(i);
+            if slot.iter().all(Option::is_none) {
+                state.push(None);
+                continue;
+            }
+            let mut slot = slot.into_iter().zip(SLOTS);
+            let mut take = || {
+                let (tensor, missing) = slot.next().expect("one tensor per slot");
+                tensor.ok_or_else(|| OptimizerStateError::Incomplete {
+                    optimizer: name,
+                    param: param.to_owned(),
+                    missing,
+                })
+            };
+            let (exp_avg, exp_avg_sq, step) = (take()?, take()?, take()?);
+            let step = step.to_kind(Kind::Float);
+            let count = step.double_value(&[]);
+            if !(count >= 0.0 && count.fract() == 0.0 && count < f64::from(1u32 << 24)) {
+                return Err(OptimizerStateError::BadStepCount {
+                    name: state_name(STEP_SLOT, param),
+                    value: count,
+                });
+            }
+            state.push(Some(ParamState {
+                exp_avg,
+                exp_avg_sq,
+                step,
+                host_step: Some(count as u64),
+            }));
+        }
+        self.state = state;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{nn, Device};
+
+    const GRADS: [[f32; 3]; 4] = [
+        [1.0, 2.0, -1.0],
+        [0.5, 0.0, 1.0],
+        [-2.0, 1.0, 0.25],
+        [0.1, -0.3, 3.0],
+    ];
+
+    /// One parameter, loss = sum(w * g): the gradient is exactly g.
+    fn setup(decoupled: bool) -> (VarStore, Tensor, Adam) {
+        let vs = VarStore::new(Device::Cpu);
+        let w = vs.root().var("w", &[3], nn::Init::Const(1.0));
+        let adam = Adam::new(
+            &vs,
+            AdamConfig {
+                lr: 0.01,
+                betas: [0.9, 0.999],
+                eps: 1e-8,
+                weight_decay: 0.1,
+                decoupled_weight_decay: decoupled,
+            },
+        );
+        (vs, w, adam)
+    }
+
+    fn backward(w: &Tensor, g: &[f32]) {
+        (w * Tensor::from_slice(g)).sum(Kind::Float).backward();
+    }
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        Vec::<f32>::try_from(t).unwrap()
+    }
+
+    /// torch's recurrence in f64, for `steps` of [`GRADS`].
+    fn reference(decoupled: bool, steps: usize) -> [f64; 3] {
+        let (lr, b1, b2, eps, wd) = (0.01, 0.9f64, 0.999f64, 1e-8, 0.1);
+        let (mut p, mut m, mut v) = ([1.0f64; 3], [0.0f64; 3], [0.0f64; 3]);
+        for (t, g) in GRADS.iter().take(steps).enumerate() {
+            let t = (t + 1) as f64;
+            for k in 0..3 {
+                let mut d = g[k] as f64;
+                if decoupled {
+                    p[k] *= 1.0 - lr * wd;
+                } else {
+                    d += wd * p[k];
+                }
+                m[k] = b1 * m[k] + (1.0 - b1) * d;
+                v[k] = b2 * v[k] + (1.0 - b2) * d * d;
+                let denom = v[k].sqrt() / (1.0 - b2.powf(t)).sqrt() + eps;
+                p[k] -= lr / (1.0 - b1.powf(t)) * m[k] / denom;
+            }
+        }
+        p
+    }
+
+    fn assert_close(got: &[f32], expected: &[f64], what: &str) {
+        for (g, e) in got.iter().zip(expected) {
+            assert!((*g as f64 - e).abs() < 1e-6, "{what}: {got:?} vs {expected:?}");
+        }
+    }
+
+    #[test]
+    fn adam_and_adamw_follow_the_torch_recurrence_on_both_paths() {
+        let no_skip = Tensor::from_slice(&[false]);
+        for decoupled in [false, true] {
+            let (_vs, w, mut plain) = setup(decoupled);
+            let (_vs2, w2, mut masked) = setup(decoupled);
+            for (i, g) in GRADS.iter().enumerate() {
+                plain.zero_grad();
+                backward(&w, g);
+                plain.step();
+                masked.zero_grad();
+                backward(&w2, g);
+                masked.step_unless(&no_skip);
+                let expected = reference(decoupled, i + 1);
+                assert_close(&values(&w), &expected, "host path");
+                assert_close(&values(&w2), &expected, "device path");
+            }
+            let state = plain.state();
+            let names: Vec<&str> = state.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(names, ["exp_avg.w", "exp_avg_sq.w", "step.w"]);
+            assert_eq!(state[2].1.double_value(&[]), 4.0);
+        }
+    }
+
+    #[test]
+    fn a_skipped_step_changes_nothing_not_even_the_step_count() {
+        let (skip, go) = (Tensor::from_slice(&[true]), Tensor::from_slice(&[false]));
+        let (_vs, w, mut adam) = setup(false);
+        let (_vs_ref, w_ref, mut reference) = setup(false);
+        adam.zero_grad();
+        backward(&w, &GRADS[0]);
+        adam.step_unless(&skip);
+        assert_eq!(values(&w), vec![1.0; 3]);
+        for (i, g) in GRADS.iter().enumerate() {
+            adam.zero_grad();
+            backward(&w, g);
+            adam.step_unless(&go);
+            let before: Vec<Vec<f32>> = adam.state().iter().map(|(_, t)| values(&t.reshape([-1]))).collect();
+            let w_before = values(&w);
+            adam.zero_grad();
+            backward(&w, &[f32::INFINITY, f32::NAN, 1.0]);
+            adam.step_unless(&skip);
+            let after: Vec<Vec<f32>> = adam.state().iter().map(|(_, t)| values(&t.reshape([-1]))).collect();
+            assert_eq!(before, after, "state changed by skipped step {i}");
+            assert_eq!(values(&w), w_before);
+
+            reference.zero_grad();
+            backward(&w_ref, g);
+            reference.step_unless(&go);
+            assert_eq!(values(&w), values(&w_ref), "step {i}");
+        }
+    }
+
+    #[test]
+    fn restored_state_continues_the_same_trajectory() {
+        let (_vs_a, w_a, mut a) = setup(true);
+        for g in &GRADS[..2] {
+            a.zero_grad();
+            backward(&w_a, g);
+            a.step();
+        }
+        let (_vs_b, w_b, mut b) = setup(true);
+        tch::no_grad(|| w_b.shallow_clone().copy_(&w_a));
+        b.load_state(a.state().into_iter().map(|(n, t)| (n, t.copy())).collect())
+            .unwrap();
+        for (opt, w) in [(&mut a, &w_a), (&mut b, &w_b)] {
+            for g in &GRADS[2..] {
+                opt.zero_grad();
+                backward(w, g);
+                opt.step();
+            }
+        }
+        assert!(w_a.equal(&w_b));
+        assert_close(&values(&w_b), &reference(true, 4), "restored");
+    }
+
+    #[test]
+    fn rejects_incomplete_or_foreign_state() {
+        let (_vs, _w, mut adam) = setup(false);
+        let zeros = || Tensor::zeros([3], (Kind::Float, Device::Cpu));
+        let err = adam
+            .load_state(vec![("exp_avg.w".into(), zeros())])
+            .unwrap_err();
+        assert!(
+            matches!(&err, OptimizerStateError::Incomplete { missing, .. } if *missing == EXP_AVG_SQ),
+            "{err}"
+        );
+        let err = adam
+            .load_state(vec![("momentum.w".into(), zeros())])
+            .unwrap_err();
+        assert!(err.to_string().contains("another optimizer"), "{err}");
+        let err = adam
+            .load_state(vec![
+                ("exp_avg.w".into(), zeros()),
+                ("exp_avg_sq.w".into(), zeros()),
+                ("step.w".into(), Tensor::from(2.5f32)),
+            ])
+            .unwrap_err();
+        assert!(matches!(err, OptimizerStateError::BadStepCount { .. }), "{err}");
+        let err = adam
+            .load_state(vec![("step.w".into(), zeros())])
+            .unwrap_err();
+        assert!(matches!(err, OptimizerStateError::ShapeMismatch { .. }), "{err}");
+    }
+}
