@@ -5,6 +5,7 @@
 mod bench_loader;
 mod config;
 mod eval_predict;
+mod experiments;
 mod gpu_check;
 mod interrupt;
 mod learns;

@@ -10,7 +10,7 @@ use super::score::{print_missing_scans, print_score_table};
 use crate::config::cli::EvalArgs;
 use crate::evaluate::{self, EpochMetrics, EvalReport, Prediction, Reference};
 use crate::inference::SavedModel;
-use crate::run::checkpoint;
+use crate::run::{best, checkpoint};
 
 /// What `train eval` produced.
 #[derive(Debug)]
@@ -24,6 +24,9 @@ pub struct EvalOutcome {
 }
 
 pub fn run(args: &EvalArgs) -> Result<EvalOutcome> {
+    let mut args = args.clone();
+    args.score.checkpoint = best::prefer_best(&args.score.checkpoint, "eval");
+    let args = &args;
     let (scorer, order) = SavedModel::open_on(&args.score, args.split, "eval")?;
     let reader = &scorer.reader;
     let samples = scorer.score(&order)?;

@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 
 use crate::config::cli::PredictArgs;
 use crate::inference::SavedModel;
+use crate::run::best;
 
 pub const HEADER: &str = "seriesuid,coordX,coordY,coordZ,probability";
 
@@ -26,6 +27,9 @@ fn csv_field(s: &str) -> String {
 
 /// Scores the split and writes the CSV; returns its path and row count.
 pub fn run(args: &PredictArgs) -> Result<(PathBuf, usize)> {
+    let mut args = args.clone();
+    args.score.checkpoint = best::prefer_best(&args.score.checkpoint, "predict");
+    let args = &args;
     let (scorer, order) = SavedModel::open_on(&args.score, args.split, "predict")?;
     let reader = &scorer.reader;
     let samples = scorer.score(&order)?;

@@ -36,25 +36,26 @@ impl fmt::Display for Select {
 }
 
 impl Select {
-    /// The epoch's score, where higher is better (the loss is negated);
-    /// `None` when it is undefined (AUC without both classes).
-    pub fn score(self, m: &EpochMetrics, auc: Option<f64>) -> Option<f64> {
+    /// The epoch's value of the metric as it reads; `None` when it is
+    /// undefined (AUC without both classes).
+    pub fn value(self, m: &EpochMetrics, auc: Option<f64>) -> Option<f64> {
         match self {
             Select::F1 => Some(m.f1),
             Select::F2 => Some(m.f2),
             Select::F05 => Some(m.f05),
             Select::Recall => Some(m.recall),
             Select::Auc => auc,
-            Select::Loss => Some(-m.loss_all),
+            Select::Loss => Some(m.loss_all),
         }
     }
 
-    /// The score as the metric reads (the loss positive again).
-    pub fn shown(self, score: f64) -> f64 {
+    /// Converts between the metric as it reads and its ranked form (higher
+    /// is better): the loss changes sign, the others stay. Its own inverse.
+    pub fn ranked(self, value: f64) -> f64 {
         if self == Select::Loss {
-            -score
+            -value
         } else {
-            score
+            value
         }
     }
 }

@@ -249,6 +249,15 @@ pub struct MetricsRecord<'a> {
     pub samples_seen: u64,
     #[serde(flatten)]
     pub metrics: &'a EpochMetrics,
+    /// Validation lines: the ROC AUC, `null` when a class is missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auc: Option<Option<f64>>,
+    /// Training lines: the learning rate at the phase's last step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    /// Balanced training lines: negatives per positive in this epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balance_ratio: Option<u32>,
 }
 
 #[cfg(test)]
@@ -390,6 +399,9 @@ mod tests {
             phase: "val",
             samples_seen: 640,
             metrics: &m,
+            auc: Some(None),
+            lr: None,
+            balance_ratio: None,
         })
         .unwrap();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();

@@ -16,6 +16,7 @@ use tch::{Device, Kind, Tensor};
 
 use shared::durable::{write_atomically, DurableWriteError};
 
+use super::best::BestEpoch;
 use crate::config::{legacy, RunConfig};
 use crate::model::ModelConfig;
 use crate::optim::{LossScaleState, Optimize};
@@ -48,6 +49,9 @@ pub struct RunState {
     /// Absent otherwise, which keeps other checkpoints as they were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss_scale: Option<LossScaleState>,
+    /// `--select` runs: the best epoch so far (its checkpoint is in `best/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best: Option<BestEpoch>,
 }
 
 /// A run state as any version wrote it: checkpoints made before the typed
@@ -63,6 +67,8 @@ struct StoredRunState {
     args: Option<serde_json::Value>,
     #[serde(default)]
     loss_scale: Option<LossScaleState>,
+    #[serde(default)]
+    best: Option<BestEpoch>,
 }
 
 impl StoredRunState {
@@ -83,6 +89,7 @@ impl StoredRunState {
             run_stamp: self.run_stamp,
             config,
             loss_scale: self.loss_scale,
+            best: self.best,
         })
     }
 }

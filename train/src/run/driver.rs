@@ -7,10 +7,11 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use shared::cache::CacheReader;
 
+use super::best::{BestEpoch, BEST_DIR};
 use super::checkpoint::{self, RunState};
 use super::interrupt::{Interrupted, StopRequested};
 use super::phase::{run_phase, Phase, PhaseKind};
-use super::recorder::Recorder;
+use super::recorder::{PhaseExtras, Recorder};
 use super::run_dir::{timestamp, RunDir};
 use super::trainer::Trainer;
 use crate::config::device::parse_device;
@@ -150,6 +151,10 @@ pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
     };
     let mut last_val = None;
     for epoch in state.epoch + 1..=total {
+        if let Some(why) = patience_exhausted(&config, &state) {
+            println!("train: stopping early before epoch {epoch}: {why}");
+            break;
+        }
         let order = epochs.sampler.epoch_order(epoch);
         let trn = Phase {
             kind: PhaseKind::Train,
@@ -160,7 +165,11 @@ pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
             .map_err(|e| stopped(e, epoch, &state))?;
         state.samples_seen += order.len() as u64;
         state.steps = trainer.steps;
-        recorder.record(&trn, state.samples_seen, &samples)?;
+        let extras = PhaseExtras {
+            lr: Some(trainer.current_lr()),
+            balance_ratio: epochs.sampler.ratio_at(epoch),
+        };
+        recorder.record(&trn, state.samples_seen, &samples, extras)?;
 
         let val = Phase {
             kind: PhaseKind::Validate,
@@ -169,9 +178,26 @@ pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
         };
         let samples = run_phase(&val, &mut loader, &mut trainer, stop)
             .map_err(|e| stopped(e, epoch, &state))?;
-        let metrics = recorder.record(&val, state.samples_seen, &samples)?;
+        let summary = recorder.record(&val, state.samples_seen, &samples, PhaseExtras::default())?;
+        let metrics = summary.metrics;
         state.best_val_f1 = state.best_val_f1.max(metrics.f1);
         state.epoch = epoch;
+        // The best checkpoint first: a crash between the two saves resumes
+        // from the epoch before, whose rerun finds the same best again.
+        if let Some(best) = improved_best(&config, &state, &metrics, summary.auc) {
+            state.best = Some(best);
+            let best_dir = dir.root.join(BEST_DIR);
+            trainer
+                .save(&best_dir, &state)
+                .with_context(|| format!("saving the best checkpoint (epoch {epoch})"))?;
+            best.write(&best_dir)?;
+            println!(
+                "E{epoch} best so far by {} ({:.4}): checkpoint in {}",
+                best.select,
+                best.score,
+                best_dir.display()
+            );
+        }
         last_val = Some(metrics);
 
         trainer
@@ -186,6 +212,43 @@ pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
         dir,
         last_val,
         state,
+    })
+}
+
+/// With `--select`: the new best epoch when this one beats the last best
+/// (an undefined score, AUC without both classes, never does).
+fn improved_best(
+    config: &RunConfig,
+    state: &RunState,
+    metrics: &EpochMetrics,
+    auc: Option<f64>,
+) -> Option<BestEpoch> {
+    let select = config.run.select?;
+    let value = select.value(metrics, auc)?;
+    if value.is_nan() || state.best.is_some_and(|b| !b.beaten_by(value)) {
+        return None;
+    }
+    Some(BestEpoch {
+        epoch: state.epoch,
+        select,
+        score: value,
+    })
+}
+
+/// With `--patience N`: why the run stops, once N epochs have passed
+/// without a better score.
+fn patience_exhausted(config: &RunConfig, state: &RunState) -> Option<String> {
+    let patience = config.run.patience? as usize;
+    let select = config.run.select?;
+    let since = state.best.map_or(0, |b| b.epoch);
+    (state.epoch >= since + patience).then(|| match state.best {
+        Some(b) => format!(
+            "no better {select} in the {} epochs since epoch {} ({select} {:.4}, kept in {BEST_DIR}/) (--patience {patience})",
+            state.epoch - b.epoch,
+            b.epoch,
+            b.score
+        ),
+        None => format!("no defined {select} in {} epochs (--patience {patience})", state.epoch),
     })
 }
 
@@ -217,6 +280,7 @@ fn start_or_resume(
                 run_stamp: stamp,
                 config: config.clone(),
                 loss_scale: None,
+                best: None,
             };
             (state, dir)
         }

@@ -4,6 +4,7 @@
 //! [`Recorder`] (terminal, metrics.jsonl, TensorBoard, progress bar) and
 //! [`checkpoint`] (what a resumed run starts from).
 
+pub mod best;
 pub mod checkpoint;
 pub mod driver;
 pub mod interrupt;

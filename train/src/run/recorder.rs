@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::phase::{Phase, PhaseKind};
 use super::run_dir::RunDir;
 use super::tensorboard::EventWriter;
-use crate::evaluate::{EpochMetrics, MetricsRecord, Samples};
+use crate::evaluate::{roc_auc, EpochMetrics, MetricsRecord, Samples};
 
 pub struct Recorder {
     trn_events: EventWriter,
@@ -86,14 +86,33 @@ impl Recorder {
         phase: &Phase,
         samples_seen: u64,
         samples: &Samples,
-    ) -> Result<EpochMetrics> {
+        extras: PhaseExtras,
+    ) -> Result<PhaseSummary> {
         let metrics = EpochMetrics::compute(samples);
         println!("{}", metrics.table(phase.epoch, phase.kind.name()));
+        let auc = (phase.kind == PhaseKind::Validate).then(|| roc_auc_of(samples));
+        let name = phase.kind.name();
+        let mut notes = Vec::new();
+        if let Some(Some(auc)) = auc {
+            notes.push(format!("{auc:.4} ROC AUC"));
+        }
+        if let Some(lr) = extras.lr {
+            notes.push(format!("lr {lr:.3e}"));
+        }
+        if let Some(r) = extras.balance_ratio {
+            notes.push(format!("balanced 1:{r}"));
+        }
+        if !notes.is_empty() {
+            println!("E{} {name:<8} {}", phase.epoch, notes.join(", "));
+        }
         let record = MetricsRecord {
             epoch: phase.epoch,
-            phase: phase.kind.name(),
+            phase: name,
             samples_seen,
             metrics: &metrics,
+            auc,
+            lr: extras.lr,
+            balance_ratio: extras.balance_ratio,
         };
         let mut line = serde_json::to_string(&record).context("encoding metrics")?;
         line.push('\n');
@@ -105,9 +124,47 @@ impl Recorder {
             PhaseKind::Train => &mut self.trn_events,
             PhaseKind::Validate => &mut self.val_events,
         };
+        let mut scalars = Vec::new();
+        if let Some(Some(auc)) = auc {
+            scalars.push(("pr/roc_auc", auc));
+        }
+        if let Some(lr) = extras.lr {
+            scalars.push(("optim/lr", lr));
+        }
+        if let Some(r) = extras.balance_ratio {
+            scalars.push(("data/balance_ratio", f64::from(r)));
+        }
+        if !scalars.is_empty() {
+            tb.scalars(samples_seen, &scalars)
+                .with_context(|| format!("writing TensorBoard events to {}", tb.path().display()))?;
+        }
         write_events(tb, samples_seen, &metrics, samples)?;
-        Ok(metrics)
+        Ok(PhaseSummary {
+            metrics,
+            auc: auc.flatten(),
+        })
     }
+}
+
+/// What the run knows of a phase besides its samples (training phases).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PhaseExtras {
+    /// The learning rate at the phase's last step.
+    pub lr: Option<f64>,
+    /// Negatives per positive, for balanced runs.
+    pub balance_ratio: Option<u32>,
+}
+
+/// A recorded phase's figures.
+#[derive(Clone, Debug)]
+pub struct PhaseSummary {
+    pub metrics: EpochMetrics,
+    /// Validation only; `None` when a class is missing.
+    pub auc: Option<f64>,
+}
+
+fn roc_auc_of(samples: &Samples) -> Option<f64> {
+    roc_auc(&samples.prob_pos, &samples.labels)
 }
 
 /// The book's TensorBoard content: scalars, a PR curve, and histograms of
