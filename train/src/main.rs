@@ -24,6 +24,9 @@ fn main() -> Result<ExitCode> {
         Some(Command::Score(a)) => {
             commands::score::run(a)?;
         }
+        Some(Command::Compare(a)) => {
+            commands::compare::run(a)?;
+        }
         None => return commands::train::run(&cli.train),
     }
     Ok(ExitCode::SUCCESS)

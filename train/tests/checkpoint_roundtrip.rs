@@ -43,6 +43,7 @@ fn state() -> RunState {
             c
         },
         loss_scale: None,
+        best: None,
     }
 }
 

@@ -89,6 +89,7 @@ fn a_rust_written_checkpoint_loads_in_pytorch_with_equal_outputs() {
             c
         },
         loss_scale: None,
+        best: None,
     };
     let dir = tempfile::tempdir().unwrap();
     checkpoint::save(dir.path(), &vs, &sgd, &state).unwrap();
