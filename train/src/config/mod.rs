@@ -559,6 +559,35 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_file_takes_the_defaults_for_what_it_leaves_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("short.toml");
+        std::fs::write(
+            &path,
+            "version = 1\n[optimizer]\nname = \"adamw\"\nschedule = \"onecycle\"\n[augment]\nnoise = 10.0\n[data]\nbalanced = 2\nsampler = \"weighted\"\nbalanced_schedule = \"1:1,4:3\"\n",
+        )
+        .unwrap();
+        let c = RunConfig::read(&path).unwrap();
+        let mut expected = RunConfig::default();
+        expected.optimizer.name = OptimizerKind::AdamW;
+        expected.optimizer.schedule = LrSchedule::OneCycle;
+        expected.augment.noise = 10.0;
+        expected.data.balanced = Some(2);
+        expected.data.sampler = BalanceSampler::Weighted;
+        expected.data.balanced_schedule = Some("1:1,4:3".parse().unwrap());
+        // A file without [compute] predates it: fp32, as it ran then.
+        expected.compute = ComputeConfig::fp32_contiguous();
+        assert_eq!(c, expected);
+        c.validate().unwrap();
+        // And the full text of a run reads back to the same settings.
+        std::fs::write(&path, c.to_toml()).unwrap();
+        assert_eq!(RunConfig::read(&path).unwrap(), c);
+        std::fs::write(&path, "version = 1\n[data]\nbalanced_schedule = \"1:1,1:2\"\n").unwrap();
+        let err = RunConfig::read(&path).unwrap_err().to_string();
+        assert!(err.contains("short.toml") && err.contains("--balanced-schedule"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_and_other_versions_are_refused_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");

@@ -393,6 +393,73 @@ mod tests {
     }
 
     #[test]
+    fn flip_probability_sets_the_share_of_flipped_axes() {
+        for p in [0.0, 0.2, 0.5, 1.0] {
+            let cfg = AugmentConfig {
+                flip: true,
+                flip_probability: p,
+                ..Default::default()
+            };
+            // Draws evenly spread over [0, 1): the flipped share is p.
+            let flipped = (0..1000)
+                .filter(|&k| {
+                    let mut u = [0.0; 10];
+                    u[0] = (k as f64 + 0.5) / 1000.0;
+                    cfg.transform(&u)[0][0] < 0.0
+                })
+                .count();
+            assert_eq!(flipped, (p * 1000.0) as usize, "p = {p}");
+        }
+    }
+
+    #[test]
+    fn a_rotation_limit_bounds_the_angle_and_180_is_the_books_draw() {
+        let limited = AugmentConfig {
+            rotate: true,
+            rotate_degrees: 30.0,
+            ..Default::default()
+        };
+        let book = AugmentConfig {
+            rotate: true,
+            ..Default::default()
+        };
+        for k in 0..=100 {
+            let mut u = [0.0; 10];
+            u[9] = k as f64 / 100.0;
+            let t = limited.transform(&u);
+            let angle = t[1][0].atan2(t[0][0]).to_degrees();
+            assert!(angle.abs() <= 30.0 + 1e-9, "{angle}");
+            let expected = (u[9] * 2.0 * PI).sin_cos();
+            let t = book.transform(&u);
+            assert_eq!((t[1][0], t[0][0]), expected);
+        }
+        let mut u = [0.0; 10];
+        u[9] = 1.0;
+        let t = limited.transform(&u);
+        assert!((t[1][0].atan2(t[0][0]).to_degrees() - 30.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn magnitudes_out_of_range_name_their_flag() {
+        type Breaks = fn(&mut AugmentConfig);
+        let cases: [(&str, Breaks); 6] = [
+            ("--augment-noise", |a| a.noise = -1.0),
+            ("--augment-offset", |a| a.offset = f64::INFINITY),
+            ("--augment-scale", |a| a.scale = 1.0),
+            ("--augment-flip", |a| a.flip_probability = 1.5),
+            ("--augment-rotate", |a| a.rotate_degrees = -10.0),
+            ("--mixup", |a| a.mixup_positives = true),
+        ];
+        for (flag, break_it) in cases {
+            let mut a = AugmentConfig::book();
+            a.validate().unwrap();
+            break_it(&mut a);
+            let err = a.validate().unwrap_err().to_string();
+            assert!(err.contains(flag), "{flag}: {err}");
+        }
+    }
+
+    #[test]
     fn rotation_turns_slices_in_plane() {
         let cfg = AugmentConfig {
             rotate: true,

@@ -499,4 +499,27 @@ mod tests {
             "mean {mean}, bound {bound}"
         );
     }
+
+    #[test]
+    fn fixed_and_sqrt_input_maps_replace_the_tail_batchnorm() {
+        let x = Tensor::from_slice(&[-1000.0f32, 0.0, 3000.0, -2000.0]).view([4, 1, 1, 1, 1]);
+        let mut outputs = Vec::new();
+        for norm in [InputNorm::Fixed, InputNorm::Sqrt] {
+            let config = ModelConfig {
+                input_norm: norm,
+                ..ModelConfig::default()
+            };
+            let vs = nn::VarStore::new(Device::Cpu);
+            let m = LunaModel::with_config(&vs.root(), &config, BiasInit::Uniform);
+            assert!(
+                vs.variables().keys().all(|k| !k.starts_with("tail_batchnorm")),
+                "{norm:?} has no learned tail"
+            );
+            assert_eq!(parameter_count(&vs), 222_220 - 2);
+            outputs.push(Vec::<f32>::try_from(m.normalize_input(&x, true).flatten(0, -1)).unwrap());
+        }
+        // (HU + 1000) / 1000, then sign(y)·sqrt(|y|).
+        assert_eq!(outputs[0], [0.0, 1.0, 4.0, -1.0]);
+        assert_eq!(outputs[1], [0.0, 1.0, 2.0, -1.0]);
+    }
 }

@@ -15,7 +15,7 @@ use super::recorder::{PhaseExtras, Recorder};
 use super::run_dir::{timestamp, RunDir};
 use super::trainer::Trainer;
 use crate::config::device::parse_device;
-use crate::config::RunConfig;
+use crate::config::{BalanceSampler, RunConfig};
 use crate::data::loader::{Loader, LoaderConfig};
 use crate::data::sampler::{Balance, TrainSampler};
 use crate::data::split::Split;
@@ -305,10 +305,7 @@ fn announce(
         m.positives,
         epochs.train_len,
         epochs.sampler.samples_per_epoch(),
-        config
-            .data
-            .balanced
-            .map_or(String::new(), |r| format!(", balanced 1:{r}")),
+        balance_description(config),
         epochs.val.len()
     );
     println!(
@@ -330,6 +327,26 @@ fn announce(
             "train: resuming after epoch {} ({} samples seen)",
             state.epoch, state.samples_seen
         );
+    }
+}
+
+/// ", balanced 1:2 (weighted, schedule 3:4)" or nothing.
+fn balance_description(config: &RunConfig) -> String {
+    let d = &config.data;
+    let Some(ratio) = d.balanced else {
+        return String::new();
+    };
+    let mut how = Vec::new();
+    if d.sampler == BalanceSampler::Weighted {
+        how.push("weighted".to_owned());
+    }
+    if let Some(schedule) = &d.balanced_schedule {
+        how.push(format!("schedule {schedule}"));
+    }
+    if how.is_empty() {
+        format!(", balanced 1:{ratio}")
+    } else {
+        format!(", balanced 1:{ratio} ({})", how.join(", "))
     }
 }
 
