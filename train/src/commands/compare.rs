@@ -1,6 +1,7 @@
 //! `train compare`: runs (or whole sweeps) side by side, as a table of the
 //! settings that differ and their best and last validation metrics.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -19,14 +20,24 @@ pub fn run(args: &CompareArgs) -> Result<Vec<PathBuf>> {
         .map(|dir| Run::load(dir))
         .collect::<Result<Vec<_>, _>>()?;
     let comparison = Comparison::new(runs);
-    print!("{}", table::markdown(&comparison));
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.runs));
     let written = comparison.write(&out)?;
-    println!();
+    let mut text = table::markdown(&comparison);
+    text.push('\n');
     for path in &written {
-        println!("wrote {}", path.display());
+        text.push_str(&format!("wrote {}\n", path.display()));
     }
+    print_text(&text)?;
     Ok(written)
+}
+
+/// Prints `text`; a reader that stops early (`| head`) is no error: the
+/// files are already written.
+fn print_text(text: &str) -> Result<()> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// The one folder compared (a sweep keeps its report), else `./compare`.

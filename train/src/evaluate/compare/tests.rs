@@ -244,7 +244,7 @@ fn finding_runs_in_a_sweep_folder() {
         }
     }
     made.sort();
-    assert_eq!(find_runs(&[sweep.clone()]).unwrap(), made);
+    assert_eq!(find_runs(std::slice::from_ref(&sweep)).unwrap(), made);
     // Named twice (as a folder and by its config file): listed once.
     let twice = [made[0].clone(), made[0].join(CONFIG_FILE)];
     assert_eq!(find_runs(&twice).unwrap(), [made[0].clone()]);
@@ -262,7 +262,7 @@ fn finding_runs_in_a_sweep_folder() {
         "{err}"
     );
     let missing = tmp.path().join("nowhere");
-    let err = find_runs(&[missing.clone()]).unwrap_err().to_string();
+    let err = find_runs(&[missing]).unwrap_err().to_string();
     assert!(err.contains("nowhere") && err.contains("no such"), "{err}");
 }
 
