@@ -3,6 +3,7 @@
 //! bad-input cases a user meets. One binary, one link.
 
 mod bench_loader;
+mod compare;
 mod config;
 mod eval_predict;
 mod experiments;
