@@ -1,4 +1,5 @@
-//! Minimal TensorBoard event-file writer: scalars, histograms, PR curves.
+//! Minimal TensorBoard event-file writer: scalars, histograms, PR curves,
+//! images.
 //!
 //! An event file is a sequence of TFRecords (`u64` length, masked CRC32C of
 //! the length, payload, masked CRC32C of the payload), each holding one
@@ -47,7 +48,7 @@ pub mod proto {
         pub tag: String,
         #[prost(message, optional, tag = "9")]
         pub metadata: Option<SummaryMetadata>,
-        #[prost(oneof = "value::Kind", tags = "2, 5, 8")]
+        #[prost(oneof = "value::Kind", tags = "2, 4, 5, 8")]
         pub kind: Option<value::Kind>,
     }
 
@@ -56,6 +57,8 @@ pub mod proto {
         pub enum Kind {
             #[prost(float, tag = "2")]
             SimpleValue(f32),
+            #[prost(message, tag = "4")]
+            Image(super::Image),
             #[prost(message, tag = "5")]
             Histo(super::HistogramProto),
             #[prost(message, tag = "8")]
@@ -63,6 +66,23 @@ pub mod proto {
         }
     }
 
+    /// `tensorflow.Summary.Image`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Image {
+        #[prost(int32, tag = "1")]
+        pub height: i32,
+        #[prost(int32, tag = "2")]
+        pub width: i32,
+        /// 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA.
+        #[prost(int32, tag = "3")]
+        pub colorspace: i32,
+        #[prost(bytes = "vec", tag = "4")]
+        pub encoded_image_string: Vec<u8>,
+    }
+
+    /// `tensorflow.HistogramProto`: `bucket[i]` counts the values between
+    /// `bucket_limit[i-1]` and `bucket_limit[i]` (TensorBoard draws the
+    /// first bucket from `min` and the last one up to `max`).
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct HistogramProto {
         #[prost(double, tag = "1")]
@@ -148,6 +168,15 @@ pub const HISTOGRAM_BINS: usize = 50;
 pub fn masked_crc32c(bytes: &[u8]) -> u32 {
     let crc = crc32c::crc32c(bytes);
     crc.rotate_right(15).wrapping_add(0xa282_ead8)
+}
+
+/// A PNG-encoded 8-bit grey image and its size, as an image summary
+/// declares it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GreyPng {
+    pub height: u32,
+    pub width: u32,
+    pub png: Vec<u8>,
 }
 
 /// Appends TFRecord-framed events to one `events.out.tfevents.*` file.
@@ -262,6 +291,42 @@ impl EventWriter {
             kind: Some(value::Kind::Histo(histo)),
         };
         self.write_values(step, vec![value])
+    }
+
+    /// Histograms built by the caller (see [`proto::HistogramProto`] for
+    /// the bucket convention), in one event.
+    pub fn histograms(
+        &mut self,
+        step: u64,
+        histograms: &[(String, proto::HistogramProto)],
+    ) -> io::Result<()> {
+        let values = histograms
+            .iter()
+            .map(|(tag, histo)| Value {
+                tag: tag.clone(),
+                metadata: None,
+                kind: Some(value::Kind::Histo(histo.clone())),
+            })
+            .collect();
+        self.write_values(step, values)
+    }
+
+    /// 8-bit grey PNG images, in one event.
+    pub fn grey_images(&mut self, step: u64, images: &[(String, GreyPng)]) -> io::Result<()> {
+        let values = images
+            .iter()
+            .map(|(tag, image)| Value {
+                tag: tag.clone(),
+                metadata: None,
+                kind: Some(value::Kind::Image(proto::Image {
+                    height: image.height as i32,
+                    width: image.width as i32,
+                    colorspace: 1,
+                    encoded_image_string: image.png.clone(),
+                })),
+            })
+            .collect();
+        self.write_values(step, values)
     }
 
     /// A PR curve as the `pr_curves` plugin stores it: a `[6, thresholds]`
