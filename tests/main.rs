@@ -15,4 +15,6 @@ mod prepcache_build;
 mod prepcache_skipped;
 mod resume;
 mod score;
+mod sweep;
+mod tensorboard;
 mod train_cli;

@@ -19,6 +19,7 @@
 //! - [`inference`]: a saved model over cached candidates, for `eval` and
 //!   `predict`.
 //! - [`commands`]: one module per subcommand; [`bench`]: the measurements.
+//! - [`sweep`]: a study as many runs (variants × seeds) in child processes.
 
 pub mod bench;
 pub mod commands;
@@ -30,3 +31,4 @@ pub mod inference;
 pub mod model;
 pub mod optim;
 pub mod run;
+pub mod sweep;

@@ -24,6 +24,7 @@ fn main() -> Result<ExitCode> {
         Some(Command::Score(a)) => {
             commands::score::run(a)?;
         }
+        Some(Command::Sweep(a)) => return commands::sweep::run(a),
         Some(Command::Compare(a)) => {
             commands::compare::run(a)?;
         }

@@ -7,6 +7,7 @@ mod pytorch_support;
 mod checkpoint_roundtrip;
 mod loader_stream;
 mod model_variants;
+mod optimizers;
 mod precision;
 mod pytorch_dataset;
 mod pytorch_ddp;

@@ -83,6 +83,7 @@ fn each_variant_trains_one_step() {
             dropout: 0.2,
             block_batchnorm: true,
             residual: true,
+            ..book
         },
         1e-4,
     );

@@ -7,4 +7,5 @@ pub mod doctor;
 pub mod eval;
 pub mod predict;
 pub mod score;
+pub mod sweep;
 pub mod train;

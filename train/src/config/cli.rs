@@ -67,6 +67,11 @@ pub enum Command {
     /// only in their seed); writes compare.md, compare.csv and F1/recall
     /// plots per epoch.
     Compare(CompareArgs),
+    /// Run a study: every variant of a base config (a [grid] of values
+    /// and/or named [[variant]]s) for each seed, as child runs, a few at a
+    /// time; resumable; writes <out>/sweep.json.
+    #[command(after_long_help = crate::sweep::FORMAT_HELP)]
+    Sweep(SweepArgs),
 }
 
 fn split_parser() -> impl clap::builder::TypedValueParser<Value = Split> {
@@ -124,6 +129,32 @@ pub struct EvalArgs {
     /// LUNA16 annotations_excluded.csv: marks on these findings are ignored.
     #[arg(long, value_name = "CSV", requires = "annotations")]
     pub annotations_excluded: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SweepArgs {
+    /// The sweep file (format below).
+    #[arg(value_name = "SWEEP.toml")]
+    pub file: PathBuf,
+    /// Cache directory every run reads (default: the base config's).
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Seeds each variant runs with (default: the base config's run.seed).
+    #[arg(long, value_name = "S,...", value_delimiter = ',')]
+    pub seeds: Option<Vec<u64>>,
+    /// Runs at once; the CPU threads are split between them.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..1025).map(|n| n as usize))]
+    pub parallel: usize,
+    /// Folder of the sweep's runs and sweep.json (default:
+    /// <base run.runs>/sweeps/<sweep file stem>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// CPU threads of all the runs together (default: the machine's).
+    #[arg(long, value_name = "T", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+    /// Print what each run would do (start, resume, skip) and stop.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -402,6 +433,12 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N", help_heading = "Optimizer")]
     pub warmup_samples: Option<u64>,
 
+    /// cosine and onecycle schedules: the epochs they span, e.g. to stop
+    /// early and resume later on the same schedule [default: --epochs of
+    /// the run's start, kept when it is resumed].
+    #[arg(long, value_name = "N", help_heading = "Optimizer")]
+    pub lr_schedule_epochs: Option<u32>,
+
     /// Every N-th candidate (of the book-ordered list) goes to validation
     /// [default: 10].
     #[arg(long, value_name = "N")]
@@ -601,6 +638,7 @@ impl TrainArgs {
         set(&mut o.step_epochs, &self.lr_step_epochs);
         set(&mut o.gamma, &self.lr_gamma);
         set(&mut o.warmup_samples, &self.warmup_samples);
+        set_some(&mut o.schedule_epochs, &self.lr_schedule_epochs);
         if self.book_bias_init {
             c.init.bias = BiasInit::Book;
         }

@@ -121,6 +121,11 @@ pub struct OptimizerConfig {
     pub gamma: f64,
     /// Linear warm-up from 0 over this many training samples.
     pub warmup_samples: u64,
+    /// `cosine` and `onecycle`: the epochs the schedule spans. A run that
+    /// starts without it fixes it to its `run.epochs`, so that a resumed run
+    /// (even one given more epochs) keeps the schedule it began with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_epochs: Option<u32>,
 }
 
 /// `--optimizer`.
@@ -161,6 +166,7 @@ impl Default for OptimizerConfig {
             step_epochs: 1,
             gamma: 0.1,
             warmup_samples: 0,
+            schedule_epochs: None,
         }
     }
 }
@@ -430,6 +436,14 @@ impl RunConfig {
             return Err(invalid(
                 "optimizer.step_epochs",
                 "lr-step-epochs",
+                0,
+                "must be at least 1",
+            ));
+        }
+        if o.schedule_epochs == Some(0) {
+            return Err(invalid(
+                "optimizer.schedule_epochs",
+                "lr-schedule-epochs",
                 0,
                 "must be at least 1",
             ));

@@ -311,6 +311,21 @@ impl LunaModel {
 }
 
 impl LunaModel {
+    /// Each block's output for float HU `input`, in eval mode and without
+    /// autograd: what `--tb-activations` draws. [`LunaModel::forward`] stays
+    /// the only path training and inference take.
+    pub fn forward_blocks(&self, input: &Tensor) -> Vec<Tensor> {
+        tch::no_grad(|| {
+            let mut x = self.normalize_input(input, false);
+            let mut outputs = Vec::with_capacity(self.blocks.len());
+            for block in &self.blocks {
+                x = block.forward(&x, false);
+                outputs.push(x.shallow_clone());
+            }
+            outputs
+        })
+    }
+
     /// The tail: HU to the scale the blocks see.
     fn normalize_input(&self, input: &Tensor, train: bool) -> Tensor {
         if let Some(bn) = &self.tail_batchnorm {
@@ -474,6 +489,27 @@ mod tests {
             1e-6,
             false
         ));
+    }
+
+    #[test]
+    fn block_outputs_halve_each_axis_and_match_the_forward_path() {
+        let (_vs, m) = model(BiasInit::Uniform);
+        let x = Tensor::randn([2, 1, 32, 48, 48], (Kind::Float, Device::Cpu)) * 500.0;
+        let blocks = m.forward_blocks(&x);
+        let shapes: Vec<Vec<i64>> = blocks.iter().map(Tensor::size).collect();
+        assert_eq!(
+            shapes,
+            [
+                [2, 8, 16, 24, 24],
+                [2, 16, 8, 12, 12],
+                [2, 32, 4, 6, 6],
+                [2, 64, 2, 3, 3]
+            ]
+        );
+        assert!(blocks.iter().all(|b| !b.requires_grad()));
+        let (logits, _) = m.forward(&x, false);
+        let from_blocks = blocks[3].flatten(1, -1).apply(&m.head_linear);
+        assert!(logits.allclose(&from_blocks, 1e-5, 1e-5, false));
     }
 
     #[test]

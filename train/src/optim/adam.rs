@@ -134,7 +134,13 @@ fn host_step(c: &AdamConfig, p: &Tensor, grad: &Tensor, s: &mut ParamState, t: u
 
 /// torch's capturable single-tensor Adam: the step count and the bias
 /// corrections stay on the device, and with `skip` every write is masked.
-fn device_step(c: &AdamConfig, p: &Tensor, grad: &Tensor, s: &mut ParamState, skip: Option<&Tensor>) {
+fn device_step(
+    c: &AdamConfig,
+    p: &Tensor,
+    grad: &Tensor,
+    s: &mut ParamState,
+    skip: Option<&Tensor>,
+) {
     let [beta1, beta2] = c.betas;
     let step = &s.step + 1.0;
     let param = if c.weight_decay != 0.0 && c.decoupled_weight_decay {
@@ -312,7 +318,10 @@ mod tests {
 
     fn assert_close(got: &[f32], expected: &[f64], what: &str) {
         for (g, e) in got.iter().zip(expected) {
-            assert!((*g as f64 - e).abs() < 1e-6, "{what}: {got:?} vs {expected:?}");
+            assert!(
+                (*g as f64 - e).abs() < 1e-6,
+                "{what}: {got:?} vs {expected:?}"
+            );
         }
     }
 
@@ -353,12 +362,20 @@ mod tests {
             adam.zero_grad();
             backward(&w, g);
             adam.step_unless(&go);
-            let before: Vec<Vec<f32>> = adam.state().iter().map(|(_, t)| values(&t.reshape([-1]))).collect();
+            let before: Vec<Vec<f32>> = adam
+                .state()
+                .iter()
+                .map(|(_, t)| values(&t.reshape([-1])))
+                .collect();
             let w_before = values(&w);
             adam.zero_grad();
             backward(&w, &[f32::INFINITY, f32::NAN, 1.0]);
             adam.step_unless(&skip);
-            let after: Vec<Vec<f32>> = adam.state().iter().map(|(_, t)| values(&t.reshape([-1]))).collect();
+            let after: Vec<Vec<f32>> = adam
+                .state()
+                .iter()
+                .map(|(_, t)| values(&t.reshape([-1])))
+                .collect();
             assert_eq!(before, after, "state changed by skipped step {i}");
             assert_eq!(values(&w), w_before);
 
@@ -414,10 +431,16 @@ mod tests {
                 ("step.w".into(), Tensor::from(2.5f32)),
             ])
             .unwrap_err();
-        assert!(matches!(err, OptimizerStateError::BadStepCount { .. }), "{err}");
+        assert!(
+            matches!(err, OptimizerStateError::BadStepCount { .. }),
+            "{err}"
+        );
         let err = adam
             .load_state(vec![("step.w".into(), zeros())])
             .unwrap_err();
-        assert!(matches!(err, OptimizerStateError::ShapeMismatch { .. }), "{err}");
+        assert!(
+            matches!(err, OptimizerStateError::ShapeMismatch { .. }),
+            "{err}"
+        );
     }
 }

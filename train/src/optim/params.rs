@@ -27,7 +27,9 @@ pub enum OptimizerStateError {
         optimizer: &'static str,
         expected: &'static [&'static str],
     },
-    #[error("{optimizer} state of parameter {param:?} is incomplete: {missing}.{param} is missing")]
+    #[error(
+        "{optimizer} state of parameter {param:?} is incomplete: {missing}.{param} is missing"
+    )]
     Incomplete {
         optimizer: &'static str,
         param: String,

@@ -306,7 +306,8 @@ mod tests {
             reference.step_unless(&go);
         }
         assert_eq!(values(&w), values(&w_ref));
-        let flat = |o: &RmsProp| -> Vec<Vec<f32>> { o.state().iter().map(|(_, t)| values(t)).collect() };
+        let flat =
+            |o: &RmsProp| -> Vec<Vec<f32>> { o.state().iter().map(|(_, t)| values(t)).collect() };
         assert_eq!(flat(&opt), flat(&reference));
     }
 
@@ -337,6 +338,9 @@ mod tests {
         let (_vs_d, _w_d, mut with_momentum) = setup(0.9);
         let only_square: Vec<_> = a.state().into_iter().take(1).collect();
         let err = with_momentum.load_state(only_square).unwrap_err();
-        assert!(matches!(err, OptimizerStateError::Incomplete { .. }), "{err}");
+        assert!(
+            matches!(err, OptimizerStateError::Incomplete { .. }),
+            "{err}"
+        );
     }
 }

@@ -22,13 +22,16 @@
 //! Warm-up over `W = ceil(warmup_samples / batch_size)` steps multiplies any
 //! of these by `min(1, (s + 1)/(W + 1))`: `LinearLR(start_factor = 1/(W+1),
 //! total_iters = W)`, so the first step runs at `lr/(W+1)` and step `W` at
-//! the full rate. Steps past the run's end (a run resumed with more epochs
-//! than its schedule was made for) keep the last step's rate for `cosine`
-//! and `onecycle`.
+//! the full rate.
+//!
+//! `cosine` and `onecycle` span `optimizer.schedule_epochs` epochs, which a
+//! run fixes to its `run.epochs` when it starts ([`pin_epochs`]): a run
+//! resumed with more epochs keeps its schedule, and its steps past the end
+//! keep the last step's rate.
 
 use std::f64::consts::PI;
 
-use crate::config::{LrSchedule, OptimizerConfig};
+use crate::config::{LrSchedule, OptimizerConfig, RunConfig};
 
 pub const ONECYCLE_PCT_START: f64 = 0.3;
 pub const ONECYCLE_DIV_FACTOR: f64 = 25.0;
@@ -56,14 +59,39 @@ pub struct RunLength {
 }
 
 impl RunLength {
+    /// The run of `config`, with `samples_per_epoch` training samples per
+    /// epoch, over the epochs its schedule spans.
+    pub fn of(config: &RunConfig, samples_per_epoch: usize) -> Self {
+        RunLength {
+            batch_size: u64::from(config.data.batch_size),
+            samples_per_epoch: samples_per_epoch as u64,
+            epochs: config
+                .optimizer
+                .schedule_epochs
+                .map_or(config.run.epochs as u64, u64::from),
+        }
+    }
+
     /// `E`; at least 1.
     pub fn steps_per_epoch(&self) -> u64 {
-        self.samples_per_epoch.div_ceil(self.batch_size.max(1)).max(1)
+        self.samples_per_epoch
+            .div_ceil(self.batch_size.max(1))
+            .max(1)
     }
 
     /// `T`; at least 1.
     pub fn total_steps(&self) -> u64 {
         (self.steps_per_epoch() * self.epochs).max(1)
+    }
+}
+
+/// A starting run's `cosine` or `onecycle` schedule spans its `run_epochs`
+/// unless told otherwise; recorded in the config, that survives a resume.
+pub fn pin_epochs(config: &mut OptimizerConfig, run_epochs: usize) {
+    if matches!(config.schedule, LrSchedule::Cosine | LrSchedule::OneCycle) {
+        config
+            .schedule_epochs
+            .get_or_insert(u32::try_from(run_epochs).unwrap_or(u32::MAX));
     }
 }
 
@@ -157,6 +185,28 @@ mod tests {
     };
 
     #[test]
+    fn a_starting_run_pins_the_epochs_of_annealing_schedules_only() {
+        let mut c = config(LrSchedule::Cosine);
+        pin_epochs(&mut c, 5);
+        assert_eq!(c.schedule_epochs, Some(5));
+        // Resumed with more epochs: the schedule keeps its span.
+        pin_epochs(&mut c, 9);
+        assert_eq!(c.schedule_epochs, Some(5));
+        let mut run = RunConfig {
+            optimizer: c,
+            ..RunConfig::default()
+        };
+        run.run.epochs = 9;
+        assert_eq!(RunLength::of(&run, 10).epochs, 5);
+        // Constant and step rates need no span; their configs stay as they were.
+        for kind in [LrSchedule::Constant, LrSchedule::Step] {
+            let mut c = config(kind);
+            pin_epochs(&mut c, 5);
+            assert_eq!(c.schedule_epochs, None);
+        }
+    }
+
+    #[test]
     fn run_length_rounds_partial_batches_up() {
         assert_eq!(RUN.steps_per_epoch(), 3);
         assert_eq!(RUN.total_steps(), 15);
@@ -196,10 +246,7 @@ mod tests {
 
     #[test]
     fn onecycle_rises_to_the_peak_then_falls_to_its_floor() {
-        let run = RunLength {
-            epochs: 10,
-            ..RUN
-        }; // T = 30: the peak is step 8.
+        let run = RunLength { epochs: 10, ..RUN }; // T = 30: the peak is step 8.
         let s = Schedule::new(&config(LrSchedule::OneCycle), run);
         assert!((s.lr_at(0) - 0.1 / 25.0).abs() < 1e-15);
         assert!((s.lr_at(8) - 0.1).abs() < 1e-15);

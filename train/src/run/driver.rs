@@ -7,10 +7,11 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use shared::cache::CacheReader;
 
+use super::activations::ActivationProbe;
 use super::best::{BestEpoch, BEST_DIR};
 use super::checkpoint::{self, RunState};
 use super::interrupt::{Interrupted, StopRequested};
-use super::phase::{run_phase, Phase, PhaseKind};
+use super::phase::{run_phase, AfterStep, Phase, PhaseKind};
 use super::recorder::{PhaseExtras, Recorder};
 use super::run_dir::{timestamp, RunDir};
 use super::trainer::Trainer;
@@ -109,6 +110,7 @@ pub fn run(plan: &TrainPlan) -> Result<RunOutcome> {
 pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
     let mut config = plan.config.clone();
     config.run.seed.get_or_insert_with(random_seed);
+    crate::optim::schedule::pin_epochs(&mut config.optimizer, config.run.epochs);
     config.validate()?;
     if let Some(n) = config.run.threads {
         tch::set_num_threads(n as i32);
@@ -135,6 +137,16 @@ pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
             device,
         },
     );
+    let probe = if config.run.tb_activations {
+        ActivationProbe::load(&reader, &epochs.val, device).with_context(|| {
+            format!(
+                "reading the --tb-activations samples of {}",
+                cache.display()
+            )
+        })?
+    } else {
+        None
+    };
     let total = config.run.epochs;
     let stopped = |e: anyhow::Error, epoch: usize, state: &RunState| {
         if e.is::<StopRequested>() {
@@ -161,8 +173,15 @@ pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
             epoch,
             order: &order,
         };
-        let samples = run_phase(&trn, &mut loader, &mut trainer, stop)
-            .map_err(|e| stopped(e, epoch, &state))?;
+        let samples = {
+            let mut histograms = config
+                .run
+                .tb_histograms_every
+                .map(|every| histograms_every(every, &mut recorder, state.samples_seen));
+            let hook = histograms.as_mut().map(|h| h as AfterStep);
+            run_phase(&trn, &mut loader, &mut trainer, stop, hook)
+        }
+        .map_err(|e| stopped(e, epoch, &state))?;
         state.samples_seen += order.len() as u64;
         state.steps = trainer.steps;
         let extras = PhaseExtras {
@@ -176,9 +195,15 @@ pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
             epoch,
             order: &epochs.val,
         };
-        let samples = run_phase(&val, &mut loader, &mut trainer, stop)
+        let samples = run_phase(&val, &mut loader, &mut trainer, stop, None)
             .map_err(|e| stopped(e, epoch, &state))?;
         let summary = recorder.record(&val, state.samples_seen, &samples, PhaseExtras::default())?;
+        if let Some(probe) = &probe {
+            let images = probe
+                .images(&trainer.block_outputs(&probe.images))
+                .context("drawing --tb-activations")?;
+            recorder.activation_images(state.samples_seen, &images)?;
+        }
         let metrics = summary.metrics;
         state.best_val_f1 = state.best_val_f1.max(metrics.f1);
         state.epoch = epoch;
@@ -213,6 +238,24 @@ pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
         last_val,
         state,
     })
+}
+
+/// `--tb-histograms-every N`: parameter histograms after every N-th step
+/// of the run, at the samples seen by then.
+fn histograms_every(
+    every: u64,
+    recorder: &mut Recorder,
+    samples_before: u64,
+) -> impl FnMut(&Trainer, usize) -> Result<()> + '_ {
+    move |trainer, done| {
+        if trainer.steps % every != 0 {
+            return Ok(());
+        }
+        let histograms = trainer
+            .parameter_histograms()
+            .context("computing --tb-histograms-every histograms")?;
+        recorder.parameter_histograms(samples_before + done as u64, &histograms)
+    }
 }
 
 /// With `--select`: the new best epoch when this one beats the last best

@@ -4,10 +4,12 @@
 //! [`Recorder`] (terminal, metrics.jsonl, TensorBoard, progress bar) and
 //! [`checkpoint`] (what a resumed run starts from).
 
+pub mod activations;
 pub mod best;
 pub mod checkpoint;
 pub mod driver;
 pub mod interrupt;
+pub mod param_histograms;
 pub mod phase;
 pub mod profile;
 pub mod recorder;

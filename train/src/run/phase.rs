@@ -37,6 +37,10 @@ pub struct Phase<'a> {
     pub order: &'a [u32],
 }
 
+/// Called after each training step with the trainer and the number of the
+/// phase's samples done so far (TensorBoard's per-step figures).
+pub type AfterStep<'a> = &'a mut dyn FnMut(&Trainer, usize) -> Result<()>;
+
 /// Runs `phase`, checking `stop` before each batch; returns the per-sample
 /// rows. Validation runs without autograd and with BatchNorm's running
 /// averages.
@@ -45,6 +49,7 @@ pub fn run_phase(
     loader: &mut Loader,
     trainer: &mut Trainer,
     stop: &AtomicBool,
+    mut after_step: Option<AfterStep>,
 ) -> Result<Samples> {
     let mut rows = MetricRows::new(phase.order.len(), trainer.device());
     let bar = Recorder::progress(phase);
@@ -59,8 +64,12 @@ pub fn run_phase(
             PhaseKind::Validate => trainer.validate_batch(&batch, phase.epoch),
         };
         rows.push(&batch.labels, &out.prob_pos, &out.loss);
-        bar.inc(batch.labels.size()[0] as u64);
+        let batch_len = batch.labels.size()[0] as usize;
+        bar.inc(batch_len as u64);
         trainer.lap(Part::Metrics);
+        if let (PhaseKind::Train, Some(hook)) = (phase.kind, after_step.as_mut()) {
+            hook(trainer, batch.start + batch_len)?;
+        }
         Ok(())
     })?;
     let samples = rows.to_host();

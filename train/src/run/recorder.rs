@@ -11,7 +11,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::phase::{Phase, PhaseKind};
 use super::run_dir::RunDir;
-use super::tensorboard::EventWriter;
+use super::tensorboard::proto::HistogramProto;
+use super::tensorboard::{EventWriter, GreyPng};
 use crate::evaluate::{roc_auc, EpochMetrics, MetricsRecord, Samples};
 
 pub struct Recorder {
@@ -77,6 +78,33 @@ impl Recorder {
             phase.epoch,
             phase.kind.name()
         );
+    }
+
+    /// `--tb-histograms-every`: one step's parameter histograms, in the
+    /// training events; `samples_seen` is the step.
+    pub fn parameter_histograms(
+        &mut self,
+        samples_seen: u64,
+        histograms: &[(String, HistogramProto)],
+    ) -> Result<()> {
+        let tb = &mut self.trn_events;
+        let path = tb.path().to_owned();
+        tb.histograms(samples_seen, histograms)
+            .with_context(|| format!("writing TensorBoard events to {}", path.display()))
+    }
+
+    /// `--tb-activations`: an epoch's activation images, in the validation
+    /// events; `samples_seen` is the step.
+    pub fn activation_images(
+        &mut self,
+        samples_seen: u64,
+        images: &[(String, GreyPng)],
+    ) -> Result<()> {
+        let tb = &mut self.val_events;
+        let path = tb.path().to_owned();
+        tb.grey_images(samples_seen, images)
+            .and_then(|()| tb.flush())
+            .with_context(|| format!("writing TensorBoard events to {}", path.display()))
     }
 
     /// Prints, appends to metrics.jsonl and writes TensorBoard events for one

@@ -5,10 +5,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use tch::nn::VarStore;
-use tch::{Device, Kind};
+use tch::{Device, Kind, Tensor};
 
 use super::checkpoint::{self, CheckpointError, RunState};
+use super::param_histograms;
 use super::profile::{Part, StepProfile};
+use super::tensorboard::proto::HistogramProto;
 use crate::config::ComputeConfig;
 use crate::config::{OptimizerKind, RunConfig};
 use crate::data::augment::AugmentConfig;
@@ -50,18 +52,14 @@ impl Trainer {
     /// A freshly initialised model for `config` (whose seed and compute
     /// modes are resolved), drawn from libtorch's generator seeded with the
     /// run's seed. `samples_per_epoch` (training samples per epoch) and the
-    /// run's epochs fix the learning-rate schedule.
+    /// epochs the schedule spans fix the learning rate of every step.
     pub fn new(config: &RunConfig, device: Device, samples_per_epoch: usize) -> Self {
         tch::manual_seed(config.seed() as i64);
         let vs = VarStore::new(device);
         let model = LunaModel::with_config(&vs.root(), &config.model, config.init.bias);
         prepare_weights(&vs, config.compute);
         let optimizer = Optimizer::from_config(&vs, &config.optimizer);
-        let run_length = RunLength {
-            batch_size: u64::from(config.data.batch_size),
-            samples_per_epoch: samples_per_epoch as u64,
-            epochs: config.run.epochs as u64,
-        };
+        let run_length = RunLength::of(config, samples_per_epoch);
         Trainer {
             vs,
             model,
@@ -87,6 +85,18 @@ impl Trainer {
 
     pub fn parameter_count(&self) -> i64 {
         parameter_count(&self.vs)
+    }
+
+    /// `--tb-histograms-every`: histograms of every trainable parameter and
+    /// of the gradient of the last step.
+    pub fn parameter_histograms(&self) -> Result<Vec<(String, HistogramProto)>, tch::TchError> {
+        param_histograms::parameter_histograms(&self.vs)
+    }
+
+    /// `--tb-activations`: each block's output for float HU `x`, in eval
+    /// mode and fp32.
+    pub fn block_outputs(&self, x: &Tensor) -> Vec<Tensor> {
+        self.model.forward_blocks(x)
     }
 
     /// Augment, forward, backward, one optimizer step.

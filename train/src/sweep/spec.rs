@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use toml::{Table, Value};
 
-use super::overrides::{self, describe, folder_name, is_folder_char, Override, PathError};
+use super::overrides::{self, describe, folder_name, is_folder_char, Override};
 use crate::config::{ConfigError, RunConfig, CONFIG_VERSION};
 
 /// Keys no sweep may set, and why.
@@ -255,11 +255,8 @@ impl SweepFile {
     /// exists and the value has its type (ranges are checked per variant).
     fn check_key(&self, place: &str, key: &str, value: &Value) -> Result<(), SweepError> {
         let mut table = self.base_table.clone();
-        overrides::apply(&mut table, key, value).map_err(|e| match e {
-            PathError::EmptyPart | PathError::NotASection(_) => {
-                self.key_err(place, key, format!("not a run-config key: {e}"))
-            }
-        })?;
+        overrides::apply(&mut table, key, value)
+            .map_err(|e| self.key_err(place, key, format!("not a run-config key: {e}")))?;
         to_config(&table)
             .map(|_| ())
             .map_err(|reason| self.key_err(place, key, reason))
@@ -374,8 +371,7 @@ fn grid_lists(path: &Path, table: &Table) -> Result<Vec<(String, Vec<Value>)>, S
                 place: "[grid]".to_owned(),
                 key,
                 reason: format!(
-                    "needs a list of values, e.g. [{}] (a single value belongs in [set])",
-                    other
+                    "needs a list of values, e.g. [{other}] (a single value belongs in [set])"
                 ),
             }),
         })

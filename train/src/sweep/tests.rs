@@ -291,3 +291,99 @@ fn the_balance_example_crosses_ratios_and_samplers() {
         Some("1:1,3:2,6:4")
     );
 }
+
+#[test]
+fn seeds_come_from_the_flag_or_else_the_base() {
+    let sweep = load("base = \"base.toml\"\n").unwrap();
+    assert_eq!(
+        super::plan::seeds(Some(&[3, 1, 3]), &sweep).unwrap(),
+        [3, 1]
+    );
+    assert_eq!(super::plan::seeds(None, &sweep).unwrap(), [5]);
+    let unseeded = load("[set]\nrun.epochs = 2\n").unwrap();
+    let err = super::plan::seeds(None, &unseeded).unwrap_err().to_string();
+    assert!(err.contains("--seeds") && err.contains("run.seed"), "{err}");
+}
+
+#[test]
+fn a_plan_puts_each_run_in_its_folder_and_clears_attempts_without_a_checkpoint() {
+    use super::plan::{plan, Action};
+    use super::runner::Launcher;
+
+    let sweep = load("base = \"base.toml\"\n[grid]\naugment.noise = [0.0, 25.0]\n").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    // An attempt that stopped before its first checkpoint.
+    let group = out.path().join("augment.noise=25/seed-2/p2ch12");
+    let stale = group.join("2026-01-02_03.04.05-cls-base");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::create_dir_all(group.join("2026-01-02_03.04.05-val_cls-base")).unwrap();
+    std::fs::write(stale.join("config.toml"), BASE).unwrap();
+
+    let jobs = plan(&sweep, &[1, 2], out.path(), Some(Path::new("cache/x"))).unwrap();
+    let order: Vec<(&str, u64)> = jobs.iter().map(|j| (j.variant.as_str(), j.seed)).collect();
+    assert_eq!(
+        order,
+        [
+            ("augment.noise=0", 1),
+            ("augment.noise=0", 2),
+            ("augment.noise=25", 1),
+            ("augment.noise=25", 2)
+        ]
+    );
+    let last = &jobs[3];
+    assert_eq!(last.dir, out.path().join("augment.noise=25/seed-2"));
+    assert_eq!(last.config.run.runs, last.dir);
+    assert_eq!(last.config.run.seed, Some(2));
+    assert_eq!(last.config.augment.noise, 25.0);
+    assert_eq!(
+        last.config.data.cache.as_deref(),
+        Some(Path::new("cache/x"))
+    );
+    assert_eq!(
+        last.action,
+        Action::Start {
+            stale: vec![
+                stale.clone(),
+                group.join("2026-01-02_03.04.05-val_cls-base")
+            ]
+        }
+    );
+    assert_eq!(jobs[0].action, Action::Start { stale: vec![] });
+
+    let launcher = Launcher {
+        exe: PathBuf::from("train"),
+        threads_per_run: 3,
+        parallel: 2,
+    };
+    let args = |job: &super::Job| -> Vec<String> {
+        launcher
+            .command(job)
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    };
+    let planned = last.planned_config_file().display().to_string();
+    assert_eq!(
+        args(last),
+        ["--config", &planned, "--cache", "cache/x", "--threads", "3"]
+    );
+    let mut resumed = last.clone();
+    resumed.action = Action::Resume {
+        run_dir: stale.clone(),
+        epoch: 1,
+    };
+    let run_dir = stale.display().to_string();
+    assert_eq!(
+        args(&resumed),
+        [
+            "--resume",
+            &run_dir,
+            "--epochs",
+            "2",
+            "--cache",
+            "cache/x",
+            "--threads",
+            "3"
+        ]
+    );
+}
