@@ -429,7 +429,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "G", help_heading = "Optimizer")]
     pub lr_gamma: Option<f64>,
 
-    /// Linear learning-rate warm-up from 0 over the first N training samples.
+    /// Linear learning-rate warm-up over the first N training samples (W
+    /// steps): the rate climbs from lr/(W+1) to lr, as torch's LinearLR.
     #[arg(long, value_name = "N", help_heading = "Optimizer")]
     pub warmup_samples: Option<u64>,
 

@@ -119,7 +119,7 @@ pub struct OptimizerConfig {
     /// `step`: multiply by `gamma` every this many epochs.
     pub step_epochs: u32,
     pub gamma: f64,
-    /// Linear warm-up from 0 over this many training samples.
+    /// Linear warm-up over this many training samples (from lr/(W+1), W steps).
     pub warmup_samples: u64,
     /// `cosine` and `onecycle`: the epochs the schedule spans. A run that
     /// starts without it fixes it to its `run.epochs`, so that a resumed run
