@@ -192,7 +192,10 @@ fn bad_settings_fail_before_any_work_with_the_flag_or_file_named() {
     fails(&["--val-stride", "1"], "--val-stride");
     // Chapter 12's experiment flags.
     fails(&["--optimizer", "lbfgs"], "--optimizer");
-    fails(&["--balanced=1", "--balanced-schedule", "1:1,x:2"], "--balanced-schedule");
+    fails(
+        &["--balanced=1", "--balanced-schedule", "1:1,x:2"],
+        "--balanced-schedule",
+    );
     fails(&["--balanced-schedule", "1:1,3:2"], "--balanced");
     fails(&["--mixup-positives"], "--mixup");
     fails(&["--augment-noise=-5"], "--augment-noise");
@@ -200,7 +203,10 @@ fn bad_settings_fail_before_any_work_with_the_flag_or_file_named() {
     fails(&["--augment-rotate=200"], "--augment-rotate");
     fails(&["--patience", "2"], "--select");
     fails(&["--select", "accuracy"], "--select");
-    fails(&["--input-norm", "fixed", "--input-scale", "0"], "--input-scale");
+    fails(
+        &["--input-norm", "fixed", "--input-scale", "0"],
+        "--input-scale",
+    );
     fails(&["--nesterov", "--optimizer", "adam"], "--nesterov");
     fails(&["--tb-histograms-every", "0"], "--tb-histograms-every");
     let not_a_cache = tmp.path().join("empty");

@@ -78,11 +78,16 @@ fn an_experiment_run_logs_its_schedule_and_keeps_its_best_epoch() {
         assert_eq!(line["balance_ratio"], 3, "{line}");
     }
     assert!(trn.iter().all(|l| l["lr"] == 0.001), "constant lr logged");
-    assert!(val.iter().all(|l| l["auc"].is_number() || l["auc"].is_null()));
+    assert!(val
+        .iter()
+        .all(|l| l["auc"].is_number() || l["auc"].is_null()));
 
     // The best epoch is the lowest validation loss seen; patience 1 stops
     // the run one epoch after its last improvement.
-    let losses: Vec<f64> = val.iter().map(|l| l["loss_all"].as_f64().unwrap()).collect();
+    let losses: Vec<f64> = val
+        .iter()
+        .map(|l| l["loss_all"].as_f64().unwrap())
+        .collect();
     let best_epoch = 1 + losses
         .iter()
         .enumerate()
@@ -115,8 +120,12 @@ fn an_experiment_run_logs_its_schedule_and_keeps_its_best_epoch() {
     ]);
     assert!(ok, "{text}");
     assert!(
-        text.contains("using the best epoch's checkpoint") && text.contains(&format!("(epoch {best_epoch}, loss")),
+        text.contains("using the best epoch's checkpoint")
+            && text.contains(&format!("(epoch {best_epoch}, loss")),
         "{text}"
     );
-    assert!(run.join("best/eval.json").is_file(), "eval writes next to the checkpoint it used");
+    assert!(
+        run.join("best/eval.json").is_file(),
+        "eval writes next to the checkpoint it used"
+    );
 }

@@ -62,7 +62,9 @@ impl FromStr for BalanceSchedule {
                 return Err(err(format!("ratio 0 at epoch {epoch}")));
             }
             if steps.last().is_some_and(|&(last, _)| epoch <= last) {
-                return Err(err(format!("epoch {epoch} does not come after the one before")));
+                return Err(err(format!(
+                    "epoch {epoch} does not come after the one before"
+                )));
             }
             steps.push((epoch, ratio));
         }

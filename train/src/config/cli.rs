@@ -347,7 +347,12 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N", value_parser = parse_serde::<InputNorm>, help_heading = "Model variants")]
     pub input_norm: Option<InputNorm>,
     /// --input-norm fixed/sqrt: added to HU first [default: 1000].
-    #[arg(long, value_name = "HU", allow_negative_numbers = true, help_heading = "Model variants")]
+    #[arg(
+        long,
+        value_name = "HU",
+        allow_negative_numbers = true,
+        help_heading = "Model variants"
+    )]
     pub input_offset: Option<f64>,
     /// --input-norm fixed/sqrt: divides after the offset [default: 1000].
     #[arg(long, value_name = "S", help_heading = "Model variants")]
@@ -404,7 +409,13 @@ pub struct TrainArgs {
     pub nesterov: bool,
 
     /// Adam/AdamW coefficients of the running averages [default: 0.9,0.999].
-    #[arg(long, value_name = "B1,B2", value_delimiter = ',', num_args = 2, help_heading = "Optimizer")]
+    #[arg(
+        long,
+        value_name = "B1,B2",
+        value_delimiter = ',',
+        num_args = 2,
+        help_heading = "Optimizer"
+    )]
     pub betas: Option<Vec<f64>>,
 
     /// Adam/AdamW/RMSprop denominator term [default: 1e-8].

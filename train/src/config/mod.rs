@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::augment::AugmentConfig;
 use crate::model::{BiasInit, ModelConfig, ModelConfigError, INPUT_SHAPE};
-pub use balance::{BalanceSchedule, BalanceSampler};
+pub use balance::{BalanceSampler, BalanceSchedule};
 pub use compute::{ComputeConfig, MemoryFormat, Precision};
 pub use select::Select;
 
@@ -356,7 +356,10 @@ impl RunConfig {
             return Err(invalid(
                 "data.balanced_schedule",
                 "balanced-schedule",
-                d.balanced_schedule.as_ref().map(ToString::to_string).unwrap_or_default(),
+                d.balanced_schedule
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
                 "needs --balanced (the ratio before the schedule's first epoch)",
             ));
         }
@@ -422,7 +425,12 @@ impl RunConfig {
             ));
         }
         if !(o.eps > 0.0 && o.eps.is_finite()) {
-            return Err(invalid("optimizer.eps", "eps", o.eps, "must be a finite value > 0"));
+            return Err(invalid(
+                "optimizer.eps",
+                "eps",
+                o.eps,
+                "must be a finite value > 0",
+            ));
         }
         if !(0.0..1.0).contains(&o.alpha) {
             return Err(invalid(
@@ -596,9 +604,16 @@ mod tests {
         // And the full text of a run reads back to the same settings.
         std::fs::write(&path, c.to_toml()).unwrap();
         assert_eq!(RunConfig::read(&path).unwrap(), c);
-        std::fs::write(&path, "version = 1\n[data]\nbalanced_schedule = \"1:1,1:2\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "version = 1\n[data]\nbalanced_schedule = \"1:1,1:2\"\n",
+        )
+        .unwrap();
         let err = RunConfig::read(&path).unwrap_err().to_string();
-        assert!(err.contains("short.toml") && err.contains("--balanced-schedule"), "{err}");
+        assert!(
+            err.contains("short.toml") && err.contains("--balanced-schedule"),
+            "{err}"
+        );
     }
 
     #[test]

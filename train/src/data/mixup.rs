@@ -42,7 +42,10 @@ pub fn mixup(images: &Tensor, labels: &Tensor, alpha: f64, positives_only: bool)
     let partner = partners(&eligible, &keys);
     // λ = 1 exactly where nothing mixes: x·1 + x·0 is x to the bit.
     let lambda = lambda.where_self(&eligible, &lambda.ones_like());
-    let one_hot = labels.to_kind(Kind::Int64).one_hot(NUM_CLASSES).to_kind(Kind::Float);
+    let one_hot = labels
+        .to_kind(Kind::Int64)
+        .one_hot(NUM_CLASSES)
+        .to_kind(Kind::Float);
     let mix = |t: &Tensor, shape: &[i64]| {
         let l = lambda.view(shape);
         t * &l + t.index_select(0, &partner) * (1.0 - &l)
@@ -98,7 +101,9 @@ mod tests {
         for seed in 0..20 {
             tch::manual_seed(seed);
             let m = mixup(&images, &labels_t, 0.4, true);
-            let values = Vec::<f32>::try_from(m.images.mean_dim(&[1, 2, 3, 4][..], false, Kind::Float)).unwrap();
+            let values =
+                Vec::<f32>::try_from(m.images.mean_dim(&[1, 2, 3, 4][..], false, Kind::Float))
+                    .unwrap();
             let targets = Vec::<f32>::try_from(m.targets.select(1, 1)).unwrap();
             for (i, &l) in labels.iter().enumerate() {
                 if l == 0 {
@@ -113,7 +118,11 @@ mod tests {
                             values[i] >= lo - 1e-4 && values[i] <= hi + 1e-4
                         }
                     });
-                    assert!(ok, "positive {i} mixed outside the positives: {}", values[i]);
+                    assert!(
+                        ok,
+                        "positive {i} mixed outside the positives: {}",
+                        values[i]
+                    );
                 }
             }
         }
@@ -128,7 +137,10 @@ mod tests {
         let a = mixup(&images, &labels_t, 1.0, false);
         tch::manual_seed(3);
         let b = mixup(&images, &labels_t, 1.0, false);
-        assert!(a.images.equal(&b.images) && a.targets.equal(&b.targets), "seeded mixup repeats");
+        assert!(
+            a.images.equal(&b.images) && a.targets.equal(&b.targets),
+            "seeded mixup repeats"
+        );
         let sums = Vec::<f32>::try_from(a.targets.sum_dim_intlist(1, false, Kind::Float)).unwrap();
         assert!(sums.iter().all(|&s| (s - 1.0).abs() < 1e-6), "{sums:?}");
         let soft = Vec::<f32>::try_from(a.targets.select(1, 1)).unwrap();

@@ -214,7 +214,10 @@ mod tests {
         let s = balanced(Some(weighted(3, None)), Some(40_000), 9);
         let order = s.epoch_order(1);
         assert_eq!(order.len(), 40_000);
-        assert_eq!(order, balanced(Some(weighted(3, None)), Some(40_000), 9).epoch_order(1));
+        assert_eq!(
+            order,
+            balanced(Some(weighted(3, None)), Some(40_000), 9).epoch_order(1)
+        );
         assert_ne!(order, s.epoch_order(2));
         let share = order.iter().filter(|&&i| i < 4).count() as f64 / 40_000.0;
         // Binomial sd at n = 40,000, p = 0.25 is 0.0022: 5 sd.
@@ -280,7 +283,14 @@ mod tests {
 
     #[test]
     fn balancing_needs_both_classes() {
-        let err = TrainSampler::new((0..5).collect(), |_| false, Some(Balance::ratio(1)), None, 0).unwrap_err();
+        let err = TrainSampler::new(
+            (0..5).collect(),
+            |_| false,
+            Some(Balance::ratio(1)),
+            None,
+            0,
+        )
+        .unwrap_err();
         assert_eq!(
             err,
             SamplerError::CannotBalance {

@@ -45,11 +45,9 @@ pub fn forward_batch<'a>(
         Target::Class(labels) => {
             logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::None, -100, 0.0)
         }
-        Target::Soft(p) => -(logits.log_softmax(1, Kind::Float) * p).sum_dim_intlist(
-            1,
-            false,
-            Kind::Float,
-        ),
+        Target::Soft(p) => {
+            -(logits.log_softmax(1, Kind::Float) * p).sum_dim_intlist(1, false, Kind::Float)
+        }
     };
     BatchOutput {
         loss,

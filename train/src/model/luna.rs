@@ -548,7 +548,9 @@ mod tests {
             let vs = nn::VarStore::new(Device::Cpu);
             let m = LunaModel::with_config(&vs.root(), &config, BiasInit::Uniform);
             assert!(
-                vs.variables().keys().all(|k| !k.starts_with("tail_batchnorm")),
+                vs.variables()
+                    .keys()
+                    .all(|k| !k.starts_with("tail_batchnorm")),
                 "{norm:?} has no learned tail"
             );
             assert_eq!(parameter_count(&vs), 222_220 - 2);

@@ -197,7 +197,8 @@ pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
         };
         let samples = run_phase(&val, &mut loader, &mut trainer, stop, None)
             .map_err(|e| stopped(e, epoch, &state))?;
-        let summary = recorder.record(&val, state.samples_seen, &samples, PhaseExtras::default())?;
+        let summary =
+            recorder.record(&val, state.samples_seen, &samples, PhaseExtras::default())?;
         if let Some(probe) = &probe {
             let images = probe
                 .images(&trainer.block_outputs(&probe.images))

@@ -163,8 +163,9 @@ impl Recorder {
             scalars.push(("data/balance_ratio", f64::from(r)));
         }
         if !scalars.is_empty() {
-            tb.scalars(samples_seen, &scalars)
-                .with_context(|| format!("writing TensorBoard events to {}", tb.path().display()))?;
+            tb.scalars(samples_seen, &scalars).with_context(|| {
+                format!("writing TensorBoard events to {}", tb.path().display())
+            })?;
         }
         write_events(tb, samples_seen, &metrics, samples)?;
         Ok(PhaseSummary {
