@@ -12,6 +12,7 @@ pub mod balance;
 pub mod cli;
 pub mod compute;
 pub mod device;
+pub mod dotted;
 pub mod legacy;
 pub mod select;
 

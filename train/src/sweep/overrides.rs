@@ -17,29 +17,9 @@ pub enum PathError {
     NotASection(String),
 }
 
-/// The leaves of `table` as dotted keys, in the table's order: `[set]`
-/// written as `augment.noise = 25.0` and as `augment = { noise = 25.0 }`
-/// mean the same. No run-config value is a table, so every table is a
-/// section to descend into.
-pub fn flatten(table: &Table) -> Vec<Override> {
-    let mut out = Vec::new();
-    flatten_into("", table, &mut out);
-    out
-}
-
-fn flatten_into(prefix: &str, table: &Table, out: &mut Vec<Override>) {
-    for (key, value) in table {
-        let dotted = if prefix.is_empty() {
-            key.clone()
-        } else {
-            format!("{prefix}.{key}")
-        };
-        match value {
-            Value::Table(inner) => flatten_into(&dotted, inner, out),
-            other => out.push((dotted, other.clone())),
-        }
-    }
-}
+/// The leaves of `table` as dotted keys: `[set]` written as
+/// `augment.noise = 25.0` and as `augment = { noise = 25.0 }` mean the same.
+pub use crate::config::dotted::flatten;
 
 /// Sets `key` (dotted) to `value` in `config`, creating the sections on
 /// the way.

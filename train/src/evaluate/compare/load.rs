@@ -98,25 +98,10 @@ fn search(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), CompareError> {
 
 /// A TOML table as `section.key → value` (arrays as `[a, b]`).
 pub fn flatten(table: &toml::Table) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    flatten_into("", table, &mut out);
-    out
-}
-
-fn flatten_into(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>) {
-    for (key, value) in table {
-        let key = if prefix.is_empty() {
-            key.clone()
-        } else {
-            format!("{prefix}.{key}")
-        };
-        match value {
-            toml::Value::Table(inner) => flatten_into(&key, inner, out),
-            other => {
-                out.insert(key, show(other));
-            }
-        }
-    }
+    crate::config::dotted::flatten(table)
+        .into_iter()
+        .map(|(key, value)| (key, show(&value)))
+        .collect()
 }
 
 fn show(value: &toml::Value) -> String {
