@@ -96,6 +96,20 @@ fn search(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), CompareError> {
     Ok(())
 }
 
+/// The variant folder of a run `train sweep` placed at
+/// `<variant>/seed-<S>/<tb_prefix>/<run>`.
+fn sweep_variant(run: &Path) -> Option<String> {
+    let seed_dir = run.parent()?.parent()?;
+    let is_seed = seed_dir
+        .file_name()?
+        .to_str()?
+        .strip_prefix("seed-")?
+        .parse::<u64>()
+        .is_ok();
+    let variant = seed_dir.parent()?.file_name()?.to_str()?;
+    is_seed.then(|| variant.to_owned())
+}
+
 /// A TOML table as `section.key → value` (arrays as `[a, b]`).
 pub fn flatten(table: &toml::Table) -> BTreeMap<String, String> {
     crate::config::dotted::flatten(table)
@@ -169,6 +183,10 @@ impl ValEpoch {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Run {
     pub dir: PathBuf,
+    /// The run's name in tables and legends: its sweep variant when it
+    /// lies in a sweep (`<out>/<variant>/seed-<S>/<tb_prefix>/<run>`), else
+    /// its comment.
+    pub name: String,
     pub comment: String,
     pub seed: Option<u64>,
     /// The run's `run.select`.
@@ -187,6 +205,7 @@ impl Run {
         settings.retain(|k, _| k != SEED_KEY && !IGNORED_KEYS.contains(&k.as_str()));
         Ok(Run {
             dir: dir.to_owned(),
+            name: sweep_variant(dir).unwrap_or_else(|| config.run.comment.clone()),
             comment: config.run.comment.clone(),
             seed: config.run.seed,
             select: config.run.select,

@@ -119,11 +119,11 @@ impl Comparison {
             .join(", ")
     }
 
-    /// The distinct comments of the group's runs, joined.
+    /// The distinct names (sweep variant or comment) of the group's runs, joined.
     pub fn comments(&self, group: &Group) -> String {
         let mut seen: Vec<&str> = Vec::new();
         for &i in &group.members {
-            let comment = self.runs[i].comment.as_str();
+            let comment = self.runs[i].name.as_str();
             if !seen.contains(&comment) {
                 seen.push(comment);
             }
@@ -135,7 +135,7 @@ impl Comparison {
     /// where the group has several runs.
     pub fn run_label(&self, index: usize) -> String {
         let Some(group) = self.groups.iter().find(|g| g.members.contains(&index)) else {
-            return self.runs[index].comment.clone();
+            return self.runs[index].name.clone();
         };
         let label = self.group_label(group);
         if group.members.len() < 2 {
