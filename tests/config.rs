@@ -192,6 +192,8 @@ fn bad_settings_fail_before_any_work_with_the_flag_or_file_named() {
     fails(&["--val-stride", "1"], "--val-stride");
     // Chapter 12's experiment flags.
     fails(&["--optimizer", "lbfgs"], "--optimizer");
+    fails(&["--betas", "0.9"], "--betas");
+    fails(&["--optimizer", "adam", "--betas", "0.9,1.5"], "--betas");
     fails(
         &["--balanced=1", "--balanced-schedule", "1:1,x:2"],
         "--balanced-schedule",

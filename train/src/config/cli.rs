@@ -409,14 +409,8 @@ pub struct TrainArgs {
     pub nesterov: bool,
 
     /// Adam/AdamW coefficients of the running averages [default: 0.9,0.999].
-    #[arg(
-        long,
-        value_name = "B1,B2",
-        value_delimiter = ',',
-        num_args = 2,
-        help_heading = "Optimizer"
-    )]
-    pub betas: Option<Vec<f64>>,
+    #[arg(long, value_name = "B1,B2", value_parser = parse_betas, help_heading = "Optimizer")]
+    pub betas: Option<[f64; 2]>,
 
     /// Adam/AdamW/RMSprop denominator term [default: 1e-8].
     #[arg(long, value_name = "E", help_heading = "Optimizer")]
@@ -543,6 +537,20 @@ fn parse_serde<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> 
     serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|e| e.to_string())
 }
 
+/// `--betas 0.9,0.999`: exactly two numbers.
+fn parse_betas(text: &str) -> Result<[f64; 2], String> {
+    let values: Vec<f64> = text
+        .split(',')
+        .map(|v| v.trim().parse::<f64>().map_err(|e| format!("{v:?}: {e}")))
+        .collect::<Result<_, _>>()?;
+    <[f64; 2]>::try_from(values).map_err(|v| {
+        format!(
+            "two comma-separated values (B1,B2) expected, got {}",
+            v.len()
+        )
+    })
+}
+
 fn parse_from_str<T: std::str::FromStr>(text: &str) -> Result<T, String>
 where
     T::Err: std::fmt::Display,
@@ -641,9 +649,7 @@ impl TrainArgs {
         set(&mut o.weight_decay, &self.weight_decay);
         set(&mut o.name, &self.optimizer);
         o.nesterov |= self.nesterov;
-        if let Some([b1, b2]) = self.betas.as_deref() {
-            o.betas = [*b1, *b2];
-        }
+        set(&mut o.betas, &self.betas);
         set(&mut o.eps, &self.eps);
         set(&mut o.alpha, &self.rmsprop_alpha);
         set(&mut o.schedule, &self.lr_schedule);
@@ -665,5 +671,23 @@ impl TrainArgs {
         set(&mut m.input_scale, &self.input_scale);
         set(&mut c.compute.precision, &self.precision);
         set(&mut c.compute.memory_format, &self.memory_format);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn betas_are_two_numbers() {
+        assert_eq!(parse_betas("0.9, 0.99"), Ok([0.9, 0.99]));
+        assert!(parse_betas("0.9").unwrap_err().contains("got 1"));
+        assert!(parse_betas("0.9,x").unwrap_err().contains("\"x\""));
+        let args = Cli::try_parse_from(["train", "--betas", "0.8,0.95", "--optimizer", "adam"])
+            .unwrap()
+            .train;
+        let c = args.to_config().unwrap();
+        assert_eq!(c.optimizer.betas, [0.8, 0.95]);
+        assert_eq!(c.optimizer.name, super::super::OptimizerKind::Adam);
     }
 }

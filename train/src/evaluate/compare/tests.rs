@@ -250,7 +250,11 @@ fn finding_runs_in_a_sweep_folder() {
     assert_eq!(find_runs(&twice).unwrap(), [made[0].clone()]);
     // A sweep's run goes by its variant, any other by its comment.
     assert_eq!(Run::load(&made[0]).unwrap().name, "lr-0.01");
-    let lone = write_run(&tmp.path().join("runs/p2ch12/2026-01-01_00.00.00-cls-x"), |_| {}, &[]);
+    let lone = write_run(
+        &tmp.path().join("runs/p2ch12/2026-01-01_00.00.00-cls-x"),
+        |_| {},
+        &[],
+    );
     let lone = Run::load(&lone).unwrap();
     assert_eq!(lone.name, lone.comment);
 
