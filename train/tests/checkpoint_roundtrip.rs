@@ -3,7 +3,7 @@
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use train::model::{BiasInit, LunaModel};
-use train::optim::{LossScaleState, Sgd};
+use train::optim::{LossScaleState, Optimize, Sgd};
 use train::run::checkpoint::{self, RunState};
 
 /// A deterministic input both languages can build: HU-like values from an index formula.

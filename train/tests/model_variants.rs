@@ -3,7 +3,7 @@
 use tch::nn::VarStore;
 use tch::{Device, Kind, Reduction, Tensor};
 use train::model::{BiasInit, LunaModel, ModelConfig, INPUT_SHAPE};
-use train::optim::Sgd;
+use train::optim::{Optimize, Sgd};
 
 fn one_step(config: ModelConfig, weight_decay: f64) {
     config.validate(INPUT_SHAPE).unwrap();

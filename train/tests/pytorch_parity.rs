@@ -5,7 +5,7 @@ use crate::pytorch_support::{floats, input, run_python, INPUT_PY};
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 use train::model::{BiasInit, LunaModel};
-use train::optim::Sgd;
+use train::optim::{Optimize, Sgd};
 use train::run::checkpoint::{self, RunState};
 
 const TOLERANCE: f64 = 1e-5;

@@ -12,7 +12,7 @@ use crate::config::ComputeConfig;
 use crate::model::{
     forward_batch_with, prepare_input, prepare_weights, BiasInit, LunaModel, INPUT_SHAPE,
 };
-use crate::optim::{backward_and_step, LossScaler, Sgd};
+use crate::optim::{backward_and_step, LossScaler, Optimize, Sgd};
 
 #[derive(Debug, Serialize)]
 pub struct StepFigure {

@@ -74,29 +74,6 @@ impl Adam {
             state,
         }
     }
-
-    fn update(&mut self, skip: Option<&Tensor>) {
-        let c = self.config;
-        tch::no_grad(|| {
-            for ((_, p), slot) in self.params.iter().zip(self.state.iter_mut()) {
-                let grad = p.grad();
-                if !grad.defined() {
-                    continue;
-                }
-                let s = slot.get_or_insert_with(|| ParamState::zeros(p));
-                match (skip, s.host_step) {
-                    (None, Some(t)) => {
-                        host_step(&c, p, &grad, s, t + 1);
-                        s.host_step = Some(t + 1);
-                    }
-                    _ => {
-                        device_step(&c, p, &grad, s, skip);
-                        s.host_step = None;
-                    }
-                }
-            }
-        });
-    }
 }
 
 /// L2 weight decay folded into the gradient (Adam only).
@@ -181,20 +158,31 @@ impl Optimize for Adam {
         }
     }
 
-    fn zero_grad(&mut self) {
-        self.params.zero_grad();
+    fn params(&self) -> &Params {
+        &self.params
     }
 
-    fn step(&mut self) {
-        self.update(None);
-    }
-
-    fn step_unless(&mut self, skip: &Tensor) {
-        self.update(Some(skip));
-    }
-
-    fn gradients(&self) -> Vec<Tensor> {
-        self.params.gradients()
+    fn update(&mut self, skip: Option<&Tensor>) {
+        let c = self.config;
+        tch::no_grad(|| {
+            for ((_, p), slot) in self.params.iter().zip(self.state.iter_mut()) {
+                let grad = p.grad();
+                if !grad.defined() {
+                    continue;
+                }
+                let s = slot.get_or_insert_with(|| ParamState::zeros(p));
+                match (skip, s.host_step) {
+                    (None, Some(t)) => {
+                        host_step(&c, p, &grad, s, t + 1);
+                        s.host_step = Some(t + 1);
+                    }
+                    _ => {
+                        device_step(&c, p, &grad, s, skip);
+                        s.host_step = None;
+                    }
+                }
+            }
+        });
     }
 
     fn lr(&self) -> f64 {

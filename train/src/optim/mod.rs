@@ -15,7 +15,7 @@ use crate::config::{OptimizerConfig, OptimizerKind};
 
 pub use adam::Adam;
 pub use loss_scale::{backward_and_step, LossScaleState, LossScaler};
-pub use params::OptimizerStateError;
+pub use params::{OptimizerStateError, Params};
 pub use rmsprop::RmsProp;
 pub use schedule::Schedule;
 pub use sgd::Sgd;
@@ -24,16 +24,14 @@ pub use sgd::Sgd;
 pub trait Optimize {
     /// The `torch.optim` class this follows, for messages.
     fn name(&self) -> &'static str;
-    fn zero_grad(&mut self);
-    fn step(&mut self);
-    /// [`Optimize::step`] unless `skip` (a bool `[1]` tensor on the
-    /// device) is true, decided on the device so that a loss scaler skips
-    /// overflowing steps without a host synchronisation. A skipped step
-    /// changes no parameter and no state (step counts included); a step
-    /// that is not skipped equals [`Optimize::step`] to within rounding.
-    fn step_unless(&mut self, skip: &Tensor);
-    /// The gradients that exist, in parameter order (shallow clones).
-    fn gradients(&self) -> Vec<Tensor>;
+    /// The parameters it steps, in their fixed order.
+    fn params(&self) -> &Params;
+    /// One step: with `skip` (a bool `[1]` tensor on the device), no change
+    /// at all where it is true, decided on the device so that a loss scaler
+    /// skips overflowing steps without a host synchronisation. A skipped
+    /// step changes no parameter and no state (step counts included); a
+    /// step that is not skipped equals the plain one to within rounding.
+    fn update(&mut self, skip: Option<&Tensor>);
     fn lr(&self) -> f64;
     /// The learning rate of the following steps (schedules call it before each).
     fn set_lr(&mut self, lr: f64);
@@ -41,6 +39,24 @@ pub trait Optimize {
     fn state(&self) -> Vec<(String, Tensor)>;
     /// Restores what [`Optimize::state`] gave, onto the parameters' device.
     fn load_state(&mut self, saved: Vec<(String, Tensor)>) -> Result<(), OptimizerStateError>;
+
+    fn zero_grad(&mut self) {
+        self.params().zero_grad();
+    }
+
+    fn step(&mut self) {
+        self.update(None);
+    }
+
+    /// [`Optimize::step`] unless `skip` is true: see [`Optimize::update`].
+    fn step_unless(&mut self, skip: &Tensor) {
+        self.update(Some(skip));
+    }
+
+    /// The gradients that exist, in parameter order (shallow clones).
+    fn gradients(&self) -> Vec<Tensor> {
+        self.params().gradients()
+    }
 }
 
 /// The optimizer a run's `[optimizer]` section names.
@@ -107,20 +123,12 @@ impl Optimize for Optimizer {
         self.inner().name()
     }
 
-    fn zero_grad(&mut self) {
-        self.inner_mut().zero_grad()
+    fn params(&self) -> &Params {
+        self.inner().params()
     }
 
-    fn step(&mut self) {
-        self.inner_mut().step()
-    }
-
-    fn step_unless(&mut self, skip: &Tensor) {
-        self.inner_mut().step_unless(skip)
-    }
-
-    fn gradients(&self) -> Vec<Tensor> {
-        self.inner().gradients()
+    fn update(&mut self, skip: Option<&Tensor>) {
+        self.inner_mut().update(skip)
     }
 
     fn lr(&self) -> f64 {

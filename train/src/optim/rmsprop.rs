@@ -50,26 +50,6 @@ impl RmsProp {
             state,
         }
     }
-
-    fn update(&mut self, skip: Option<&Tensor>) {
-        let c = self.config;
-        tch::no_grad(|| {
-            for ((_, p), slot) in self.params.iter().zip(self.state.iter_mut()) {
-                let grad = p.grad();
-                if !grad.defined() {
-                    continue;
-                }
-                let s = slot.get_or_insert_with(|| ParamState {
-                    square_avg: p.zeros_like(),
-                    momentum_buffer: (c.momentum > 0.0).then(|| p.zeros_like()),
-                });
-                match skip {
-                    None => plain_step(&c, p, grad, s),
-                    Some(skip) => masked_step(&c, p, grad, s, skip),
-                }
-            }
-        });
-    }
 }
 
 fn decayed_gradient(c: &RmsPropConfig, p: &Tensor, grad: Tensor) -> Tensor {
@@ -128,20 +108,28 @@ impl Optimize for RmsProp {
         "RMSprop"
     }
 
-    fn zero_grad(&mut self) {
-        self.params.zero_grad();
+    fn params(&self) -> &Params {
+        &self.params
     }
 
-    fn step(&mut self) {
-        self.update(None);
-    }
-
-    fn step_unless(&mut self, skip: &Tensor) {
-        self.update(Some(skip));
-    }
-
-    fn gradients(&self) -> Vec<Tensor> {
-        self.params.gradients()
+    fn update(&mut self, skip: Option<&Tensor>) {
+        let c = self.config;
+        tch::no_grad(|| {
+            for ((_, p), slot) in self.params.iter().zip(self.state.iter_mut()) {
+                let grad = p.grad();
+                if !grad.defined() {
+                    continue;
+                }
+                let s = slot.get_or_insert_with(|| ParamState {
+                    square_avg: p.zeros_like(),
+                    momentum_buffer: (c.momentum > 0.0).then(|| p.zeros_like()),
+                });
+                match skip {
+                    None => plain_step(&c, p, grad, s),
+                    Some(skip) => masked_step(&c, p, grad, s, skip),
+                }
+            }
+        });
     }
 
     fn lr(&self) -> f64 {

@@ -54,28 +54,42 @@ impl Sgd {
         self
     }
 
-    pub fn zero_grad(&mut self) {
-        self.params.zero_grad();
+    /// The buffers that exist so far (none before the first step), by parameter name.
+    pub fn momentum_buffers(&self) -> Vec<(String, Tensor)> {
+        self.params
+            .iter()
+            .zip(&self.buffers)
+            .filter_map(|((name, _), b)| b.as_ref().map(|b| (name.clone(), b.shallow_clone())))
+            .collect()
     }
 
-    pub fn step(&mut self) {
-        self.update(None);
+    /// Restores buffers saved by [`Sgd::momentum_buffers`], copied onto each
+    /// parameter's device.
+    pub fn load_momentum_buffers(
+        &mut self,
+        saved: Vec<(String, Tensor)>,
+    ) -> Result<(), OptimizerStateError> {
+        self.load_state(
+            saved
+                .into_iter()
+                .map(|(n, t)| (state_name(MOMENTUM_SLOT, &n), t))
+                .collect(),
+        )
+    }
+}
+
+impl Optimize for Sgd {
+    fn name(&self) -> &'static str {
+        "SGD"
     }
 
-    /// [`Sgd::step`] where `skip` (a bool `[1]` tensor on the device) is
-    /// false, no change at all where it is true: decided on the device, so a
-    /// loss scaler can skip overflowing steps without reading a flag back.
-    /// A skipped first step leaves a zero momentum buffer, which the next
-    /// step turns into its gradient exactly as a missing one would be.
-    pub fn step_unless(&mut self, skip: &Tensor) {
-        self.update(Some(skip));
+    fn params(&self) -> &Params {
+        &self.params
     }
 
-    /// The gradients that exist, in parameter order (shallow clones).
-    pub fn gradients(&self) -> Vec<Tensor> {
-        self.params.gradients()
-    }
-
+    /// With `skip`, a skipped first step leaves a zero momentum buffer,
+    /// which the next step turns into its gradient exactly as a missing one
+    /// would be.
     fn update(&mut self, skip: Option<&Tensor>) {
         tch::no_grad(|| {
             for ((_, p), buf) in self.params.iter().zip(self.buffers.iter_mut()) {
@@ -118,51 +132,6 @@ impl Sgd {
                 p.shallow_clone().copy_(&p.where_self(skip, &new_p));
             }
         });
-    }
-
-    /// The buffers that exist so far (none before the first step), by parameter name.
-    pub fn momentum_buffers(&self) -> Vec<(String, Tensor)> {
-        self.params
-            .iter()
-            .zip(&self.buffers)
-            .filter_map(|((name, _), b)| b.as_ref().map(|b| (name.clone(), b.shallow_clone())))
-            .collect()
-    }
-
-    /// Restores buffers saved by [`Sgd::momentum_buffers`], copied onto each
-    /// parameter's device.
-    pub fn load_momentum_buffers(
-        &mut self,
-        saved: Vec<(String, Tensor)>,
-    ) -> Result<(), OptimizerStateError> {
-        self.load_state(
-            saved
-                .into_iter()
-                .map(|(n, t)| (state_name(MOMENTUM_SLOT, &n), t))
-                .collect(),
-        )
-    }
-}
-
-impl Optimize for Sgd {
-    fn name(&self) -> &'static str {
-        "SGD"
-    }
-
-    fn zero_grad(&mut self) {
-        Sgd::zero_grad(self)
-    }
-
-    fn step(&mut self) {
-        Sgd::step(self)
-    }
-
-    fn step_unless(&mut self, skip: &Tensor) {
-        Sgd::step_unless(self, skip)
-    }
-
-    fn gradients(&self) -> Vec<Tensor> {
-        Sgd::gradients(self)
     }
 
     fn lr(&self) -> f64 {
