@@ -116,21 +116,29 @@ impl Recorder {
         samples: &Samples,
         extras: PhaseExtras,
     ) -> Result<PhaseSummary> {
-        let metrics = EpochMetrics::compute(samples);
-        println!("{}", metrics.table(phase.epoch, phase.kind.name()));
-        let auc = (phase.kind == PhaseKind::Validate).then(|| roc_auc_of(samples));
         let name = phase.kind.name();
-        let mut notes = Vec::new();
-        if let Some(Some(auc)) = auc {
-            notes.push(format!("{auc:.4} ROC AUC"));
-        }
-        if let Some(lr) = extras.lr {
-            notes.push(format!("lr {lr:.3e}"));
-        }
-        if let Some(r) = extras.balance_ratio {
-            notes.push(format!("balanced 1:{r}"));
-        }
-        if !notes.is_empty() {
+        let metrics = EpochMetrics::compute(samples);
+        println!("{}", metrics.table(phase.epoch, name));
+        let auc = (phase.kind == PhaseKind::Validate)
+            .then(|| roc_auc(&samples.prob_pos, &samples.labels));
+        // Figures beyond the book's, each as a TensorBoard scalar and a log note.
+        let extra: Vec<(&str, f64, String)> = [
+            auc.flatten()
+                .map(|v| ("pr/roc_auc", v, format!("{v:.4} ROC AUC"))),
+            extras.lr.map(|v| ("optim/lr", v, format!("lr {v:.3e}"))),
+            extras.balance_ratio.map(|r| {
+                (
+                    "data/balance_ratio",
+                    f64::from(r),
+                    format!("balanced 1:{r}"),
+                )
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !extra.is_empty() {
+            let notes: Vec<&str> = extra.iter().map(|(_, _, note)| note.as_str()).collect();
             println!("E{} {name:<8} {}", phase.epoch, notes.join(", "));
         }
         let record = MetricsRecord {
@@ -152,22 +160,8 @@ impl Recorder {
             PhaseKind::Train => &mut self.trn_events,
             PhaseKind::Validate => &mut self.val_events,
         };
-        let mut scalars = Vec::new();
-        if let Some(Some(auc)) = auc {
-            scalars.push(("pr/roc_auc", auc));
-        }
-        if let Some(lr) = extras.lr {
-            scalars.push(("optim/lr", lr));
-        }
-        if let Some(r) = extras.balance_ratio {
-            scalars.push(("data/balance_ratio", f64::from(r)));
-        }
-        if !scalars.is_empty() {
-            tb.scalars(samples_seen, &scalars).with_context(|| {
-                format!("writing TensorBoard events to {}", tb.path().display())
-            })?;
-        }
-        write_events(tb, samples_seen, &metrics, samples)?;
+        let extra: Vec<(&str, f64)> = extra.iter().map(|&(tag, v, _)| (tag, v)).collect();
+        write_events(tb, samples_seen, &metrics, &extra, samples)?;
         Ok(PhaseSummary {
             metrics,
             auc: auc.flatten(),
@@ -192,21 +186,20 @@ pub struct PhaseSummary {
     pub auc: Option<f64>,
 }
 
-fn roc_auc_of(samples: &Samples) -> Option<f64> {
-    roc_auc(&samples.prob_pos, &samples.labels)
-}
-
-/// The book's TensorBoard content: scalars, a PR curve, and histograms of
-/// P(nodule) per class.
+/// The book's TensorBoard content (scalars, a PR curve, and histograms of
+/// P(nodule) per class), plus the `extra` scalars.
 fn write_events(
     tb: &mut EventWriter,
     step: u64,
     metrics: &EpochMetrics,
+    extra: &[(&str, f64)],
     samples: &Samples,
 ) -> Result<()> {
     let tb_path = tb.path().to_owned();
     let tb_err = || format!("writing TensorBoard events to {}", tb_path.display());
-    tb.scalars(step, &metrics.scalars()).with_context(tb_err)?;
+    let mut scalars: Vec<(&str, f64)> = metrics.scalars().to_vec();
+    scalars.extend_from_slice(extra);
+    tb.scalars(step, &scalars).with_context(tb_err)?;
     tb.pr_curve("pr", step, &samples.labels, &samples.prob_pos)
         .with_context(tb_err)?;
     // The book leaves out the confidently right ones so the interesting middle shows.
