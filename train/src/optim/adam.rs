@@ -248,19 +248,12 @@ impl Optimize for Adam {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::{nn, Device};
+    use crate::optim::test_support::{backward, one_weight, values, GRADS};
+    use tch::Device;
 
-    const GRADS: [[f32; 3]; 4] = [
-        [1.0, 2.0, -1.0],
-        [0.5, 0.0, 1.0],
-        [-2.0, 1.0, 0.25],
-        [0.1, -0.3, 3.0],
-    ];
-
-    /// One parameter, loss = sum(w * g): the gradient is exactly g.
+    /// Adam over [`one_weight`], its gradients [`GRADS`].
     fn setup(decoupled: bool) -> (VarStore, Tensor, Adam) {
-        let vs = VarStore::new(Device::Cpu);
-        let w = vs.root().var("w", &[3], nn::Init::Const(1.0));
+        let (vs, w) = one_weight();
         let adam = Adam::new(
             &vs,
             AdamConfig {
@@ -272,14 +265,6 @@ mod tests {
             },
         );
         (vs, w, adam)
-    }
-
-    fn backward(w: &Tensor, g: &[f32]) {
-        (w * Tensor::from_slice(g)).sum(Kind::Float).backward();
-    }
-
-    fn values(t: &Tensor) -> Vec<f32> {
-        Vec::<f32>::try_from(t).unwrap()
     }
 
     /// torch's recurrence in f64, for `steps` of [`GRADS`].

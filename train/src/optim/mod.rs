@@ -7,6 +7,8 @@ pub mod params;
 pub mod rmsprop;
 pub mod schedule;
 pub mod sgd;
+#[cfg(test)]
+mod test_support;
 
 use tch::nn::VarStore;
 use tch::Tensor;

@@ -195,18 +195,10 @@ impl Optimize for RmsProp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::{nn, Device, Kind};
-
-    const GRADS: [[f32; 3]; 4] = [
-        [1.0, 2.0, -1.0],
-        [0.5, 0.0, 1.0],
-        [-2.0, 1.0, 0.25],
-        [0.1, -0.3, 3.0],
-    ];
+    use crate::optim::test_support::{backward, one_weight, values, GRADS};
 
     fn setup(momentum: f64) -> (VarStore, Tensor, RmsProp) {
-        let vs = VarStore::new(Device::Cpu);
-        let w = vs.root().var("w", &[3], nn::Init::Const(1.0));
+        let (vs, w) = one_weight();
         let opt = RmsProp::new(
             &vs,
             RmsPropConfig {
@@ -218,14 +210,6 @@ mod tests {
             },
         );
         (vs, w, opt)
-    }
-
-    fn backward(w: &Tensor, g: &[f32]) {
-        (w * Tensor::from_slice(g)).sum(Kind::Float).backward();
-    }
-
-    fn values(t: &Tensor) -> Vec<f32> {
-        Vec::<f32>::try_from(t).unwrap()
     }
 
     fn reference(momentum: f64, steps: usize) -> [f64; 3] {

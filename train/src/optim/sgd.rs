@@ -163,22 +163,12 @@ impl Optimize for Sgd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::{nn, Device, Kind};
-
-    /// One parameter, loss = sum(w * x): the gradient is exactly x each step.
-    fn setup() -> (VarStore, Tensor) {
-        let vs = VarStore::new(Device::Cpu);
-        let w = vs.root().var("w", &[3], nn::Init::Const(1.0));
-        (vs, w)
-    }
-
-    fn backward(w: &Tensor, x: &[f32]) {
-        (w * Tensor::from_slice(x)).sum(Kind::Float).backward();
-    }
+    use crate::optim::test_support::{backward, one_weight};
+    use tch::{Device, Kind};
 
     #[test]
     fn matches_pytorch_momentum_recurrence() {
-        let (vs, w) = setup();
+        let (vs, w) = one_weight();
         let mut opt = Sgd::new(&vs, 0.1, 0.9);
         let grads = [[1.0f32, 2.0, -1.0], [0.5, 0.0, 1.0], [-2.0, 1.0, 0.0]];
         let (mut p, mut buf) = ([1.0f64; 3], [0.0f64; 3]);
@@ -212,7 +202,7 @@ mod tests {
 
     #[test]
     fn weight_decay_adds_wd_times_the_parameter_to_the_gradient() {
-        let (vs, w) = setup();
+        let (vs, w) = one_weight();
         let mut opt = Sgd::new(&vs, 0.1, 0.9).with_weight_decay(0.5);
         let (mut p, mut buf) = ([1.0f64; 3], [0.0f64; 3]);
         let grads = [[1.0f32, 0.0, -1.0], [0.5, 2.0, 0.0]];
@@ -234,8 +224,8 @@ mod tests {
 
     #[test]
     fn nesterov_steps_by_the_gradient_plus_momentum_times_the_buffer_on_both_paths() {
-        let (vs, w) = setup();
-        let (vs2, w2) = setup();
+        let (vs, w) = one_weight();
+        let (vs2, w2) = one_weight();
         let mut plain = Sgd::new(&vs, 0.1, 0.9).with_nesterov(true);
         let mut masked = Sgd::new(&vs2, 0.1, 0.9).with_nesterov(true);
         let no_skip = Tensor::from_slice(&[false]);
@@ -265,14 +255,14 @@ mod tests {
 
     #[test]
     fn restored_buffers_continue_the_same_trajectory() {
-        let (vs_a, w_a) = setup();
+        let (vs_a, w_a) = one_weight();
         let mut a = Sgd::new(&vs_a, 0.1, 0.9);
         for g in [[1.0f32, 1.0, 1.0], [2.0, 0.0, -1.0]] {
             a.zero_grad();
             backward(&w_a, &g);
             a.step();
         }
-        let (vs_b, w_b) = setup();
+        let (vs_b, w_b) = one_weight();
         tch::no_grad(|| w_b.shallow_clone().copy_(&w_a));
         let mut b = Sgd::new(&vs_b, 0.1, 0.9);
         b.load_momentum_buffers(
@@ -292,7 +282,7 @@ mod tests {
 
     #[test]
     fn rejects_buffers_that_do_not_fit() {
-        let (vs, _) = setup();
+        let (vs, _) = one_weight();
         let mut opt = Sgd::new(&vs, 0.1, 0.9);
         let err = opt.load_momentum_buffers(vec![(
             "w".into(),
