@@ -4,13 +4,17 @@
 //! specific: the candidate list and its canonical order and split
 //! ([`luna`]), crops ([`crop`]) and the on-disk candidate cache ([`cache`])
 //! that `prepcache` writes and `train` memory-maps, plus crash-safe file
-//! writing ([`durable`]) for every tool. Reading the scans themselves is the
-//! [`metaimage`] crate's job; it is re-exported here with its [`geometry`]
-//! and [`volume`] modules so the tools need one data dependency.
+//! writing ([`durable`]) and one-writer folder locks ([`lock`]) for every
+//! tool. Reading the scans themselves is the [`metaimage`] crate's job; it
+//! is re-exported here with its [`geometry`] and [`volume`] modules so the
+//! tools need one data dependency.
 
 pub mod cache;
 pub mod crop;
+pub mod ct_geometry;
 pub mod durable;
+pub mod lock;
 pub mod luna;
+pub mod signals;
 
 pub use metaimage::{self, geometry, volume};
