@@ -58,6 +58,52 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DurableWriteErr
     sync_parent(path)
 }
 
+/// A file written and fsynced under its temporary name, not yet in place.
+/// Staging every file of an update first and then committing them (renames
+/// only, which need no space) keeps a full disk or a write error from
+/// leaving a mix of old and new files; dropped uncommitted, it removes the
+/// temporary file.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+    committed: bool,
+}
+
+/// Write `bytes` to `path`'s temporary name and fsync it; [`Staged::commit`]
+/// puts it in place.
+pub fn stage(path: &Path, bytes: &[u8]) -> Result<Staged, DurableWriteError> {
+    let staged = Staged {
+        tmp: tmp_path(path),
+        path: path.to_owned(),
+        committed: false,
+    };
+    File::create(&staged.tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .map_err(DurableWriteError::at(&staged.tmp))?;
+    Ok(staged)
+}
+
+impl Staged {
+    /// Rename into place and make the rename durable.
+    pub fn commit(mut self) -> Result<(), DurableWriteError> {
+        fs::rename(&self.tmp, &self.path).map_err(DurableWriteError::at(&self.path))?;
+        self.committed = true;
+        sync_parent(&self.path)
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 /// Makes a rename (or removal) in `path`'s directory durable; a no-op where
 /// directories cannot be opened.
 pub fn sync_parent(path: &Path) -> Result<(), DurableWriteError> {

@@ -4,12 +4,17 @@
 //! volumes open (mapped in place, or decoded into recycled buffers); a scan's candidates are cropped and compressed as
 //! parallel tasks on the same pool, so idle threads help the last scans
 //! instead of waiting. Each finished scan leaves a shard and a sidecar, which
-//! is what makes the build resumable and incremental; the manifest is
-//! removed first and written last. Every candidate row of the CSV that does
+//! is what makes the build resumable and incremental. Shards are named
+//! after their content, so a rebuild never touches a shard the current index
+//! names: the cache that was there stays readable until the new manifest
+//! replaces it (a build that fails or is stopped leaves it as it was), and
+//! only then are the files nothing uses any more removed. One build at a
+//! time: the folder is locked. Every candidate row of the CSV that does
 //! not make it into the cache (scan not on disk, unusable scan, centre
 //! outside the volume) is listed with its line in `skipped.csv`.
 
 mod limiter;
+mod out_dir;
 mod plan;
 mod scan;
 mod sidecar;
@@ -24,9 +29,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use shared::cache::format::{self, SHARD_DIR, SKIPPED_FILE};
+use shared::cache::format::SKIPPED_FILE;
 use shared::cache::reader::read_manifest;
-use shared::cache::writer::{begin_update, finalize, path_to_index_string, CacheContents};
+use shared::cache::writer::{finalize, CacheContents};
 use shared::cache::{Codec, Entry, Manifest, ShardInfo, Skipped};
 use shared::crop::CROP_SHAPE;
 use shared::durable::write_atomically;
@@ -118,6 +123,9 @@ pub fn run(opts: &BuildOptions, stop: &AtomicBool) -> Result<BuildStatus> {
         read_annotations_csv(&annotations_csv).context("loading the candidate list")?;
     let listing = Instant::now();
     let list = build_candidate_list(&rows, &annotations, &series);
+    if let Some(warning) = list.duplicates_warning(&candidates_csv) {
+        eprintln!("warning: {warning}");
+    }
     let list_time = listing.elapsed();
     let csv_rows = rows.len();
     drop(rows);
@@ -141,14 +149,13 @@ pub fn run(opts: &BuildOptions, stop: &AtomicBool) -> Result<BuildStatus> {
     let plans = plan_scans(&series, &list.candidates, &params)?;
     let inputs = inputs_fingerprint(&plans, list.missing_series, list.missing_candidates);
 
-    let mut done: HashMap<String, Sidecar> = HashMap::new();
-    if !opts.force {
-        for p in &plans {
-            if let Some(s) = Sidecar::load_fresh(&opts.out, &p.uid, &p.fingerprint) {
-                done.insert(p.uid.clone(), s);
-            }
-        }
-    }
+    // Held to the end of the build: the records read below stay true.
+    let _lock = out_dir::open_out(&opts.out)?;
+    let mut done = if opts.force {
+        HashMap::new()
+    } else {
+        fresh_sidecars(&opts.out, &plans, opts.threads)?
+    };
     if opts.strict {
         // A scan whose current record leaves a row out would do so again:
         // fail before the cache is touched.
@@ -179,8 +186,6 @@ pub fn run(opts: &BuildOptions, stop: &AtomicBool) -> Result<BuildStatus> {
         return Ok(BuildStatus::UpToDate);
     }
 
-    begin_update(&opts.out)?;
-    remove_stale_files(&opts.out, &plans)?;
     let reused = done.len();
     let strict_csv = opts.strict.then_some(candidates_csv.as_path());
     let outcome = build_scans(&todo, &opts.out, &params, opts.threads, stop, strict_csv)?;
@@ -213,6 +218,8 @@ pub fn run(opts: &BuildOptions, stop: &AtomicBool) -> Result<BuildStatus> {
     let skipped = skipped_rows(&list, &done)?;
     let skipped_csv = write_skipped(&opts.out, &candidates_csv, &skipped)?;
     let manifest = finalize(&opts.out, contents)?;
+    let kept: Vec<&Sidecar> = plans.iter().filter_map(|p| done.get(&p.uid)).collect();
+    out_dir::remove_unused_files(&opts.out, &kept)?;
     print_summary(&Summary {
         out: &opts.out,
         manifest: &manifest,
@@ -391,25 +398,27 @@ fn print_skipped(skipped_csv: &Path, csv: &Path, rows: &[SkippedRow]) {
     }
 }
 
-/// Shards and sidecars of scans no longer in the plan, and temporary files of
-/// interrupted writes: neither may outlive the build.
-fn remove_stale_files(out: &Path, plans: &[ScanPlan]) -> Result<()> {
-    let dir = out.join(SHARD_DIR);
-    let mut keep: Vec<PathBuf> = Vec::new();
-    for p in plans {
-        keep.push(out.join(format::shard_path(&p.uid)));
-        keep.push(out.join(format::sidecar_path(&p.uid)));
-    }
-    keep.sort();
-    for entry in fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
-        let path = entry
-            .with_context(|| format!("listing {}", dir.display()))?
-            .path();
-        if keep.binary_search(&path).is_err() && path.is_file() {
-            fs::remove_file(&path).with_context(|| format!("removing stale {}", path.display()))?;
-        }
-    }
-    Ok(())
+/// The scans whose resume record is still true: same inputs, and a shard
+/// on disk with every recorded frame intact. Read in parallel (it reads
+/// every shard once).
+fn fresh_sidecars(
+    out: &Path,
+    plans: &[ScanPlan],
+    threads: usize,
+) -> Result<HashMap<String, Sidecar>> {
+    use rayon::prelude::*;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("starting the worker threads")?;
+    Ok(pool.install(|| {
+        plans
+            .par_iter()
+            .filter_map(|p| {
+                Sidecar::load_fresh(out, &p.uid, &p.fingerprint).map(|s| (p.uid.clone(), s))
+            })
+            .collect()
+    }))
 }
 
 struct ScansOutcome {
@@ -618,15 +627,22 @@ fn assemble(
     let mut uids: Vec<&String> = sidecars.keys().collect();
     uids.sort();
     for uid in uids {
-        if let ScanOutcome::Built { shard_bytes, rows } = &sidecars[uid].outcome {
+        let sidecar = &sidecars[uid];
+        if let ScanOutcome::Built {
+            shard_bytes, rows, ..
+        } = &sidecar.outcome
+        {
             if rows
                 .iter()
                 .any(|r| matches!(r.result, RowResult::Stored { .. }))
             {
+                let Some(path) = sidecar.shard_index_path() else {
+                    bail!("internal error: build record of scan {uid} names no shard");
+                };
                 number.insert(uid, series.len() as u32);
                 series.push(uid.clone());
                 shards.push(ShardInfo {
-                    path: path_to_index_string(&format::shard_path(uid)),
+                    path,
                     bytes: *shard_bytes,
                 });
             }

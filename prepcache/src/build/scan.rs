@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use shared::cache::writer::ShardWriter;
 use shared::cache::ChunkEncoder;
 use shared::crop::{crop_candidate, CropError, CROP_SHAPE, CROP_VOXELS};
+use shared::ct_geometry::check_ct_geometry;
 use shared::luna::CandidateInfo;
 use shared::metaimage::open_scan_reusing;
 use shared::volume::{Scan, VoxelSource};
@@ -71,9 +72,10 @@ impl PendingScan {
     /// done, in that order, so no crash leaves a sidecar naming a lost shard.
     /// Kept off the worker threads: a build of 8 LUNA-size scans spent
     /// ~0.18 s of its ~1.3 s blocked in 36 fsyncs (strace), cores idle.
-    pub fn seal(self, cache: &Path) -> Result<Sidecar> {
+    pub fn seal(mut self, cache: &Path) -> Result<Sidecar> {
         if let Some(shard) = self.shard {
-            shard.finish()?;
+            let finished = shard.finish_named()?;
+            self.sidecar.set_shard(finished.path);
         }
         self.sidecar.write(cache)?;
         Ok(self.sidecar)
@@ -108,6 +110,12 @@ pub fn build_scan(
         Ok(v) => v,
         Err(e) => return failed(e.to_string()),
     };
+    // A geometry no CT has (spacing 1e308, origin 1e12 mm) maps candidates
+    // to nonsense voxels under their CSV labels: the scan is unusable.
+    if let Err(e) = check_ct_geometry(volume.geometry()) {
+        spares.give(volume);
+        return failed(format!("{}: {e}", plan.mhd.display()));
+    }
     let written = match too_small(&volume) {
         Some(reason) => Err(Unusable(reason)),
         None => write_chunks(&volume, plan, cache, params, progress),
@@ -127,7 +135,11 @@ pub fn build_scan(
             &plan.uid,
             &plan.fingerprint,
             plan.input_bytes,
-            ScanOutcome::Built { shard_bytes, rows },
+            ScanOutcome::Built {
+                shard_bytes,
+                shard: None,
+                rows,
+            },
         ),
     })
 }
@@ -163,8 +175,10 @@ fn write_chunks(
     params: &ChunkParams,
     progress: &(dyn Fn() + Sync),
 ) -> Result<(ShardWriter, Vec<Row>), WriteError> {
-    let mut shard =
-        ShardWriter::create(cache, &plan.uid).map_err(|e| WriteError::Cache(e.into()))?;
+    // Named after its content: the shard the current index uses (if the
+    // scan changed) stays as it is until the new manifest replaces it.
+    let mut shard = ShardWriter::create_content_named(cache, &plan.uid)
+        .map_err(|e| WriteError::Cache(e.into()))?;
     let mut rows = Vec::with_capacity(plan.candidates.len());
     for batch in plan.candidates.chunks(CANDIDATES_PER_BATCH) {
         // A failure drops `shard`, which removes its temporary file.

@@ -1,13 +1,15 @@
 //! The per-scan resume record, `shards/<uid>.json`, written atomically after
 //! the scan's shard is complete. A sidecar whose fingerprint matches the
-//! scan's current inputs (and whose shard has the recorded size) means the
-//! scan is done; anything else means "build it again".
+//! scan's current inputs, and whose shard on disk holds exactly the frames
+//! it records (size, offsets and every CRC-32: what the index will say),
+//! means the scan is done; anything else means "build it again".
 
 use std::fs;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use shared::cache::format::{shard_path, sidecar_path};
+use shared::cache::format::{shard_path, sidecar_path, ShardDirFile, SHARD_DIR};
+use shared::cache::writer::path_to_index_string;
 use shared::durable::write_atomically;
 
 const SIDECAR_VERSION: u32 = 1;
@@ -25,7 +27,15 @@ pub struct Sidecar {
 #[serde(rename_all = "snake_case")]
 pub enum ScanOutcome {
     /// One row per candidate of the scan, in canonical order.
-    Built { shard_bytes: u64, rows: Vec<Row> },
+    Built {
+        shard_bytes: u64,
+        /// The shard, relative to the cache dir as the index records it;
+        /// records written before shards were named after their content
+        /// have none and mean `shards/<uid>.zst`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shard: Option<String>,
+        rows: Vec<Row>,
+    },
     /// The scan could not be used at all (unreadable, truncated, too small).
     Failed { reason: String },
 }
@@ -75,22 +85,89 @@ impl Sidecar {
     }
 
     /// The scan's sidecar if it is still valid for `fingerprint`; `None` for
-    /// absent, unreadable, stale or inconsistent ones (all mean "rebuild").
+    /// absent, unreadable, stale or inconsistent ones (all mean "rebuild"),
+    /// and for one whose shard on disk is not the one it records (another
+    /// build's, truncated, or with a changed byte).
     pub fn load_fresh(cache: &Path, series_uid: &str, fingerprint: &str) -> Option<Sidecar> {
-        let bytes = fs::read(cache.join(sidecar_path(series_uid))).ok()?;
-        let sidecar: Sidecar = serde_json::from_slice(&bytes).ok()?;
-        if sidecar.sidecar_version != SIDECAR_VERSION
-            || sidecar.series_uid != series_uid
-            || sidecar.fingerprint != fingerprint
-        {
+        let sidecar = Self::load(cache, series_uid)?;
+        if sidecar.fingerprint != fingerprint {
             return None;
         }
-        if let ScanOutcome::Built { shard_bytes, .. } = &sidecar.outcome {
-            let size = fs::metadata(cache.join(shard_path(series_uid))).ok()?.len();
-            if size != *shard_bytes {
+        if let ScanOutcome::Built {
+            shard_bytes, rows, ..
+        } = &sidecar.outcome
+        {
+            let shard = fs::read(cache.join(sidecar.shard_file()?)).ok()?;
+            if !frames_match(&shard, *shard_bytes, rows) {
                 return None;
             }
         }
         Some(sidecar)
     }
+
+    /// The scan's sidecar as recorded, whatever its fingerprint.
+    pub fn load(cache: &Path, series_uid: &str) -> Option<Sidecar> {
+        let bytes = fs::read(cache.join(sidecar_path(series_uid))).ok()?;
+        let sidecar: Sidecar = serde_json::from_slice(&bytes).ok()?;
+        (sidecar.sidecar_version == SIDECAR_VERSION && sidecar.series_uid == series_uid)
+            .then_some(sidecar)
+    }
+
+    /// Where the scan's shard is, as the index records it; `None` for a
+    /// failed scan, or a recorded path that is not a shard name in
+    /// `shards/` (never trusted, never kept).
+    pub fn shard_index_path(&self) -> Option<String> {
+        let ScanOutcome::Built { shard, .. } = &self.outcome else {
+            return None;
+        };
+        let path = match shard {
+            Some(p) => p.clone(),
+            None => path_to_index_string(&shard_path(&self.series_uid)),
+        };
+        let parts: Vec<Component> = Path::new(&path).components().collect();
+        let valid = matches!(parts.as_slice(), [Component::Normal(dir), Component::Normal(name)]
+            if *dir == SHARD_DIR
+                && name.to_str().and_then(ShardDirFile::of) == Some(ShardDirFile::Shard));
+        valid.then_some(path)
+    }
+
+    /// [`Self::shard_index_path`] as a path relative to the cache dir.
+    pub fn shard_file(&self) -> Option<PathBuf> {
+        self.shard_index_path().map(PathBuf::from)
+    }
+
+    /// Record where the finished shard went.
+    pub fn set_shard(&mut self, path: String) {
+        if let ScanOutcome::Built { shard, .. } = &mut self.outcome {
+            *shard = Some(path);
+        }
+    }
+}
+
+/// `shard` is exactly `bytes` long and tiled by the stored rows' frames, in
+/// order, each with its recorded CRC-32.
+fn frames_match(shard: &[u8], bytes: u64, rows: &[Row]) -> bool {
+    if shard.len() as u64 != bytes {
+        return false;
+    }
+    let mut end = 0u64;
+    for row in rows {
+        if let RowResult::Stored {
+            offset,
+            length,
+            crc32,
+            ..
+        } = &row.result
+        {
+            let next = offset + u64::from(*length);
+            if *offset != end || next > bytes {
+                return false;
+            }
+            if crc32fast::hash(&shard[*offset as usize..next as usize]) != *crc32 {
+                return false;
+            }
+            end = next;
+        }
+    }
+    end == bytes
 }

@@ -10,10 +10,18 @@
 //! CACHE/
 //!   manifest.json        written LAST, atomically; its presence means "complete"
 //!   index.bin            series table, shard table, one fixed-size record per candidate
-//!   shards/<uid>.zst     one per scan: concatenated independent zstd frames, one per candidate
+//!   shards/<uid>.<h>.zst one per scan: concatenated independent zstd frames, one per candidate
 //!   shards/<uid>.json    per-scan sidecar (prepcache's resume record; readers ignore it)
 //!   skipped.csv          the CSV rows that were not cached, and why (for people; readers ignore it)
+//!   .lock                held by the build writing the cache (readers ignore it)
 //! ```
+//!
+//! Readers open the shards the index names and nothing else. `prepcache`
+//! names a shard after its content (`<h>`: the first 16 hex digits of the
+//! BLAKE3 of its bytes, [`content_shard_path`]), so a rebuild writes new
+//! shards beside the ones the current index uses and the old cache stays
+//! readable until the new manifest replaces it; caches written before that
+//! name their shards `shards/<uid>.zst` ([`shard_path`]) and read the same.
 //!
 //! # `manifest.json`
 //!
@@ -26,7 +34,23 @@
 //! `index.bin`, hex; it covers every record and checksum, so it names the
 //! cache's content), `skipped` (what the build left out, and why),
 //! `missing_series`/`missing_candidates` (CSV rows whose scan is not on disk)
-//! and `inputs_fingerprint` (digest of the build's inputs).
+//! and `inputs_fingerprint` (digest of the build's inputs), and
+//! `header_checksum`.
+//!
+//! `header_checksum` (`"crc32:<8 hex>"`) covers every field that says how to
+//! find and decode the bytes, so an edited manifest is refused instead of
+//! misread: CRC-32 (IEEE, as zlib's) of the UTF-8 text [`header_text`]
+//! builds, one `name=value` line each, in this order: the line
+//! `luna-cache-header-v1`, then `format_version`, `dtype`, `crop_shape`
+//! (`32,48,48`), `clip_hu` (`-1000,1000`), `codec.compressor`,
+//! `codec.filter`, `codec.level`, `candidates`, `positives`, `series`,
+//! `shards`, `stored_bytes`, `raw_bytes`, `index_bytes`, `fingerprint`;
+//! every line ends in `\n`. Caches written before the field existed have
+//! none and are read as before.
+//!
+//! Readers also refuse sizes no real cache has before allocating anything
+//! for them: a chunk above [`MAX_CHUNK_VOXELS`] voxels, a crop edge above
+//! [`MAX_CROP_EDGE`], counts that `index.bin` cannot hold.
 //!
 //! # `index.bin`
 //!
@@ -104,9 +128,57 @@ pub fn shard_path(series_uid: &str) -> PathBuf {
     PathBuf::from(SHARD_DIR).join(format!("{series_uid}.{SHARD_EXTENSION}"))
 }
 
+/// Shard file of a scan holding `bytes`, relative to the cache dir: named
+/// after its content, so a rebuild that changes a shard writes a new file
+/// and never touches the one the current index points to.
+pub fn content_shard_path(series_uid: &str, bytes_blake3: &blake3::Hash) -> PathBuf {
+    let hex = bytes_blake3.to_hex();
+    PathBuf::from(SHARD_DIR).join(format!(
+        "{series_uid}.{}.{SHARD_EXTENSION}",
+        &hex[..CONTENT_HASH_DIGITS]
+    ))
+}
+
+/// Hex digits of the shard's BLAKE3 in its name: 64 bits, so two different
+/// shards of one scan never share a name by accident.
+pub const CONTENT_HASH_DIGITS: usize = 16;
+
 /// Sidecar (resume record) of a scan, relative to the cache dir.
 pub fn sidecar_path(series_uid: &str) -> PathBuf {
     PathBuf::from(SHARD_DIR).join(format!("{series_uid}.{SIDECAR_EXTENSION}"))
+}
+
+/// The kinds of file the format puts in `shards/`, told by name. Writers
+/// remove nothing else there: whatever else a user keeps in the folder is
+/// not theirs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShardDirFile {
+    /// `<uid>.zst` or `<uid>.<h>.zst`.
+    Shard,
+    /// `<uid>.json`, a resume record.
+    Sidecar,
+    /// `<shard or sidecar>.tmp`, left by an interrupted write.
+    Temporary,
+}
+
+impl ShardDirFile {
+    pub fn of(name: &str) -> Option<ShardDirFile> {
+        let named = |ext: &str| {
+            name.strip_suffix(ext)
+                .and_then(|stem| stem.strip_suffix('.'))
+                .is_some_and(|stem| !stem.is_empty())
+        };
+        if named(SHARD_EXTENSION) {
+            Some(ShardDirFile::Shard)
+        } else if named(SIDECAR_EXTENSION) {
+            Some(ShardDirFile::Sidecar)
+        } else {
+            let stem = name.strip_suffix(".tmp")?;
+            ShardDirFile::of(stem)
+                .filter(|k| *k != ShardDirFile::Temporary)
+                .map(|_| ShardDirFile::Temporary)
+        }
+    }
 }
 
 /// A filter applied to the int16 chunk before zstd.
@@ -158,13 +230,33 @@ impl Default for Codec {
     }
 }
 
-impl std::fmt::Display for Codec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let filter = match self.filter {
+impl Filter {
+    /// The name `manifest.json` uses (its serde name).
+    pub fn name(self) -> &'static str {
+        match self {
             Filter::None => "none",
             Filter::ByteShuffle => "byte_shuffle",
-        };
-        write!(f, "zstd level {} (filter {filter})", self.level)
+        }
+    }
+}
+
+impl Compressor {
+    /// The name `manifest.json` uses (its serde name).
+    pub fn name(self) -> &'static str {
+        match self {
+            Compressor::Zstd => "zstd",
+        }
+    }
+}
+
+impl std::fmt::Display for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "zstd level {} (filter {})",
+            self.level,
+            self.filter.name()
+        )
     }
 }
 
@@ -241,10 +333,56 @@ pub struct Manifest {
     /// `prepcache build` compares it to tell an up-to-date cache.
     #[serde(default)]
     pub inputs_fingerprint: String,
+    /// `crc32:<hex>` of [`header_text`]; absent in caches written before it
+    /// existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_checksum: Option<String>,
 }
 
 impl Manifest {
     pub fn chunk_voxels(&self) -> usize {
         self.crop_shape.iter().product()
     }
+
+    /// What `header_checksum` should say for the other fields.
+    pub fn computed_header_checksum(&self) -> String {
+        format!(
+            "crc32:{:08x}",
+            crc32fast::hash(header_text(self).as_bytes())
+        )
+    }
+}
+
+/// Largest chunk a reader accepts (the book's is 73,728 voxels); a bigger
+/// `crop_shape` is an edited or corrupt manifest, refused before a decode
+/// buffer of that size is allocated.
+pub const MAX_CHUNK_VOXELS: usize = 1 << 24;
+/// Largest crop edge a reader accepts.
+pub const MAX_CROP_EDGE: usize = 4096;
+
+/// The canonical text `header_checksum` is computed over (see the module
+/// documentation; `scripts/lunacache.py` builds the same).
+pub fn header_text(m: &Manifest) -> String {
+    let join = |v: &[String]| v.join(",");
+    let lines = [
+        "luna-cache-header-v1".to_owned(),
+        format!("format_version={}", m.format_version),
+        format!("dtype={}", m.dtype),
+        format!("crop_shape={}", join(&m.crop_shape.map(|v| v.to_string()))),
+        format!("clip_hu={}", join(&m.clip_hu.map(|v| v.to_string()))),
+        format!("codec.compressor={}", m.codec.compressor.name()),
+        format!("codec.filter={}", m.codec.filter.name()),
+        format!("codec.level={}", m.codec.level),
+        format!("candidates={}", m.candidates),
+        format!("positives={}", m.positives),
+        format!("series={}", m.series),
+        format!("shards={}", m.shards),
+        format!("stored_bytes={}", m.stored_bytes),
+        format!("raw_bytes={}", m.raw_bytes),
+        format!("index_bytes={}", m.index_bytes),
+        format!("fingerprint={}", m.fingerprint),
+    ];
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text
 }

@@ -22,6 +22,8 @@
 pub mod codec;
 mod error;
 pub mod format;
+mod index_decode;
+mod manifest_check;
 pub mod reader;
 pub mod writer;
 

@@ -12,8 +12,10 @@ use memmap2::Mmap;
 use super::codec::ChunkDecoder;
 use super::error::CacheError;
 use super::format::{
-    self, Entry, Index, Manifest, ShardInfo, FORMAT_VERSION, INDEX_FILE, INDEX_MAGIC, MANIFEST_FILE,
+    Entry, Index, Manifest, ShardInfo, FORMAT_VERSION, INDEX_FILE, INDEX_MAGIC, MANIFEST_FILE,
 };
+use super::index_decode::decode_index;
+use super::manifest_check::check_manifest;
 
 /// An open, complete cache. `Send + Sync`: share one across loader threads,
 /// each with its own [`ChunkDecoder`].
@@ -156,7 +158,8 @@ impl CacheReader {
     }
 }
 
-/// Read and check `manifest.json` (exists, right version, parses).
+/// Read and check `manifest.json` (exists, right version, parses, sizes
+/// within limits, `header_checksum` agrees).
 pub fn read_manifest(dir: &Path) -> Result<Manifest, CacheError> {
     if !dir.is_dir() {
         return Err(CacheError::Invalid {
@@ -196,16 +199,27 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, CacheError> {
             expected: FORMAT_VERSION,
         });
     }
-    serde_json::from_value(value).map_err(|e| corrupt(format!("unexpected manifest contents: {e}")))
+    let manifest: Manifest = serde_json::from_value(value)
+        .map_err(|e| corrupt(format!("unexpected manifest contents: {e}")))?;
+    check_manifest(&manifest, &path)?;
+    Ok(manifest)
 }
 
 fn read_index(dir: &Path, manifest: &Manifest) -> Result<Index, CacheError> {
     let path = dir.join(INDEX_FILE);
-    let bytes = fs::read(&path).map_err(CacheError::io(&path))?;
     let corrupt = |reason: String| CacheError::Corrupt {
         path: path.clone(),
         reason,
     };
+    // Before reading it: a file of any other size is not the manifest's index.
+    let size = fs::metadata(&path).map_err(CacheError::io(&path))?.len();
+    if size != manifest.index_bytes {
+        return Err(corrupt(format!(
+            "index is {size} bytes, the manifest's index_bytes says {}",
+            manifest.index_bytes
+        )));
+    }
+    let bytes = fs::read(&path).map_err(CacheError::io(&path))?;
     if bytes.len() < 12 || bytes[..8] != INDEX_MAGIC {
         return Err(corrupt("not a cache index (bad magic)".into()));
     }
@@ -224,12 +238,7 @@ fn read_index(dir: &Path, manifest: &Manifest) -> Result<Index, CacheError> {
             manifest.fingerprint
         )));
     }
-    let (index, used): (Index, usize) =
-        bincode::serde::decode_from_slice(&bytes, format::bincode_config())
-            .map_err(|e| corrupt(format!("cannot decode: {e}")))?;
-    if used != bytes.len() {
-        return Err(corrupt(format!("{} trailing bytes", bytes.len() - used)));
-    }
+    let index = decode_index(&bytes, &path)?;
     if index.entries.len() != manifest.candidates
         || index.series.len() != manifest.series
         || index.shards.len() != manifest.shards

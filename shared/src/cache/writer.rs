@@ -17,7 +17,7 @@ use super::format::{
     self, Codec, Entry, Index, Manifest, ShardInfo, Skipped, DTYPE, FORMAT_VERSION, INDEX_FILE,
     INDEX_MAGIC, MANIFEST_FILE, SHARD_DIR,
 };
-use crate::durable::{sync_parent, tmp_path, write_atomically};
+use crate::durable::{stage, sync_parent, tmp_path, write_atomically};
 use crate::luna::{canonical_order, OrderKey};
 use crate::volume::{HU_MAX, HU_MIN};
 
@@ -50,24 +50,55 @@ pub struct StoredFrame {
 /// (a write error, a full disk, an abandoned build) removes its temporary
 /// file instead of leaving it to fill the disk.
 pub struct ShardWriter {
+    dir: PathBuf,
+    series_uid: String,
+    /// `shards/<uid>.zst`: the final name of a fixed-name shard; for a
+    /// content-named one, the name its temporary file is derived from.
     path: PathBuf,
     tmp: PathBuf,
     file: BufWriter<File>,
     len: u64,
+    /// Some: the shard is named after its content when finished.
+    content: Option<blake3::Hasher>,
     renamed: bool,
+}
+
+/// A shard in place: its path as the index records it, and its size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FinishedShard {
+    pub path: String,
+    pub bytes: u64,
 }
 
 impl ShardWriter {
     /// Start `dir/shards/<series_uid>.zst`.
     pub fn create(dir: &Path, series_uid: &str) -> Result<Self, CacheError> {
+        Self::start(dir, series_uid, None)
+    }
+
+    /// Start a shard named after its content
+    /// ([`format::content_shard_path`]) once finished: it can be written
+    /// while an index that names the scan's previous shard is still in use.
+    pub fn create_content_named(dir: &Path, series_uid: &str) -> Result<Self, CacheError> {
+        Self::start(dir, series_uid, Some(blake3::Hasher::new()))
+    }
+
+    fn start(
+        dir: &Path,
+        series_uid: &str,
+        content: Option<blake3::Hasher>,
+    ) -> Result<Self, CacheError> {
         let path = dir.join(format::shard_path(series_uid));
         let tmp = tmp_path(&path);
         let file = File::create(&tmp).map_err(CacheError::io(&tmp))?;
         Ok(ShardWriter {
+            dir: dir.to_owned(),
+            series_uid: series_uid.to_owned(),
             path,
             tmp,
             file: BufWriter::with_capacity(1 << 20, file),
             len: 0,
+            content,
             renamed: false,
         })
     }
@@ -92,6 +123,9 @@ impl ShardWriter {
         self.file
             .write_all(frame)
             .map_err(CacheError::io(&self.tmp))?;
+        if let Some(h) = &mut self.content {
+            h.update(frame);
+        }
         let stored = StoredFrame {
             offset: self.len,
             length,
@@ -102,16 +136,31 @@ impl ShardWriter {
     }
 
     /// Flush, fsync and rename into place; returns the shard's size.
-    pub fn finish(mut self) -> Result<u64, CacheError> {
+    pub fn finish(self) -> Result<u64, CacheError> {
+        self.finish_named().map(|f| f.bytes)
+    }
+
+    /// Flush, fsync and rename into place; returns where it went. A
+    /// content-named shard whose name exists already replaces a file of the
+    /// same bytes, so an index naming it stays valid.
+    pub fn finish_named(mut self) -> Result<FinishedShard, CacheError> {
         self.file.flush().map_err(CacheError::io(&self.tmp))?;
         self.file
             .get_ref()
             .sync_all()
             .map_err(CacheError::io(&self.tmp))?;
-        fs::rename(&self.tmp, &self.path).map_err(CacheError::io(&self.path))?;
+        let relative = match &self.content {
+            Some(h) => format::content_shard_path(&self.series_uid, &h.finalize()),
+            None => format::shard_path(&self.series_uid),
+        };
+        let path = self.dir.join(&relative);
+        fs::rename(&self.tmp, &path).map_err(CacheError::io(&path))?;
         self.renamed = true;
-        sync_parent(&self.path)?;
-        Ok(self.len)
+        sync_parent(&path)?;
+        Ok(FinishedShard {
+            path: path_to_index_string(&relative),
+            bytes: self.len,
+        })
     }
 }
 
@@ -143,7 +192,10 @@ pub struct CacheContents {
 
 /// Write `index.bin`, then `manifest.json` (last). Checks that every entry
 /// points inside a listed shard, so a bug here cannot produce a cache that
-/// reads as complete but is not.
+/// reads as complete but is not. Both files are written in full before
+/// either is renamed into place, so a failure (a full disk) leaves the
+/// cache that was there readable; only a crash between the two renames can
+/// leave it incomplete.
 pub fn finalize(dir: &Path, contents: CacheContents) -> Result<Manifest, CacheError> {
     let index_path = dir.join(INDEX_FILE);
     let voxels: usize = contents.crop_shape.iter().product();
@@ -175,8 +227,8 @@ pub fn finalize(dir: &Path, contents: CacheContents) -> Result<Manifest, CacheEr
             reason: format!("encoding the index: {e}"),
         }
     })?;
-    write_atomically(&index_path, &bytes)?;
-    let manifest = Manifest {
+    let index_staged = stage(&index_path, &bytes)?;
+    let mut manifest = Manifest {
         format_version: FORMAT_VERSION,
         tool: contents.tool,
         crop_shape: contents.crop_shape,
@@ -195,19 +247,28 @@ pub fn finalize(dir: &Path, contents: CacheContents) -> Result<Manifest, CacheEr
         missing_series: contents.missing_series,
         missing_candidates: contents.missing_candidates,
         inputs_fingerprint: contents.inputs_fingerprint,
+        header_checksum: None,
     };
-    write_manifest(dir, &manifest)?;
+    manifest.header_checksum = Some(manifest.computed_header_checksum());
+    let manifest_staged = stage(&dir.join(MANIFEST_FILE), &manifest_json(dir, &manifest)?)?;
+    index_staged.commit()?;
+    manifest_staged.commit()?;
     Ok(manifest)
 }
 
+/// Write `manifest` as it is (its `header_checksum` included).
 pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), CacheError> {
-    let path = dir.join(MANIFEST_FILE);
+    let json = manifest_json(dir, manifest)?;
+    Ok(write_atomically(&dir.join(MANIFEST_FILE), &json)?)
+}
+
+fn manifest_json(dir: &Path, manifest: &Manifest) -> Result<Vec<u8>, CacheError> {
     let mut json = serde_json::to_vec_pretty(manifest).map_err(|e| CacheError::Invalid {
-        path: path.clone(),
+        path: dir.join(MANIFEST_FILE),
         reason: format!("encoding the manifest: {e}"),
     })?;
     json.push(b'\n');
-    Ok(write_atomically(&path, &json)?)
+    Ok(json)
 }
 
 /// What a candidate is, apart from its pixels.
