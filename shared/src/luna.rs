@@ -88,6 +88,12 @@ pub const ANNOTATIONS_HEADER: [&str; 5] =
 /// `subset*/*.mhd` glob, loosened so nested layouts work. If `data_dir`
 /// itself is a `subset*` folder, all of its scans count. Symlinks are followed
 /// because users often link subsets in from another disk.
+///
+/// A `<uid>.mhd` that is a dangling symbolic link is listed too: it names a
+/// scan the user meant to have, and opening it then fails with a message
+/// naming the link, so the build skips and reports that one scan (as any
+/// unreadable scan) instead of stopping. Other dangling links are passed
+/// over; the scans they would have held show up as not on disk.
 pub fn find_series(data_dir: &Path) -> Result<BTreeMap<String, PathBuf>, LunaError> {
     let root_is_subset = data_dir
         .file_name()
@@ -98,45 +104,66 @@ pub fn find_series(data_dir: &Path) -> Result<BTreeMap<String, PathBuf>, LunaErr
         .follow_links(true)
         .sort_by_file_name();
     for entry in walker {
-        let entry = entry.map_err(|e| LunaError::Io {
-            path: e.path().unwrap_or(data_dir).to_owned(),
-            error: e
-                .into_io_error()
-                .unwrap_or_else(|| std::io::Error::other("symlink loop")),
-        })?;
-        let path = entry.path();
-        if !entry.file_type().is_file() || path.extension().and_then(|e| e.to_str()) != Some("mhd")
-        {
-            continue;
-        }
-        let Some(uid) = path.file_stem().and_then(|s| s.to_str()) else {
+        let path = match entry {
+            Ok(entry) if entry.file_type().is_file() => entry.into_path(),
+            Ok(_) => continue,
+            Err(e) => match dangling_link(&e) {
+                Some(path) => path,
+                None => {
+                    return Err(LunaError::Io {
+                        path: e.path().unwrap_or(data_dir).to_owned(),
+                        error: e
+                            .into_io_error()
+                            .unwrap_or_else(|| std::io::Error::other("symlink loop")),
+                    })
+                }
+            },
+        };
+        let Some(uid) = series_uid_of(data_dir, root_is_subset, &path) else {
             continue;
         };
-        let in_subset = root_is_subset
-            || path
-                .strip_prefix(data_dir)
-                .ok()
-                .and_then(Path::parent)
-                .is_some_and(|dir| {
-                    dir.components().any(|c| {
-                        c.as_os_str()
-                            .to_str()
-                            .is_some_and(|n| n.starts_with("subset"))
-                    })
-                });
-        if !in_subset {
-            continue;
-        }
         if let Some(first) = found.get(uid) {
             return Err(LunaError::DuplicateSeries {
                 uid: uid.to_owned(),
                 first: first.clone(),
-                second: path.to_owned(),
+                second: path.clone(),
             });
         }
-        found.insert(uid.to_owned(), path.to_owned());
+        found.insert(uid.to_owned(), path.clone());
     }
     Ok(found)
+}
+
+/// The path of a walk error that is a symbolic link whose target is gone.
+fn dangling_link(e: &walkdir::Error) -> Option<PathBuf> {
+    let path = e.path()?;
+    let missing = e
+        .io_error()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound);
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    (missing && is_link).then(|| path.to_owned())
+}
+
+/// `<uid>` when `path` is a `<uid>.mhd` inside a `subset*` folder of
+/// `data_dir` (or anywhere below it, when it is a `subset*` folder itself).
+fn series_uid_of<'p>(data_dir: &Path, root_is_subset: bool, path: &'p Path) -> Option<&'p str> {
+    if path.extension().and_then(|e| e.to_str()) != Some("mhd") {
+        return None;
+    }
+    let uid = path.file_stem().and_then(|s| s.to_str())?;
+    let in_subset = root_is_subset
+        || path
+            .strip_prefix(data_dir)
+            .ok()
+            .and_then(Path::parent)
+            .is_some_and(|dir| {
+                dir.components().any(|c| {
+                    c.as_os_str()
+                        .to_str()
+                        .is_some_and(|n| n.starts_with("subset"))
+                })
+            });
+    in_subset.then_some(uid)
 }
 
 /// The candidate list in the book's canonical (reverse-sorted) order, restricted
@@ -148,6 +175,84 @@ pub struct CandidateList {
     pub missing_series: usize,
     pub missing_candidates: usize,
     pub missing: Vec<MissingCandidate>,
+    /// Rows left out because an earlier row is the same candidate, in file
+    /// order.
+    pub duplicates: Vec<DuplicateRow>,
+}
+
+/// A candidate row identical to an earlier one: same seriesuid, same
+/// coordinates (as numbers: `1.50` and `1.5` agree) and same class. Kept
+/// once, at its first line; a second copy would be stored twice and could
+/// land in both the training and the validation split.
+///
+/// Rows that agree on seriesuid and coordinates but not on the class are
+/// not duplicates; both are kept, as the book keeps them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DuplicateRow {
+    pub series_uid: String,
+    /// This row's line (1-based, the header is line 1).
+    pub line: u64,
+    /// The line of the row it repeats, the one kept.
+    pub first_line: u64,
+}
+
+/// How many duplicate lines a warning names before "…".
+const DUPLICATES_SHOWN: usize = 5;
+
+impl CandidateList {
+    /// One line for the user when rows of `csv` were duplicates: the count
+    /// and the first few lines with the line each repeats; None when there
+    /// were none.
+    pub fn duplicates_warning(&self, csv: &Path) -> Option<String> {
+        let first = self.duplicates.first()?;
+        let mut shown: Vec<String> = self
+            .duplicates
+            .iter()
+            .take(DUPLICATES_SHOWN)
+            .map(|d| format!("line {} (= line {})", d.line, d.first_line))
+            .collect();
+        if self.duplicates.len() > DUPLICATES_SHOWN {
+            shown.push("…".to_owned());
+        }
+        Some(format!(
+            "{}: {} duplicate candidate row(s) (same seriesuid, coordinates and class as an earlier row, e.g. series {}) stored once: {}",
+            csv.display(),
+            self.duplicates.len(),
+            first.series_uid,
+            shown.join(", ")
+        ))
+    }
+}
+
+/// `candidates` without the rows that repeat an earlier one (see
+/// [`DuplicateRow`]), and those rows.
+fn without_duplicates(
+    candidates: &[(u64, CandidateRow)],
+) -> (Vec<&(u64, CandidateRow)>, Vec<DuplicateRow>) {
+    // `+ 0.0` turns -0.0 into 0.0: equal as numbers, as in the canonical order.
+    let mut first_line: HashMap<(&str, [u64; 3], bool), u64> = HashMap::new();
+    let mut kept = Vec::with_capacity(candidates.len());
+    let mut duplicates = Vec::new();
+    for row in candidates {
+        let (line, c) = row;
+        let key = (
+            c.series_uid.as_str(),
+            c.center_xyz.map(|v| (v + 0.0).to_bits()),
+            c.is_nodule,
+        );
+        match first_line.entry(key) {
+            std::collections::hash_map::Entry::Occupied(first) => duplicates.push(DuplicateRow {
+                series_uid: c.series_uid.clone(),
+                line: *line,
+                first_line: *first.get(),
+            }),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(*line);
+                kept.push(row);
+            }
+        }
+    }
+    (kept, duplicates)
 }
 
 pub fn load_candidates(
@@ -167,7 +272,9 @@ pub fn load_candidates(
 /// annotation of its series, in file order, whose centre is within
 /// `diameter / 4` on each axis; otherwise 0.0. The list is then sorted in
 /// reverse on `(is_nodule, diameter, uid, xyz)`; the sort is stable like
-/// Python's, so exact duplicates keep their file order.
+/// Python's. Unlike the book, a row identical to an earlier one is left out
+/// and listed in [`CandidateList::duplicates`]: the book would store the
+/// candidate twice, possibly once in each split.
 pub fn build_candidate_list(
     candidates: &[(u64, CandidateRow)],
     annotations: &[AnnotationRow],
@@ -179,6 +286,7 @@ pub fn build_candidate_list(
     }
     let mut missing: HashSet<&str> = HashSet::new();
     let mut missing_rows = Vec::new();
+    let (candidates, duplicates) = without_duplicates(candidates);
     let mut list = Vec::with_capacity(candidates.len());
     for (line, c) in candidates {
         if !present.contains_key(&c.series_uid) {
@@ -207,6 +315,7 @@ pub fn build_candidate_list(
         missing_series: missing.len(),
         missing_candidates: missing_rows.len(),
         missing: missing_rows,
+        duplicates,
     }
 }
 
@@ -377,12 +486,7 @@ fn read_rows<T>(
     header: [&'static str; 5],
     parse: impl Fn(&Row) -> Result<T, String>,
 ) -> Result<Vec<(u64, T)>, LunaError> {
-    // Read whole (the organisers' largest list is ~60 MB) so that each row's
-    // line can be counted in the bytes, see `Lines`.
-    let bytes = std::fs::read(path).map_err(|source| LunaError::Io {
-        path: path.to_owned(),
-        error: source,
-    })?;
+    let bytes = read_csv_bytes(path)?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -431,6 +535,45 @@ fn read_rows<T>(
         rows.push((line, parsed));
     }
     Ok(rows)
+}
+
+/// The largest CSV read (bytes): 40× the organisers' largest list (~60 MB).
+pub const MAX_CSV_BYTES: u64 = 2 << 30;
+
+/// The whole file, read only when it is a regular file of at most
+/// [`MAX_CSV_BYTES`]: a FIFO would block the read, a sparse terabyte file
+/// would be allocated whole. Read whole so that each row's line can be
+/// counted in the bytes, see `Lines`.
+fn read_csv_bytes(path: &Path) -> Result<Vec<u8>, LunaError> {
+    use std::io::Read;
+    let io = |error| LunaError::Io {
+        path: path.to_owned(),
+        error,
+    };
+    let refuse = |reason: String| LunaError::Csv {
+        path: path.to_owned(),
+        reason,
+    };
+    // Checked before opening: opening a FIFO blocks until a writer comes.
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(refuse(format!(
+            "not a regular file ({:?}); refusing to read it",
+            meta.file_type()
+        )));
+    }
+    if meta.len() > MAX_CSV_BYTES {
+        return Err(refuse(format!(
+            "{} bytes, over the {} GiB a candidate or annotation CSV may have",
+            meta.len(),
+            MAX_CSV_BYTES >> 30
+        )));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CSV_BYTES).read_to_end(&mut bytes))
+        .map_err(io)?;
+    Ok(bytes)
 }
 
 /// The line (1-based, as an editor numbers them) each record starts on,

@@ -56,7 +56,12 @@ pub fn plan_scans(
             .iter()
             .filter(|(name, _, _)| name.strip_prefix(uid).is_some_and(|r| r.starts_with('.')))
             .collect();
-        let header = fs::read(mhd).with_context(|| format!("reading {}", mhd.display()))?;
+        // An unreadable header (a dangling link, say) is the scan's problem,
+        // not the build's: opening it fails again and skips it with the
+        // reason. Its error text stands in for the bytes, so the record
+        // stays fresh until the file appears.
+        let header =
+            read_header_text(mhd).unwrap_or_else(|e| format!("unreadable: {e}").into_bytes());
         let mut h = blake3::Hasher::new();
         h.update(b"prepcache scan fingerprint 1\0");
         h.update(&FORMAT_VERSION.to_le_bytes());
@@ -91,6 +96,20 @@ pub fn plan_scans(
         });
     }
     Ok(plans)
+}
+
+/// The most header bytes hashed: the reader's own header cap. The size and
+/// mtime of the file are hashed as well, so nothing past it goes unnoticed,
+/// and a huge file named `.mhd` is not read whole into memory.
+const MAX_HEADER_BYTES: u64 = 16 << 20;
+
+fn read_header_text(mhd: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    fs::File::open(mhd)?
+        .take(MAX_HEADER_BYTES)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// `(name, size, mtime ns)` of the regular files in `dir`.

@@ -246,3 +246,22 @@ pub(crate) fn to_native<T: Element>(values: &mut [T], file_big_endian: bool) {
         }
     }
 }
+
+/// `n` zero values, or None when the allocation fails. Zeroed by the
+/// allocator, so untouched pages of a large buffer cost nothing until read
+/// into; `vec![0; n]` would abort the process on failure instead.
+pub(crate) fn try_zeroed<T: Element>(n: usize) -> Option<Vec<T>> {
+    if n == 0 || std::mem::size_of::<T>() == 0 {
+        return Some(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<T>(n).ok()?;
+    // SAFETY: the layout is non-zero-sized; a null result is handled.
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: allocated by the global allocator with `T`'s array layout for
+    // exactly `n` elements, all initialised: all-zero bytes are a valid `T`
+    // (the `Element` contract: every bit pattern is a value).
+    Some(unsafe { Vec::from_raw_parts(ptr, n, n) })
+}

@@ -3,7 +3,6 @@
 //! case-sensitive keys, unknown keys kept, a repeated key overriding, and the
 //! `ElementDataFile` line ending the header.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -164,7 +163,7 @@ impl Header {
 /// files the voxels are not touched.
 pub fn read_header(path: impl AsRef<Path>) -> Result<Header, MetaImageError> {
     let path = path.as_ref();
-    let file = File::open(path).map_err(|e| MetaImageError::io(path, e))?;
+    let (file, _) = super::files::open_regular(path, path)?;
     let mut reader = BufReader::new(file).take(MAX_HEADER_BYTES);
     let mut entries = Vec::new();
     let mut offset = 0u64;
@@ -175,13 +174,14 @@ pub fn read_header(path: impl AsRef<Path>) -> Result<Header, MetaImageError> {
         let n = reader
             .read_until(b'\n', &mut buf)
             .map_err(|e| MetaImageError::io(path, e))?;
-        if n == 0 {
-            let why = if offset >= MAX_HEADER_BYTES {
-                format!("no ElementDataFile line in the first {MAX_HEADER_BYTES} bytes; not a MetaImage header")
-            } else {
-                "header ends without an ElementDataFile line".to_owned()
-            };
-            return Err(MetaImageError::invalid(path, why));
+        // A line cut short by the cap would otherwise be reported as a line
+        // without a separator; the cap is what the user needs to hear about.
+        let capped = offset + n as u64 >= MAX_HEADER_BYTES && !buf.ends_with(b"\n");
+        if n == 0 || capped {
+            return Err(MetaImageError::invalid(
+                path,
+                header_end_error(offset + n as u64),
+            ));
         }
         offset += n as u64;
         line_no += 1;
@@ -233,6 +233,17 @@ pub fn read_header(path: impl AsRef<Path>) -> Result<Header, MetaImageError> {
         data_file,
         data_offset: offset,
     })
+}
+
+fn header_end_error(read: u64) -> String {
+    if read >= MAX_HEADER_BYTES {
+        format!(
+            "no ElementDataFile line in the first {} MiB (the header size cap); not a MetaImage header",
+            MAX_HEADER_BYTES >> 20
+        )
+    } else {
+        "header ends without an ElementDataFile line".to_owned()
+    }
 }
 
 fn header_line<'a>(path: &Path, raw: &'a [u8], line_no: usize) -> Result<&'a str, MetaImageError> {
@@ -340,24 +351,7 @@ impl Fields<'_> {
             return Err(self.invalid("ElementNumberOfChannels = 0".into()));
         }
 
-        // ITK: ElementSpacing wins; ElementSize stands in when spacing is absent.
-        let spacing = match self.first_of(&["ElementSpacing", "ElementSize"]) {
-            Some((key, v)) => self.vector(key, v, ndims)?,
-            None => vec![1.0; ndims],
-        };
-        // ITK assigns Position, then Offset, then Origin: the later one wins.
-        let origin = match self.first_of(&["Origin", "Offset", "Position"]) {
-            Some((key, v)) => self.vector(key, v, ndims)?,
-            None => vec![0.0; ndims],
-        };
-        // Same for Orientation, Rotation, TransformMatrix.
-        let transform_matrix = match self.first_of(&["TransformMatrix", "Rotation", "Orientation"])
-        {
-            Some((key, v)) => self.vector(key, v, ndims * ndims)?,
-            None => (0..ndims * ndims)
-                .map(|k| if k % (ndims + 1) == 0 { 1.0 } else { 0.0 })
-                .collect(),
-        };
+        let (spacing, origin, transform_matrix) = self.geometry(ndims)?;
 
         let big_endian = match self.first_of(&["BinaryDataByteOrderMSB", "ElementByteOrderMSB"]) {
             Some((key, v)) => self.boolean(key, v)?,
@@ -409,6 +403,57 @@ impl Fields<'_> {
         })
     }
 
+    /// Spacing, origin and TransformMatrix, checked so that world and voxel
+    /// coordinates map both ways: every value finite, every spacing
+    /// positive, the matrix invertible. A NaN origin or a zero spacing would
+    /// otherwise put every world point in one voxel, or in none.
+    fn geometry(&self, ndims: usize) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>), MetaImageError> {
+        // ITK: ElementSpacing wins; ElementSize stands in when spacing is absent.
+        let (spacing_key, spacing) = match self.first_of(&["ElementSpacing", "ElementSize"]) {
+            Some((key, v)) => (key, self.vector(key, v, ndims)?),
+            None => ("ElementSpacing", vec![1.0; ndims]),
+        };
+        // ITK assigns Position, then Offset, then Origin: the later one wins.
+        let (origin_key, origin) = match self.first_of(&["Origin", "Offset", "Position"]) {
+            Some((key, v)) => (key, self.vector(key, v, ndims)?),
+            None => ("Offset", vec![0.0; ndims]),
+        };
+        // Same for Orientation, Rotation, TransformMatrix.
+        let (matrix_key, matrix) =
+            match self.first_of(&["TransformMatrix", "Rotation", "Orientation"]) {
+                Some((key, v)) => (key, self.vector(key, v, ndims * ndims)?),
+                None => (
+                    "TransformMatrix",
+                    (0..ndims * ndims)
+                        .map(|k| if k % (ndims + 1) == 0 { 1.0 } else { 0.0 })
+                        .collect(),
+                ),
+            };
+        for (key, values) in [
+            (spacing_key, &spacing),
+            (origin_key, &origin),
+            (matrix_key, &matrix),
+        ] {
+            if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+                return Err(self.invalid(format!(
+                    "{key} {values:?} holds {bad}: geometry values must be finite"
+                )));
+            }
+        }
+        if spacing.iter().any(|&s| s <= 0.0) {
+            return Err(self.invalid(format!(
+                "{spacing_key} {spacing:?}: every spacing must be positive"
+            )));
+        }
+        let det = determinant(&matrix, ndims);
+        if !det.is_finite() || det.abs() < SINGULAR_DETERMINANT {
+            return Err(self.invalid(format!(
+                "{matrix_key} {matrix:?} is singular (determinant {det:e}): world points cannot be mapped to voxels"
+            )));
+        }
+        Ok((spacing, origin, matrix))
+    }
+
     fn number<T: std::str::FromStr>(&self, key: &str, token: &str) -> Result<T, MetaImageError> {
         token
             .trim()
@@ -451,6 +496,41 @@ impl Fields<'_> {
             ))),
         }
     }
+}
+
+/// The threshold below which [`crate::geometry::Geometry`] refuses to invert
+/// a direction matrix; the header check uses the same, so a header that
+/// reads is a header whose points map.
+const SINGULAR_DETERMINANT: f64 = 1e-12;
+
+/// Determinant of the row-major `n`×`n` matrix `m`, by Gaussian elimination
+/// with partial pivoting (n ≤ 10, so cost is no concern).
+fn determinant(m: &[f64], n: usize) -> f64 {
+    let mut a = m.to_vec();
+    let mut det = 1.0;
+    for col in 0..n {
+        let pivot = (col..n)
+            .max_by(|&x, &y| a[x * n + col].abs().total_cmp(&a[y * n + col].abs()))
+            .unwrap_or(col);
+        if a[pivot * n + col] == 0.0 {
+            return 0.0;
+        }
+        if pivot != col {
+            for k in 0..n {
+                a.swap(pivot * n + k, col * n + k);
+            }
+            det = -det;
+        }
+        let p = a[col * n + col];
+        det *= p;
+        for row in col + 1..n {
+            let f = a[row * n + col] / p;
+            for k in col..n {
+                a[row * n + k] -= f * a[col * n + k];
+            }
+        }
+    }
+    det
 }
 
 enum PendingDataFile {

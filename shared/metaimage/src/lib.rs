@@ -65,6 +65,7 @@
 #![deny(missing_docs)]
 
 mod element;
+mod files;
 pub mod geometry;
 mod header;
 mod inspect;
@@ -196,22 +197,27 @@ fn read_typed(header: &Header, plan: &payload::Plan) -> Result<VoxelData, MetaIm
     })
 }
 
-/// The output buffer, allocated only after `plan` checked the data files.
-///
-/// Uncompressed sizes match real file bytes, so the plain (calloc-backed,
-/// lazily zeroed) allocation is right. A compressed stream may still claim
-/// up to ~1000× its size; that allocation must fail as an error, not abort.
+/// The most voxel bytes decoded into memory at once: 32 GiB, 80× a large
+/// LUNA scan (764 × 512 × 512 int16, 0.4 GB). File sizes alone cannot bound
+/// the buffer: a sparse 1 TB data file matches a 1 TB DimSize while costing
+/// no disk, and a compressed stream may claim ~1000× its size.
+pub const MAX_DECODED_BYTES: u64 = 32 << 30;
+
+/// The output buffer, allocated only after `plan` checked the data files,
+/// and only up to [`MAX_DECODED_BYTES`]. The allocation is lazily zeroed
+/// (calloc-like), and one the system refuses is an error, never an abort.
 fn zeroed<T: Element>(header: &Header, plan: &payload::Plan) -> Result<Vec<T>, MetaImageError> {
-    let n = plan.len / std::mem::size_of::<T>();
-    if !plan.is_compressed() {
-        return Ok(vec![T::default(); n]);
+    if plan.len as u64 > MAX_DECODED_BYTES {
+        return Err(header.invalid(format!(
+            "DimSize {:?} needs {} bytes of voxels in memory, over the {} GiB this reader decodes at once",
+            header.dims,
+            plan.len,
+            MAX_DECODED_BYTES >> 30
+        )));
     }
-    let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| {
-        header.invalid(format!("cannot allocate {} bytes for the voxels", plan.len))
-    })?;
-    v.resize(n, T::default());
-    Ok(v)
+    let n = plan.len / std::mem::size_of::<T>();
+    element::try_zeroed(n)
+        .ok_or_else(|| header.invalid(format!("cannot allocate {} bytes for the voxels", plan.len)))
 }
 
 /// `buffer` resized to the plan; its existing elements are overwritten, so

@@ -7,7 +7,6 @@
 //! them — the file is mapped and crops clip rows out of the map. Plain
 //! mapping measured as fast as `populate` or any `madvise` hint.
 
-use std::fs::File;
 use std::path::Path;
 
 use memmap2::{Mmap, MmapOptions};
@@ -63,7 +62,7 @@ fn map_voxels(
     start: u64,
     len: usize,
 ) -> Result<Option<MappedVolume>, MetaImageError> {
-    let file = File::open(data).map_err(|e| MetaImageError::io(data, e))?;
+    let (file, _) = super::files::open_regular(data, &header.path)?;
     // `plan` checked the size by path; check the handle actually mapped, so a
     // file swapped in between cannot leave the map past its end.
     let file_len = file

@@ -5,7 +5,6 @@
 //! checks its size against DimSize (cheap metadata calls only); [`fill`] then
 //! reads straight into the caller's final buffer.
 
-use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -13,7 +12,7 @@ use flate2::read::{MultiGzDecoder, ZlibDecoder};
 
 use super::element::{bytes_of_mut, Element};
 use super::header::{DataFile, Header, HeaderSize};
-use super::{pattern, MetaImageError};
+use super::{files, pattern, MetaImageError};
 
 /// Deflate cannot expand data by more than ~1032:1; a header asking for more
 /// than that from a small stream is corrupt, and is refused before allocating.
@@ -37,10 +36,6 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    pub(crate) fn is_compressed(&self) -> bool {
-        self.compressed
-    }
-
     /// The file and byte offset of the voxels when they are one uncompressed
     /// run in one file, i.e. usable in place.
     pub(crate) fn single_raw_run(&self) -> Option<(&Path, u64)> {
@@ -135,16 +130,9 @@ fn chunk(
     out_len: usize,
     compressed: bool,
 ) -> Result<Chunk, MetaImageError> {
-    let file_len = std::fs::metadata(&path)
-        .map_err(|e| {
-            let reason = if e.kind() == io::ErrorKind::NotFound {
-                format!("data file {} does not exist", path.display())
-            } else {
-                format!("data file {}: {e}", path.display())
-            };
-            header.invalid(reason)
-        })?
-        .len();
+    // A FIFO or device has no size to check against DimSize (and would
+    // block or stream forever): refused here, before anything is read.
+    let file_len = files::regular_metadata(&path, &header.path)?.len();
     let want = out_len as u64;
     let short = |have: u64, need: u64| {
         header.invalid(format!(
@@ -234,7 +222,7 @@ pub(crate) fn fill<T: Element>(
         let (dst, tail) = rest.split_at_mut(chunk.out_len / size);
         rest = tail;
         let io_err = |e| MetaImageError::io(&chunk.path, e);
-        let mut file = File::open(&chunk.path).map_err(io_err)?;
+        let (mut file, _) = files::open_regular(&chunk.path, &header.path)?;
         file.seek(SeekFrom::Start(chunk.start)).map_err(io_err)?;
         if plan.compressed {
             inflate(

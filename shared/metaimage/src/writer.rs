@@ -11,6 +11,8 @@ use crate::geometry::Geometry;
 /// Write `<mhd>` and the `.raw` beside it. `dims_xyz` is DimSize order (x
 /// fastest); `voxels` is in `[z][y][x]` order. Both files go to temporary
 /// names first and are renamed into place, so a crash leaves no half file.
+/// Both get the usual mode for new files (0666 less the umask: 0644 under
+/// umask 022), not the private 0600 of temporary files.
 ///
 /// The `.raw` name is the header's with its extension replaced. Values are
 /// written as given (not clipped). The direction is written as the
@@ -77,11 +79,13 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         _ => Path::new("."),
     };
     let at = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".metaimage-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(at)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".metaimage-").suffix(".tmp");
+    // tempfile makes private (0600) files; a scan is data others read, so
+    // it gets what `File::create` gives: 0666 less the umask.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder.tempfile_in(dir).map_err(at)?;
     tmp.write_all(bytes).map_err(at)?;
     tmp.as_file().sync_all().map_err(at)?;
     tmp.persist(path).map_err(|e| at(e.error))?;
