@@ -3,6 +3,8 @@
 //! bad-input cases a user meets. One binary, one link.
 
 mod bench_loader;
+mod cache_folder;
+mod checkpoint_integrity;
 mod compare;
 mod config;
 mod eval_predict;
@@ -10,10 +12,12 @@ mod experiments;
 mod gpu_check;
 mod interrupt;
 mod learns;
+mod limits;
 mod lunacache_py;
 mod prepcache_build;
 mod prepcache_skipped;
 mod resume;
+mod run_folders;
 mod score;
 mod sweep;
 mod tensorboard;

@@ -172,6 +172,18 @@ fn ctrl_c_stops_cleanly_with_a_resumable_cache() {
 }
 
 #[test]
+fn sigterm_stops_like_ctrl_c_with_exit_143_and_a_resumable_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth(tmp.path(), 4, 15);
+    let cache = tmp.path().join("cache");
+    let status = interrupted_build(&data, &cache, "TERM");
+    assert_eq!(status.code(), Some(143));
+    let out = build(&data, &cache, &["--level", "9"]);
+    assert!(!out.contains(" 0 reused"), "{out}");
+    ok(&["verify", s(&cache)]);
+}
+
+#[test]
 fn a_corrupt_byte_makes_verify_fail_naming_the_candidate() {
     let tmp = tempfile::tempdir().unwrap();
     let data = synth(tmp.path(), 2, 14);

@@ -103,6 +103,14 @@ fn bad_submissions_name_the_file_and_line() {
     std::fs::write(&empty, "").unwrap();
     let (ok, text) = score(&empty);
     assert!(!ok && text.contains("empty.csv"), "{text}");
+    // A header alone is a failed export, not a CPM of 0 (as the README says).
+    let header_only = tmp.path().join("header-only.csv");
+    std::fs::write(&header_only, "seriesuid,coordX,coordY,coordZ,probability\n").unwrap();
+    let (ok, text) = score(&header_only);
+    assert!(
+        !ok && text.contains("header-only.csv") && text.contains("no marks"),
+        "{text}"
+    );
 }
 
 #[test]

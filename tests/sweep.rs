@@ -268,3 +268,77 @@ fn ctrl_c_stops_the_runs_and_the_next_sweep_resumes_them() {
         .with_file_name("2020-01-01_00.00.00-trn_cls-sw")
         .exists());
 }
+
+#[test]
+fn sigterm_stops_the_runs_with_exit_143_and_the_next_sweep_resumes_them() {
+    let sweep = Sweep::new("base = \"base.toml\"\n[set]\nrun.epochs = 1000\n");
+    let child = Command::new(luna_e2e::train::bin())
+        .args(sweep.args("1"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !std::fs::read_dir(sweep.seed_dir("base", 1).join("p2ch12")).is_ok_and(|dirs| {
+        dirs.filter_map(Result::ok)
+            .any(|d| d.path().join("trainer.safetensors").exists())
+    }) {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no checkpoint after five minutes"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let killed = Command::new("kill")
+        .args(["-s", "TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(143), "{text}");
+    assert!(text.contains("sweep: interrupt (SIGTERM):"), "{text}");
+    assert_eq!(text.matches(": interrupted after ").count(), 1, "{text}");
+    assert!(text.contains("To go on: train sweep"), "{text}");
+    let saved = *val_epochs(&sweep.run_dir("base", 1)).last().unwrap();
+
+    std::fs::write(
+        &sweep.file,
+        format!("base = \"base.toml\"\n[set]\nrun.epochs = {}\n", saved + 1),
+    )
+    .unwrap();
+    let (ok, resumed) = sweep.run("1");
+    assert!(ok, "{resumed}");
+    assert!(resumed.contains(": resuming after epoch "), "{resumed}");
+    let all: Vec<u64> = (1..=saved + 1).collect();
+    assert_eq!(val_epochs(&sweep.run_dir("base", 1)), all);
+}
+
+#[test]
+fn a_grid_past_the_variant_cap_is_refused_at_once_naming_the_cap() {
+    // 1000 × 1000 = 10^6 variants.
+    let values = (1..=1000)
+        .map(|i| format!("{}", i as f64 / 1e4))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sweep = Sweep::new(&format!(
+        "base = \"base.toml\"\n[grid]\n\"optimizer.lr\" = [{values}]\n\"augment.noise\" = [{values}]\n"
+    ));
+    let started = Instant::now();
+    let (ok, text) = sweep.run("1");
+    assert!(!ok, "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        text.contains("1000000 variants") && text.contains("at most 10000"),
+        "{text}"
+    );
+    assert!(!sweep.out.exists(), "a refused sweep wrote {}", sweep.out.display());
+}

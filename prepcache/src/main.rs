@@ -10,11 +10,12 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use shared::cache::{Codec, Filter};
+use shared::signals::Stop;
 
 #[derive(Parser)]
 #[command(version, about, long_about = None, propagate_version = true)]
@@ -166,23 +167,32 @@ fn run(command: Command) -> Result<ExitCode> {
                 strict,
             };
             let stop = Arc::new(AtomicBool::new(false));
-            let flag = Arc::clone(&stop);
-            ctrlc::set_handler(move || {
+            let signal = Arc::new(Mutex::new(None));
+            let (flag, seen) = (Arc::clone(&stop), Arc::clone(&signal));
+            shared::signals::on_stop(move |what: Stop| {
                 if flag.swap(true, Ordering::SeqCst) {
-                    // Second Ctrl-C: the user does not want to wait.
-                    std::process::exit(130);
+                    // A second one: the user does not want to wait.
+                    std::process::exit(what.exit_code().into());
                 }
+                *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(what);
                 eprintln!(
-                    "\ninterrupt: finishing the scans in progress (Ctrl-C again to quit now)"
+                    "\n{}: finishing the scans in progress ({} to quit now)",
+                    what.name(),
+                    what.again()
                 );
             })
-            .context("installing the Ctrl-C handler")?;
+            .context("installing the Ctrl-C/SIGTERM handler")?;
             match build::run(&opts, &stop)? {
                 build::BuildStatus::UpToDate | build::BuildStatus::Built => Ok(ExitCode::SUCCESS),
-                build::BuildStatus::Interrupted => Ok(ExitCode::from(130)),
+                build::BuildStatus::Interrupted => {
+                    let what = *signal.lock().unwrap_or_else(|e| e.into_inner());
+                    Ok(ExitCode::from(what.unwrap_or(Stop::Interrupt).exit_code()))
+                }
             }
         }
         Command::Verify { cache, threads } => {
+            shared::signals::exit_on_sigbus("prepcache verify", &cache)
+                .context("installing the SIGBUS handler")?;
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads.unwrap_or(0))
                 .build()?;

@@ -7,7 +7,21 @@ use clap::Parser;
 use train::commands;
 use train::config::cli::{Cli, Command};
 
-fn main() -> Result<ExitCode> {
+/// Errors print as one line (`Error: context: cause`) whatever
+/// `RUST_BACKTRACE` says: anyhow's `{:?}`, which `fn main() -> Result`
+/// uses, would add a stack backtrace to every bad flag or missing file.
+/// Backtraces are for bugs, which panic.
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     // Before libtorch allocates anything: see host_memory.rs.
     train::host_memory::keep_freed_memory();

@@ -6,9 +6,11 @@ use anyhow::Result;
 use crate::bench::{loader, step};
 use crate::config::cli::{BenchLoaderArgs, BenchStepArgs};
 use crate::config::device::parse_device;
-use crate::config::ComputeConfig;
+use crate::config::{check_batch_size, check_num_workers, ComputeConfig};
 
 pub fn loader(a: &BenchLoaderArgs) -> Result<()> {
+    check_batch_size(a.batch_size)?;
+    check_num_workers(a.num_workers)?;
     let report = loader::run(&loader::BenchLoaderOptions {
         cache: a.cache.clone(),
         max_workers: a.num_workers as usize,
@@ -29,6 +31,9 @@ pub fn loader(a: &BenchLoaderArgs) -> Result<()> {
 pub fn step(a: &BenchStepArgs) -> Result<()> {
     if let Some(n) = a.threads {
         tch::set_num_threads(n);
+    }
+    for &n in &a.batch_sizes {
+        check_batch_size(u32::try_from(n).unwrap_or(u32::MAX))?;
     }
     let device = parse_device(&a.device)?;
     let compute = ComputeConfig {

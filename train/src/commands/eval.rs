@@ -24,6 +24,7 @@ pub struct EvalOutcome {
 }
 
 pub fn run(args: &EvalArgs) -> Result<EvalOutcome> {
+    args.score.check_limits()?;
     let mut args = args.clone();
     args.score.checkpoint = best::prefer_best(&args.score.checkpoint, "eval");
     let args = &args;

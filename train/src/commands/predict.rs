@@ -27,6 +27,7 @@ fn csv_field(s: &str) -> String {
 
 /// Scores the split and writes the CSV; returns its path and row count.
 pub fn run(args: &PredictArgs) -> Result<(PathBuf, usize)> {
+    args.score.check_limits()?;
     let mut args = args.clone();
     args.score.checkpoint = best::prefer_best(&args.score.checkpoint, "predict");
     let args = &args;

@@ -23,6 +23,13 @@ pub struct ScoreOutcome {
 }
 
 pub fn run(args: &ScoreSubmissionArgs) -> Result<ScoreOutcome> {
+    if args.bootstrap > luna16::MAX_BOOTSTRAP {
+        anyhow::bail!(
+            "--bootstrap {}: at most {} resamples (each keeps 40 kB of FROC band; the official evaluation uses 1000)",
+            args.bootstrap,
+            luna16::MAX_BOOTSTRAP
+        );
+    }
     let annotations = luna16::read_annotations(&args.annotations)?;
     let excluded = match &args.annotations_excluded {
         Some(path) => luna16::read_findings(path)?,

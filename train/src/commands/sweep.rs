@@ -3,10 +3,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use shared::signals::Stop;
 
 use crate::config::cli::SweepArgs;
 use crate::sweep::plan::{self, Action, Job};
@@ -17,7 +18,6 @@ use crate::sweep::Sweep;
 
 /// Lock file that keeps two sweeps out of one folder.
 const LOCK_FILE: &str = "sweep.lock";
-const INTERRUPTED: u8 = 130;
 
 pub fn run(args: &SweepArgs) -> Result<ExitCode> {
     let sweep = Sweep::load(&args.file)?;
@@ -77,13 +77,19 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
     }
 
     let presses = Arc::new(Presses::new(0));
-    let seen = Arc::clone(&presses);
-    ctrlc::set_handler(move || {
+    let signal = Arc::new(Mutex::new(None));
+    let (seen, which) = (Arc::clone(&presses), Arc::clone(&signal));
+    shared::signals::on_stop(move |what: Stop| {
         if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-            eprintln!("\nsweep: interrupt: the runs stop after their current batch, keeping finished epochs (Ctrl-C again to stop them at once)");
+            *which.lock().unwrap_or_else(|e| e.into_inner()) = Some(what);
+            eprintln!(
+                "\nsweep: {}: the runs stop after their current batch, keeping finished epochs ({} to stop them at once)",
+                what.name(),
+                what.again()
+            );
         }
     })
-    .context("installing the Ctrl-C handler")?;
+    .context("installing the Ctrl-C/SIGTERM handler")?;
 
     let mut ended = 0;
     launcher.run_all(&jobs, &presses, |event| {
@@ -126,11 +132,12 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
         }
         write_record(&record, &out)
     })?;
-    Ok(conclude(&record, &out))
+    let stopped_by = *signal.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(conclude(&record, &out, stopped_by.unwrap_or(Stop::Interrupt)))
 }
 
 /// The final lines: where the results are, what failed, how to go on.
-fn conclude(record: &SweepRecord, out: &Path) -> ExitCode {
+fn conclude(record: &SweepRecord, out: &Path, stopped_by: Stop) -> ExitCode {
     let count = |s: Status| record.runs.iter().filter(|r| r.status == s).count();
     let (done, failed) = (count(Status::Done), count(Status::Failed));
     let stopped = record.runs.len() - done - failed;
@@ -155,7 +162,7 @@ fn conclude(record: &SweepRecord, out: &Path) -> ExitCode {
             "sweep: interrupted; finished epochs are checkpointed. To go on: {}",
             this_command()
         );
-        ExitCode::from(INTERRUPTED)
+        ExitCode::from(stopped_by.exit_code())
     } else if failed > 0 {
         ExitCode::FAILURE
     } else {

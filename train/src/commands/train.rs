@@ -2,12 +2,13 @@
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
+use shared::signals::Stop;
 
 use crate::config::cli::TrainArgs;
-use crate::run::{checkpoint, run_until, Interrupted, TrainPlan};
+use crate::run::{checkpoint, run_dir, run_until, Interrupted, TrainPlan};
 
 /// The run the flags ask for: a new one (defaults ← `--config` ← flags), or
 /// `--resume` with the checkpoint's own settings.
@@ -15,37 +16,52 @@ pub fn plan(args: &TrainArgs) -> Result<TrainPlan> {
     let Some(resume) = &args.resume else {
         return Ok(TrainPlan {
             config: args.to_config()?,
-            resume: None,
+            ..TrainPlan::default()
         });
     };
-    let dir = checkpoint::checkpoint_dir(resume);
+    let dir = run_dir::resume_folder(&checkpoint::checkpoint_dir(resume))?;
     let saved = checkpoint::read_state(&dir)
         .with_context(|| format!("reading the checkpoint to resume from {}", resume.display()))?;
     Ok(TrainPlan {
         config: args.resume_config(saved.config)?,
         resume: Some(dir),
+        allow_other_cache: args.allow_other_cache,
     })
 }
 
-/// Ctrl-C stops training between two batches, keeping the checkpoints of
-/// finished epochs and saying how to resume; a second Ctrl-C quits at once.
+/// Ctrl-C or SIGTERM stops training between two batches, keeping the
+/// checkpoints of finished epochs and saying how to resume; exit status 130
+/// (SIGINT) or 143 (SIGTERM). A second one quits at once.
 pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     let plan = plan(args)?;
+    // Before the cache is mapped: a shard cut short under the run is a
+    // SIGBUS, which should name the cache rather than say "Bus error".
+    if let Ok(cache) = plan.config.cache() {
+        shared::signals::exit_on_sigbus("train", cache)
+            .context("installing the SIGBUS handler")?;
+    }
     let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    ctrlc::set_handler(move || {
+    let signal = Arc::new(Mutex::new(None));
+    let (flag, seen) = (Arc::clone(&stop), Arc::clone(&signal));
+    shared::signals::on_stop(move |what: Stop| {
         if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
+            std::process::exit(what.exit_code().into());
         }
-        eprintln!("\ninterrupt: stopping after this batch (Ctrl-C again to quit now)");
+        *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(what);
+        eprintln!(
+            "\n{}: stopping after this batch ({} to quit now)",
+            what.name(),
+            what.again()
+        );
     })
-    .context("installing the Ctrl-C handler")?;
+    .context("installing the Ctrl-C/SIGTERM handler")?;
     match run_until(&plan, &stop) {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) => match e.downcast_ref::<Interrupted>() {
             Some(interrupted) => {
                 eprintln!("{}", interrupted.advice());
-                Ok(ExitCode::from(130))
+                let what = signal.lock().unwrap_or_else(|e| e.into_inner());
+                Ok(ExitCode::from(what.unwrap_or(Stop::Interrupt).exit_code()))
             }
             None => Err(e),
         },

@@ -111,6 +111,15 @@ pub struct ScoreArgs {
     pub memory_format: MemoryFormat,
 }
 
+impl ScoreArgs {
+    /// The limits every command shares ([`super::check_batch_size`],
+    /// [`super::check_num_workers`]), checked before anything is opened.
+    pub fn check_limits(&self) -> Result<(), super::ConfigError> {
+        super::check_batch_size(self.batch_size)?;
+        super::check_num_workers(self.num_workers)
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct EvalArgs {
     #[command(flatten)]
@@ -188,7 +197,8 @@ pub struct ScoreSubmissionArgs {
     /// Folder for score.json, CADAnalysis.txt and froc.png.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Bootstrap resamples of the scan list for 95% intervals (0 = off).
+    /// Bootstrap resamples of the scan list for 95% intervals (0 = off;
+    /// at most 10000).
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub bootstrap: usize,
     /// Seed of the bootstrap's resampling.
@@ -468,6 +478,11 @@ pub struct TrainArgs {
     /// --cache, --epochs, --num-workers, --device, --threads and --profile may change.
     #[arg(long, value_name = "CKPT")]
     pub resume: Option<PathBuf>,
+
+    /// With --resume: go on although --cache is not the cache the run was
+    /// trained on (its index differs from the one the checkpoint recorded).
+    #[arg(long, requires = "resume")]
+    pub allow_other_cache: bool,
 
     /// CPU threads libtorch may use (default: libtorch's choice).
     #[arg(long, value_name = "N")]

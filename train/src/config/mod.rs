@@ -38,6 +38,36 @@ pub const CONFIG_FILE: &str = "config.toml";
 pub const MAX_WORKERS: u32 = 256;
 /// Likewise for libtorch's intra-op threads.
 pub const MAX_THREADS: u32 = 1024;
+/// Samples per batch beyond which a value is a typo: the loader's buffers
+/// hold `min(batch, epoch samples)` crops (72 KiB each as int16, four
+/// times that as float on the device), so this much is already ~7 GiB.
+pub const MAX_BATCH_SIZE: u32 = 100_000;
+
+/// `--batch-size` (of every command) within 1..=[`MAX_BATCH_SIZE`].
+pub fn check_batch_size(n: u32) -> Result<(), ConfigError> {
+    if (1..=MAX_BATCH_SIZE).contains(&n) {
+        return Ok(());
+    }
+    Err(invalid(
+        "data.batch_size",
+        "batch-size",
+        n,
+        "must be between 1 and 100000",
+    ))
+}
+
+/// `--num-workers` (of every command) within 1..=[`MAX_WORKERS`].
+pub fn check_num_workers(n: u32) -> Result<(), ConfigError> {
+    if (1..=MAX_WORKERS).contains(&n) {
+        return Ok(());
+    }
+    Err(invalid(
+        "data.num_workers",
+        "num-workers",
+        n,
+        "must be between 1 and 256",
+    ))
+}
 
 /// Everything a training run depends on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -329,22 +359,8 @@ impl RunConfig {
                 "must be at least 2 (1 would leave nothing to train on)",
             ));
         }
-        if d.batch_size == 0 {
-            return Err(invalid(
-                "data.batch_size",
-                "batch-size",
-                0,
-                "must be at least 1",
-            ));
-        }
-        if !(1..=MAX_WORKERS).contains(&d.num_workers) {
-            return Err(invalid(
-                "data.num_workers",
-                "num-workers",
-                d.num_workers,
-                "must be between 1 and 256",
-            ));
-        }
+        check_batch_size(d.batch_size)?;
+        check_num_workers(d.num_workers)?;
         if d.balanced == Some(0) {
             return Err(invalid(
                 "data.balanced",
@@ -513,6 +529,16 @@ impl RunConfig {
                 "names folders: must be non-empty, without / or \\",
             ));
         }
+        // Names the folder under --runs: a path would put runs outside it.
+        let prefix = r.tb_prefix.as_str();
+        if prefix.is_empty() || prefix.contains(['/', '\\']) || prefix == "." || prefix == ".." {
+            return Err(invalid(
+                "run.tb_prefix",
+                "tb-prefix",
+                prefix,
+                "names a folder inside --runs: must be non-empty, not . or .., without / or \\",
+            ));
+        }
         Ok(())
     }
 
@@ -636,7 +662,7 @@ mod tests {
     #[test]
     fn impossible_settings_name_their_flag() {
         type Breaks = fn(&mut RunConfig);
-        let cases: [(&str, Breaks); 8] = [
+        let cases: [(&str, Breaks); 11] = [
             ("--batch-size", |c| c.data.batch_size = 0),
             ("--num-workers", |c| c.data.num_workers = 10_000),
             ("--lr", |c| c.optimizer.lr = 0.0),
@@ -645,6 +671,9 @@ mod tests {
             ("--momentum", |c| c.optimizer.momentum = 1.0),
             ("--device", |c| c.run.device = "gpu".into()),
             ("--augment-noise", |c| c.augment.noise = -1.0),
+            ("--tb-prefix", |c| c.run.tb_prefix = "../x".into()),
+            ("--tb-prefix", |c| c.run.tb_prefix = "..".into()),
+            ("--batch-size", |c| c.data.batch_size = MAX_BATCH_SIZE + 1),
         ];
         for (flag, break_it) in cases {
             let mut c = RunConfig::default();

@@ -70,8 +70,11 @@ pub struct Loader {
     voxels: usize,
     shape: [i64; 3],
     /// Reusable host buffers; ring size = workers + 2 so two batches are
-    /// ready or in transfer while every worker fills another.
+    /// ready or in transfer while every worker fills another. Allocated by
+    /// the first epoch ([`Loader::fit_slots`]).
     slots: Vec<Tensor>,
+    /// Samples each slot holds: `min(batch_size, largest epoch so far)`.
+    slot_samples: usize,
     /// Time the last `run_epoch` spent blocked on workers: the share of an
     /// epoch the training loop starved for data.
     waited: Duration,
@@ -87,28 +90,44 @@ impl Loader {
             num_workers: cfg.num_workers.max(1),
             ..cfg
         };
-        let ring = cfg.num_workers + 2;
-        let slots = (0..ring)
-            .map(|_| {
-                let t = Tensor::zeros(
-                    [cfg.batch_size as i64, 1, shape[0], shape[1], shape[2]],
-                    (Kind::Int16, Device::Cpu),
-                );
-                if cfg.device.is_cuda() {
-                    t.pin_memory(cfg.device)
-                } else {
-                    t
-                }
-            })
-            .collect();
         Loader {
             reader,
             cfg,
             voxels,
             shape,
-            slots,
+            slots: Vec::new(),
+            slot_samples: 0,
             waited: Duration::ZERO,
         }
+    }
+
+    /// Makes the ring fit an epoch of `samples`: slots of
+    /// `min(batch_size, samples)` and no more of them than there are
+    /// batches, so a batch size far above the epoch allocates for the
+    /// epoch, not for the flag. Grows (never shrinks) between epochs.
+    fn fit_slots(&mut self, samples: usize) {
+        let per_slot = self.cfg.batch_size.min(samples).max(1);
+        let ring = (self.cfg.num_workers + 2).min(samples.div_ceil(per_slot));
+        if per_slot <= self.slot_samples && ring <= self.slots.len() {
+            return;
+        }
+        let per_slot = per_slot.max(self.slot_samples);
+        let ring = ring.max(self.slots.len());
+        let (shape, device) = (self.shape, self.cfg.device);
+        self.slots = (0..ring)
+            .map(|_| {
+                let t = Tensor::zeros(
+                    [per_slot as i64, 1, shape[0], shape[1], shape[2]],
+                    (Kind::Int16, Device::Cpu),
+                );
+                if device.is_cuda() {
+                    t.pin_memory(device)
+                } else {
+                    t
+                }
+            })
+            .collect();
+        self.slot_samples = per_slot;
     }
 
     /// How long the last [`Loader::run_epoch`] waited for batches that were
@@ -134,6 +153,7 @@ impl Loader {
         if batches == 0 {
             return Ok(());
         }
+        self.fit_slots(order.len());
         let ring = self.slots.len();
         let ptrs: Vec<SlotPtr> = self
             .slots
@@ -179,7 +199,7 @@ impl Loader {
                         };
                         let Ok(job) = job else { return };
                         let n = job.end - job.start;
-                        // SAFETY: the slot holds batch_size*voxels i16 and n <= batch_size;
+                        // SAFETY: the slot holds min(batch_size, order.len())*voxels i16 and n is at most that;
                         // only this worker touches it until it sends `Done` (SlotPtr).
                         let buf = unsafe { std::slice::from_raw_parts_mut(job.ptr.0, n * voxels) };
                         let mut result = Ok(());

@@ -161,7 +161,8 @@ pub fn write_report(dir: &Path, report: &EvalReport) -> Result<PathBuf, EvalErro
     };
     std::fs::create_dir_all(dir).map_err(io)?;
     let json = serde_json::to_vec_pretty(report).map_err(|e| io(e.into()))?;
-    std::fs::write(&path, json).map_err(io)?;
+    // Crash-safe: a failed write (a full disk) keeps the previous eval.json.
+    shared::durable::write_atomically(&path, &json).map_err(|e| io(e.into()))?;
     Ok(path)
 }
 

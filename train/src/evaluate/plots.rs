@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use image::ImageEncoder as _;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -80,13 +81,7 @@ fn write_plots_with_text(
         (HISTOGRAM_FILE, draw_histogram),
     ] {
         let path = dir.join(name);
-        let outcome = {
-            let root = BitMapBackend::new(&path, SIZE).into_drawing_area();
-            draw(&root, report, text).and_then(|()| root.present().map_err(|e| e.to_string()))
-        };
-        if let Err(reason) = outcome {
-            return Err(PlotError { path, reason });
-        }
+        write_png(&path, |root| draw(root, report, text))?;
         written.push(path);
     }
     Ok(written)
@@ -172,13 +167,32 @@ impl FrocPlot {
 /// Writes `plot` as a PNG at `path`.
 pub fn write_froc_plot(path: &Path, plot: &FrocPlot) -> Result<(), PlotError> {
     let text = text_available();
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-    draw_froc_plot(&root, plot, text)
-        .and_then(|()| root.present().map_err(|e| e.to_string()))
-        .map_err(|reason| PlotError {
-            path: path.to_owned(),
-            reason,
-        })
+    write_png(path, |root| draw_froc_plot(root, plot, text))
+}
+
+/// Draws into memory and writes the PNG crash-safely (temporary name,
+/// fsync, rename): a full disk or a kill leaves the previous plot intact,
+/// never a truncated or empty one.
+pub(crate) fn write_png(
+    path: &Path,
+    draw: impl FnOnce(&Root<'_>) -> Result<(), String>,
+) -> Result<(), PlotError> {
+    let fail = |reason: String| PlotError {
+        path: path.to_owned(),
+        reason,
+    };
+    let (width, height) = SIZE;
+    let mut pixels = vec![0u8; width as usize * height as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
+        draw(&root).and_then(|()| root.present().map_err(|e| e.to_string()))
+    }
+    .map_err(fail)?;
+    let mut png = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut png)
+        .write_image(&pixels, width, height, image::ColorType::Rgb8)
+        .map_err(|e| fail(e.to_string()))?;
+    shared::durable::write_atomically(path, &png).map_err(|e| fail(e.error.to_string()))
 }
 
 fn draw_froc(root: &Root<'_>, report: &EvalReport, text: bool) -> Result<(), String> {

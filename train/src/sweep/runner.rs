@@ -22,8 +22,8 @@ use crate::run::run_dir::timestamp;
 
 /// How often the sweep looks at its children and at Ctrl-C.
 const POLL: Duration = Duration::from_millis(100);
-/// `train`'s exit status after an interrupt.
-const INTERRUPTED_EXIT: i32 = 130;
+/// `train`'s exit statuses after an interrupt (SIGINT, SIGTERM).
+const INTERRUPTED_EXITS: [i32; 2] = [130, 143];
 
 /// How the children are started.
 #[derive(Clone, Debug)]
@@ -217,7 +217,7 @@ fn pass_on_presses(run: &mut Running<'_>, pressed: usize) {
 fn outcome(job: &Job, status: ExitStatus, stopping: bool) -> Outcome {
     match status.code() {
         Some(0) => Outcome::Done,
-        Some(INTERRUPTED_EXIT) => Outcome::Interrupted,
+        Some(code) if INTERRUPTED_EXITS.contains(&code) => Outcome::Interrupted,
         None if stopping => Outcome::Interrupted,
         Some(code) => Outcome::Failed(format!(
             "exit status {code}: {}",

@@ -60,7 +60,14 @@ pub enum SweepError {
     EmptyGrid { path: PathBuf, key: String },
     #[error("{path}: two variants are both named `{name}`: give them distinct names")]
     DuplicateName { path: PathBuf, name: String },
+    #[error("{path}: {count} variants (variants × grid points); a sweep may have at most {MAX_VARIANTS}")]
+    TooManyVariants { path: PathBuf, count: String },
 }
+
+/// Most variants a sweep expands to: each is a run per seed, and every one
+/// is validated before anything starts, so a grid beyond this is a typo
+/// that would otherwise validate for minutes without a word.
+pub const MAX_VARIANTS: usize = 10_000;
 
 /// A `[[variant]]` entry: an optional name and its overrides.
 #[derive(Clone, Debug, PartialEq)]
@@ -273,12 +280,23 @@ impl SweepFile {
         } else {
             &self.variants[..]
         };
+        let count = self
+            .grid
+            .iter()
+            .try_fold(specs.len(), |n, (_, values)| n.checked_mul(values.len()));
+        if count.is_none_or(|n| n > MAX_VARIANTS) {
+            return Err(SweepError::TooManyVariants {
+                path: self.path.clone(),
+                count: count.map_or_else(|| "more than 2^64".to_owned(), |n| n.to_string()),
+            });
+        }
         let points = grid_points(&self.grid);
         let mut out: Vec<Variant> = Vec::with_capacity(specs.len() * points.len());
+        let mut names = std::collections::HashSet::new();
         for spec in specs {
             for point in &points {
                 let variant = self.variant(spec, point)?;
-                if out.iter().any(|v| v.name == variant.name) {
+                if !names.insert(variant.name.clone()) {
                     return Err(SweepError::DuplicateName {
                         path: self.path.clone(),
                         name: variant.name,

@@ -71,6 +71,10 @@ pub enum InputError {
     /// An annotations file with a header and no rows.
     #[error("{}: no nodules (only a header)", path.display())]
     NoNodules { path: PathBuf },
+    /// A submission with a header and no rows: an empty or truncated file,
+    /// not a result to score as CPM 0.
+    #[error("{}: no marks (only a header); a submission needs at least one row", path.display())]
+    NoMarks { path: PathBuf },
     /// A scan list without a single series UID.
     #[error("{}: no series UIDs", path.display())]
     NoScans { path: PathBuf },
@@ -134,13 +138,20 @@ pub fn read_findings(path: &Path) -> Result<Vec<Finding>, InputError> {
 }
 
 /// Reads a submission with a `seriesuid,coordX,coordY,coordZ,probability`
-/// header. No marks at all is valid (it scores zero).
+/// header. A header without rows is refused ([`InputError::NoMarks`]): it
+/// is far likelier a failed export than a system that marks nothing.
 pub fn read_marks(path: &Path) -> Result<Vec<Mark>, InputError> {
-    read_points(path, PROBABILITY, |seriesuid, center, probability| Mark {
+    let marks = read_points(path, PROBABILITY, |seriesuid, center, probability| Mark {
         seriesuid,
         center,
         probability,
-    })
+    })?;
+    if marks.is_empty() {
+        return Err(InputError::NoMarks {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(marks)
 }
 
 /// Reads the list of scans to score: the first field of every row, in order.

@@ -222,6 +222,11 @@ pub fn linspace(start: f64, stop: f64, n: usize) -> Vec<f64> {
     }
 }
 
+/// Most resamples a bootstrap takes: each keeps its band (40 kB) until the
+/// order statistics are taken, so this bounds memory at ~0.4 GB; ten times
+/// the official evaluation's 1000.
+pub const MAX_BOOTSTRAP: usize = 10_000;
+
 /// How to bootstrap: `n` resamples, drawn from a ChaCha8 stream seeded by `seed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bootstrap {

@@ -32,6 +32,6 @@ mod tests;
 pub use csv_input::{
     read_annotations, read_findings, read_marks, read_seriesuids, Finding, InputError, Mark,
 };
-pub use froc::{Bootstrap, FrocCurve, Interval, FP_RATES};
+pub use froc::{Bootstrap, FrocCurve, Interval, FP_RATES, MAX_BOOTSTRAP};
 pub use matching::MAX_MARKS_PER_SCAN;
 pub use report::{cad_analysis, default_scan_list, score, BootstrapSummary, Score, ScoreError};

@@ -657,6 +657,10 @@ fn input_errors_name_file_and_line() {
         "an empty excluded list is fine"
     );
 
+    let p = temp_file("seriesuid,coordX,coordY,coordZ,probability\n");
+    let e = read_marks(&p).unwrap_err();
+    assert!(matches!(e, InputError::NoMarks { .. }), "{e}");
+
     let p = temp_file("seriesuid,coordX,coordY,coordZ,probability\na,1,2,3\n");
     let e = read_marks(&p).unwrap_err();
     assert!(matches!(e, InputError::Csv { line: 2, .. }), "{e}");
