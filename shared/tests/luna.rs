@@ -115,12 +115,12 @@ a,0.0,3,3,0
             (false, 0.0, "a", [1.0, 2.0, 1.0]),
             (false, 0.0, "a", [1.0, 1.0, 2.0]),
             (false, 0.0, "a", [1.0, 1.0, 1.0]),
-            // -0.0 == 0.0 as in Python: the stable sort keeps file order
+            // -0.0 == 0.0 as in Python: the second row is a duplicate of
+            // the first, which is kept
             (false, 0.0, "a", [-0.0, 3.0, 3.0]),
-            (false, 0.0, "a", [0.0, 3.0, 3.0]),
         ]
     );
-    assert!(rows[7].3[0].is_sign_negative() && rows[8].3[0].is_sign_positive());
+    assert!(rows[7].3[0].is_sign_negative());
 }
 
 #[test]
@@ -257,4 +257,96 @@ fn find_series_on_a_missing_folder_is_an_error_naming_it() {
         .unwrap_err()
         .to_string();
     assert!(msg.contains("/nonexistent/luna"), "{msg}");
+}
+
+#[test]
+fn duplicate_rows_are_kept_once_and_named_with_their_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = [
+        "a,1.5,2,3,0",    // line 2
+        "a,1.50,2,3,0",   // line 3: the same numbers as line 2
+        "a,1.5,2,3,1",    // line 4: another class, not a duplicate
+        "b,-0.0,0,0,0",   // line 5
+        "b,0,0,0,0",      // line 6: -0.0 == 0
+        "a,1.5,2,3,0",    // line 7
+        "a,1.5,2,3.01,0", // line 8: another place
+    ];
+    let c = write(
+        dir.path(),
+        "candidates.csv",
+        &format!("{CAND_HEADER}{}\n", rows.join("\n")),
+    );
+    let a = write(dir.path(), "annotations.csv", ANN_HEADER);
+    let list = load_candidates(&c, &a, &present(&["a", "b"])).unwrap();
+    let lines: Vec<u64> = list.candidates.iter().map(|c| c.line).collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(sorted, [2, 4, 5, 8], "{lines:?}");
+    let dups: Vec<(u64, u64)> = list
+        .duplicates
+        .iter()
+        .map(|d| (d.line, d.first_line))
+        .collect();
+    assert_eq!(dups, [(3, 2), (6, 5), (7, 2)]);
+    let warning = list.duplicates_warning(&c).unwrap();
+    assert!(
+        warning.contains(&c.display().to_string())
+            && warning.contains("3 duplicate candidate row(s)")
+            && warning.contains("line 3 (= line 2), line 6 (= line 5), line 7 (= line 2)")
+            && !warning.contains('…'),
+        "{warning}"
+    );
+
+    // Past five, the rest is "…"; without duplicates there is no warning.
+    let many = format!("{CAND_HEADER}{}", "a,1,2,3,0\n".repeat(8));
+    let c = write(dir.path(), "many.csv", &many);
+    let list = load_candidates(&c, &a, &present(&["a"])).unwrap();
+    assert_eq!(list.candidates.len(), 1);
+    let warning = list.duplicates_warning(&c).unwrap();
+    assert!(
+        warning.contains("7 duplicate") && warning.contains("line 7 (= line 2), …"),
+        "{warning}"
+    );
+    let c = write(dir.path(), "one.csv", &format!("{CAND_HEADER}a,1,2,3,0\n"));
+    let list = load_candidates(&c, &a, &present(&["a"])).unwrap();
+    assert!(list.duplicates_warning(&c).is_none());
+}
+
+#[test]
+fn find_series_lists_a_dangling_mhd_link_and_passes_over_other_dangling_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "subset0/a.mhd", "");
+    fs::create_dir_all(root.join("subset1")).unwrap();
+    let link = |name: &str| {
+        std::os::unix::fs::symlink(root.join("gone"), root.join(name)).unwrap();
+    };
+    link("subset0/b.mhd");
+    link("subset0/b.raw");
+    link("subset9");
+    let found = find_series(root).unwrap();
+    assert_eq!(found.keys().collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(found["b"], root.join("subset0/b.mhd"));
+}
+
+#[test]
+fn a_csv_that_is_a_fifo_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("candidates.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = fifo.clone();
+    std::thread::spawn(move || tx.send(read_candidates_csv(&path).map(|r| r.len())));
+    let result = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("reading a FIFO blocked");
+    let msg = result.unwrap_err().to_string();
+    assert!(
+        msg.contains("candidates.csv") && msg.contains("not a regular file"),
+        "{msg}"
+    );
 }

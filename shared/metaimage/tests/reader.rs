@@ -653,3 +653,181 @@ fn read_volume_reusing_overwrites_any_buffer() {
         assert_eq!(v, fresh);
     }
 }
+
+#[test]
+fn geometry_that_cannot_map_points_is_refused_naming_key_and_value() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.raw", &le_i16(&RAMP));
+    let cases = [
+        (
+            "nan.mhd",
+            "Offset = nan nan nan",
+            "Offset [NaN, NaN, NaN] holds NaN",
+        ),
+        (
+            "inf.mhd",
+            "Origin = 0 inf 0",
+            "Origin [0.0, inf, 0.0] holds inf",
+        ),
+        (
+            "nansp.mhd",
+            "ElementSpacing = 1 NaN 1",
+            "ElementSpacing [1.0, NaN, 1.0] holds NaN",
+        ),
+        (
+            "zerosp.mhd",
+            "ElementSpacing = 1 0 1",
+            "every spacing must be positive",
+        ),
+        (
+            "negsp.mhd",
+            "ElementSize = 1 1 -2",
+            "ElementSize [1.0, 1.0, -2.0]: every spacing must be positive",
+        ),
+        (
+            "sing.mhd",
+            "TransformMatrix = 1 0 0 1 0 0 0 0 1",
+            "is singular (determinant 0e0)",
+        ),
+        ("zero.mhd", "Rotation = 0 0 0 0 0 0 0 0 0", "Rotation"),
+        (
+            "tiny.mhd",
+            "TransformMatrix = 1e-5 0 0 0 1e-5 0 0 0 1e-5",
+            "is singular",
+        ),
+        (
+            "infm.mhd",
+            "TransformMatrix = 1 0 0 0 1 0 0 0 inf",
+            "holds inf",
+        ),
+    ];
+    for (name, line, needle) in cases {
+        let p = mhd(dir.path(), name, &format!("{SHORT_3D}\n{line}"), "a.raw");
+        for msg in [err_text(read_header(&p)), err_text(inspect(&p))] {
+            assert!(
+                msg.contains(name) && msg.contains(needle),
+                "{name}: expected {needle:?} in {msg:?}"
+            );
+        }
+    }
+    // Rotations, flips and non-unit (but invertible) scales still read.
+    let p = mhd(
+        dir.path(),
+        "ok.mhd",
+        &format!("{SHORT_3D}\nTransformMatrix = 0 1 0 -1 0 0 0 0 1\nOffset = -1e6 0 1e6\nElementSpacing = 1e-3 2 1e3"),
+        "a.raw",
+    );
+    read_volume(&p).unwrap();
+}
+
+/// Runs `f` on a thread and fails the test if it has not returned within
+/// `secs`: a reader that blocks on a FIFO must fail the test, not hang it.
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(f()));
+    rx.recv_timeout(std::time::Duration::from_secs(secs))
+        .expect("the reader blocked")
+}
+
+#[test]
+fn fifos_and_sparse_terabyte_files_are_refused_before_reading_or_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let mkfifo = |p: &Path| {
+        let ok = std::process::Command::new("mkfifo")
+            .arg(p)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mkfifo {}", p.display());
+    };
+    let fifo_mhd = dir.path().join("fifo.mhd");
+    mkfifo(&fifo_mhd);
+    let msg = within(10, move || err_text(inspect(&fifo_mhd)));
+    assert!(
+        msg.contains("fifo.mhd") && msg.contains("is a FIFO (named pipe), not a regular file"),
+        "{msg}"
+    );
+    mkfifo(&dir.path().join("pipe.raw"));
+    for compressed in ["False", "True"] {
+        let p = mhd(
+            dir.path(),
+            "pipe.mhd",
+            &format!("{SHORT_3D}\nCompressedData = {compressed}"),
+            "pipe.raw",
+        );
+        let msg = within(10, move || err_text(read_image(&p)));
+        assert!(
+            msg.contains("pipe.mhd") && msg.contains("data file") && msg.contains("FIFO"),
+            "{msg}"
+        );
+    }
+    // 1100 GiB of holes: its size matches DimSize, so only the decode cap
+    // stands between it and a terabyte allocation (which aborted).
+    let raw = std::fs::File::create(dir.path().join("huge.raw")).unwrap();
+    raw.set_len(1100 << 30).unwrap();
+    let p = mhd(
+        dir.path(),
+        "huge.mhd",
+        "NDims = 3\nDimSize = 32768 32768 550\nElementType = MET_SHORT",
+        "huge.raw",
+    );
+    let msg = within(10, move || err_text(inspect(&p)));
+    assert!(
+        msg.contains("huge.mhd") && msg.contains("1181116006400 bytes") && msg.contains("32 GiB"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_header_over_the_size_cap_is_reported_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    // One 17 MiB line: the cap cuts it mid-line, which used to read as a
+    // line without a separator.
+    let mut text = b"NDims = 3\nComment = ".to_vec();
+    text.resize(17 << 20, b'x');
+    text.push(b'\n');
+    let p = write(dir.path(), "long.mhd", &text);
+    let msg = err_text(read_header(&p));
+    assert!(
+        msg.contains("long.mhd") && msg.contains("16 MiB (the header size cap)"),
+        "{msg}"
+    );
+    assert!(!msg.contains("separator"), "{msg}");
+}
+
+#[test]
+fn a_dangling_symlink_is_named_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("scan.mhd");
+    std::os::unix::fs::symlink(dir.path().join("gone.mhd"), &link).unwrap();
+    let msg = err_text(read_header(&link));
+    assert!(
+        msg.contains("scan.mhd")
+            && msg.contains("dangling symbolic link")
+            && msg.contains("gone.mhd"),
+        "{msg}"
+    );
+    std::os::unix::fs::symlink(dir.path().join("gone.raw"), dir.path().join("d.raw")).unwrap();
+    let p = mhd(dir.path(), "d.mhd", SHORT_3D, "d.raw");
+    let msg = err_text(read_image(&p));
+    assert!(
+        msg.contains("data file") && msg.contains("dangling"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn written_scans_get_the_usual_file_mode_not_a_private_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("scan.mhd");
+    writer::write_mhd_i16(&p, [2, 3, 2], &Geometry::default(), &RAMP).unwrap();
+    // What File::create gives under this process's umask, whatever it is.
+    let probe = dir.path().join("probe");
+    std::fs::File::create(&probe).unwrap();
+    let usual = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+    for f in [p.clone(), p.with_extension("raw")] {
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, usual, "{}: {mode:o}, expected {usual:o}", f.display());
+    }
+}
