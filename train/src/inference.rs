@@ -20,13 +20,18 @@ use crate::evaluate::{MetricRows, Samples};
 use crate::model::{
     self, forward_batch_with, prepare_input, prepare_weights, BiasInit, LunaModel, ModelConfig,
 };
-use crate::run::{checkpoint, open_cache};
+use crate::run::checkpoint::{self, ModelFileInfo};
+use crate::run::driver::short;
+use crate::run::open_cache;
 
 /// A checkpoint's model, ready to run, with the cache it runs on.
 pub struct SavedModel {
     pub reader: Arc<CacheReader>,
     pub architecture: ModelConfig,
     pub model_file: PathBuf,
+    /// Whether the weights were checksummed, and the cache they were
+    /// trained on.
+    pub weights: ModelFileInfo,
     pub device: Device,
     /// The resolved precision and memory format.
     pub compute: ComputeConfig,
@@ -51,7 +56,31 @@ impl SavedModel {
             model.device,
             model.compute.describe()
         );
+        model.note_provenance(tool, args);
         Ok((model, order))
+    }
+
+    /// Says when the weights could not be verified, or were trained on
+    /// another cache than the one they are about to score.
+    fn note_provenance(&self, tool: &str, args: &ScoreArgs) {
+        let file = self.model_file.display();
+        if !self.weights.checksummed {
+            println!("{tool}: note: {file} carries no tensor checksums (an older train or a PyTorch export): loaded unverified");
+        }
+        let cache = &self.reader.manifest().fingerprint;
+        if let Some(trained) = self
+            .weights
+            .cache_fingerprint
+            .as_ref()
+            .filter(|f| *f != cache)
+        {
+            println!(
+                "{tool}: note: {file} was trained on another cache (index {}…) than {} (index {}…): its own training candidates may be among these",
+                short(trained),
+                args.cache.display(),
+                short(cache)
+            );
+        }
     }
 
     pub fn open(args: &ScoreArgs) -> Result<Self> {
@@ -75,13 +104,14 @@ impl SavedModel {
         let mut vs = VarStore::new(device);
         // Every weight is overwritten by the checkpoint; the init scheme is moot.
         let model = LunaModel::with_config(&vs.root(), &architecture, BiasInit::Uniform);
-        checkpoint::load_weights(&args.checkpoint, &mut vs)
+        let weights = checkpoint::load_weights(&args.checkpoint, &mut vs)
             .with_context(|| format!("loading weights from {}", args.checkpoint.display()))?;
         prepare_weights(&vs, compute);
         Ok(SavedModel {
             reader: Arc::new(reader),
             architecture,
             model_file,
+            weights,
             device,
             compute,
             model,

@@ -44,6 +44,7 @@ fn state() -> RunState {
         },
         loss_scale: None,
         best: None,
+        cache_fingerprint: None,
     }
 }
 

@@ -290,6 +290,7 @@ fn run_state(config: RunConfig) -> RunState {
         config,
         loss_scale: None,
         best: None,
+        cache_fingerprint: None,
     }
 }
 

@@ -90,6 +90,7 @@ fn a_rust_written_checkpoint_loads_in_pytorch_with_equal_outputs() {
         },
         loss_scale: None,
         best: None,
+        cache_fingerprint: None,
     };
     let dir = tempfile::tempdir().unwrap();
     checkpoint::save(dir.path(), &vs, &sgd, &state).unwrap();

@@ -4,19 +4,18 @@
 //! state as `<slot>.<param>` tensors, e.g. SGD's `momentum.<param>`, plus the run state as JSON metadata). Both are written
 //! atomically: temporary file, fsync, rename.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use safetensors::tensor::{Dtype, SafeTensors, View};
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
-use tch::{Device, Kind, Tensor};
+use tch::Tensor;
 
-use shared::durable::{write_atomically, DurableWriteError};
+use shared::durable::DurableWriteError;
 
 use super::best::BestEpoch;
+use super::tensor_file::{self, HostTensor, TensorFile};
 use crate::config::{legacy, RunConfig};
 use crate::model::ModelConfig;
 use crate::optim::{LossScaleState, Optimize};
@@ -27,6 +26,11 @@ const RUN_STATE_KEY: &str = "run_state";
 /// `model.safetensors` metadata key holding the [`ModelConfig`] JSON; files
 /// without it (older runs, PyTorch exports) hold the book's model.
 const ARCHITECTURE_KEY: &str = "luna_architecture";
+/// `model.safetensors` metadata key holding the fingerprint (the index
+/// hash) of the cache the weights were trained on, for `eval`/`predict`.
+const CACHE_KEY: &str = "luna_cache_fingerprint";
+/// No run gets near this many epochs; a larger count is a damaged state.
+const MAX_EPOCHS: usize = 1_000_000;
 /// PyTorch's BatchNorm keeps this buffer per layer; tch does not, but a
 /// strict `load_state_dict` wants it.
 const BN_STEPS_SUFFIX: &str = ".num_batches_tracked";
@@ -52,6 +56,10 @@ pub struct RunState {
     /// `--select` runs: the best epoch so far (its checkpoint is in `best/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best: Option<BestEpoch>,
+    /// The `manifest.json` fingerprint (BLAKE3 of `index.bin`) of the cache
+    /// the run trains on; absent in checkpoints of an older `train`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_fingerprint: Option<String>,
 }
 
 /// A run state as any version wrote it: checkpoints made before the typed
@@ -69,6 +77,8 @@ struct StoredRunState {
     loss_scale: Option<LossScaleState>,
     #[serde(default)]
     best: Option<BestEpoch>,
+    #[serde(default)]
+    cache_fingerprint: Option<String>,
 }
 
 impl StoredRunState {
@@ -81,6 +91,12 @@ impl StoredRunState {
         config
             .validate()
             .map_err(|e| format!("recorded settings: {e}"))?;
+        if self.epoch > MAX_EPOCHS {
+            return Err(format!(
+                "records epoch {}, more than any run has ({MAX_EPOCHS})",
+                self.epoch
+            ));
+        }
         Ok(RunState {
             epoch: self.epoch,
             samples_seen: self.samples_seen,
@@ -90,6 +106,7 @@ impl StoredRunState {
             config,
             loss_scale: self.loss_scale,
             best: self.best,
+            cache_fingerprint: self.cache_fingerprint,
         })
     }
 }
@@ -105,6 +122,8 @@ pub enum CheckpointError {
     Format { path: PathBuf, reason: String },
     #[error("{path}: {reason}")]
     Mismatch { path: PathBuf, reason: String },
+    #[error("{path}: tensor {tensor} does not match its checksum: the file is damaged")]
+    Damaged { path: PathBuf, tensor: String },
 }
 
 impl From<DurableWriteError> for CheckpointError {
@@ -123,77 +142,14 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
     }
 }
 
-/// A host copy of a tensor in safetensors' terms.
-struct HostTensor {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    bytes: Vec<u8>,
-}
-
-impl HostTensor {
-    fn from_tensor(t: &Tensor) -> Self {
-        let t = t.detach().to_device(Device::Cpu).contiguous();
-        let (dtype, kind) = match t.kind() {
-            Kind::Int64 => (Dtype::I64, Kind::Int64),
-            _ => (Dtype::F32, Kind::Float),
-        };
-        let t = t.to_kind(kind);
-        let numel = t.numel();
-        let mut bytes = vec![0u8; numel * kind.elt_size_in_bytes()];
-        t.copy_data_u8(&mut bytes, numel);
-        HostTensor {
-            dtype,
-            shape: t.size().iter().map(|&d| d as usize).collect(),
-            bytes,
-        }
-    }
-}
-
-impl View for &HostTensor {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.bytes)
-    }
-    fn data_len(&self) -> usize {
-        self.bytes.len()
-    }
-}
-
-/// One metadata entry per file, on purpose: the safetensors crate writes the
-/// metadata map in `HashMap` order, which differs from process to process
-/// (safetensors issue #584), and a checkpoint must be byte-identical when the
-/// weights are.
-fn write_safetensors(
-    path: &Path,
-    tensors: &[(String, HostTensor)],
-    metadata: (&str, String),
-) -> Result<(), CheckpointError> {
-    let metadata = HashMap::from([(metadata.0.to_owned(), metadata.1)]);
-    let bytes = safetensors::tensor::serialize(
-        tensors.iter().map(|(n, t)| (n.as_str(), t)),
-        &Some(metadata),
-    )
-    .map_err(|e| CheckpointError::Format {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
-    Ok(write_atomically(path, &bytes)?)
-}
-
 /// Writes both files into `dir`, recording the run's architecture
-/// (`state.config.model`) with the weights.
+/// (`state.config.model`) and its cache's fingerprint with the weights.
 pub fn save(
     dir: &Path,
     vs: &VarStore,
     optimizer: &impl Optimize,
     state: &RunState,
 ) -> Result<(), CheckpointError> {
-    let architecture = &state.config.model;
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     let variables = vs.variables();
     let mut weights: Vec<(String, HostTensor)> = variables
@@ -209,58 +165,33 @@ pub fn save(
         }
     }
     let model_path = dir.join(MODEL_FILE);
-    let architecture_json =
-        serde_json::to_string(architecture).map_err(|e| CheckpointError::Format {
-            path: model_path.clone(),
+    let json_err = |path: &Path| {
+        let path = path.to_owned();
+        move |e: serde_json::Error| CheckpointError::Format {
+            path,
             reason: e.to_string(),
-        })?;
-    write_safetensors(&model_path, &weights, (ARCHITECTURE_KEY, architecture_json))?;
+        }
+    };
+    let architecture_json =
+        serde_json::to_string(&state.config.model).map_err(json_err(&model_path))?;
+    let mut model_meta = BTreeMap::from([(ARCHITECTURE_KEY.to_owned(), architecture_json)]);
+    if let Some(fingerprint) = &state.cache_fingerprint {
+        model_meta.insert(CACHE_KEY.to_owned(), fingerprint.clone());
+    }
+    tensor_file::write(&model_path, &weights, model_meta)?;
 
     let optimizer_state: Vec<(String, HostTensor)> = optimizer
         .state()
         .iter()
         .map(|(n, t)| (n.clone(), HostTensor::from_tensor(t)))
         .collect();
-    let state_json = serde_json::to_string(state).map_err(|e| CheckpointError::Format {
-        path: dir.join(TRAINER_FILE),
-        reason: e.to_string(),
-    })?;
-    write_safetensors(
-        &dir.join(TRAINER_FILE),
+    let trainer_path = dir.join(TRAINER_FILE);
+    let state_json = serde_json::to_string(state).map_err(json_err(&trainer_path))?;
+    tensor_file::write(
+        &trainer_path,
         &optimizer_state,
-        (RUN_STATE_KEY, state_json),
+        BTreeMap::from([(RUN_STATE_KEY.to_owned(), state_json)]),
     )
-}
-
-type NamedTensors = Vec<(String, Tensor)>;
-
-/// Named tensors and metadata of one safetensors file.
-fn read_safetensors(
-    path: &Path,
-) -> Result<(NamedTensors, HashMap<String, String>), CheckpointError> {
-    let bytes = fs::read(path).map_err(io_err(path))?;
-    let format = |e: safetensors::SafeTensorError| CheckpointError::Format {
-        path: path.to_owned(),
-        reason: format!("{e:?}"),
-    };
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(format)?;
-    let st = SafeTensors::deserialize(&bytes).map_err(format)?;
-    let mut tensors = Vec::new();
-    for (name, view) in st.tensors() {
-        let kind = match view.dtype() {
-            Dtype::F32 => Kind::Float,
-            Dtype::I64 => Kind::Int64,
-            other => {
-                return Err(CheckpointError::Mismatch {
-                    path: path.to_owned(),
-                    reason: format!("tensor {name} has dtype {other:?}; expected F32 or I64"),
-                })
-            }
-        };
-        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-        tensors.push((name, Tensor::from_data_size(view.data(), &shape, kind)));
-    }
-    Ok((tensors, meta.metadata().clone().unwrap_or_default()))
 }
 
 /// The directory a `--resume` argument names: the checkpoint directory
@@ -276,22 +207,25 @@ pub fn checkpoint_dir(arg: &Path) -> PathBuf {
 /// Reads only the run state (to rebuild the run's settings before the model exists).
 pub fn read_state(dir: &Path) -> Result<RunState, CheckpointError> {
     let path = dir.join(TRAINER_FILE);
-    let (_, meta) = read_safetensors(&path)?;
+    state_of(&path, &tensor_file::read(&path)?.metadata)
+}
+
+fn state_of(path: &Path, meta: &HashMap<String, String>) -> Result<RunState, CheckpointError> {
     let json = meta
         .get(RUN_STATE_KEY)
         .ok_or_else(|| CheckpointError::Mismatch {
-            path: path.clone(),
+            path: path.to_owned(),
             reason: format!("no {RUN_STATE_KEY:?} metadata"),
         })?;
     let stored: StoredRunState =
         serde_json::from_str(json).map_err(|e| CheckpointError::Format {
-            path: path.clone(),
+            path: path.to_owned(),
             reason: format!("run state: {e}"),
         })?;
     stored
         .into_state()
         .map_err(|reason| CheckpointError::Mismatch {
-            path: path.clone(),
+            path: path.to_owned(),
             reason,
         })
 }
@@ -306,16 +240,7 @@ pub fn model_file(arg: &Path) -> PathBuf {
 /// (the book's model when the file has none).
 pub fn read_architecture(ckpt: &Path) -> Result<ModelConfig, CheckpointError> {
     let path = model_file(ckpt);
-    let bytes = fs::read(&path).map_err(io_err(&path))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| CheckpointError::Format {
-        path: path.clone(),
-        reason: format!("{e:?}"),
-    })?;
-    match meta
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(ARCHITECTURE_KEY))
-    {
+    match tensor_file::read_metadata(&path)?.get(ARCHITECTURE_KEY) {
         None => Ok(ModelConfig::default()),
         Some(json) => serde_json::from_str(json).map_err(|e| CheckpointError::Format {
             path: path.clone(),
@@ -324,17 +249,36 @@ pub fn read_architecture(ckpt: &Path) -> Result<ModelConfig, CheckpointError> {
     }
 }
 
+/// What a `model.safetensors` says about itself besides its weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelFileInfo {
+    pub path: PathBuf,
+    /// Whether its tensors carried checksums (all verified on loading).
+    pub checksummed: bool,
+    /// The fingerprint of the cache it was trained on, when recorded.
+    pub cache_fingerprint: Option<String>,
+}
+
 /// Copies the weights of the checkpoint `ckpt` (directory or file) into
 /// `vs`; needs only `model.safetensors`. Every variable of `vs` must be
 /// there with its shape, and nothing else.
-pub fn load_weights(ckpt: &Path, vs: &mut VarStore) -> Result<(), CheckpointError> {
+pub fn load_weights(ckpt: &Path, vs: &mut VarStore) -> Result<ModelFileInfo, CheckpointError> {
     let model_path = model_file(ckpt);
-    let (tensors, _) = read_safetensors(&model_path)?;
+    let TensorFile {
+        tensors,
+        mut metadata,
+        checksummed,
+    } = tensor_file::read(&model_path)?;
     let saved: HashMap<String, Tensor> = tensors
         .into_iter()
         .filter(|(name, _)| !name.ends_with(BN_STEPS_SUFFIX))
         .collect();
-    copy_weights(&model_path, saved, vs)
+    copy_weights(&model_path, saved, vs)?;
+    Ok(ModelFileInfo {
+        path: model_path,
+        checksummed,
+        cache_fingerprint: metadata.remove(CACHE_KEY),
+    })
 }
 
 fn copy_weights(
@@ -372,21 +316,38 @@ fn copy_weights(
 }
 
 /// Loads weights into `vs` and the optimizer's state into `optimizer`;
-/// returns the run state.
+/// returns the run state. Files without checksums (an older `train`'s)
+/// load with a note saying they could not be verified.
 pub fn load(
     dir: &Path,
     vs: &mut VarStore,
     optimizer: &mut impl Optimize,
 ) -> Result<RunState, CheckpointError> {
-    load_weights(dir, vs)?;
+    let weights = load_weights(dir, vs)?;
 
     let trainer_path = dir.join(TRAINER_FILE);
-    let (tensors, _) = read_safetensors(&trainer_path)?;
+    let trainer = tensor_file::read(&trainer_path)?;
+    let state = state_of(&trainer_path, &trainer.metadata)?;
     optimizer
-        .load_state(tensors)
+        .load_state(trainer.tensors)
         .map_err(|e| CheckpointError::Mismatch {
             path: trainer_path.clone(),
             reason: e.to_string(),
         })?;
-    read_state(dir)
+    let unverified: Vec<String> = [
+        (!weights.checksummed).then_some(MODEL_FILE),
+        (!trainer.checksummed).then_some(TRAINER_FILE),
+    ]
+    .into_iter()
+    .flatten()
+    .map(str::to_owned)
+    .collect();
+    if !unverified.is_empty() {
+        println!(
+            "note: {} in {} carry no tensor checksums (an older train wrote them): loaded unverified",
+            unverified.join(" and "),
+            dir.display()
+        );
+    }
+    Ok(state)
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use shared::cache::CacheReader;
+use shared::lock::FolderLock;
 
 use super::activations::ActivationProbe;
 use super::best::{BestEpoch, BEST_DIR};
@@ -13,7 +14,7 @@ use super::checkpoint::{self, RunState};
 use super::interrupt::{Interrupted, StopRequested};
 use super::phase::{run_phase, AfterStep, Phase, PhaseKind};
 use super::recorder::{PhaseExtras, Recorder};
-use super::run_dir::{timestamp, RunDir};
+use super::run_dir::{refuse_read_only, timestamp, RunDir};
 use super::trainer::Trainer;
 use crate::config::device::parse_device;
 use crate::config::{BalanceSampler, RunConfig};
@@ -23,12 +24,14 @@ use crate::data::split::Split;
 use crate::evaluate::EpochMetrics;
 use crate::model;
 
-/// What to run: a validated configuration, and the checkpoint folder to
-/// continue from for `--resume`.
-#[derive(Clone, Debug)]
+/// What to run: a validated configuration, and the run folder to continue
+/// for `--resume`.
+#[derive(Clone, Debug, Default)]
 pub struct TrainPlan {
     pub config: RunConfig,
     pub resume: Option<PathBuf>,
+    /// `--allow-other-cache`: resume on a cache other than the run's.
+    pub allow_other_cache: bool,
 }
 
 /// What a finished run leaves behind.
@@ -123,9 +126,11 @@ pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
         Epochs::new(&reader, &config).with_context(|| format!("sampling {}", cache.display()))?;
 
     let mut trainer = Trainer::new(&config, device, epochs.sampler.samples_per_epoch());
-    let (mut state, dir) = start_or_resume(plan, &config, &mut trainer)?;
+    let fingerprint = &reader.manifest().fingerprint;
+    // Held until the run returns: a second writer of the folder refuses.
+    let (mut state, dir, _lock) = start_or_resume(plan, &config, fingerprint, &mut trainer)?;
     state.config = config.clone();
-    dir.create(&config)?;
+    dir.write_config(&config)?;
     let mut recorder = Recorder::open(&dir, state.epoch)?;
     announce(&config, &reader, &epochs, &trainer, &dir, &state);
 
@@ -297,38 +302,72 @@ fn patience_exhausted(config: &RunConfig, state: &RunState) -> Option<String> {
 }
 
 /// A fresh run's state and folder, or the resumed checkpoint's (loaded
-/// into `trainer`).
+/// into `trainer`), with the folder locked for this run.
 fn start_or_resume(
     plan: &TrainPlan,
     config: &RunConfig,
+    fingerprint: &str,
     trainer: &mut Trainer,
-) -> Result<(RunState, RunDir)> {
-    Ok(match &plan.resume {
-        Some(ckpt) => {
-            let state = trainer
-                .restore(ckpt)
-                .with_context(|| format!("resuming from {}", ckpt.display()))?;
-            let group = ckpt.parent().map(Path::to_owned).unwrap_or_default();
-            let dir = RunDir::new(&group, &state.run_stamp, &config.run.comment);
-            (state, dir)
-        }
-        None => {
-            let stamp = timestamp();
-            let group = config.run.runs.join(&config.run.tb_prefix);
-            let dir = RunDir::new(&group, &stamp, &config.run.comment);
-            let state = RunState {
-                epoch: 0,
-                samples_seen: 0,
-                steps: 0,
-                best_val_f1: 0.0,
-                run_stamp: stamp,
-                config: config.clone(),
-                loss_scale: None,
-                best: None,
-            };
-            (state, dir)
-        }
-    })
+) -> Result<(RunState, RunDir, FolderLock)> {
+    let Some(root) = &plan.resume else {
+        let group = config.run.runs.join(&config.run.tb_prefix);
+        let (dir, stamp) = RunDir::create_new(&group, &timestamp(), &config.run.comment)?;
+        let lock = FolderLock::acquire(&dir.root, "train run")?;
+        let state = RunState {
+            epoch: 0,
+            samples_seen: 0,
+            steps: 0,
+            best_val_f1: 0.0,
+            run_stamp: stamp,
+            config: config.clone(),
+            loss_scale: None,
+            best: None,
+            cache_fingerprint: Some(fingerprint.to_owned()),
+        };
+        return Ok((state, dir, lock));
+    };
+    refuse_read_only(root)?;
+    let lock = FolderLock::acquire(root, "train run")?;
+    let mut state = trainer
+        .restore(root)
+        .with_context(|| format!("resuming from {}", root.display()))?;
+    check_cache(plan, config, &state, fingerprint)?;
+    state.cache_fingerprint = Some(fingerprint.to_owned());
+    Ok((state, RunDir::existing(root), lock))
+}
+
+/// A resumed run goes on with the cache it was trained on: the cache's
+/// fingerprint (the hash of its index) must be the one the checkpoint
+/// recorded, unless `--allow-other-cache` says otherwise.
+fn check_cache(
+    plan: &TrainPlan,
+    config: &RunConfig,
+    state: &RunState,
+    fingerprint: &str,
+) -> Result<()> {
+    let cache = config.cache()?.display();
+    match &state.cache_fingerprint {
+        None => println!(
+            "note: the checkpoint does not record its cache (an older train wrote it); cannot check that {cache} is the one it was trained on"
+        ),
+        Some(saved) if saved == fingerprint => {}
+        Some(saved) if plan.allow_other_cache => println!(
+            "train: note: {cache} is not the cache the run was trained on (index {}…, was {}…); going on as --allow-other-cache says",
+            short(fingerprint),
+            short(saved)
+        ),
+        Some(saved) => bail!(
+            "--cache {cache}: not the cache this run was trained on (its index hashes to {}…, the checkpoint's cache to {}…; rebuilt or other data); pass --allow-other-cache to resume on it anyway",
+            short(fingerprint),
+            short(saved)
+        ),
+    }
+    Ok(())
+}
+
+/// The first 12 hex digits of a fingerprint, enough to tell two apart.
+pub fn short(fingerprint: &str) -> &str {
+    fingerprint.get(..12).unwrap_or(fingerprint)
 }
 
 /// The run's opening lines: data, model, seed and where it writes.

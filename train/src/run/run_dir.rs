@@ -3,13 +3,21 @@
 //! A run of stamp `S` and comment `C` under `<runs>/<tb_prefix>/` owns three
 //! folders, named like the book's: `S-cls-C` (config.toml, metrics.jsonl,
 //! the checkpoint) and the TensorBoard folders `S-trn_cls-C`, `S-val_cls-C`.
+//! A new run's folder is created exclusively, so two runs never share one;
+//! a resumed run writes in exactly the folder it was given.
 
 use std::fs;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
+use super::best::{BEST_DIR, BEST_FILE};
+use super::checkpoint::TRAINER_FILE;
 use crate::config::{RunConfig, CONFIG_FILE};
+
+/// How many runs of one comment may start within one second.
+const MAX_SAME_SECOND: usize = 10_000;
 
 pub const METRICS_FILE: &str = "metrics.jsonl";
 
@@ -35,6 +43,59 @@ impl RunDir {
         }
     }
 
+    /// Creates a new run's folder under `group`, named after `stamp`, or
+    /// after `stamp.2`, `stamp.3`, … when a run of the same comment took
+    /// that name in the same second; returns the folders and the stamp
+    /// used. Never reuses an existing folder.
+    pub fn create_new(group: &Path, stamp: &str, comment: &str) -> Result<(Self, String)> {
+        fs::create_dir_all(group).with_context(|| format!("creating {}", group.display()))?;
+        for n in 1..=MAX_SAME_SECOND {
+            let stamp = match n {
+                1 => stamp.to_owned(),
+                n => format!("{stamp}.{n}"),
+            };
+            let dir = RunDir::new(group, &stamp, comment);
+            match fs::create_dir(&dir.root) {
+                Ok(()) => return Ok((dir, stamp)),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("creating {}", dir.root.display()))
+                }
+            }
+        }
+        bail!(
+            "{}: {MAX_SAME_SECOND} runs named {stamp}…-cls-{comment} already; use another comment",
+            group.display()
+        )
+    }
+
+    /// The folders of the existing run folder `root`: its TensorBoard
+    /// folders are its siblings, `S-trn_cls-C` for `S-cls-C` (`NAME-trn_cls`
+    /// for a folder named otherwise, such as a copy).
+    pub fn existing(root: &Path) -> Self {
+        let root = match root.file_name() {
+            Some(_) => root.to_owned(),
+            // `.` or `..`: the folder's own name is needed for its siblings.
+            None => fs::canonicalize(root).unwrap_or_else(|_| root.to_owned()),
+        };
+        let name = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let sibling = |kind: &str| {
+            let sibling = match name.split_once("-cls-") {
+                Some((stamp, comment)) => format!("{stamp}-{kind}-{comment}"),
+                None => format!("{name}-{kind}"),
+            };
+            root.with_file_name(sibling)
+        };
+        RunDir {
+            trn_events: sibling("trn_cls"),
+            val_events: sibling("val_cls"),
+            root,
+        }
+    }
+
     pub fn metrics_file(&self) -> PathBuf {
         self.root.join(METRICS_FILE)
     }
@@ -43,10 +104,8 @@ impl RunDir {
         self.root.join(CONFIG_FILE)
     }
 
-    /// Creates the run folder and writes `config.toml` (atomically).
-    pub fn create(&self, config: &RunConfig) -> Result<()> {
-        fs::create_dir_all(&self.root)
-            .with_context(|| format!("creating {}", self.root.display()))?;
+    /// Writes `config.toml` (atomically) into the run folder.
+    pub fn write_config(&self, config: &RunConfig) -> Result<()> {
         let path = self.config_file();
         shared::durable::write_atomically(&path, config.to_toml().as_bytes())
             .with_context(|| format!("writing {}", path.display()))
@@ -80,6 +139,46 @@ impl RunDir {
         }
         Ok(())
     }
+}
+
+/// The run folder that `--resume` continues for the checkpoint folder
+/// `ckpt`: the folder itself, or for a run's `best/` the run, which goes
+/// on from its own last checkpoint (resuming it from `best/` would drop
+/// the later epochs' records and checkpoint), saying so.
+pub fn resume_folder(ckpt: &Path) -> Result<PathBuf> {
+    if !ckpt.is_dir() {
+        bail!(
+            "--resume {}: no such run folder (give the run folder or a checkpoint file in it)",
+            ckpt.display()
+        );
+    }
+    let run = ckpt.parent().filter(|p| !p.as_os_str().is_empty());
+    let is_best = ckpt.file_name().is_some_and(|n| n == BEST_DIR) && ckpt.join(BEST_FILE).is_file();
+    match run {
+        Some(run) if is_best && run.join(TRAINER_FILE).is_file() => {
+            println!(
+                "train: {} is the best epoch's checkpoint of the run {}; continuing that run from its last checkpoint (to go on from the best epoch, copy {} to a folder of its own and resume the copy)",
+                ckpt.display(),
+                run.display(),
+                ckpt.display()
+            );
+            Ok(run.to_owned())
+        }
+        _ => Ok(ckpt.to_owned()),
+    }
+}
+
+/// Refuses a run folder that is marked read-only: resuming writes its
+/// checkpoint and metrics there, and nowhere else.
+pub fn refuse_read_only(root: &Path) -> Result<()> {
+    let meta = fs::metadata(root).with_context(|| format!("--resume {}", root.display()))?;
+    if meta.permissions().readonly() {
+        bail!(
+            "--resume {}: the run folder is read-only; a resumed run writes there (make it writable, or copy it and resume the copy)",
+            root.display()
+        );
+    }
+    Ok(())
 }
 
 /// UTC `YYYY-MM-DD_HH.MM.SS`, the book's run-name timestamp format.
@@ -127,12 +226,64 @@ mod tests {
         let dir = RunDir::new(tmp.path(), "2026-01-02_03.04.05", "demo");
         assert!(dir.root.ends_with("2026-01-02_03.04.05-cls-demo"));
         assert!(dir.val_events.ends_with("2026-01-02_03.04.05-val_cls-demo"));
-        dir.create(&RunConfig::default()).unwrap();
+        fs::create_dir(&dir.root).unwrap();
+        dir.write_config(&RunConfig::default()).unwrap();
         assert!(dir.config_file().is_file());
         let lines = "{\"epoch\":1}\n{\"epoch\":2}\n{\"epoch\":3}\n";
         fs::write(dir.metrics_file(), lines).unwrap();
         dir.drop_records_after(2).unwrap();
         let kept = fs::read_to_string(dir.metrics_file()).unwrap();
         assert_eq!(kept, "{\"epoch\":1}\n{\"epoch\":2}\n");
+    }
+
+    #[test]
+    fn runs_started_in_the_same_second_get_distinct_folders() {
+        let tmp = tempfile::tempdir().unwrap();
+        let stamp = "2026-01-02_03.04.05";
+        let (a, sa) = RunDir::create_new(tmp.path(), stamp, "demo").unwrap();
+        let (b, sb) = RunDir::create_new(tmp.path(), stamp, "demo").unwrap();
+        let (c, sc) = RunDir::create_new(tmp.path(), stamp, "demo").unwrap();
+        assert_eq!(sa, stamp);
+        assert_eq!(sb, format!("{stamp}.2"));
+        assert_eq!(sc, format!("{stamp}.3"));
+        assert!(b.root.ends_with(format!("{stamp}.2-cls-demo")));
+        assert!(b.trn_events.ends_with(format!("{stamp}.2-trn_cls-demo")));
+        for dir in [&a, &b, &c] {
+            assert!(dir.root.is_dir());
+        }
+        // Newest last in a sorted listing, as `ls | sort | tail -1` expects.
+        let mut names = vec![c.root.clone(), a.root.clone(), b.root.clone()];
+        names.sort();
+        assert_eq!(names, [a.root, b.root, c.root]);
+    }
+
+    #[test]
+    fn concurrent_creators_never_share_a_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let group = tmp.path().to_owned();
+        let roots: Vec<PathBuf> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| RunDir::create_new(&group, "2026-01-02_03.04.05", "x")))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap().unwrap().0.root)
+                .collect()
+        });
+        let unique: std::collections::BTreeSet<_> = roots.iter().collect();
+        assert_eq!(unique.len(), 8, "{roots:?}");
+    }
+
+    #[test]
+    fn an_existing_folder_keeps_its_name_and_its_siblings_follow_it() {
+        let run = Path::new("/r/p2ch12/2026-01-02_03.04.05-cls-demo");
+        let dir = RunDir::existing(run);
+        assert_eq!(dir.root, run);
+        assert_eq!(
+            dir.val_events,
+            Path::new("/r/p2ch12/2026-01-02_03.04.05-val_cls-demo")
+        );
+        let copy = RunDir::existing(Path::new("/elsewhere/my-copy"));
+        assert_eq!(copy.trn_events, Path::new("/elsewhere/my-copy-trn_cls"));
     }
 }
