@@ -27,9 +27,15 @@ fn one_line_error(bin: &Path, args: &[&str], needles: &[&str]) {
     assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}:\n{stderr}");
     for needle in needles {
-        assert!(stderr.contains(needle), "{args:?}: no `{needle}` in {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: no `{needle}` in {stderr}"
+        );
     }
-    assert!(elapsed < Duration::from_secs(20), "{args:?} took {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(20),
+        "{args:?} took {elapsed:?}"
+    );
 }
 
 #[test]
@@ -55,7 +61,13 @@ fn every_flag_past_its_limit_is_one_line_and_exit_1() {
     }
     one_line_error(
         &train,
-        &["bench-loader", "--cache", nowhere, "--num-workers", "100000"],
+        &[
+            "bench-loader",
+            "--cache",
+            nowhere,
+            "--num-workers",
+            "100000",
+        ],
         &["--num-workers", "100000"],
     );
     one_line_error(
@@ -90,13 +102,7 @@ fn ordinary_errors_are_one_line_even_with_rust_backtrace_set() {
     let missing = missing.to_str().unwrap();
     one_line_error(
         &luna_e2e::train::bin(),
-        &[
-            "score",
-            "--predictions",
-            missing,
-            "--annotations",
-            missing,
-        ],
+        &["score", "--predictions", missing, "--annotations", missing],
         &["missing.csv"],
     );
     one_line_error(
@@ -116,6 +122,8 @@ fn a_batch_size_far_above_the_epoch_allocates_for_the_epoch() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = luna_e2e::prepcache::synthetic_cache(tmp.path(), 2, 4);
     let runs = tmp.path().join("runs");
+    // Reaped by wait4 below, which also reports the child's peak memory.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new(luna_e2e::train::bin())
         .args(["--cache".as_ref(), cache.as_os_str()])
         .args(["--runs".as_ref(), runs.as_os_str()])
@@ -145,7 +153,12 @@ fn wait_with_peak_rss(pid: u32) -> (i32, i64) {
     // for a child this process spawned and has not reaped.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let reaped = unsafe { libc::wait4(pid as i32, &mut status, 0, &mut usage) };
-    assert_eq!(reaped, pid as i32, "wait4: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        reaped,
+        pid as i32,
+        "wait4: {}",
+        std::io::Error::last_os_error()
+    );
     (status, usage.ru_maxrss)
 }
 
@@ -217,7 +230,11 @@ fn eval_on_a_full_disk_keeps_the_previous_report_and_plots() {
     let out = disk.dir.path().join("eval");
     let eval = || {
         let mut args: Vec<OsString> = os(&["eval", "--device", "cpu", "--threads", "1"]);
-        for (flag, value) in [("--cache", &cache), ("--checkpoint", &ckpt), ("--out", &out)] {
+        for (flag, value) in [
+            ("--cache", &cache),
+            ("--checkpoint", &ckpt),
+            ("--out", &out),
+        ] {
             args.extend([OsString::from(flag), value.clone().into_os_string()]);
         }
         luna_e2e::train::train_output(&args)

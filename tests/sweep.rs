@@ -340,5 +340,9 @@ fn a_grid_past_the_variant_cap_is_refused_at_once_naming_the_cap() {
         text.contains("1000000 variants") && text.contains("at most 10000"),
         "{text}"
     );
-    assert!(!sweep.out.exists(), "a refused sweep wrote {}", sweep.out.display());
+    assert!(
+        !sweep.out.exists(),
+        "a refused sweep wrote {}",
+        sweep.out.display()
+    );
 }

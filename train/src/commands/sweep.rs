@@ -133,7 +133,11 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
         write_record(&record, &out)
     })?;
     let stopped_by = *signal.lock().unwrap_or_else(|e| e.into_inner());
-    Ok(conclude(&record, &out, stopped_by.unwrap_or(Stop::Interrupt)))
+    Ok(conclude(
+        &record,
+        &out,
+        stopped_by.unwrap_or(Stop::Interrupt),
+    ))
 }
 
 /// The final lines: where the results are, what failed, how to go on.

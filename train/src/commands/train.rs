@@ -37,8 +37,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     // Before the cache is mapped: a shard cut short under the run is a
     // SIGBUS, which should name the cache rather than say "Bus error".
     if let Ok(cache) = plan.config.cache() {
-        shared::signals::exit_on_sigbus("train", cache)
-            .context("installing the SIGBUS handler")?;
+        shared::signals::exit_on_sigbus("train", cache).context("installing the SIGBUS handler")?;
     }
     let stop = Arc::new(AtomicBool::new(false));
     let signal = Arc::new(Mutex::new(None));
