@@ -25,6 +25,9 @@ import zstandard
 
 FORMAT_VERSION = 1
 INDEX_MAGIC = b"LUNACIDX"
+# Limits shared with the Rust reader (shared/src/cache/format.rs).
+MAX_CHUNK_VOXELS = 1 << 24
+MAX_CROP_EDGE = 4096
 ENTRY_DTYPE = np.dtype(
     [
         ("series", "<u4"),
@@ -45,6 +48,37 @@ class CacheError(Exception):
     pass
 
 
+def header_text(m):
+    """The text `header_checksum` covers (shared/src/cache/format.rs, header_text)."""
+    c = m["codec"]
+    lines = [
+        "luna-cache-header-v1",
+        f"format_version={m['format_version']}",
+        f"dtype={m['dtype']}",
+        "crop_shape=" + ",".join(str(v) for v in m["crop_shape"]),
+        "clip_hu=" + ",".join(str(v) for v in m["clip_hu"]),
+        f"codec.compressor={c['compressor']}",
+        f"codec.filter={c['filter']}",
+        f"codec.level={c['level']}",
+    ] + [f"{k}={m[k]}" for k in ("candidates", "positives", "series", "shards", "stored_bytes", "raw_bytes", "index_bytes", "fingerprint")]
+    return "".join(line + "\n" for line in lines)
+
+
+def check_manifest(m, path):
+    """Refuse an edited header or sizes no real cache has, as the Rust reader does."""
+    if "header_checksum" in m:
+        computed = "crc32:%08x" % zlib.crc32(header_text(m).encode("utf-8"))
+        if m["header_checksum"] != computed:
+            raise CacheError(f"{path}: header_checksum is {m['header_checksum']}, the fields it covers give {computed}")
+    shape = m["crop_shape"]
+    if m["dtype"] != "int16":
+        raise CacheError(f"{path}: dtype {m['dtype']!r}: only 'int16' is supported")
+    if len(shape) != 3 or any(not isinstance(v, int) or not 0 < v <= MAX_CROP_EDGE for v in shape):
+        raise CacheError(f"{path}: crop_shape {shape}: each edge must be 1 to {MAX_CROP_EDGE}")
+    if shape[0] * shape[1] * shape[2] > MAX_CHUNK_VOXELS:
+        raise CacheError(f"{path}: crop_shape {shape}: at most {MAX_CHUNK_VOXELS} voxels a chunk are supported")
+
+
 class LunaCache:
     def __init__(self, path):
         self.path = os.fspath(path)
@@ -58,6 +92,7 @@ class LunaCache:
                 f"{manifest_path}: cache format version {self.manifest.get('format_version')}, "
                 f"this reader reads version {FORMAT_VERSION}"
             )
+        check_manifest(self.manifest, manifest_path)
         self.shape = tuple(self.manifest["crop_shape"])
         self.voxels = int(np.prod(self.shape))
         self.shuffled = self.manifest["codec"]["filter"] == "byte_shuffle"
@@ -86,16 +121,25 @@ class LunaCache:
             pos += 8
             return v
 
+        def count(what, each):
+            # Checked against what is left before anything is built from it.
+            n = u64()
+            if n * each > len(data) - pos:
+                raise CacheError(f"{path}: {what} {n} cannot fit in the {len(data) - pos} bytes left")
+            return n
+
         def string():
             nonlocal pos
-            n = u64()
+            n = count("string length", 1)
             s = data[pos : pos + n].decode("utf-8")
             pos += n
             return s
 
-        self.series_uids = [string() for _ in range(u64())]
-        self.shards = [(string(), u64()) for _ in range(u64())]
-        count = u64()
+        if len(data) < 12 + 24:
+            raise CacheError(f"{path}: truncated")
+        self.series_uids = [string() for _ in range(count("series count", 8))]
+        self.shards = [(string(), u64()) for _ in range(count("shard count", 16))]
+        count = count("entry count", ENTRY_DTYPE.itemsize)
         self.entries = np.frombuffer(data, dtype=ENTRY_DTYPE, count=count, offset=pos)
         if pos + count * ENTRY_DTYPE.itemsize != len(data):
             raise CacheError(f"{path}: unexpected length")

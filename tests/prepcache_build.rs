@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use luna_e2e::prepcache::*;
-use shared::cache::format::{shard_path, sidecar_path, MANIFEST_FILE};
+use shared::cache::format::{sidecar_path, MANIFEST_FILE};
 use shared::cache::CacheReader;
 use shared::crop::{crop_candidate, CROP_VOXELS};
 use shared::luna::load_candidates;
@@ -196,7 +196,7 @@ fn a_corrupt_byte_makes_verify_fail_naming_the_candidate() {
         let uid = cache.series_uid(e.series).to_owned();
         (
             uid.clone(),
-            cache_dir.join(shard_path(&uid)),
+            cache_dir.join(&cache.shards()[e.shard as usize].path),
             e.offset as usize + e.length as usize / 3,
         )
     };

@@ -494,7 +494,7 @@ fn build_scans(
                             if let Some(u) = first_unbuilt(plan, &sc) {
                                 fail_strict(u.strict_error(
                                     csv,
-                                    "the scans finished so far are kept, the cache is left incomplete",
+                                    "the scans finished so far are kept for the next build, the cache is as it was",
                                 ));
                             }
                         }

@@ -123,6 +123,11 @@ pub fn bincode_config() -> bincode::config::Configuration<
     bincode::config::legacy()
 }
 
+/// The manifest's `fingerprint` of an `index.bin` holding `bytes`: BLAKE3, hex.
+pub fn index_fingerprint(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
 /// Shard file of a scan, relative to the cache dir.
 pub fn shard_path(series_uid: &str) -> PathBuf {
     PathBuf::from(SHARD_DIR).join(format!("{series_uid}.{SHARD_EXTENSION}"))

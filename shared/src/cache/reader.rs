@@ -12,7 +12,7 @@ use memmap2::Mmap;
 use super::codec::ChunkDecoder;
 use super::error::CacheError;
 use super::format::{
-    Entry, Index, Manifest, ShardInfo, FORMAT_VERSION, INDEX_FILE, INDEX_MAGIC, MANIFEST_FILE,
+    self, Entry, Index, Manifest, ShardInfo, FORMAT_VERSION, INDEX_FILE, INDEX_MAGIC, MANIFEST_FILE,
 };
 use super::index_decode::decode_index;
 use super::manifest_check::check_manifest;
@@ -231,7 +231,7 @@ fn read_index(dir: &Path, manifest: &Manifest) -> Result<Index, CacheError> {
             expected: FORMAT_VERSION,
         });
     }
-    let fingerprint = blake3::hash(&bytes).to_hex().to_string();
+    let fingerprint = format::index_fingerprint(&bytes);
     if fingerprint != manifest.fingerprint {
         return Err(corrupt(format!(
             "index does not match the manifest (BLAKE3 {fingerprint}, manifest says {})",

@@ -1,10 +1,13 @@
 //! Writing a cache: per-scan shards, then `index.bin`, then `manifest.json`.
 //!
-//! The order is what makes a cache safe to interrupt: [`begin_update`]
-//! removes the manifest before anything changes, shards are written under a
-//! temporary name and renamed when complete, and [`finalize`] writes the
-//! manifest last. A reader that finds a manifest therefore sees a complete,
-//! consistent cache.
+//! The order is what makes a cache safe to interrupt: shards are written
+//! under a temporary name and renamed when complete, and [`finalize`]
+//! writes the manifest last. A reader that finds a manifest therefore sees a
+//! complete, consistent cache. Rewriting a cache in place, [`CacheBuilder`]
+//! first hides the old one ([`begin_update`] removes its manifest);
+//! `prepcache build` instead writes content-named shards
+//! ([`ShardWriter::create_content_named`]) beside the old ones, so the old
+//! cache stays readable until [`finalize`] replaces its index and manifest.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -242,7 +245,7 @@ pub fn finalize(dir: &Path, contents: CacheContents) -> Result<Manifest, CacheEr
         stored_bytes: index.shards.iter().map(|s| s.bytes).sum(),
         raw_bytes: (index.entries.len() * voxels * 2) as u64,
         index_bytes: bytes.len() as u64,
-        fingerprint: blake3::hash(&bytes).to_hex().to_string(),
+        fingerprint: format::index_fingerprint(&bytes),
         skipped: contents.skipped,
         missing_series: contents.missing_series,
         missing_candidates: contents.missing_candidates,
