@@ -320,3 +320,250 @@ fn a_scan_with_more_candidates_than_one_write_batch_is_stored_whole_and_in_order
         assert!(stored == fresh, "candidate {i} at {:?}", e.center_irc);
     }
 }
+
+/// Replace the `key = …` line of a header (or add it before ElementDataFile).
+fn set_header_key(mhd: &Path, key: &str, value: &str) {
+    let text = fs::read_to_string(mhd).unwrap();
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{key} =")))
+        .map(str::to_owned)
+        .collect();
+    let at = lines.len() - 1; // ElementDataFile stays last
+    lines.insert(at, format!("{key} = {value}"));
+    fs::write(mhd, lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn scans_with_absurd_geometry_or_a_dangling_link_are_skipped_and_named_the_rest_built() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth(tmp.path(), 6, 31);
+    let scans = scans(&data);
+    let bad: [(&str, &str, &str); 4] = [
+        ("Offset", "nan nan nan", "Offset [NaN, NaN, NaN] holds NaN"),
+        ("Offset", "0 inf 0", "holds inf"),
+        (
+            "ElementSpacing",
+            "1e308 1e308 1e308",
+            "implausible CT geometry: spacing",
+        ),
+        ("TransformMatrix", "1 0 0 1 0 0 0 0 1", "is singular"),
+    ];
+    for ((key, value, _), (_, mhd)) in bad.iter().zip(&scans) {
+        set_header_key(mhd, key, value);
+    }
+    // The fifth scan's header becomes a link to a file that is gone.
+    let (dangling_uid, dangling) = &scans[4];
+    fs::remove_file(dangling).unwrap();
+    std::os::unix::fs::symlink(tmp.path().join("unmounted/scan.mhd"), dangling).unwrap();
+
+    let cache = tmp.path().join("cache");
+    let out = build(&data, &cache, &[]);
+    let rows = skipped(&cache);
+    let csv_text = fs::read_to_string(data.join("candidates.csv")).unwrap();
+    let mut reasons: Vec<(&str, &str)> = bad
+        .iter()
+        .zip(&scans)
+        .map(|((_, _, reason), (uid, _))| (uid.as_str(), *reason))
+        .collect();
+    reasons.push((dangling_uid.as_str(), "is a dangling symbolic link"));
+    for (uid, reason) in &reasons {
+        let lines = lines_of(&csv_text, uid);
+        let named: Vec<&SkippedRow> = rows.iter().filter(|r| r.uid == *uid).collect();
+        assert_eq!(named.len(), lines.len(), "{uid}: {rows:#?}");
+        assert!(
+            named.iter().all(|r| r.reason.contains(reason)),
+            "{uid}: expected {reason:?} in {named:#?}"
+        );
+        assert!(
+            out.contains(&format!("unusable scan {uid}: ")),
+            "{uid} missing from the summary:\n{out}"
+        );
+    }
+    assert_eq!(
+        rows.len(),
+        reasons
+            .iter()
+            .map(|(u, _)| lines_of(&csv_text, u).len())
+            .sum::<usize>()
+    );
+    // The one good scan is built, every candidate of it stored.
+    let good = &scans[5].0;
+    let reader = CacheReader::open(&cache).unwrap();
+    assert_eq!(reader.len(), lines_of(&csv_text, good).len());
+    assert!(reader
+        .entries()
+        .iter()
+        .all(|e| reader.series_uid(e.series) == good));
+    ok(&["verify", s(&cache)]);
+}
+
+#[test]
+fn duplicate_candidate_rows_are_stored_once_with_a_warning_naming_count_and_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth(tmp.path(), 2, 32);
+    let csv = data.join("candidates.csv");
+    let original = fs::read_to_string(&csv).unwrap();
+    let rows: Vec<&str> = original.lines().collect();
+    let n = rows.len() as u64; // lines, the header included
+                               // Lines 2 and 3 again, then line 2 a third time.
+    let doubled = format!("{original}{}\n{}\n{}\n", rows[1], rows[2], rows[1]);
+    fs::write(&csv, &doubled).unwrap();
+    let cache = tmp.path().join("cache");
+    let out = prepcache(&[
+        "build",
+        "--data",
+        s(&data),
+        "--out",
+        s(&cache),
+        "--threads",
+        "2",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let warning = format!("warning: {}: 3 duplicate candidate row(s)", csv.display());
+    let lines = format!(
+        "line {} (= line 2), line {} (= line 3), line {} (= line 2)",
+        n + 1,
+        n + 2,
+        n + 3
+    );
+    assert!(
+        stderr.contains(&warning) && stderr.contains(&lines),
+        "{stderr}"
+    );
+    // Each candidate once: `prepcache ls` lists the original rows.
+    let listed = ok(&["ls", s(&cache)]);
+    assert_eq!(listed.lines().count() - 1, rows.len() - 1, "{listed}");
+    assert_eq!(CacheReader::open(&cache).unwrap().len(), rows.len() - 1);
+}
+
+/// Run prepcache and fail the test if it has not exited within `secs`.
+fn prepcache_within(args: &[&str], secs: u64) -> std::process::Output {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("prepcache {args:?} still running after {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn inspect_refuses_a_fifo_and_a_sparse_terabyte_raw_at_once_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mkfifo = |p: &Path| {
+        let made = std::process::Command::new("mkfifo")
+            .arg(p)
+            .status()
+            .unwrap();
+        assert!(made.success(), "mkfifo {}", p.display());
+    };
+    let fifo = dir.join("pipe.mhd");
+    mkfifo(&fifo);
+    mkfifo(&dir.join("pipe.raw"));
+    let via_fifo_raw = dir.join("reads_pipe.mhd");
+    fs::write(
+        &via_fifo_raw,
+        "NDims = 3\nDimSize = 4 4 4\nElementType = MET_SHORT\nElementDataFile = pipe.raw\n",
+    )
+    .unwrap();
+    // 1100 GiB of holes, exactly what DimSize says (32768 × 32768 × 550 × 2 B).
+    let sparse = dir.join("sparse.mhd");
+    fs::write(
+        &sparse,
+        "NDims = 3\nDimSize = 32768 32768 550\nElementType = MET_SHORT\nElementDataFile = sparse.raw\n",
+    )
+    .unwrap();
+    fs::File::create(dir.join("sparse.raw"))
+        .unwrap()
+        .set_len(1100 << 30)
+        .unwrap();
+    let cases = [
+        (&fifo, "is a FIFO (named pipe), not a regular file"),
+        (&via_fifo_raw, "data file"),
+        (&sparse, "over the 32 GiB this reader decodes at once"),
+    ];
+    for (file, needle) in cases {
+        let out = prepcache_within(&["inspect", s(file)], 10);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(s(file)) && stderr.contains(needle),
+            "expected {needle:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn synthetic_scans_csvs_and_cache_files_get_mode_0644_under_umask_022() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, cache) = (tmp.path().join("data"), tmp.path().join("cache"));
+    let under_umask = |args: &[&str]| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("umask 022 && exec \"$0\" \"$@\"")
+            .arg(bin())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {:?}", text(&out));
+    };
+    under_umask(&[
+        "synth",
+        "--out",
+        s(&data),
+        "--series",
+        "2",
+        "--seed",
+        "33",
+        "--preset",
+        "tiny",
+    ]);
+    under_umask(&[
+        "build",
+        "--data",
+        s(&data),
+        "--out",
+        s(&cache),
+        "--threads",
+        "2",
+    ]);
+    let mut files = 0;
+    for root in [&data, &cache] {
+        for entry in walkdir(root) {
+            let mode = fs::metadata(&entry).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o644, "{}: mode {mode:o}", entry.display());
+            files += 1;
+        }
+    }
+    assert!(files >= 10, "only {files} files checked");
+}
+
+/// Every regular file below `dir`.
+fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walkdir(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
