@@ -73,7 +73,8 @@ enum Command {
         /// on disk, unusable scan, centre outside the volume), naming the
         /// series, CSV and line, instead of listing it in skipped.csv. Scans
         /// not on disk are caught before anything is written; otherwise the
-        /// scans finished so far are kept and the cache is left incomplete.
+        /// scans finished so far are kept for the next build and the cache
+        /// that was there is left as it was.
         #[arg(long)]
         strict: bool,
     },
