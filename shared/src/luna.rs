@@ -367,7 +367,7 @@ pub fn canonical_order(a: &OrderKey, b: &OrderKey) -> Ordering {
 /// validation; everything else trains. Keeping the rule in one place keeps
 /// `train`, `eval`, `predict` and the Python reader on the same split.
 pub fn is_validation(position: usize, val_stride: usize) -> bool {
-    position % val_stride == 0
+    position.is_multiple_of(val_stride)
 }
 
 /// The book's split of a list: `(train, val)`, both in list order.

@@ -291,6 +291,9 @@ struct Parsed {
     header_size: HeaderSize,
 }
 
+/// Spacing, origin and row-major TransformMatrix, as [`Header`] holds them.
+type GeometryValues = (Vec<f64>, Vec<f64>, Vec<f64>);
+
 struct Fields<'a> {
     path: &'a Path,
     entries: &'a [(String, String)],
@@ -407,7 +410,7 @@ impl Fields<'_> {
     /// coordinates map both ways: every value finite, every spacing
     /// positive, the matrix invertible. A NaN origin or a zero spacing would
     /// otherwise put every world point in one voxel, or in none.
-    fn geometry(&self, ndims: usize) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>), MetaImageError> {
+    fn geometry(&self, ndims: usize) -> Result<GeometryValues, MetaImageError> {
         // ITK: ElementSpacing wins; ElementSize stands in when spacing is absent.
         let (spacing_key, spacing) = match self.first_of(&["ElementSpacing", "ElementSize"]) {
             Some((key, v)) => (key, self.vector(key, v, ndims)?),
