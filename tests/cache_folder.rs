@@ -297,12 +297,15 @@ fn edit_manifest(cache: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     fs::write(&path, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
 }
 
+/// A change to a parsed manifest.
+type Edit = fn(&mut serde_json::Value);
+
 #[test]
 fn an_edited_decode_field_is_refused_by_verify_every_reader_and_train() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = synthetic_cache(tmp.path(), 2, 36);
     let manifest = fs::read(cache.join(MANIFEST_FILE)).unwrap();
-    let edits: [(&str, fn(&mut serde_json::Value)); 6] = [
+    let edits: [(&str, Edit); 6] = [
         ("filter", |m| m["codec"]["filter"] = "none".into()),
         ("level", |m| m["codec"]["level"] = 3.into()),
         ("crop_shape", |m| {

@@ -325,3 +325,72 @@ fn many_threads_read_every_chunk_concurrently() {
         }
     });
 }
+
+/// Replace `index.bin` with `index` and make the manifest agree with it
+/// (size, BLAKE3, header checksum), so only the index's own counts can
+/// refuse it.
+fn install_index(dir: &Path, index: &[u8], manifest: &shared::cache::Manifest) {
+    let mut m = manifest.clone();
+    fs::write(dir.join(INDEX_FILE), index).unwrap();
+    m.index_bytes = index.len() as u64;
+    m.fingerprint = shared::cache::format::index_fingerprint(index);
+    m.header_checksum = Some(m.computed_header_checksum());
+    shared::cache::writer::write_manifest(dir, &m).unwrap();
+}
+
+#[test]
+fn an_index_count_the_file_cannot_hold_is_refused_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    build(tmp.path(), Codec::default(), 10, 9);
+    let index = fs::read(tmp.path().join(INDEX_FILE)).unwrap();
+    // Byte offsets of the counts in this index: series count at 12, the
+    // first uid's length at 20, then the shard and entry counts.
+    let cache = CacheReader::open(tmp.path()).unwrap();
+    let series_bytes: usize = cache.series_uids().iter().map(|u| 8 + u.len()).sum();
+    let shards_at = 20 + series_bytes;
+    let shard_bytes: usize = cache.shards().iter().map(|s| 16 + s.path.len()).sum();
+    let entries_at = shards_at + 8 + shard_bytes;
+    let manifest = cache.manifest().clone();
+    drop(cache);
+    let huge = (1u64 << 60).to_le_bytes();
+    for (at, field) in [
+        (12, "series count"),
+        (20, "series uid"),
+        (shards_at, "shard count"),
+        (entries_at, "entry count"),
+    ] {
+        let mut crafted = index.clone();
+        crafted[at..at + 8].copy_from_slice(&huge);
+        install_index(tmp.path(), &crafted, &manifest);
+        let err = CacheReader::open(tmp.path()).err().unwrap();
+        assert!(
+            matches!(err, CacheError::Corrupt { .. })
+                && err.to_string().contains(field)
+                && err.to_string().contains(INDEX_FILE),
+            "{field}: {err}"
+        );
+        install_index(tmp.path(), &index, &manifest);
+    }
+    CacheReader::open(tmp.path()).unwrap();
+}
+
+#[test]
+fn a_manifest_without_header_checksum_still_opens_and_an_edited_one_does_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    build(tmp.path(), Codec::default(), 5, 10);
+    let path = tmp.path().join(MANIFEST_FILE);
+    let original: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    assert!(original["header_checksum"].is_string());
+
+    // As caches written before the field existed.
+    let mut legacy = original.clone();
+    legacy.as_object_mut().unwrap().remove("header_checksum");
+    fs::write(&path, serde_json::to_vec(&legacy).unwrap()).unwrap();
+    CacheReader::open(tmp.path()).unwrap();
+
+    let mut edited = original.clone();
+    edited["clip_hu"] = serde_json::json!([-1024, 1000]);
+    fs::write(&path, serde_json::to_vec(&edited).unwrap()).unwrap();
+    let err = CacheReader::open(tmp.path()).err().unwrap();
+    assert!(err.to_string().contains("header_checksum"), "{err}");
+}
