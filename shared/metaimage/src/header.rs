@@ -157,10 +157,13 @@ impl Header {
 /// Read and parse the header of a `.mhd` or `.mha` file (not the voxels).
 ///
 /// Checks the header on its own (required keys, value counts, numbers,
-/// supported element type); whether the data files exist and have the right
+/// supported element type, a geometry that maps points: finite values,
+/// positive spacings, an invertible TransformMatrix); whether the data files exist and have the right
 /// size is checked when the voxels are read. Reading stops at the
 /// `ElementDataFile` line (after the file names of a `LIST`), so for `.mha`
-/// files the voxels are not touched.
+/// files the voxels are not touched. Only a regular file is read: a FIFO,
+/// device or directory is refused without blocking, a dangling symbolic link
+/// is named as one, and a header past 16 MiB is refused naming that cap.
 pub fn read_header(path: impl AsRef<Path>) -> Result<Header, MetaImageError> {
     let path = path.as_ref();
     let (file, _) = super::files::open_regular(path, path)?;
