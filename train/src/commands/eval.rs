@@ -25,6 +25,8 @@ pub struct EvalOutcome {
 
 pub fn run(args: &EvalArgs) -> Result<EvalOutcome> {
     args.score.check_limits()?;
+    shared::signals::exit_on_sigbus("eval", &args.score.cache)
+        .context("installing the SIGBUS handler")?;
     let mut args = args.clone();
     args.score.checkpoint = best::prefer_best(&args.score.checkpoint, "eval");
     let args = &args;

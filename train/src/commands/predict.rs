@@ -28,6 +28,8 @@ fn csv_field(s: &str) -> String {
 /// Scores the split and writes the CSV; returns its path and row count.
 pub fn run(args: &PredictArgs) -> Result<(PathBuf, usize)> {
     args.score.check_limits()?;
+    shared::signals::exit_on_sigbus("predict", &args.score.cache)
+        .context("installing the SIGBUS handler")?;
     let mut args = args.clone();
     args.score.checkpoint = best::prefer_best(&args.score.checkpoint, "predict");
     let args = &args;

@@ -91,10 +91,10 @@ pub struct ScoreArgs {
     /// Every N-th candidate (of the book-ordered list) is in the validation split.
     #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(2..))]
     pub val_stride: u32,
-    /// Samples per forward pass.
+    /// Samples per forward pass (1 to 100000).
     #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
-    /// Threads decoding cached crops.
+    /// Threads decoding cached crops (1 to 256).
     #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub num_workers: u32,
     /// Where to run: auto (CUDA when available), cpu, cuda or cuda:N.
@@ -295,11 +295,12 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     pub epochs: Option<usize>,
 
-    /// Samples per training step [default: 32].
+    /// Samples per training step, 1 to 100000 [default: 32].
     #[arg(long, value_name = "N")]
     pub batch_size: Option<u32>,
 
-    /// Threads decoding cached crops ahead of the training step [default: 2].
+    /// Threads decoding cached crops ahead of the training step, 1 to 256
+    /// [default: 2].
     #[arg(long, value_name = "N")]
     pub num_workers: Option<u32>,
 
