@@ -557,9 +557,13 @@ fn read_csv_bytes(path: &Path) -> Result<Vec<u8>, LunaError> {
     // Checked before opening: opening a FIFO blocks until a writer comes.
     let meta = std::fs::metadata(path).map_err(io)?;
     if !meta.is_file() {
+        let kind = if meta.is_dir() {
+            "a directory"
+        } else {
+            "a FIFO, socket or device"
+        };
         return Err(refuse(format!(
-            "not a regular file ({:?}); refusing to read it",
-            meta.file_type()
+            "is {kind}, not a regular file; refusing to read it"
         )));
     }
     if meta.len() > MAX_CSV_BYTES {
