@@ -118,7 +118,7 @@ fn serialize(
         header.push_str(&serde_json::to_string(&info)?);
     }
     header.push('}');
-    while header.len() % 8 != 0 {
+    while !header.len().is_multiple_of(8) {
         header.push(' ');
     }
     let mut out = Vec::with_capacity(8 + header.len() + offset);
