@@ -137,6 +137,36 @@ fn a_shard_changed_after_the_build_is_rebuilt_not_trusted() {
 }
 
 #[test]
+fn a_shard_replaced_by_an_identical_copy_is_byte_checked_and_still_reused() {
+    // The record's stamp lets an untouched shard go unread; a shard whose
+    // stamp changed (here: a copy moved over it, a new inode) is read and
+    // trusted only because its bytes are still the ones recorded.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth(tmp.path(), 2, 34);
+    let cache = tmp.path().join("cache");
+    build(&data, &cache, &[]);
+    let reader = CacheReader::open(&cache).unwrap();
+    let shard = cache.join(&reader.shards()[0].path);
+    drop(reader);
+    let records = fs::read_dir(cache.join("shards"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .map(|e| fs::read_to_string(e.path()).unwrap())
+        .collect::<Vec<_>>();
+    assert!(
+        !records.is_empty() && records.iter().all(|r| r.contains("\"stamp\"")),
+        "{records:?}"
+    );
+    let copy = tmp.path().join("copy.zst");
+    fs::copy(&shard, &copy).unwrap();
+    fs::rename(&copy, &shard).unwrap();
+    let out = build(&data, &cache, &[]);
+    assert!(out.contains("up to date"), "{out}");
+    verify_ok(&cache);
+}
+
+#[test]
 fn foreign_files_survive_a_build_and_a_folder_that_is_no_cache_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let data = synth(tmp.path(), 2, 33);

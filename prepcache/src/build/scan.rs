@@ -75,7 +75,7 @@ impl PendingScan {
     pub fn seal(mut self, cache: &Path) -> Result<Sidecar> {
         if let Some(shard) = self.shard {
             let finished = shard.finish_named()?;
-            self.sidecar.set_shard(finished.path);
+            self.sidecar.set_shard(cache, finished.path);
         }
         self.sidecar.write(cache)?;
         Ok(self.sidecar)
@@ -138,6 +138,7 @@ pub fn build_scan(
             ScanOutcome::Built {
                 shard_bytes,
                 shard: None,
+                stamp: None,
                 rows,
             },
         ),

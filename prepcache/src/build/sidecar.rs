@@ -3,6 +3,13 @@
 //! scan's current inputs, and whose shard on disk holds exactly the frames
 //! it records (size, offsets and every CRC-32: what the index will say),
 //! means the scan is done; anything else means "build it again".
+//!
+//! Reading every shard makes a no-op rerun cost a full read of the cache
+//! (42 GB for LUNA), so the record also keeps the shard's stamp (inode,
+//! size, change time) as sealed: a shard whose stamp is unchanged has not
+//! been written, renamed or replaced since (the kernel sets the change
+//! time; no user call can set it back), and only a changed stamp costs the
+//! byte check.
 
 use std::fs;
 use std::path::{Component, Path, PathBuf};
@@ -34,10 +41,39 @@ pub enum ScanOutcome {
         /// have none and mean `shards/<uid>.zst`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         shard: Option<String>,
+        /// The shard file as sealed; absent in older records (always
+        /// byte-checked).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stamp: Option<ShardStamp>,
         rows: Vec<Row>,
     },
     /// The scan could not be used at all (unreadable, truncated, too small).
     Failed { reason: String },
+}
+
+/// What the file system says of a shard file: equal stamps mean the file
+/// was not touched in between.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShardStamp {
+    pub dev: u64,
+    pub ino: u64,
+    pub len: u64,
+    pub ctime_s: i64,
+    pub ctime_ns: i64,
+}
+
+impl ShardStamp {
+    pub fn of(path: &Path) -> Option<ShardStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(path).ok()?;
+        Some(ShardStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            ctime_s: m.ctime(),
+            ctime_ns: m.ctime_nsec(),
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -94,11 +130,15 @@ impl Sidecar {
             return None;
         }
         if let ScanOutcome::Built {
-            shard_bytes, rows, ..
+            shard_bytes,
+            rows,
+            stamp,
+            ..
         } = &sidecar.outcome
         {
-            let shard = fs::read(cache.join(sidecar.shard_file()?)).ok()?;
-            if !frames_match(&shard, *shard_bytes, rows) {
+            let path = cache.join(sidecar.shard_file()?);
+            let untouched = stamp.is_some() && ShardStamp::of(&path) == *stamp;
+            if !untouched && !frames_match(&fs::read(&path).ok()?, *shard_bytes, rows) {
                 return None;
             }
         }
@@ -136,9 +176,10 @@ impl Sidecar {
         self.shard_index_path().map(PathBuf::from)
     }
 
-    /// Record where the finished shard went.
-    pub fn set_shard(&mut self, path: String) {
-        if let ScanOutcome::Built { shard, .. } = &mut self.outcome {
+    /// Record where the finished shard went and its stamp there.
+    pub fn set_shard(&mut self, cache: &Path, path: String) {
+        if let ScanOutcome::Built { shard, stamp, .. } = &mut self.outcome {
+            *stamp = ShardStamp::of(&cache.join(&path));
             *shard = Some(path);
         }
     }
