@@ -475,8 +475,9 @@ pub struct TrainArgs {
     pub seed: Option<u64>,
 
     /// Continue the run whose checkpoint directory (or a file in it) is CKPT,
-    /// from the epoch after the saved one, with the saved settings; only
-    /// --cache, --epochs, --num-workers, --device, --threads and --profile may change.
+    /// from the epoch after the saved one, with the saved settings, writing
+    /// in that folder only (for a run's best/, in the run); only --cache,
+    /// --epochs, --num-workers, --device, --threads and --profile may change.
     #[arg(long, value_name = "CKPT")]
     pub resume: Option<PathBuf>,
 
