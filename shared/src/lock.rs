@@ -18,7 +18,9 @@ pub const LOCK_FILE: &str = ".lock";
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// Another process holds the lock.
-    #[error("{dir}: in use by another {what} (PID {holder}); wait for it to finish or stop it first")]
+    #[error(
+        "{dir}: in use by another {what} (PID {holder}); wait for it to finish or stop it first"
+    )]
     Held {
         dir: PathBuf,
         what: String,

@@ -17,7 +17,7 @@ pub const BALANCED_EPOCH_SAMPLES: usize = 200_000;
 /// sample is the next positive, the others walk the negatives; both lists wrap.
 pub fn balanced_pick(ndx: usize, ratio: usize, positives: &[u32], negatives: &[u32]) -> u32 {
     let pos_ndx = ndx / (ratio + 1);
-    if ndx % (ratio + 1) != 0 {
+    if !ndx.is_multiple_of(ratio + 1) {
         negatives[(ndx - 1 - pos_ndx) % negatives.len()]
     } else {
         positives[pos_ndx % positives.len()]
