@@ -6,12 +6,14 @@
 //! means its files changed under the process: a one-line message instead of
 //! a bare "Bus error".
 //!
-//! Handlers do only async-signal-safe work (write(2), _exit(2)); what a stop
-//! should do runs on an ordinary thread woken through a pipe.
+//! Stops are delivered to an ordinary thread (signal-hook's self-pipe);
+//! the SIGBUS action does only async-signal-safe work (write(2), _exit(2)).
 
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use signal_hook::iterator::Signals;
 
 /// A request to stop: which signal asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,61 +58,19 @@ impl Stop {
     }
 }
 
-/// Write end of the pipe the stop handler wakes the listener thread with.
-static STOP_PIPE: AtomicI32 = AtomicI32::new(-1);
-
-extern "C" fn on_stop_signal(signal: libc::c_int) {
-    let fd = STOP_PIPE.load(Ordering::SeqCst);
-    if fd >= 0 {
-        let byte = signal as u8;
-        // SAFETY: write(2) is async-signal-safe; one byte from the stack.
-        unsafe {
-            libc::write(fd, (&byte as *const u8).cast(), 1);
-        }
-    }
-}
-
 /// Calls `on_signal` (on a thread of its own) for every SIGINT and SIGTERM
-/// the process receives from now on. Once per process.
+/// the process receives from now on.
 pub fn on_stop(mut on_signal: impl FnMut(Stop) + Send + 'static) -> io::Result<()> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2(2) fills the two-element array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let [read_end, write_end] = fds;
-    if STOP_PIPE
-        .compare_exchange(-1, write_end, Ordering::SeqCst, Ordering::SeqCst)
-        .is_err()
-    {
-        // SAFETY: both descriptors were just created here and are unused.
-        unsafe {
-            libc::close(read_end);
-            libc::close(write_end);
-        }
-        return Err(io::Error::other("stop handler installed twice"));
-    }
+    let mut signals = Signals::new([libc::SIGINT, libc::SIGTERM])?;
     std::thread::Builder::new()
         .name("signals".to_owned())
-        .spawn(move || loop {
-            let mut byte = 0u8;
-            // SAFETY: read(2) of one byte into a stack variable.
-            let n = unsafe { libc::read(read_end, (&mut byte as *mut u8).cast(), 1) };
-            if n == 1 {
-                if let Some(stop) = Stop::of_signal(i32::from(byte)) {
+        .spawn(move || {
+            for signal in signals.forever() {
+                if let Some(stop) = Stop::of_signal(signal) {
                     on_signal(stop);
                 }
-            } else if n == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                return;
             }
         })?;
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        install(
-            signal,
-            on_stop_signal as extern "C" fn(libc::c_int) as usize,
-            0,
-        )?;
-    }
     Ok(())
 }
 
@@ -121,7 +81,9 @@ pub const CACHE_CHANGED_EXIT: i32 = 74;
 /// handler may be reading the previous one.
 static SIGBUS_MESSAGE: AtomicPtr<Vec<u8>> = AtomicPtr::new(std::ptr::null_mut());
 
-extern "C" fn on_sigbus(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+/// The SIGBUS action: the message, then exit. Never returns, so the
+/// default action (a core dump and status 135) never runs.
+fn write_message_and_exit() {
     let message = SIGBUS_MESSAGE.load(Ordering::SeqCst);
     // SAFETY: write(2) and _exit(2) are async-signal-safe; the message is a
     // leaked, never-mutated Vec set before the cache was mapped.
@@ -148,24 +110,8 @@ pub fn exit_on_sigbus(tool: &str, cache: &Path) -> io::Result<()> {
         Ordering::SeqCst,
     );
     if old.is_null() {
-        let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-            on_sigbus;
-        install(libc::SIGBUS, handler as usize, libc::SA_SIGINFO)?;
-    }
-    Ok(())
-}
-
-fn install(signal: i32, handler: usize, flags: i32) -> io::Result<()> {
-    // SAFETY: a zeroed sigaction is valid; the handler is an extern "C" fn
-    // of the shape `flags` announces, doing only async-signal-safe work.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = handler;
-        action.sa_flags = flags | libc::SA_RESTART;
-        libc::sigemptyset(&mut action.sa_mask);
-        if libc::sigaction(signal, &action, std::ptr::null_mut()) != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // SAFETY: the action does only async-signal-safe work (above).
+        unsafe { signal_hook::low_level::register(libc::SIGBUS, write_message_and_exit) }?;
     }
     Ok(())
 }
