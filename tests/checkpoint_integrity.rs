@@ -3,34 +3,15 @@
 //! `eval`/`predict` say so) and the bytes of its tensors (damage is caught
 //! by `eval`, `predict` and `--resume`; old checkpoints load with a note).
 
-use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use luna_e2e::prepcache::{build, fixed_cache, s, synth, synthetic_cache};
-use luna_e2e::train::{find_dir, metrics_lines, train_output};
+use luna_e2e::train::{find_dir, metrics_lines, tiny_run_args, train_output};
 
 fn one_epoch(cache: &Path, runs: &Path, comment: &str) -> PathBuf {
-    let mut args: Vec<OsString> =
-        vec!["--cache".into(), cache.into(), "--runs".into(), runs.into()];
-    for a in [
-        "--device",
-        "cpu",
-        "--threads",
-        "1",
-        "--batch-size",
-        "8",
-        "--epoch-samples",
-        "16",
-        "--val-samples",
-        "8",
-        "--seed",
-        "5",
-        "--balanced=1",
-        comment,
-    ] {
-        args.push(a.into());
-    }
+    let mut args = tiny_run_args(cache, runs);
+    args.push(comment.into());
     let (ok, out) = train_output(&args);
     assert!(ok, "{out}");
     find_dir(&runs.join("p2ch12"), &format!("-cls-{comment}"))

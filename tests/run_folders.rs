@@ -8,36 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use luna_e2e::prepcache::{s, synthetic_cache};
-use luna_e2e::train::{find_dir, metrics_lines, train_output};
-
-/// The flags of a tiny CPU run (one epoch of 16 samples unless `--epochs`
-/// follows).
-fn tiny(cache: &Path, runs: &Path) -> Vec<OsString> {
-    let mut args: Vec<OsString> =
-        vec!["--cache".into(), cache.into(), "--runs".into(), runs.into()];
-    for a in [
-        "--device",
-        "cpu",
-        "--threads",
-        "1",
-        "--batch-size",
-        "8",
-        "--epoch-samples",
-        "16",
-        "--val-samples",
-        "8",
-        "--seed",
-        "5",
-        "--balanced=1",
-    ] {
-        args.push(a.into());
-    }
-    args
-}
+use luna_e2e::train::{find_dir, metrics_lines, tiny_run_args, train_output};
 
 /// A finished one-epoch run with `extra` flags and `comment`; its folder.
 fn one_epoch(cache: &Path, runs: &Path, comment: &str, extra: &[&str]) -> PathBuf {
-    let mut args = tiny(cache, runs);
+    let mut args = tiny_run_args(cache, runs);
     args.extend(extra.iter().map(OsString::from));
     args.push(comment.into());
     let (ok, out) = train_output(&args);
@@ -211,7 +186,7 @@ fn runs_started_together_with_one_comment_get_a_folder_each() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = synthetic_cache(tmp.path(), 2, 5);
     let runs = tmp.path().join("runs");
-    let mut args = tiny(&cache, &runs);
+    let mut args = tiny_run_args(&cache, &runs);
     args.push("twin".into());
     // Started at once: most likely within one second, so with one name.
     let started: Vec<_> = (0..3)

@@ -1,6 +1,6 @@
 //! Driving the real `train` binary and reading what its runs leave.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -57,4 +57,30 @@ pub fn metrics_lines(path: &Path) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| serde_json::from_str(l).expect("metrics line is JSON"))
         .collect()
+}
+
+/// The flags of a tiny seeded CPU run on `cache` under `runs`: one epoch of
+/// 16 balanced samples (unless `--epochs` follows), for tests about what a
+/// run leaves rather than what it learns.
+pub fn tiny_run_args(cache: &Path, runs: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> =
+        vec!["--cache".into(), cache.into(), "--runs".into(), runs.into()];
+    for a in [
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--batch-size",
+        "8",
+        "--epoch-samples",
+        "16",
+        "--val-samples",
+        "8",
+        "--seed",
+        "5",
+        "--balanced=1",
+    ] {
+        args.push(a.into());
+    }
+    args
 }
