@@ -48,6 +48,12 @@ fn main() {
     println!("cargo:rustc-link-search=native={}", lib.display());
     println!("cargo:rustc-link-lib=dylib=torch_cpu");
     println!("cargo:rustc-link-lib=dylib=c10");
+    // Nothing here calls into libtorch_cuda, so --as-needed would drop it and
+    // this crate's tests would never see a GPU; a link arg reaches only this
+    // crate's own tests and examples (dependents link it themselves).
+    if lib.join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+    }
     // Lets this crate's own tests and examples run without LD_LIBRARY_PATH;
     // dependents set their own rpath.
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());

@@ -1,6 +1,7 @@
 #include "torch_ext.h"
 
 #include <ATen/autocast_mode.h>
+#include <ATen/ops/_amp_foreach_non_finite_check_and_unscale.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/cpu/Utils.h>
 #include <ATen/detail/CUDAHooksInterface.h>
@@ -13,6 +14,7 @@
 #include <cstring>
 #include <exception>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -157,6 +159,44 @@ char* tex_event_synchronize(tex_event e) {
 
 void tex_event_free(tex_event e) { delete static_cast<DeviceEvent*>(e); }
 
+char* tex_pin_memory(const tex_tensor t, tex_tensor* out) {
+  return protect([&] { *out = new at::Tensor(t->pin_memory()); });
+}
+
+char* tex_storage_use_count(const tex_tensor t, int64_t* out) {
+  return protect([&] {
+    // Views hold the storage through TensorImpls of their own; a shallow
+    // clone (another handle to t's TensorImpl) holds it through t's.
+    *out = static_cast<int64_t>(t->storage().use_count() + t->use_count() - 1);
+  });
+}
+
+char* tex_cuda_set_device(int64_t device_index) {
+  return protect([&] {
+    c10::impl::VirtualGuardImpl guard(c10::DeviceType::CUDA);
+    TORCH_CHECK(device_index >= 0 && device_index < guard.deviceCount(),
+                "no CUDA device ", device_index);
+    guard.setDevice(c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(device_index)));
+  });
+}
+
+char* tex_cuda_current_device(int64_t* out) {
+  return protect([&] {
+    c10::impl::VirtualGuardImpl guard(c10::DeviceType::CUDA);
+    *out = guard.getDevice().index();
+  });
+}
+
+char* tex_amp_non_finite_check_and_unscale(const tex_tensor* grads, int64_t n,
+                                           tex_tensor found_inf, const tex_tensor inv_scale) {
+  return protect([&] {
+    std::vector<at::Tensor> list;
+    list.reserve(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) list.push_back(*grads[i]);
+    at::_amp_foreach_non_finite_check_and_unscale_(list, *found_inf, *inv_scale);
+  });
+}
+
 char* tex_cpu_feature(const char* name, int* out) {
   return protect([&] {
     // cpuinfo's symbols are not exported from libtorch_cpu; this map is the
@@ -183,12 +223,14 @@ char* tex_cuda_supports_bf16(int64_t device_index, bool* out) {
     // so switch to the asked one and always switch back.
     auto wanted = static_cast<c10::DeviceIndex>(device_index);
     auto previous = hooks.exchangeDevice(wanted);
+    // maybeExchangeDevice: switching back to a device with no context yet
+    // (device 0 under `--device cuda:1`) must not create one there.
     struct Restore {
       const at::CUDAHooksInterface& h;
       c10::DeviceIndex d;
       ~Restore() {
         try {
-          h.exchangeDevice(d);
+          h.maybeExchangeDevice(d);
         } catch (...) {
         }
       }

@@ -45,6 +45,23 @@ char* tex_event_record(tex_event e);
 char* tex_event_synchronize(tex_event e);
 void tex_event_free(tex_event e);
 
+// `t.pin_memory()`: a page-locked copy of a CPU tensor for asynchronous
+// host->device copies. No device argument: libtorch 2.11 deprecates it and
+// warns on every call that passes one.
+char* tex_pin_memory(const tex_tensor t, tex_tensor* out);
+// How many handles reach `t`'s storage: views, shallow clones and `t` itself.
+char* tex_storage_use_count(const tex_tensor t, int64_t* out);
+
+// Makes CUDA device `device_index` current for this thread, once, so later
+// lazy context creation lands on it rather than on device 0.
+char* tex_cuda_set_device(int64_t device_index);
+char* tex_cuda_current_device(int64_t* out);
+
+// torch.amp's fused unscale: every tensor of `grads` *= inv_scale, and
+// found_inf (float [1]) becomes 1 if any of them held an inf or NaN.
+char* tex_amp_non_finite_check_and_unscale(const tex_tensor* grads, int64_t n,
+                                           tex_tensor found_inf, const tex_tensor inv_scale);
+
 // out: 1 true, 0 false, -1 the name is not a key of at::cpu::get_cpu_capabilities().
 char* tex_cpu_feature(const char* name, int* out);
 char* tex_cuda_supports_bf16(int64_t device_index, bool* out);

@@ -42,6 +42,17 @@ extern "C" {
     pub fn tex_event_synchronize(e: *mut c_void) -> *mut c_char;
     pub fn tex_event_free(e: *mut c_void);
 
+    pub fn tex_pin_memory(t: *const C_tensor, out: *mut *mut C_tensor) -> *mut c_char;
+    pub fn tex_storage_use_count(t: *const C_tensor, out: *mut i64) -> *mut c_char;
+    pub fn tex_cuda_set_device(device_index: i64) -> *mut c_char;
+    pub fn tex_cuda_current_device(out: *mut i64) -> *mut c_char;
+    pub fn tex_amp_non_finite_check_and_unscale(
+        grads: *const *const C_tensor,
+        n: i64,
+        found_inf: *mut C_tensor,
+        inv_scale: *const C_tensor,
+    ) -> *mut c_char;
+
     pub fn tex_cpu_feature(name: *const c_char, out: *mut c_int) -> *mut c_char;
     pub fn tex_cuda_supports_bf16(device_index: i64, out: *mut bool) -> *mut c_char;
 }

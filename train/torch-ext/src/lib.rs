@@ -1,23 +1,30 @@
 //! What tch 0.24 does not expose from libtorch but mixed-precision CPU/GPU
 //! training needs: autocast ([`autocast`]), the channels-last-3d memory format
-//! ([`memory_format`]), bf16 hardware queries ([`capability`]) and CUDA
-//! events ([`event`]).
+//! ([`memory_format`]), bf16 hardware queries ([`capability`]), CUDA
+//! events ([`event`]), the current CUDA device ([`cuda`]), pinned host
+//! buffers ([`host`]) and the fused gradient unscale of loss scaling ([`amp`]).
 //!
 //! Everything goes through a small C++ shim compiled against the same libtorch
 //! tch links, so tensors cross the boundary as the `at::Tensor*` tch already
 //! owns, and every libtorch exception comes back as an [`Error`].
 
+pub mod amp;
 pub mod autocast;
 pub mod capability;
+pub mod cuda;
 mod error;
 pub mod event;
 mod ffi;
+pub mod host;
 pub mod memory_format;
 
+pub use amp::non_finite_check_and_unscale_;
 pub use autocast::{AutocastGuard, DeviceType};
 pub use capability::{cpu_feature, cpu_has_native_bf16, cuda_supports_bf16};
+pub use cuda::{cuda_current_device, set_cuda_device};
 pub use error::Error;
 pub use event::CudaEvent;
+pub use host::{pin_memory, storage_is_unshared};
 pub use memory_format::{
     contiguous_channels_last_3d, is_channels_last_3d, restride, var_store_to_channels_last_3d,
     MemoryFormat,
