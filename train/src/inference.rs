@@ -17,9 +17,7 @@ use crate::config::ComputeConfig;
 use crate::data::loader::{Loader, LoaderConfig};
 use crate::data::split::Split;
 use crate::evaluate::{MetricRows, Samples};
-use crate::model::{
-    self, forward_batch_with, prepare_input, prepare_weights, BiasInit, LunaModel, ModelConfig,
-};
+use crate::model::{self, forward_batch_with, prepare_weights, BiasInit, LunaModel, ModelConfig};
 use crate::run::checkpoint::{self, ModelFileInfo};
 use crate::run::driver::short;
 use crate::run::open_cache;
@@ -132,8 +130,7 @@ impl SavedModel {
         let _no_grad = tch::no_grad_guard();
         loader.run_epoch::<anyhow::Error>(order, |batch| {
             let x = batch.images.to_kind(Kind::Float);
-            let x = prepare_input(x, self.compute);
-            let out = forward_batch_with(&self.model, &x, &batch.labels, false, self.compute);
+            let out = forward_batch_with(&self.model, x, &batch.labels, false, self.compute);
             rows.push(&batch.labels, &out.prob_pos, &out.loss);
             Ok(())
         })?;

@@ -9,7 +9,7 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 use train::config::{ComputeConfig, MemoryFormat, Precision};
 use train::data::loader::{Loader, LoaderConfig};
-use train::model::{forward_batch_with, prepare_input, prepare_weights, BiasInit, LunaModel};
+use train::model::{forward_batch_with, prepare_weights, BiasInit, LunaModel};
 
 use crate::pytorch_support::build_cache;
 
@@ -48,8 +48,7 @@ fn step(compute: ComputeConfig, x: &Tensor, y: &Tensor) -> (f64, Tensor, Kind) {
     let vs = VarStore::new(Device::Cpu);
     let model = LunaModel::new(&vs.root(), BiasInit::Uniform);
     prepare_weights(&vs, compute);
-    let x = prepare_input(x.shallow_clone(), compute);
-    let out = forward_batch_with(&model, &x, y, true, compute);
+    let out = forward_batch_with(&model, x.shallow_clone(), y, true, compute);
     let loss = out.loss.mean(Kind::Float);
     loss.backward();
     let w = &vs.variables()["block1.conv1.weight"];

@@ -9,9 +9,7 @@ use serde::Serialize;
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::config::ComputeConfig;
-use crate::model::{
-    forward_batch_with, prepare_input, prepare_weights, BiasInit, LunaModel, INPUT_SHAPE,
-};
+use crate::model::{forward_batch_with, prepare_weights, BiasInit, LunaModel, INPUT_SHAPE};
 use crate::optim::{backward_and_step, LossScaler, Optimize, Sgd};
 
 #[derive(Debug, Serialize)]
@@ -87,17 +85,15 @@ pub fn run(bench: &StepBench) -> Vec<StepFigure> {
         let x = Tensor::randn([batch as i64, 1, d, h, w], (Kind::Float, device));
         let y = Tensor::randint(2, [batch as i64], (Kind::Int64, device));
         figures.push(time(bench, batch, "train", || {
-            let x = prepare_input(x.shallow_clone(), bench.compute);
             sgd.zero_grad();
-            let out = forward_batch_with(&model, &x, &y, true, bench.compute);
+            let out = forward_batch_with(&model, x.shallow_clone(), &y, true, bench.compute);
             let loss = out.loss.mean(Kind::Float);
             backward_and_step(&loss, &mut sgd, scaler.as_mut());
         }));
         if bench.inference {
             let _no_grad = tch::no_grad_guard();
             figures.push(time(bench, batch, "inference", || {
-                let x = prepare_input(x.shallow_clone(), bench.compute);
-                let out = forward_batch_with(&model, &x, &y, false, bench.compute);
+                let out = forward_batch_with(&model, x.shallow_clone(), &y, false, bench.compute);
                 // Reading one value waits for the batch, as a consumer would.
                 let _ = out.prob_pos.double_value(&[0]);
             }));

@@ -56,7 +56,7 @@ pub fn forward_batch<'a>(
 }
 
 /// Puts float HU `x` into the layout `compute` asks for.
-pub fn prepare_input(x: Tensor, compute: ComputeConfig) -> Tensor {
+fn prepare_input(x: Tensor, compute: ComputeConfig) -> Tensor {
     if compute.channels_last() {
         // A 5-D float tensor always converts; keep the input as it is otherwise.
         torch_ext::contiguous_channels_last_3d(&x).unwrap_or(x)
@@ -65,17 +65,18 @@ pub fn prepare_input(x: Tensor, compute: ComputeConfig) -> Tensor {
     }
 }
 
-/// [`forward_batch`] under `compute`'s autocast (none for fp32). The guard
-/// ends with the forward pass: backward runs outside autocast, as PyTorch's
-/// recipe does, and the outputs are fp32 (autocast runs softmax and the
-/// loss in fp32).
+/// [`forward_batch`] as `compute` asks: float HU `x` in its memory layout,
+/// under its autocast (none for fp32). The guard ends with the forward
+/// pass: backward runs outside autocast, as PyTorch's recipe does, and the
+/// outputs are fp32 (autocast runs softmax and the loss in fp32).
 pub fn forward_batch_with<'a>(
     model: &LunaModel,
-    x: &Tensor,
+    x: Tensor,
     target: impl Into<Target<'a>>,
     train: bool,
     compute: ComputeConfig,
 ) -> BatchOutput {
+    let x = prepare_input(x, compute);
     let _autocast = compute.autocast_kind().and_then(|kind| {
         let device = if x.device().is_cuda() {
             x.device()
@@ -84,7 +85,7 @@ pub fn forward_batch_with<'a>(
         };
         torch_ext::AutocastGuard::new(device, kind).ok()
     });
-    forward_batch(model, x, target, train)
+    forward_batch(model, &x, target, train)
 }
 
 /// Converts a model's weights to channels-last when `compute` asks for it,

@@ -18,8 +18,7 @@ use crate::data::loader::Batch;
 use crate::data::mixup::mixup;
 use crate::data::sampler::batch_seed;
 use crate::model::{
-    forward_batch_with, parameter_count, prepare_input, prepare_weights, BatchOutput, LunaModel,
-    Target,
+    forward_batch_with, parameter_count, prepare_weights, BatchOutput, LunaModel, Target,
 };
 use crate::optim::schedule::RunLength;
 use crate::optim::{loss_scale, LossScaler, Optimize, Optimizer, Schedule};
@@ -115,10 +114,9 @@ impl Trainer {
             Some(m) => (m.images.shallow_clone(), Target::Soft(&m.targets)),
             None => (x, Target::Class(&batch.labels)),
         };
-        let x = prepare_input(x, self.compute);
         self.lap(Part::Augment);
         self.optimizer.zero_grad();
-        let out = forward_batch_with(&self.model, &x, target, true, self.compute);
+        let out = forward_batch_with(&self.model, x, target, true, self.compute);
         let loss = out.loss.mean(Kind::Float);
         self.lap(Part::Forward);
         loss_scale::backward(&loss, self.loss_scaler.as_ref());
@@ -160,9 +158,9 @@ impl Trainer {
         // Nothing random runs in eval mode today; seeding anyway keeps a
         // future random op reproducible.
         tch::manual_seed(batch_seed(self.seed, epoch, PHASE_VAL, batch.index));
-        let x = prepare_input(batch.images.to_kind(Kind::Float), self.compute);
+        let x = batch.images.to_kind(Kind::Float);
         self.lap(Part::Input);
-        let out = forward_batch_with(&self.model, &x, &batch.labels, false, self.compute);
+        let out = forward_batch_with(&self.model, x, &batch.labels, false, self.compute);
         self.lap(Part::Forward);
         out
     }
