@@ -1,21 +1,19 @@
 //! `prepcache`: decode LUNA16 scans once into a compressed, memory-mappable
 //! candidate cache, and inspect, list and verify such caches.
 
-mod build;
+mod cache_build;
 mod listing;
 mod synth;
 mod verify;
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use shared::cache::{Codec, Filter};
-use shared::signals::Stop;
+use shared::signals::{self, Second};
 
 #[derive(Parser)]
 #[command(version, about, long_about = None, propagate_version = true)]
@@ -157,7 +155,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 FilterArg::ByteShuffle => Filter::ByteShuffle,
                 FilterArg::None => Filter::None,
             };
-            let opts = build::BuildOptions {
+            let opts = cache_build::BuildOptions {
                 data,
                 out,
                 candidates,
@@ -167,48 +165,9 @@ fn run(command: Command) -> Result<ExitCode> {
                 force,
                 strict,
             };
-            let stop = Arc::new(AtomicBool::new(false));
-            let signal = Arc::new(Mutex::new(None));
-            let (flag, seen) = (Arc::clone(&stop), Arc::clone(&signal));
-            shared::signals::on_stop(move |what: Stop| {
-                if flag.swap(true, Ordering::SeqCst) {
-                    // A second one: the user does not want to wait.
-                    std::process::exit(what.exit_code().into());
-                }
-                *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(what);
-                eprintln!(
-                    "\n{}: finishing the scans in progress ({} to quit now)",
-                    what.name(),
-                    what.again()
-                );
-            })
-            .context("installing the Ctrl-C/SIGTERM handler")?;
-            match build::run(&opts, &stop)? {
-                build::BuildStatus::UpToDate | build::BuildStatus::Built => Ok(ExitCode::SUCCESS),
-                build::BuildStatus::Interrupted => {
-                    let what = *signal.lock().unwrap_or_else(|e| e.into_inner());
-                    Ok(ExitCode::from(what.unwrap_or(Stop::Interrupt).exit_code()))
-                }
-            }
+            build(&opts)
         }
-        Command::Verify { cache, threads } => {
-            shared::signals::exit_on_sigbus("prepcache verify", &cache)
-                .context("installing the SIGBUS handler")?;
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads.unwrap_or(0))
-                .build()?;
-            let problems = pool.install(|| verify::verify(&cache))?;
-            if problems.is_empty() {
-                println!("{}: OK", cache.display());
-                Ok(ExitCode::SUCCESS)
-            } else {
-                for p in &problems {
-                    eprintln!("{p}");
-                }
-                eprintln!("{}: {} problem(s)", cache.display(), problems.len());
-                Ok(ExitCode::FAILURE)
-            }
-        }
+        Command::Verify { cache, threads } => verify(&cache, threads),
         Command::Info { cache, json } => {
             let mut out = io::BufWriter::new(io::stdout().lock());
             listing::info(&cache, json, &mut out)?;
@@ -240,6 +199,47 @@ fn run(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `prepcache build`: the first stop signal lets the scans in progress
+/// finish (rerunning resumes), a second one quits at once.
+fn build(opts: &cache_build::BuildOptions) -> Result<ExitCode> {
+    let stops = signals::stop_on_signals(
+        |what| {
+            format!(
+                "{}: finishing the scans in progress ({} to quit now)",
+                what.name(),
+                what.again()
+            )
+        },
+        Second::Exits,
+    )
+    .context("installing the Ctrl-C/SIGTERM handler")?;
+    match cache_build::run(opts, &stops.requested)? {
+        cache_build::BuildStatus::UpToDate | cache_build::BuildStatus::Built => {
+            Ok(ExitCode::SUCCESS)
+        }
+        cache_build::BuildStatus::Interrupted => Ok(ExitCode::from(stops.exit_code())),
+    }
+}
+
+/// `prepcache verify`: exit code 1 on any problem, each one named.
+fn verify(cache: &Path, threads: Option<usize>) -> Result<ExitCode> {
+    shared::signals::exit_on_sigbus("prepcache verify", cache)
+        .context("installing the SIGBUS handler")?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
+        .build()?;
+    let problems = pool.install(|| verify::verify(cache))?;
+    if problems.is_empty() {
+        println!("{}: OK", cache.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    eprintln!("{}: {} problem(s)", cache.display(), problems.len());
+    Ok(ExitCode::FAILURE)
 }
 
 fn default_threads() -> usize {

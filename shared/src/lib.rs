@@ -11,6 +11,7 @@
 
 pub mod cache;
 pub mod crop;
+pub mod csv_write;
 pub mod ct_geometry;
 pub mod durable;
 pub mod lock;

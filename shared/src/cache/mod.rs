@@ -2,7 +2,8 @@
 //! from its scan once by `prepcache` and read back by `train` from
 //! memory-mapped shards.
 //!
-//! The layout is declared in [`format`]; [`codec`] turns a chunk into one
+//! The layout is declared in [`format`]; [`CacheDir`] is a cache folder
+//! as a writer sees it (paths, lock, seal, cleanup); [`codec`] turns a chunk into one
 //! zstd frame and back; [`writer`] writes shards, the index and (last) the
 //! manifest; [`reader`] opens a complete cache and reads chunks from any
 //! thread.
@@ -19,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cache_dir;
 pub mod codec;
 mod error;
 pub mod format;
@@ -27,6 +29,7 @@ mod manifest_check;
 pub mod reader;
 pub mod writer;
 
+pub use cache_dir::{CacheDir, CacheDirError};
 pub use codec::{ChunkDecoder, ChunkEncoder, CodecError};
 pub use error::CacheError;
 pub use format::{Codec, Compressor, Entry, Filter, Manifest, ShardInfo, Skipped, FORMAT_VERSION};

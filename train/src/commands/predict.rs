@@ -16,15 +16,6 @@ use crate::run::best;
 
 pub const HEADER: &str = "seriesuid,coordX,coordY,coordZ,probability";
 
-/// A CSV field, quoted only when it must be (LUNA uids never need it).
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
-}
-
 /// Scores the split and writes the CSV; returns its path and row count.
 pub fn run(args: &PredictArgs) -> Result<(PathBuf, usize)> {
     args.score.check_limits()?;
@@ -48,7 +39,7 @@ pub fn run(args: &PredictArgs) -> Result<(PathBuf, usize)> {
         let _ = writeln!(
             csv,
             "{},{x},{y},{z},{p}",
-            csv_field(reader.series_uid(entry.series))
+            shared::csv_write::field(reader.series_uid(entry.series))
         );
     }
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -62,16 +53,4 @@ pub fn run(args: &PredictArgs) -> Result<(PathBuf, usize)> {
         args.out.display()
     );
     Ok((args.out.clone(), order.len()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::csv_field;
-
-    #[test]
-    fn fields_are_quoted_only_when_needed() {
-        assert_eq!(csv_field("1.3.6.1.4"), "1.3.6.1.4");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-    }
 }

@@ -1,0 +1,115 @@
+//! Step 1, discover: the scans on disk, the candidates CSV and
+//! annotations.csv, and the candidate list they make. `--strict` refuses a
+//! CSV row whose scan is not on disk here, before anything is written.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use shared::luna::{
+    build_candidate_list, find_series, read_annotations_csv, read_candidates_csv_lines,
+    CandidateList,
+};
+
+use super::BuildOptions;
+
+/// What the build reads, besides the scans' voxels.
+pub struct Inputs {
+    /// Series uid → its `.mhd`.
+    pub series: BTreeMap<String, PathBuf>,
+    pub list: CandidateList,
+    /// The candidates CSV used.
+    pub csv: PathBuf,
+    pub csv_rows: usize,
+    pub parse_time: Duration,
+    pub list_time: Duration,
+}
+
+/// The candidates CSV names tried in the data folder when `--candidates` is
+/// not given: the book's `candidates.csv`, else the organisers' revised list
+/// (same columns), loose or in the folder its archive unpacks to.
+const CANDIDATES_DEFAULTS: [&str; 3] = [
+    "candidates.csv",
+    "candidates_V2.csv",
+    "candidates_V2/candidates_V2.csv",
+];
+
+pub fn discover(opts: &BuildOptions) -> Result<Inputs> {
+    let annotations_csv = opts
+        .annotations
+        .clone()
+        .unwrap_or_else(|| opts.data.join("annotations.csv"));
+    let series = find_series(&opts.data)
+        .with_context(|| format!("looking for scans under {}", opts.data.display()))?;
+    if series.is_empty() {
+        bail!(
+            "no scans found: expected {}/subset*/<seriesuid>.mhd",
+            opts.data.display()
+        );
+    }
+    let csv = candidates_csv(opts)?;
+    let parsing = Instant::now();
+    let rows = read_candidates_csv_lines(&csv).context("loading the candidate list")?;
+    let parse_time = parsing.elapsed();
+    let annotations =
+        read_annotations_csv(&annotations_csv).context("loading the candidate list")?;
+    let listing = Instant::now();
+    let list = build_candidate_list(&rows, &annotations, &series);
+    if let Some(warning) = list.duplicates_warning(&csv) {
+        eprintln!("warning: {warning}");
+    }
+    let inputs = Inputs {
+        series,
+        list,
+        csv,
+        csv_rows: rows.len(),
+        parse_time,
+        list_time: listing.elapsed(),
+    };
+    if opts.strict {
+        check_on_disk(&inputs, opts)?;
+    }
+    Ok(inputs)
+}
+
+fn check_on_disk(inputs: &Inputs, opts: &BuildOptions) -> Result<()> {
+    if let Some(m) = inputs.list.missing.first() {
+        bail!(
+            "--strict: {} line {}: series {} is not on disk (no {}.mhd in a subset* folder under {}); nothing was written",
+            inputs.csv.display(),
+            m.line,
+            m.series_uid,
+            m.series_uid,
+            opts.data.display()
+        );
+    }
+    Ok(())
+}
+
+fn candidates_csv(opts: &BuildOptions) -> Result<PathBuf> {
+    if let Some(path) = &opts.candidates {
+        return Ok(path.clone());
+    }
+    let found = CANDIDATES_DEFAULTS
+        .iter()
+        .map(|name| opts.data.join(name))
+        .find(|path| path.is_file());
+    match found {
+        Some(path) => {
+            if path != opts.data.join(CANDIDATES_DEFAULTS[0]) {
+                println!(
+                    "candidates: {} (there is no {})",
+                    path.display(),
+                    CANDIDATES_DEFAULTS[0]
+                );
+            }
+            Ok(path)
+        }
+        None => bail!(
+            "no candidates CSV in {}: expected {} (or pass --candidates CSV)",
+            opts.data.display(),
+            CANDIDATES_DEFAULTS.join(" or ")
+        ),
+    }
+}
