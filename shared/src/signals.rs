@@ -11,7 +11,8 @@
 
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use signal_hook::iterator::Signals;
 
@@ -74,6 +75,64 @@ pub fn on_stop(mut on_signal: impl FnMut(Stop) + Send + 'static) -> io::Result<(
     Ok(())
 }
 
+/// What a second stop signal does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Second {
+    /// Exits at once with the signal's code: the user does not want to wait.
+    Exits,
+    /// Is only counted, for a caller that escalates itself (a sweep kills
+    /// its child runs).
+    Counted,
+}
+
+/// The stop signals a tool received, as [`stop_on_signals`] records them.
+#[derive(Debug, Default)]
+pub struct Stops {
+    /// Set by the first: what a long loop polls between units of work.
+    pub requested: AtomicBool,
+    /// How many so far.
+    pub count: AtomicUsize,
+    first: Mutex<Option<Stop>>,
+}
+
+impl Stops {
+    /// The exit status of a tool that stopped on request: the first
+    /// signal's (130 when none came, as for a plain interrupt).
+    pub fn exit_code(&self) -> u8 {
+        let first = *self.first.lock().unwrap_or_else(|e| e.into_inner());
+        first.unwrap_or(Stop::Interrupt).exit_code()
+    }
+
+    fn record(&self, what: Stop, second: Second) -> bool {
+        if self.count.fetch_add(1, Ordering::SeqCst) > 0 {
+            if second == Second::Exits {
+                std::process::exit(what.exit_code().into());
+            }
+            return false;
+        }
+        *self.first.lock().unwrap_or_else(|e| e.into_inner()) = Some(what);
+        self.requested.store(true, Ordering::SeqCst);
+        true
+    }
+}
+
+/// The one stop handler of the tools: the first SIGINT or SIGTERM prints
+/// `message(signal)` on a line of its own and sets [`Stops::requested`];
+/// later ones do what `second` says.
+pub fn stop_on_signals(
+    message: impl Fn(Stop) -> String + Send + 'static,
+    second: Second,
+) -> io::Result<Arc<Stops>> {
+    let stops = Arc::new(Stops::default());
+    let seen = Arc::clone(&stops);
+    on_stop(move |what| {
+        if seen.record(what, second) {
+            eprintln!("\n{}", message(what));
+        }
+    })?;
+    Ok(stops)
+}
+
 /// Exit status after SIGBUS on a mapped cache: sysexits' EX_IOERR.
 pub const CACHE_CHANGED_EXIT: i32 = 74;
 
@@ -114,4 +173,20 @@ pub fn exit_on_sigbus(tool: &str, cache: &Path) -> io::Result<()> {
         unsafe { signal_hook::low_level::register(libc::SIGBUS, write_message_and_exit) }?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_stop_sets_the_flag_and_decides_the_exit_code() {
+        let stops = Stops::default();
+        assert_eq!(stops.exit_code(), 130);
+        assert!(stops.record(Stop::Terminate, Second::Counted));
+        assert!(!stops.record(Stop::Interrupt, Second::Counted));
+        assert!(stops.requested.load(Ordering::SeqCst));
+        assert_eq!(stops.count.load(Ordering::SeqCst), 2);
+        assert_eq!(stops.exit_code(), 143);
+    }
 }

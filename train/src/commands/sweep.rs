@@ -3,16 +3,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use shared::signals::Stop;
+use shared::signals::{self, Second};
 
 use crate::config::cli::SweepArgs;
 use crate::sweep::plan::{self, Action, Job};
 use crate::sweep::record::{Status, SweepRecord};
-use crate::sweep::runner::{self, Event, Launcher, Outcome, Presses};
+use crate::sweep::runner::{self, Event, Launcher, Outcome};
 use crate::sweep::summary::{duration, LastVal};
 use crate::sweep::Sweep;
 
@@ -76,23 +75,20 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
         }
     }
 
-    let presses = Arc::new(Presses::new(0));
-    let signal = Arc::new(Mutex::new(None));
-    let (seen, which) = (Arc::clone(&presses), Arc::clone(&signal));
-    shared::signals::on_stop(move |what: Stop| {
-        if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-            *which.lock().unwrap_or_else(|e| e.into_inner()) = Some(what);
-            eprintln!(
-                "\nsweep: {}: the runs stop after their current batch, keeping finished epochs ({} to stop them at once)",
+    let stops = signals::stop_on_signals(
+        |what| {
+            format!(
+                "sweep: {}: the runs stop after their current batch, keeping finished epochs ({} to stop them at once)",
                 what.name(),
                 what.again()
-            );
-        }
-    })
+            )
+        },
+        Second::Counted,
+    )
     .context("installing the Ctrl-C/SIGTERM handler")?;
 
     let mut ended = 0;
-    launcher.run_all(&jobs, &presses, |event| {
+    launcher.run_all(&jobs, &stops.count, |event| {
         let index = |job: &Job| jobs.iter().position(|j| std::ptr::eq(j, job)).unwrap_or(0);
         match event {
             Event::Started { job } => {
@@ -132,16 +128,13 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
         }
         write_record(&record, &out)
     })?;
-    let stopped_by = *signal.lock().unwrap_or_else(|e| e.into_inner());
-    Ok(conclude(
-        &record,
-        &out,
-        stopped_by.unwrap_or(Stop::Interrupt),
-    ))
+    Ok(conclude(&record, &out, stops.exit_code()))
 }
 
 /// The final lines: where the results are, what failed, how to go on.
-fn conclude(record: &SweepRecord, out: &Path, stopped_by: Stop) -> ExitCode {
+/// `stopped_code`: the exit status if runs were left unfinished (the stop
+/// signal's).
+fn conclude(record: &SweepRecord, out: &Path, stopped_code: u8) -> ExitCode {
     let count = |s: Status| record.runs.iter().filter(|r| r.status == s).count();
     let (done, failed) = (count(Status::Done), count(Status::Failed));
     let stopped = record.runs.len() - done - failed;
@@ -166,7 +159,7 @@ fn conclude(record: &SweepRecord, out: &Path, stopped_by: Stop) -> ExitCode {
             "sweep: interrupted; finished epochs are checkpointed. To go on: {}",
             this_command()
         );
-        ExitCode::from(stopped_by.exit_code())
+        ExitCode::from(stopped_code)
     } else if failed > 0 {
         ExitCode::FAILURE
     } else {

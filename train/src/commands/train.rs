@@ -1,11 +1,9 @@
 //! `train [FLAGS] [COMMENT]`: a training run, fresh or resumed.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use shared::signals::Stop;
+use shared::signals::{self, Second};
 
 use crate::config::cli::TrainArgs;
 use crate::run::{checkpoint, run_dir, run_until, Interrupted, TrainPlan};
@@ -37,30 +35,25 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     // Before the cache is mapped: a shard cut short under the run is a
     // SIGBUS, which should name the cache rather than say "Bus error".
     if let Ok(cache) = plan.config.cache() {
-        shared::signals::exit_on_sigbus("train", cache).context("installing the SIGBUS handler")?;
+        signals::exit_on_sigbus("train", cache).context("installing the SIGBUS handler")?;
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let signal = Arc::new(Mutex::new(None));
-    let (flag, seen) = (Arc::clone(&stop), Arc::clone(&signal));
-    shared::signals::on_stop(move |what: Stop| {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(what.exit_code().into());
-        }
-        *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(what);
-        eprintln!(
-            "\n{}: stopping after this batch ({} to quit now)",
-            what.name(),
-            what.again()
-        );
-    })
+    let stops = signals::stop_on_signals(
+        |what| {
+            format!(
+                "{}: stopping after this batch ({} to quit now)",
+                what.name(),
+                what.again()
+            )
+        },
+        Second::Exits,
+    )
     .context("installing the Ctrl-C/SIGTERM handler")?;
-    match run_until(&plan, &stop) {
+    match run_until(&plan, &stops.requested) {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) => match e.downcast_ref::<Interrupted>() {
             Some(interrupted) => {
                 eprintln!("{}", interrupted.advice());
-                let what = signal.lock().unwrap_or_else(|e| e.into_inner());
-                Ok(ExitCode::from(what.unwrap_or(Stop::Interrupt).exit_code()))
+                Ok(ExitCode::from(stops.exit_code()))
             }
             None => Err(e),
         },
