@@ -153,3 +153,36 @@ fn a_corrupt_chunk_is_reported_with_its_candidate() {
     let msg = e.to_string();
     assert!(msg.contains("7") && msg.contains(".zst"), "{msg}");
 }
+
+#[test]
+fn a_kept_clone_of_a_cpu_batch_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let reader = Arc::new(build_cache(dir.path()));
+    let mut loader = Loader::new(
+        reader,
+        LoaderConfig {
+            batch_size: 2,
+            num_workers: 2,
+            device: Device::Cpu,
+        },
+    );
+    let order: Vec<u32> = (0..23).rev().collect();
+    for _epoch in 0..2 {
+        // The borrow keeps `Batch` inside the call; a shallow clone escapes
+        // it, and the ring must then leave the clone's memory alone.
+        let mut kept = Vec::new();
+        loader
+            .run_epoch::<TestError>(&order, |batch| {
+                kept.push(batch.images.shallow_clone());
+                Ok(())
+            })
+            .unwrap();
+        let firsts: Vec<u32> = kept
+            .iter()
+            .flat_map(|t| {
+                (0..t.size()[0]).map(move |j| (t.int64_value(&[j, 0, 0, 0, 0]) / 10) as u32)
+            })
+            .collect();
+        assert_eq!(firsts, order);
+    }
+}
