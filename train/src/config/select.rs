@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::evaluate::EpochMetrics;
+use crate::evaluate::MetricsLine;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Select {
@@ -36,17 +36,20 @@ impl fmt::Display for Select {
 }
 
 impl Select {
-    /// The epoch's value of the metric as it reads; `None` when it is
-    /// undefined (AUC without both classes).
-    pub fn value(self, m: &EpochMetrics, auc: Option<f64>) -> Option<f64> {
-        match self {
-            Select::F1 => Some(m.f1),
-            Select::F2 => Some(m.f2),
-            Select::F05 => Some(m.f05),
-            Select::Recall => Some(m.recall),
-            Select::Auc => auc,
-            Select::Loss => Some(m.loss_all),
-        }
+    /// The metric's value in a validation line, as it reads; `None` when
+    /// undefined (NaN, AUC without both classes, or left out by an older
+    /// `train`). The one place a `--select` name meets a metric.
+    pub fn value(self, line: &MetricsLine) -> Option<f64> {
+        let m = &line.metrics;
+        let value = match self {
+            Select::F1 => m.f1,
+            Select::F2 => m.f2,
+            Select::F05 => m.f05,
+            Select::Recall => m.recall,
+            Select::Auc => line.auc()?,
+            Select::Loss => m.loss_all,
+        };
+        (!value.is_nan()).then_some(value)
     }
 
     /// Converts between the metric as it reads and its ranked form (higher

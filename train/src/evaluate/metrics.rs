@@ -66,6 +66,7 @@ pub struct Samples {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Confusion {
     pub tp: u64,
     pub fp: u64,
@@ -90,27 +91,46 @@ impl Confusion {
     }
 }
 
+/// Read back (metrics.jsonl), a value an older version left out, or wrote
+/// as `null` (NaN), is NaN; a left-out count is 0.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default = "EpochMetrics::undefined")]
 pub struct EpochMetrics {
     pub samples: u64,
     pub positives: u64,
     pub negatives: u64,
     #[serde(flatten)]
     pub confusion: Confusion,
+    #[serde(deserialize_with = "nan_if_null")]
     pub loss_all: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub loss_neg: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub loss_pos: f64,
     /// Percentages.
+    #[serde(deserialize_with = "nan_if_null")]
     pub correct_all: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub correct_neg: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub correct_pos: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub precision: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub recall: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub f1: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub f2: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub f05: f64,
     /// Names of the values above that had a zero denominator (reported as 0).
     pub zero_division: Vec<String>,
+}
+
+/// JSON has no NaN: serde_json writes it as `null`, read back here.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// `num / den`, or 0 with `name` recorded when `den` is 0.
@@ -135,6 +155,30 @@ fn mean_where(values: &[f32], keep: impl Fn(usize) -> bool) -> (f64, u64) {
 }
 
 impl EpochMetrics {
+    /// No samples counted and every value undefined: what a record that
+    /// names none of them holds.
+    pub fn undefined() -> Self {
+        let nan = f64::NAN;
+        EpochMetrics {
+            samples: 0,
+            positives: 0,
+            negatives: 0,
+            confusion: Confusion::default(),
+            loss_all: nan,
+            loss_neg: nan,
+            loss_pos: nan,
+            correct_all: nan,
+            correct_neg: nan,
+            correct_pos: nan,
+            precision: nan,
+            recall: nan,
+            f1: nan,
+            f2: nan,
+            f05: nan,
+            zero_division: Vec::new(),
+        }
+    }
+
     /// The metrics at the book's threshold, [`THRESHOLD`].
     pub fn compute(s: &Samples) -> Self {
         Self::at_threshold(s, THRESHOLD)
@@ -238,26 +282,6 @@ impl EpochMetrics {
         }
         out
     }
-}
-
-/// One line of `metrics.jsonl`.
-#[derive(Serialize)]
-pub struct MetricsRecord<'a> {
-    pub epoch: usize,
-    pub phase: &'a str,
-    /// Training samples seen so far in the run (TensorBoard's step).
-    pub samples_seen: u64,
-    #[serde(flatten)]
-    pub metrics: &'a EpochMetrics,
-    /// Validation lines: the ROC AUC, `null` when a class is missing.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub auc: Option<Option<f64>>,
-    /// Training lines: the learning rate at the phase's last step.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lr: Option<f64>,
-    /// Balanced training lines: negatives per positive in this epoch.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub balance_ratio: Option<u32>,
 }
 
 #[cfg(test)]
@@ -389,46 +413,5 @@ mod tests {
         assert_eq!(s.labels, vec![true, false, false]);
         assert_eq!(s.prob_pos, vec![0.75, 0.25, 0.5]);
         assert_eq!(s.loss, vec![0.5, 1.5, 2.0]);
-    }
-
-    #[test]
-    fn json_record_carries_every_value() {
-        let m = EpochMetrics::compute(&samples(&[(true, 0.9, 0.1), (false, 0.1, 0.2)]));
-        let line = serde_json::to_string(&MetricsRecord {
-            epoch: 3,
-            phase: "val",
-            samples_seen: 640,
-            metrics: &m,
-            auc: Some(None),
-            lr: None,
-            balance_ratio: None,
-        })
-        .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        for key in [
-            "epoch",
-            "phase",
-            "samples_seen",
-            "tp",
-            "fp",
-            "tn",
-            "fn",
-            "loss_all",
-            "loss_neg",
-            "loss_pos",
-            "correct_all",
-            "correct_neg",
-            "correct_pos",
-            "precision",
-            "recall",
-            "f1",
-            "f2",
-            "f05",
-            "zero_division",
-        ] {
-            assert!(v.get(key).is_some(), "{key} missing from {line}");
-        }
-        assert_eq!(v["epoch"], 3);
-        assert_eq!(v["precision"], 1.0);
     }
 }

@@ -3,13 +3,16 @@
 //!
 //! Pure arithmetic over per-candidate rows ([`Prediction`], [`Samples`]);
 //! running the model is the caller's job. [`metrics`] is the one metrics
-//! core that training's per-epoch lines use too. [`evaluate`] gathers everything into an [`EvalReport`]
-//! that serialises to `eval.json` and feeds [`plots::write_plots`].
+//! core that training's per-epoch lines use too, and [`metrics_log`] the
+//! one writer and reader of those lines (metrics.jsonl). [`evaluate`]
+//! gathers everything into an [`EvalReport`] that serialises to
+//! `eval.json` and feeds [`plots::write_plots`].
 
 pub mod compare;
 pub mod detection;
 pub mod luna16;
 pub mod metrics;
+pub mod metrics_log;
 pub mod plots;
 pub mod roc;
 
@@ -19,7 +22,8 @@ use serde::{Deserialize, Serialize};
 
 pub use detection::{score_predictions, DetectionError, DetectionReport, Reference};
 pub use luna16::FP_RATES;
-pub use metrics::{Confusion, EpochMetrics, MetricRows, MetricsRecord, Samples, THRESHOLD};
+pub use metrics::{Confusion, EpochMetrics, MetricRows, Samples, THRESHOLD};
+pub use metrics_log::{MetricsLine, MetricsLog, MetricsLogError, METRICS_FILE};
 pub use plots::{write_plots, PlotError};
 pub use roc::{average_precision, pr_curve, roc_auc, PrPoint};
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use shared::cache::CacheReader;
 use shared::lock::FolderLock;
+use tch::Device;
 
 use super::activations::ActivationProbe;
 use super::best::{BestEpoch, BEST_DIR};
@@ -21,7 +22,7 @@ use crate::config::{BalanceSampler, RunConfig};
 use crate::data::loader::{Loader, LoaderConfig};
 use crate::data::sampler::{Balance, TrainSampler};
 use crate::data::split::Split;
-use crate::evaluate::EpochMetrics;
+use crate::evaluate::{EpochMetrics, MetricsLine};
 use crate::model;
 
 /// What to run: a validated configuration, and the run folder to continue
@@ -111,15 +112,7 @@ pub fn run(plan: &TrainPlan) -> Result<RunOutcome> {
 /// [`run`], stopping between batches once `stop` is set, with an
 /// [`Interrupted`] error; checkpoints of finished epochs stay.
 pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
-    let mut config = plan.config.clone();
-    config.run.seed.get_or_insert_with(random_seed);
-    crate::optim::schedule::pin_epochs(&mut config.optimizer, config.run.epochs);
-    config.validate()?;
-    if let Some(n) = config.run.threads {
-        tch::set_num_threads(n as i32);
-    }
-    let device = parse_device(&config.run.device)?;
-    config.compute = config.compute.resolve(device).map_err(anyhow::Error::msg)?;
+    let (config, device) = settle(&plan.config)?;
     let cache = config.cache()?.to_owned();
     let reader = Arc::new(open_cache(&cache)?);
     let epochs =
@@ -131,10 +124,10 @@ pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
     let (mut state, dir, _lock) = start_or_resume(plan, &config, fingerprint, &mut trainer)?;
     state.config = config.clone();
     dir.write_config(&config)?;
-    let mut recorder = Recorder::open(&dir, state.epoch)?;
+    let recorder = Recorder::open(&dir, state.epoch)?;
     announce(&config, &reader, &epochs, &trainer, &dir, &state);
 
-    let mut loader = Loader::new(
+    let loader = Loader::new(
         Arc::clone(&reader),
         LoaderConfig {
             batch_size: config.data.batch_size as usize,
@@ -152,74 +145,136 @@ pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
     } else {
         None
     };
-    let total = config.run.epochs;
-    let stopped = |e: anyhow::Error, epoch: usize, state: &RunState| {
-        if e.is::<StopRequested>() {
-            Interrupted {
-                epoch,
-                saved_epoch: state.epoch,
-                run_dir: dir.root.clone(),
-                epochs: total,
-            }
-            .into()
-        } else {
-            e
-        }
+    let mut run = EpochLoop {
+        config,
+        epochs,
+        trainer,
+        loader,
+        recorder,
+        probe,
+        dir,
+        state,
+        stop,
     };
-    let mut last_val = None;
-    for epoch in state.epoch + 1..=total {
-        if let Some(why) = patience_exhausted(&config, &state) {
-            println!("train: stopping early before epoch {epoch}: {why}");
-            break;
+    let last_val = run.all()?;
+    println!(
+        "train: done; checkpoint and metrics in {}",
+        run.dir.root.display()
+    );
+    Ok(RunOutcome {
+        dir: run.dir,
+        last_val,
+        state: run.state,
+    })
+}
+
+/// The configuration with what a run decides before it starts filled in
+/// (seed, schedule length, compute mode), validated, and its device.
+fn settle(config: &RunConfig) -> Result<(RunConfig, Device)> {
+    let mut config = config.clone();
+    config.run.seed.get_or_insert_with(random_seed);
+    crate::optim::schedule::pin_epochs(&mut config.optimizer, config.run.epochs);
+    config.validate()?;
+    if let Some(n) = config.run.threads {
+        tch::set_num_threads(n as i32);
+    }
+    let device = parse_device(&config.run.device)?;
+    config.compute = config.compute.resolve(device).map_err(anyhow::Error::msg)?;
+    Ok((config, device))
+}
+
+/// A started run: what its epochs use and change.
+struct EpochLoop<'a> {
+    config: RunConfig,
+    epochs: Epochs,
+    trainer: Trainer,
+    loader: Loader,
+    recorder: Recorder,
+    probe: Option<ActivationProbe>,
+    dir: RunDir,
+    state: RunState,
+    stop: &'a AtomicBool,
+}
+
+impl EpochLoop<'_> {
+    /// The epochs after the last saved one, up to the last or until
+    /// `--patience` ends the run; the last validation's metrics.
+    fn all(&mut self) -> Result<Option<EpochMetrics>> {
+        let mut last_val = None;
+        for epoch in self.state.epoch + 1..=self.config.run.epochs {
+            if let Some(why) = patience_exhausted(&self.config, &self.state) {
+                println!("train: stopping early before epoch {epoch}: {why}");
+                break;
+            }
+            self.train(epoch)?;
+            let val = self.validate(epoch)?;
+            self.save(epoch, &val)?;
+            last_val = Some(val.metrics);
         }
-        let order = epochs.sampler.epoch_order(epoch);
+        Ok(last_val)
+    }
+
+    fn train(&mut self, epoch: usize) -> Result<()> {
+        let order = self.epochs.sampler.epoch_order(epoch);
         let trn = Phase {
             kind: PhaseKind::Train,
             epoch,
             order: &order,
         };
         let samples = {
-            let mut histograms = config
-                .run
-                .tb_histograms_every
-                .map(|every| histograms_every(every, &mut recorder, state.samples_seen));
+            let mut histograms =
+                self.config.run.tb_histograms_every.map(|every| {
+                    histograms_every(every, &mut self.recorder, self.state.samples_seen)
+                });
             let hook = histograms.as_mut().map(|h| h as AfterStep);
-            run_phase(&trn, &mut loader, &mut trainer, stop, hook)
+            run_phase(&trn, &mut self.loader, &mut self.trainer, self.stop, hook)
         }
-        .map_err(|e| stopped(e, epoch, &state))?;
-        state.samples_seen += order.len() as u64;
-        state.steps = trainer.steps;
+        .map_err(|e| self.stopped(e, epoch))?;
+        self.state.samples_seen += order.len() as u64;
+        self.state.steps = self.trainer.steps;
         let extras = PhaseExtras {
-            lr: Some(trainer.current_lr()),
-            balance_ratio: epochs.sampler.ratio_at(epoch),
+            lr: Some(self.trainer.current_lr()),
+            balance_ratio: self.epochs.sampler.ratio_at(epoch),
         };
-        recorder.record(&trn, state.samples_seen, &samples, extras)?;
+        self.recorder
+            .record(&trn, self.state.samples_seen, &samples, extras)?;
+        Ok(())
+    }
 
+    /// The validation phase, its line and `--tb-activations` images.
+    fn validate(&mut self, epoch: usize) -> Result<MetricsLine> {
         let val = Phase {
             kind: PhaseKind::Validate,
             epoch,
-            order: &epochs.val,
+            order: &self.epochs.val,
         };
-        let samples = run_phase(&val, &mut loader, &mut trainer, stop, None)
-            .map_err(|e| stopped(e, epoch, &state))?;
-        let summary =
-            recorder.record(&val, state.samples_seen, &samples, PhaseExtras::default())?;
-        if let Some(probe) = &probe {
+        let samples = run_phase(&val, &mut self.loader, &mut self.trainer, self.stop, None)
+            .map_err(|e| self.stopped(e, epoch))?;
+        let seen = self.state.samples_seen;
+        let line = self
+            .recorder
+            .record(&val, seen, &samples, PhaseExtras::default())?;
+        if let Some(probe) = &self.probe {
             let images = probe
-                .images(&trainer.block_outputs(&probe.images))
+                .images(&self.trainer.block_outputs(&probe.images))
                 .context("drawing --tb-activations")?;
-            recorder.activation_images(state.samples_seen, &images)?;
+            self.recorder.activation_images(seen, &images)?;
         }
-        let metrics = summary.metrics;
-        state.best_val_f1 = state.best_val_f1.max(metrics.f1);
+        Ok(line)
+    }
+
+    /// The epoch's checkpoints. The best first: a crash between the two
+    /// saves resumes from the epoch before, whose rerun finds the same
+    /// best again.
+    fn save(&mut self, epoch: usize, val: &MetricsLine) -> Result<()> {
+        let state = &mut self.state;
+        state.best_val_f1 = state.best_val_f1.max(val.metrics.f1);
         state.epoch = epoch;
-        // The best checkpoint first: a crash between the two saves resumes
-        // from the epoch before, whose rerun finds the same best again.
-        if let Some(best) = improved_best(&config, &state, &metrics, summary.auc) {
+        if let Some(best) = improved_best(&self.config, state, val) {
             state.best = Some(best);
-            let best_dir = dir.root.join(BEST_DIR);
-            trainer
-                .save(&best_dir, &state)
+            let best_dir = self.dir.root.join(BEST_DIR);
+            self.trainer
+                .save(&best_dir, state)
                 .with_context(|| format!("saving the best checkpoint (epoch {epoch})"))?;
             best.write(&best_dir)?;
             println!(
@@ -229,21 +284,24 @@ pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
                 best_dir.display()
             );
         }
-        last_val = Some(metrics);
-
-        trainer
-            .save(&dir.root, &state)
-            .with_context(|| format!("saving the epoch {epoch} checkpoint"))?;
+        self.trainer
+            .save(&self.dir.root, state)
+            .with_context(|| format!("saving the epoch {epoch} checkpoint"))
     }
-    println!(
-        "train: done; checkpoint and metrics in {}",
-        dir.root.display()
-    );
-    Ok(RunOutcome {
-        dir,
-        last_val,
-        state,
-    })
+
+    /// A stop request as the [`Interrupted`] error that says what is kept.
+    fn stopped(&self, e: anyhow::Error, epoch: usize) -> anyhow::Error {
+        if !e.is::<StopRequested>() {
+            return e;
+        }
+        Interrupted {
+            epoch,
+            saved_epoch: self.state.epoch,
+            run_dir: self.dir.root.clone(),
+            epochs: self.config.run.epochs,
+        }
+        .into()
+    }
 }
 
 /// `--tb-histograms-every N`: parameter histograms after every N-th step
@@ -264,17 +322,12 @@ fn histograms_every(
     }
 }
 
-/// With `--select`: the new best epoch when this one beats the last best
-/// (an undefined score, AUC without both classes, never does).
-fn improved_best(
-    config: &RunConfig,
-    state: &RunState,
-    metrics: &EpochMetrics,
-    auc: Option<f64>,
-) -> Option<BestEpoch> {
+/// With `--select`: the new best epoch when this validation line beats the
+/// last best (an undefined score, AUC without both classes, never does).
+fn improved_best(config: &RunConfig, state: &RunState, val: &MetricsLine) -> Option<BestEpoch> {
     let select = config.run.select?;
-    let value = select.value(metrics, auc)?;
-    if value.is_nan() || state.best.is_some_and(|b| !b.beaten_by(value)) {
+    let value = select.value(val)?;
+    if state.best.is_some_and(|b| !b.beaten_by(value)) {
         return None;
     }
     Some(BestEpoch {

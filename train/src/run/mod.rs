@@ -21,5 +21,5 @@ pub mod trainer;
 pub use driver::{open_cache, run, run_until, RunOutcome, TrainPlan};
 pub use interrupt::Interrupted;
 pub use recorder::Recorder;
-pub use run_dir::{RunDir, METRICS_FILE};
+pub use run_dir::RunDir;
 pub use trainer::Trainer;

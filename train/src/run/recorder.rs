@@ -3,9 +3,6 @@
 //! metrics.jsonl line and TensorBoard events. A new logger is a new field
 //! here and nothing else.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -13,31 +10,23 @@ use super::phase::{Phase, PhaseKind};
 use super::run_dir::RunDir;
 use super::tensorboard::proto::HistogramProto;
 use super::tensorboard::{EventWriter, GreyPng};
-use crate::evaluate::{roc_auc, EpochMetrics, MetricsRecord, Samples};
+use crate::evaluate::{roc_auc, EpochMetrics, MetricsLine, MetricsLog, Samples};
 
 pub struct Recorder {
     trn_events: EventWriter,
     val_events: EventWriter,
-    metrics: File,
+    metrics: MetricsLog,
 }
 
 impl Recorder {
     /// Opens the run's loggers; metrics.jsonl is appended to, after dropping
     /// records of epochs later than `resumed_epoch` (see
-    /// [`RunDir::drop_records_after`]).
+    /// [`MetricsLog::open`]).
     pub fn open(dir: &RunDir, resumed_epoch: usize) -> Result<Self> {
         let events = |path: &std::path::Path| {
             EventWriter::create(path).with_context(|| format!("creating {}", path.display()))
         };
-        if resumed_epoch > 0 {
-            dir.drop_records_after(resumed_epoch)?;
-        }
-        let path = dir.metrics_file();
-        let metrics = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
+        let metrics = MetricsLog::open(&dir.metrics_file(), resumed_epoch)?;
         Ok(Recorder {
             trn_events: events(&dir.trn_events)?,
             val_events: events(&dir.val_events)?,
@@ -108,14 +97,15 @@ impl Recorder {
     }
 
     /// Prints, appends to metrics.jsonl and writes TensorBoard events for one
-    /// finished phase; `samples_seen` is TensorBoard's step.
+    /// finished phase; `samples_seen` is TensorBoard's step. Returns the
+    /// phase's metrics.jsonl line.
     pub fn record(
         &mut self,
         phase: &Phase,
         samples_seen: u64,
         samples: &Samples,
         extras: PhaseExtras,
-    ) -> Result<PhaseSummary> {
+    ) -> Result<MetricsLine> {
         let name = phase.kind.name();
         let metrics = EpochMetrics::compute(samples);
         println!("{}", metrics.table(phase.epoch, name));
@@ -141,31 +131,23 @@ impl Recorder {
             let notes: Vec<&str> = extra.iter().map(|(_, _, note)| note.as_str()).collect();
             println!("E{} {name:<8} {}", phase.epoch, notes.join(", "));
         }
-        let record = MetricsRecord {
+        let line = MetricsLine {
             epoch: phase.epoch,
-            phase: name,
+            phase: name.to_owned(),
             samples_seen,
-            metrics: &metrics,
+            metrics,
             auc,
             lr: extras.lr,
             balance_ratio: extras.balance_ratio,
         };
-        let mut line = serde_json::to_string(&record).context("encoding metrics")?;
-        line.push('\n');
-        self.metrics
-            .write_all(line.as_bytes())
-            .and_then(|()| self.metrics.flush())
-            .context("writing metrics.jsonl")?;
+        self.metrics.append(&line)?;
         let tb = match phase.kind {
             PhaseKind::Train => &mut self.trn_events,
             PhaseKind::Validate => &mut self.val_events,
         };
         let extra: Vec<(&str, f64)> = extra.iter().map(|&(tag, v, _)| (tag, v)).collect();
-        write_events(tb, samples_seen, &metrics, &extra, samples)?;
-        Ok(PhaseSummary {
-            metrics,
-            auc: auc.flatten(),
-        })
+        write_events(tb, samples_seen, &line.metrics, &extra, samples)?;
+        Ok(line)
     }
 }
 
@@ -176,14 +158,6 @@ pub struct PhaseExtras {
     pub lr: Option<f64>,
     /// Negatives per positive, for balanced runs.
     pub balance_ratio: Option<u32>,
-}
-
-/// A recorded phase's figures.
-#[derive(Clone, Debug)]
-pub struct PhaseSummary {
-    pub metrics: EpochMetrics,
-    /// Validation only; `None` when a class is missing.
-    pub auc: Option<f64>,
 }
 
 /// The book's TensorBoard content (scalars, a PR curve, and histograms of

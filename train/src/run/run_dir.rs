@@ -15,11 +15,10 @@ use anyhow::{bail, Context, Result};
 use super::best::{BEST_DIR, BEST_FILE};
 use super::checkpoint::TRAINER_FILE;
 use crate::config::{RunConfig, CONFIG_FILE};
+use crate::evaluate::METRICS_FILE;
 
 /// How many runs of one comment may start within one second.
 const MAX_SAME_SECOND: usize = 10_000;
-
-pub const METRICS_FILE: &str = "metrics.jsonl";
 
 /// The folders and files of one run.
 #[derive(Clone, Debug)]
@@ -110,35 +109,6 @@ impl RunDir {
         shared::durable::write_atomically(&path, config.to_toml().as_bytes())
             .with_context(|| format!("writing {}", path.display()))
     }
-
-    /// Rewrites metrics.jsonl (atomically) without the records of epochs
-    /// after `epoch`: a crash or Ctrl-C after an epoch's training line but
-    /// before its checkpoint leaves lines a resumed run writes again.
-    pub fn drop_records_after(&self, epoch: usize) -> Result<()> {
-        let path = self.metrics_file();
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-        };
-        let mut kept = String::with_capacity(text.len());
-        for (n, line) in text.lines().enumerate() {
-            let record: serde_json::Value = serde_json::from_str(line)
-                .with_context(|| format!("{}: line {} is not JSON", path.display(), n + 1))?;
-            if record["epoch"]
-                .as_u64()
-                .is_some_and(|e| e as usize <= epoch)
-            {
-                kept.push_str(line);
-                kept.push('\n');
-            }
-        }
-        if kept.len() != text.len() {
-            shared::durable::write_atomically(&path, kept.as_bytes())
-                .with_context(|| format!("rewriting {}", path.display()))?;
-        }
-        Ok(())
-    }
 }
 
 /// The run folder that `--resume` continues for the checkpoint folder
@@ -221,7 +191,7 @@ mod tests {
     }
 
     #[test]
-    fn folders_follow_the_books_names_and_records_are_trimmed() {
+    fn folders_follow_the_books_names() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = RunDir::new(tmp.path(), "2026-01-02_03.04.05", "demo");
         assert!(dir.root.ends_with("2026-01-02_03.04.05-cls-demo"));
@@ -229,11 +199,9 @@ mod tests {
         fs::create_dir(&dir.root).unwrap();
         dir.write_config(&RunConfig::default()).unwrap();
         assert!(dir.config_file().is_file());
-        let lines = "{\"epoch\":1}\n{\"epoch\":2}\n{\"epoch\":3}\n";
-        fs::write(dir.metrics_file(), lines).unwrap();
-        dir.drop_records_after(2).unwrap();
-        let kept = fs::read_to_string(dir.metrics_file()).unwrap();
-        assert_eq!(kept, "{\"epoch\":1}\n{\"epoch\":2}\n");
+        assert!(dir
+            .metrics_file()
+            .ends_with("2026-01-02_03.04.05-cls-demo/metrics.jsonl"));
     }
 
     #[test]

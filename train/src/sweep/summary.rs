@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::run::METRICS_FILE;
+use crate::evaluate::{metrics_log, METRICS_FILE};
 
 /// The last validation line of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -21,23 +21,23 @@ pub struct LastVal {
 }
 
 impl LastVal {
-    /// The run's last `"phase":"val"` line; `None` when it has none (or no
-    /// metrics file). Lines that are not JSON are skipped: a summary must
-    /// not fail on a run killed mid-write.
+    /// The run's last validation line, as written (an undefined value is
+    /// NaN); `None` when it has none (or no metrics file). A one-line
+    /// summary never fails: lines [`metrics_log::read`] reports as broken
+    /// are passed over (`train compare` names them).
     pub fn of_run(run_dir: &Path) -> Option<LastVal> {
-        let text = std::fs::read_to_string(run_dir.join(METRICS_FILE)).ok()?;
-        text.lines().rev().find_map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).ok()?;
-            if v["phase"] != "val" {
-                return None;
-            }
-            Some(LastVal {
-                epoch: v["epoch"].as_u64()?,
-                precision: v["precision"].as_f64()?,
-                recall: v["recall"].as_f64()?,
-                f1: v["f1"].as_f64()?,
-                auc: v["auc"].as_f64(),
-            })
+        let records = metrics_log::read(&run_dir.join(METRICS_FILE)).ok()?;
+        let last = records
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|line| line.is_validation())
+            .last()?;
+        Some(LastVal {
+            epoch: last.epoch as u64,
+            precision: last.metrics.precision,
+            recall: last.metrics.recall,
+            f1: last.metrics.f1,
+            auc: last.auc(),
         })
     }
 }

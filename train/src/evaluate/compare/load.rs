@@ -5,11 +5,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 use super::{CompareError, UNSET};
 use crate::config::{RunConfig, Select, CONFIG_FILE};
-use crate::run::METRICS_FILE;
+use crate::evaluate::metrics_log::{self, MetricsLine, METRICS_FILE};
 
 /// Settings that say where or how fast a run went, not what it learned:
 /// never a reason to tell two runs apart.
@@ -148,37 +146,6 @@ pub fn flatten_config(config: &RunConfig) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// One validation line of metrics.jsonl; a metric the line leaves out or
-/// holds as null (NaN) is `None`.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-pub struct ValEpoch {
-    pub epoch: usize,
-    #[serde(rename = "loss_all")]
-    pub loss: Option<f64>,
-    pub precision: Option<f64>,
-    pub recall: Option<f64>,
-    pub f1: Option<f64>,
-    pub f2: Option<f64>,
-    pub f05: Option<f64>,
-    /// Runs written before validation computed it have none.
-    pub auc: Option<f64>,
-}
-
-impl ValEpoch {
-    /// The epoch's score by `select`, higher better (the loss negated).
-    pub fn score(&self, select: Select) -> Option<f64> {
-        let value = match select {
-            Select::F1 => self.f1,
-            Select::F2 => self.f2,
-            Select::F05 => self.f05,
-            Select::Recall => self.recall,
-            Select::Auc => self.auc,
-            Select::Loss => self.loss.map(|l| -l),
-        };
-        value.filter(|v| v.is_finite())
-    }
-}
-
 /// What a comparison knows of one run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Run {
@@ -194,7 +161,7 @@ pub struct Run {
     /// Flattened settings without [`IGNORED_KEYS`] and [`SEED_KEY`].
     pub settings: BTreeMap<String, String>,
     /// Validation lines in epoch order.
-    pub epochs: Vec<ValEpoch>,
+    pub epochs: Vec<MetricsLine>,
 }
 
 impl Run {
@@ -222,11 +189,11 @@ impl Run {
     /// The best epoch and the metric that chose it: the run's `run.select`
     /// (the loss: lowest), else F1; F1 too when no epoch has a value of the
     /// selected metric (AUC in runs that predate it). The first of equals.
-    pub fn best(&self) -> Option<(Select, &ValEpoch)> {
+    pub fn best(&self) -> Option<(Select, &MetricsLine)> {
         let by = |select: Select| {
-            let mut best: Option<(f64, &ValEpoch)> = None;
+            let mut best: Option<(f64, &MetricsLine)> = None;
             for e in &self.epochs {
-                if let Some(s) = e.score(select) {
+                if let Some(s) = select.value(e).map(|v| select.ranked(v)) {
                     if best.is_none_or(|(b, _)| s > b) {
                         best = Some((s, e));
                     }
@@ -238,51 +205,20 @@ impl Run {
         by(select).or_else(|| by(Select::F1))
     }
 
-    pub fn last(&self) -> Option<&ValEpoch> {
+    pub fn last(&self) -> Option<&MetricsLine> {
         self.epochs.last()
     }
 }
 
 /// The validation lines of a metrics.jsonl, one per epoch (a repeated
-/// epoch, from a resumed run, keeps its last line). A missing file is no
-/// epochs; an unfinished last line (no newline: being written) is skipped.
-pub fn read_val_epochs(path: &Path) -> Result<Vec<ValEpoch>, CompareError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(CompareError::Io {
-                path: path.to_owned(),
-                source,
-            })
-        }
-    };
-    let lines: Vec<&str> = text.lines().collect();
+/// epoch, from a resumed run, keeps its last line), read by
+/// [`metrics_log::read`]'s rules; a line that is not a record is an error.
+pub fn read_val_epochs(path: &Path) -> Result<Vec<MetricsLine>, CompareError> {
     let mut epochs = BTreeMap::new();
-    for (n, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let parsed = serde_json::from_str::<serde_json::Value>(line).and_then(|v| {
-            if v["phase"] == "val" {
-                serde_json::from_value::<ValEpoch>(v).map(Some)
-            } else {
-                Ok(None)
-            }
-        });
-        match parsed {
-            Ok(Some(epoch)) => {
-                epochs.insert(epoch.epoch, epoch);
-            }
-            Ok(None) => {}
-            Err(_) if n + 1 == lines.len() && !text.ends_with('\n') => {}
-            Err(e) => {
-                return Err(CompareError::Metrics {
-                    path: path.to_owned(),
-                    line: n + 1,
-                    reason: e.to_string(),
-                })
-            }
+    for record in metrics_log::read(path)? {
+        let record = record?;
+        if record.is_validation() {
+            epochs.insert(record.epoch, record);
         }
     }
     Ok(epochs.into_values().collect())

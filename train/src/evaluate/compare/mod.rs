@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use load::{find_runs, flatten, flatten_config, Run, ValEpoch, IGNORED_KEYS, SEED_KEY};
+pub use load::{find_runs, flatten, flatten_config, Run, IGNORED_KEYS, SEED_KEY};
 
 pub const MARKDOWN_FILE: &str = "compare.md";
 pub const CSV_FILE: &str = "compare.csv";
@@ -34,12 +34,9 @@ pub enum CompareError {
     /// Names the file itself.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error("{path}: line {line}: {reason}")]
-    Metrics {
-        path: PathBuf,
-        line: usize,
-        reason: String,
-    },
+    /// Names the file and the line.
+    #[error(transparent)]
+    Metrics(#[from] super::MetricsLogError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -7,14 +7,15 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use shared::durable::DurableWriteError;
 
-use super::{CompareError, Comparison, ValEpoch};
+use super::{CompareError, Comparison};
+use crate::evaluate::metrics_log::{defined, MetricsLine};
 use crate::evaluate::plots::{text_available, FONT_FAMILY, SIZE};
 use crate::evaluate::PlotError;
 
 pub const F1_FILE: &str = "compare_f1.png";
 pub const RECALL_FILE: &str = "compare_recall.png";
 
-type Metric = fn(&ValEpoch) -> Option<f64>;
+type Metric = fn(&MetricsLine) -> Option<f64>;
 type Root<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 
 /// Writes compare_f1.png and compare_recall.png into `out` (which must
@@ -22,8 +23,8 @@ type Root<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 pub fn write_plots(out: &Path, c: &Comparison) -> Result<Vec<PathBuf>, CompareError> {
     let text = text_available();
     let plots: [(&str, &str, Metric); 2] = [
-        (F1_FILE, "F1", |e| e.f1),
-        (RECALL_FILE, "Recall", |e| e.recall),
+        (F1_FILE, "F1", |e| defined(e.metrics.f1)),
+        (RECALL_FILE, "Recall", |e| defined(e.metrics.recall)),
     ];
     let mut written = Vec::new();
     for (file, metric_name, metric) in plots {

@@ -3,19 +3,20 @@
 
 use std::fmt::Write as _;
 
-use super::{CompareError, Comparison, Group, Run, Spread, ValEpoch};
+use super::{CompareError, Comparison, Group, Run, Spread};
 use crate::config::Select;
+use crate::evaluate::metrics_log::{defined, MetricsLine};
 
-type Metric = fn(&ValEpoch) -> Option<f64>;
+type Metric = fn(&MetricsLine) -> Option<f64>;
 
 /// The metrics shown at the best and at the last epoch: (Markdown name,
 /// CSV name, value).
 const METRICS: [(&str, &str, Metric); 5] = [
-    ("P", "precision", |e| e.precision),
-    ("R", "recall", |e| e.recall),
-    ("F1", "f1", |e| e.f1),
-    ("F2", "f2", |e| e.f2),
-    ("AUC", "auc", |e| e.auc),
+    ("P", "precision", |e| defined(e.metrics.precision)),
+    ("R", "recall", |e| defined(e.metrics.recall)),
+    ("F1", "f1", |e| defined(e.metrics.f1)),
+    ("F2", "f2", |e| defined(e.metrics.f2)),
+    ("AUC", "auc", MetricsLine::auc),
 ];
 
 const NO_EPOCHS: &str = "no epochs yet";
@@ -108,8 +109,8 @@ fn group_cells(c: &Comparison, group: &Group) -> Vec<String> {
         ));
         return cells;
     }
-    let best: Vec<(Select, &ValEpoch)> = with_epochs.iter().filter_map(|r| r.best()).collect();
-    let last: Vec<&ValEpoch> = with_epochs.iter().filter_map(|r| r.last()).collect();
+    let best: Vec<(Select, &MetricsLine)> = with_epochs.iter().filter_map(|r| r.best()).collect();
+    let last: Vec<&MetricsLine> = with_epochs.iter().filter_map(|r| r.last()).collect();
     let mut selects: Vec<String> = Vec::new();
     for (select, _) in &best {
         let name = select.to_string();
@@ -118,7 +119,7 @@ fn group_cells(c: &Comparison, group: &Group) -> Vec<String> {
         }
     }
     cells.push(selects.join(", "));
-    let best_epochs: Vec<&ValEpoch> = best.iter().map(|(_, e)| *e).collect();
+    let best_epochs: Vec<&MetricsLine> = best.iter().map(|(_, e)| *e).collect();
     for epochs in [best_epochs, last] {
         let numbers: Vec<String> = epochs.iter().map(|e| e.epoch.to_string()).collect();
         cells.push(numbers.join(", "));

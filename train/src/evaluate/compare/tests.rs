@@ -2,7 +2,8 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::config::{RunConfig, Select, CONFIG_FILE};
-use crate::run::METRICS_FILE;
+use crate::evaluate::metrics_log::defined;
+use crate::evaluate::METRICS_FILE;
 
 /// (epoch, f1, recall, loss, auc) of one validation line.
 type Val = (usize, f64, f64, f64, Option<f64>);
@@ -205,7 +206,7 @@ fn metrics_lines_resumed_torn_and_broken() {
     std::fs::write(&path, &text).unwrap();
     let epochs = load::read_val_epochs(&path).unwrap();
     assert_eq!(epochs.len(), 1);
-    assert_eq!(epochs[0].f1, Some(0.3));
+    assert_eq!(epochs[0].metrics.f1, 0.3);
 
     text.push('\n');
     std::fs::write(&path, &text).unwrap();
@@ -222,7 +223,8 @@ fn metrics_lines_resumed_torn_and_broken() {
     )
     .unwrap();
     let epochs = load::read_val_epochs(&path).unwrap();
-    assert_eq!((epochs[0].f1, epochs[0].recall), (None, Some(0.0)));
+    let m = &epochs[0].metrics;
+    assert_eq!((defined(m.f1), defined(m.recall)), (None, Some(0.0)));
 }
 
 #[test]
