@@ -31,15 +31,15 @@ mod sidecar;
 mod skipped;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 use shared::cache::{CacheDir, CacheDirError, Codec, Manifest};
 use shared::crop::CROP_SHAPE;
-use shared::lock::FolderLock;
 use shared::volume::{HU_MAX, HU_MIN};
+use shared::lock::FolderLock;
 
 use inputs::Inputs;
 use plan::{inputs_fingerprint, plan_scans, ChunkParams, ScanPlan};
@@ -100,17 +100,15 @@ pub fn run(opts: &BuildOptions, stop: &AtomicBool) -> Result<BuildStatus> {
     }
 
     let reused = done.len();
-    let outcome = scans::build_scans(&todo, dir.root(), &params, opts.threads, stop, strict_csv)?;
-    let bytes_in = outcome.sidecars.iter().map(|s| s.input_bytes).sum();
-    done.extend(
-        outcome
-            .sidecars
-            .into_iter()
-            .map(|s| (s.series_uid.clone(), s)),
-    );
-    if let Some(e) = outcome.error {
-        return Err(e);
-    }
+    let bytes_in = build_rest(
+        &todo,
+        &dir,
+        &params,
+        opts.threads,
+        stop,
+        strict_csv,
+        &mut done,
+    )?;
     if stop.load(Ordering::SeqCst) {
         eprintln!(
             "interrupted: {} of {} scans are done and kept; rerun the same command to resume",
@@ -124,10 +122,7 @@ pub fn run(opts: &BuildOptions, stop: &AtomicBool) -> Result<BuildStatus> {
     report::print_summary(&report::Summary {
         out: &opts.out,
         manifest: &sealed.manifest,
-        csv: &inputs.csv,
-        csv_rows: inputs.csv_rows,
-        parse_time: inputs.parse_time,
-        list_time: inputs.list_time,
+        inputs: &inputs,
         scans: plans.len(),
         built: todo.len(),
         reused,
@@ -137,6 +132,31 @@ pub fn run(opts: &BuildOptions, stop: &AtomicBool) -> Result<BuildStatus> {
     });
     print_skipped(&sealed.skipped_csv, &inputs.csv, &sealed.skipped);
     Ok(BuildStatus::Built)
+}
+
+/// Step 5: build the scans left to do and add their records to `done`,
+/// also when the build stops early; the bytes of scans read.
+fn build_rest(
+    todo: &[&ScanPlan],
+    dir: &CacheDir,
+    params: &ChunkParams,
+    threads: usize,
+    stop: &AtomicBool,
+    strict_csv: Option<&Path>,
+    done: &mut Done,
+) -> Result<u64> {
+    let outcome = scans::build_scans(todo, dir.root(), params, threads, stop, strict_csv)?;
+    let bytes_in = outcome.sidecars.iter().map(|s| s.input_bytes).sum();
+    done.extend(
+        outcome
+            .sidecars
+            .into_iter()
+            .map(|s| (s.series_uid.clone(), s)),
+    );
+    match outcome.error {
+        Some(e) => Err(e),
+        None => Ok(bytes_in),
+    }
 }
 
 /// Step 3: refuse a folder that is not a cache, create and lock it.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use shared::cache::Manifest;
 
+use super::inputs::Inputs;
 use super::sidecar::{RowResult, ScanOutcome, Sidecar};
 
 /// The bar over every candidate to build, with a scans-and-throughput
@@ -85,10 +86,7 @@ fn report_scan(bar: &ProgressBar, sc: &Sidecar) {
 pub struct Summary<'a> {
     pub out: &'a Path,
     pub manifest: &'a Manifest,
-    pub csv: &'a Path,
-    pub csv_rows: usize,
-    pub parse_time: Duration,
-    pub list_time: Duration,
+    pub inputs: &'a Inputs,
     pub scans: usize,
     pub built: usize,
     pub reused: usize,
@@ -105,10 +103,10 @@ pub fn print_summary(s: &Summary) {
     println!("{}: cache complete", s.out.display());
     println!(
         "  csv         {} rows of {}, parsed in {:.2} s, listed and sorted in {:.2} s",
-        s.csv_rows,
-        s.csv.display(),
-        s.parse_time.as_secs_f64(),
-        s.list_time.as_secs_f64()
+        s.inputs.csv_rows,
+        s.inputs.csv.display(),
+        s.inputs.parse_time.as_secs_f64(),
+        s.inputs.list_time.as_secs_f64()
     );
     println!(
         "  scans       {} ({} built now, {} reused, {} unusable)",
