@@ -26,7 +26,7 @@ fn run() -> Result<ExitCode> {
     // Before libtorch allocates anything: see host_memory.rs.
     train::host_memory::keep_freed_memory();
     match &cli.command {
-        Some(Command::Doctor) => commands::doctor::print(&commands::doctor::report()),
+        Some(Command::Doctor) => return Ok(commands::doctor::run()),
         Some(Command::BenchLoader(a)) => commands::bench::loader(a)?,
         Some(Command::BenchStep(a)) => commands::bench::step(a)?,
         Some(Command::Eval(a)) => {

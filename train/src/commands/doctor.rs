@@ -1,77 +1,216 @@
-//! `train doctor`: what libtorch this binary runs on and which devices it sees.
+//! `train doctor`: what libtorch this binary runs on and which devices it
+//! sees. Exits non-zero when the driver shows a GPU that libtorch cannot use.
 
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
 
+/// The libtorch the binary was built against; the one loaded may differ
+/// (`LD_LIBRARY_PATH`, a moved venv).
 pub const LIBTORCH_VERSION: &str = env!("LIBTORCH_VERSION");
 
 pub struct Report {
-    pub libtorch: &'static str,
+    /// The loaded libtorch's folder and version, where they can be found.
+    pub loaded: Option<(PathBuf, String)>,
     pub cuda_available: bool,
     pub cudnn_available: bool,
     pub device_count: usize,
+    /// One per libtorch device, in libtorch's numbering; empty when unknown.
     pub device_names: Vec<String>,
+    /// GPUs the driver lists (`nvidia-smi`) that `CUDA_VISIBLE_DEVICES`
+    /// leaves visible.
+    pub visible_gpus: usize,
     pub threads: i32,
 }
 
 pub fn report() -> Report {
     let device_count = tch::Cuda::device_count().max(0) as usize;
+    let gpus = nvidia_smi_gpus();
+    let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
     Report {
-        libtorch: LIBTORCH_VERSION,
+        loaded: loaded_libtorch(),
         cuda_available: tch::Cuda::is_available(),
         cudnn_available: tch::Cuda::cudnn_is_available(),
         device_count,
-        device_names: if device_count > 0 {
-            gpu_names()
-        } else {
-            Vec::new()
-        },
+        device_names: visible_names(&gpus, visible.as_deref(), device_count),
+        visible_gpus: pick(&gpus, visible.as_deref()).len(),
         threads: tch::get_num_threads(),
     }
 }
 
+/// `train doctor`: prints the report; fails when CUDA was expected (the
+/// driver lists a GPU that CUDA_VISIBLE_DEVICES leaves visible) but
+/// libtorch sees none.
+pub fn run() -> ExitCode {
+    let r = report();
+    print(&r);
+    if r.visible_gpus > 0 && !r.cuda_available {
+        eprintln!(
+            "doctor: the driver shows {} GPU(s) but libtorch sees none (a CPU-only libtorch, or libtorch_cuda not loaded)",
+            r.visible_gpus
+        );
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// The folder of the `libtorch_cpu.so` this process mapped, and the version
+/// recorded next to it.
+fn loaded_libtorch() -> Option<(PathBuf, String)> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let lib = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.ends_with("/libtorch_cpu.so"))
+        .and_then(|p| Path::new(p).parent())?
+        .to_path_buf();
+    let version = libtorch_version(&lib).unwrap_or_else(|| "unknown".to_owned());
+    Some((lib, version))
+}
+
+/// The version a wheel (`torch/version.py`) or a libtorch zip
+/// (`build-version`) records beside its lib folder.
+fn libtorch_version(lib: &Path) -> Option<String> {
+    let root = lib.parent()?;
+    if let Ok(text) = std::fs::read_to_string(root.join("version.py")) {
+        let line = text.lines().find(|l| l.starts_with("__version__"))?;
+        let v = line.split('=').nth(1)?.trim().trim_matches(['\'', '"']);
+        return Some(v.to_owned());
+    }
+    let text = std::fs::read_to_string(root.join("build-version")).ok()?;
+    Some(text.trim().to_owned())
+}
+
+/// A GPU as `nvidia-smi` lists it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SmiGpu {
+    pub index: String,
+    pub uuid: String,
+    pub name: String,
+}
+
 /// tch has no binding for device properties; nvidia-smi ships with every driver.
-fn gpu_names() -> Vec<String> {
+fn nvidia_smi_gpus() -> Vec<SmiGpu> {
     Command::new("nvidia-smi")
-        .args(["--query-gpu=name,memory.total", "--format=csv,noheader"])
+        .args([
+            "--query-gpu=index,uuid,name,memory.total",
+            "--format=csv,noheader",
+        ])
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .map(|l| l.trim().to_owned())
-                .collect()
-        })
+        .map(|o| parse_smi(&String::from_utf8_lossy(&o.stdout)))
         .unwrap_or_default()
+}
+
+fn parse_smi(text: &str) -> Vec<SmiGpu> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ',').map(str::trim);
+            Some(SmiGpu {
+                index: f.next()?.to_owned(),
+                uuid: f.next()?.to_owned(),
+                name: f.next()?.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// The driver's GPUs in libtorch's numbering: `CUDA_VISIBLE_DEVICES` picks
+/// them by index or UUID (prefix) and renumbers from 0. Empty when the
+/// two disagree on the count, rather than a name paired by guesswork.
+pub fn visible_names(gpus: &[SmiGpu], visible: Option<&str>, count: usize) -> Vec<String> {
+    let picked = pick(gpus, visible);
+    if picked.len() != count {
+        return Vec::new();
+    }
+    picked.iter().map(|g| g.name.clone()).collect()
+}
+
+/// The GPUs CUDA enumerates, in its order: the list stops at the first
+/// entry that names no GPU, as the CUDA runtime's parsing does.
+fn pick<'a>(gpus: &'a [SmiGpu], visible: Option<&str>) -> Vec<&'a SmiGpu> {
+    match visible {
+        None => gpus.iter().collect(),
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .map_while(|id| {
+                gpus.iter()
+                    .find(|g| g.index == id || (id.len() > 4 && g.uuid.starts_with(id)))
+            })
+            .collect(),
+    }
 }
 
 pub fn print(r: &Report) {
     println!("train {}", env!("CARGO_PKG_VERSION"));
-    println!("libtorch:        {}", r.libtorch);
-    println!(
-        "libtorch dir:    {}",
-        option_env!("LIBTORCH_LIB_DIR").unwrap_or("unknown")
-    );
-    println!("CPU threads:     {}", r.threads);
+    println!("libtorch (built): {LIBTORCH_VERSION}");
+    match &r.loaded {
+        Some((dir, version)) => {
+            println!("libtorch (loaded): {version}");
+            println!("libtorch dir:     {}", dir.display());
+        }
+        None => println!("libtorch (loaded): unknown"),
+    }
+    println!("CPU threads:      {}", r.threads);
     if r.cuda_available {
         println!(
-            "CUDA available:  yes ({} device{})",
+            "CUDA available:   yes ({} device{})",
             r.device_count,
             if r.device_count == 1 { "" } else { "s" }
         );
         for i in 0..r.device_count {
-            let name = r
-                .device_names
-                .get(i)
-                .map(String::as_str)
-                .unwrap_or("(name unknown: nvidia-smi not found)");
-            println!("  cuda:{i}          {name}");
+            let name = r.device_names.get(i).map_or(
+                "(name unknown: nvidia-smi missing or disagreeing)",
+                String::as_str,
+            );
+            println!("  cuda:{i}           {name}");
         }
         println!(
-            "cuDNN available: {}",
+            "cuDNN available:  {}",
             if r.cudnn_available { "yes" } else { "no" }
         );
     } else {
-        println!("CUDA available:  no (training runs on the CPU)");
+        println!("CUDA available:   no (training runs on the CPU)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gpus() -> Vec<SmiGpu> {
+        parse_smi(
+            "0, GPU-aaaa1111, NVIDIA A100, 40960 MiB\n1, GPU-bbbb2222, NVIDIA H100, 81559 MiB\n",
+        )
+    }
+
+    #[test]
+    fn names_follow_cuda_visible_devices() {
+        let g = gpus();
+        assert_eq!(g[1].name, "NVIDIA H100, 81559 MiB");
+        assert_eq!(visible_names(&g, None, 2).len(), 2);
+        assert_eq!(visible_names(&g, Some("1"), 1), vec![g[1].name.clone()]);
+        assert_eq!(
+            visible_names(&g, Some("GPU-bbbb"), 1),
+            vec![g[1].name.clone()]
+        );
+        assert_eq!(
+            visible_names(&g, Some("1,0"), 2),
+            vec![g[1].name.clone(), g[0].name.clone()]
+        );
+        // Disagreement: no names rather than wrong ones.
+        assert!(visible_names(&g, Some("1"), 2).is_empty());
+        assert!(visible_names(&g, Some("7"), 1).is_empty());
+        assert!(pick(&g, Some("-1")).is_empty());
+        assert!(pick(&g, Some("")).is_empty());
+    }
+
+    #[test]
+    fn the_loaded_libtorch_is_found_with_its_version() {
+        let _ = tch::Tensor::zeros([1], (tch::Kind::Float, tch::Device::Cpu));
+        let (dir, version) = loaded_libtorch().expect("libtorch_cpu.so mapped");
+        assert!(dir.join("libtorch_cpu.so").exists(), "{}", dir.display());
+        assert_ne!(version, "unknown");
     }
 }

@@ -25,7 +25,9 @@ pub fn parse_device_name(s: &str) -> Result<DeviceName, &'static str> {
     }
 }
 
-/// The device `s` names, checked against the GPUs libtorch sees.
+/// The device `s` names, checked against the GPUs libtorch sees. A CUDA
+/// device is made current for this thread, so contexts, events and streams
+/// libtorch creates lazily land on it and not on GPU 0.
 pub fn parse_device(s: &str) -> Result<Device> {
     let device = match parse_device_name(s) {
         Ok(DeviceName::Auto) => Device::cuda_if_available(),
@@ -38,6 +40,7 @@ pub fn parse_device(s: &str) -> Result<Device> {
         if i >= count {
             bail!("--device {s}: libtorch sees {count} CUDA device(s) (run `train doctor`)");
         }
+        torch_ext::set_cuda_device(i).map_err(|e| anyhow::anyhow!("--device {s}: {e}"))?;
     }
     Ok(device)
 }
@@ -57,6 +60,13 @@ mod tests {
                 .to_string()
                 .contains("0 CUDA device"));
             assert_eq!(parse_device("auto").unwrap(), Device::Cpu);
+        } else {
+            let last = tch::Cuda::device_count() as usize - 1;
+            assert_eq!(
+                parse_device(&format!("cuda:{last}")).unwrap(),
+                Device::Cuda(last)
+            );
+            assert_eq!(torch_ext::cuda_current_device().unwrap(), last);
         }
     }
 }

@@ -70,16 +70,7 @@ impl LossScaler {
     /// "skipped" flag (`[1]` float, 1.0 when the step was skipped); reading
     /// it is the caller's choice.
     pub fn step(&mut self, optimizer: &mut impl Optimize) -> Tensor {
-        let found_inf = tch::no_grad(|| {
-            let inv_scale = self.scale.reciprocal();
-            let mut found_inf = Tensor::zeros([1], (Kind::Float, self.scale.device()));
-            for grad in optimizer.gradients() {
-                let _ = grad.shallow_clone().g_mul_(&inv_scale.to_kind(grad.kind()));
-                let bad = grad.isfinite().logical_not().any().to_kind(Kind::Float);
-                found_inf = found_inf.maximum(&bad.reshape([1]));
-            }
-            found_inf
-        });
+        let found_inf = tch::no_grad(|| unscale(&optimizer.gradients(), &self.scale));
         optimizer.step_unless(&found_inf.to_kind(Kind::Bool));
         tch::no_grad(|| {
             let _ = self.scale.internal_amp_update_scale_(
@@ -92,6 +83,32 @@ impl LossScaler {
         });
         found_inf
     }
+}
+
+/// Divides every gradient by `scale` in place; returns `[1]` float, 1.0
+/// when any of them holds an inf or NaN. One fused foreach kernel (what
+/// `GradScaler.unscale_` runs) rather than a multiply, an `isfinite` and a
+/// reduction per tensor.
+fn unscale(grads: &[Tensor], scale: &Tensor) -> Tensor {
+    let inv_scale = scale.reciprocal();
+    let mut found_inf = Tensor::zeros([1], (Kind::Float, scale.device()));
+    // The op checks each tensor as it goes: what it would refuse (another
+    // device, a non-float gradient) takes the per-tensor path instead of
+    // failing halfway through the list.
+    let fusable = grads
+        .iter()
+        .all(|g| g.device() == scale.device() && g.is_floating_point());
+    if fusable {
+        torch_ext::non_finite_check_and_unscale_(grads, &mut found_inf, &inv_scale)
+            .unwrap_or_else(|e| panic!("fused gradient unscale: {e}"));
+        return found_inf;
+    }
+    for grad in grads {
+        let _ = grad.shallow_clone().g_mul_(&inv_scale.to_kind(grad.kind()));
+        let bad = grad.isfinite().logical_not().any().to_kind(Kind::Float);
+        found_inf = found_inf.maximum(&bad.reshape([1]));
+    }
+    found_inf
 }
 
 /// Backward on `loss`, scaled by `scaler` when there is one (fp16).
