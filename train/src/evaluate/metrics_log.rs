@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 use super::metrics::EpochMetrics;
 
 pub const METRICS_FILE: &str = "metrics.jsonl";
-/// The book's name of a validation phase, as lines carry it.
+/// The book's names of the phases, as lines carry them.
+pub const TRAIN_PHASE: &str = "trn";
 pub const VAL_PHASE: &str = "val";
 
 /// One line of metrics.jsonl: one phase of one epoch.

@@ -11,6 +11,7 @@ use super::profile::Part;
 use super::recorder::Recorder;
 use super::trainer::Trainer;
 use crate::data::loader::Loader;
+use crate::evaluate::metrics_log::{TRAIN_PHASE, VAL_PHASE};
 use crate::evaluate::{MetricRows, Samples};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,11 +21,11 @@ pub enum PhaseKind {
 }
 
 impl PhaseKind {
-    /// The book's log names.
+    /// The book's log names, as metrics.jsonl lines carry them.
     pub fn name(self) -> &'static str {
         match self {
-            PhaseKind::Train => "trn",
-            PhaseKind::Validate => "val",
+            PhaseKind::Train => TRAIN_PHASE,
+            PhaseKind::Validate => VAL_PHASE,
         }
     }
 }
