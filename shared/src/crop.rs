@@ -1,8 +1,9 @@
 //! Candidate crops, the book's rule: (32, 48, 48) voxels around a centre,
 //! shifted (never padded) to stay inside the volume, so every crop is
-//! real scan data even next to an edge.
+//! real scan data even next to an edge, clipped to LUNA's HU window.
 
 use crate::geometry::Irc;
+use crate::hu::clip_hu;
 use crate::volume::VoxelSource;
 
 pub const CROP_SHAPE: [usize; 3] = [32, 48, 48];
@@ -58,7 +59,8 @@ pub fn crop_start(shape: [usize; 3], center_irc: Irc) -> Result<[usize; 3], Crop
 }
 
 /// Copy the crop around `center_irc` into `out` (`CROP_VOXELS` long, `[i][r][c]`
-/// order, clipped to the HU window) and return its start index in the volume.
+/// order, clipped to the [`crate::hu`] window) and return its start index in
+/// the volume.
 pub fn crop_candidate<S: VoxelSource + ?Sized>(
     volume: &S,
     center_irc: Irc,
@@ -81,7 +83,8 @@ pub fn crop_candidate<S: VoxelSource + ?Sized>(
     let sources = (0..CROP_SHAPE[0]).flat_map(|i| (0..CROP_SHAPE[1]).map(move |r| (i, r)));
     for (dst, (i, r)) in rows.zip(sources) {
         let dst: &mut [i16; WIDTH] = dst.try_into().expect("chunks_exact yields WIDTH-long rows");
-        volume.copy_row_hu([start[0] + i, start[1] + r, start[2]], dst);
+        volume.copy_row([start[0] + i, start[1] + r, start[2]], dst);
+        clip_hu(dst);
     }
     Ok(start)
 }

@@ -74,11 +74,11 @@ mod tests {
 
     #[test]
     fn luna_like_geometry_passes_and_each_bound_is_enforced() {
-        let luna = Geometry {
-            origin: [-198.1, -195.0, -335.21],
-            spacing: [0.7617, 0.7617, 2.5],
-            direction: [[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]],
-        };
+        let luna = Geometry::new(
+            [-198.1, -195.0, -335.21],
+            [0.7617, 0.7617, 2.5],
+            [[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]],
+        );
         assert_eq!(check_ct_geometry(&luna), Ok(()));
         let with = |f: &dyn Fn(&mut Geometry)| {
             let mut g = luna;

@@ -2,7 +2,8 @@
 //!
 //! Everything between files on disk and the training loop that is LUNA
 //! specific: the candidate list and its canonical order and split
-//! ([`luna`]), crops ([`crop`]) and the on-disk candidate cache ([`cache`])
+//! ([`luna`]), crops ([`crop`]) in LUNA's HU window ([`hu`]) and the
+//! on-disk candidate cache ([`cache`])
 //! that `prepcache` writes and `train` memory-maps, plus crash-safe file
 //! writing ([`durable`]) and one-writer folder locks ([`lock`]) for every
 //! tool. Reading the scans themselves is the [`metaimage`] crate's job; it
@@ -14,6 +15,7 @@ pub mod crop;
 pub mod csv_write;
 pub mod ct_geometry;
 pub mod durable;
+pub mod hu;
 pub mod lock;
 pub mod luna;
 pub mod signals;

@@ -2,9 +2,12 @@
 
 use shared::crop::{crop_candidate, crop_start, CropError, CROP_SHAPE, CROP_VOXELS};
 use shared::geometry::Geometry;
+use shared::hu::{HU_MAX, HU_MIN};
 use shared::volume::Volume;
 
-/// Every voxel encodes its own index, so a crop reveals where it came from.
+/// Every voxel encodes its own index, so a crop reveals where it came from
+/// (a shift along any axis changes the code). Codes stay inside LUNA's HU
+/// window, which crops clip to.
 fn coded_volume(shape: [usize; 3]) -> Volume {
     let mut hu = Vec::with_capacity(shape.iter().product());
     for i in 0..shape[0] {
@@ -14,15 +17,11 @@ fn coded_volume(shape: [usize; 3]) -> Volume {
             }
         }
     }
-    Volume {
-        shape,
-        hu,
-        geometry: Geometry::default(),
-    }
+    Volume::new(shape, hu, Geometry::default()).expect("one value per voxel")
 }
 
 fn code(irc: [usize; 3]) -> i16 {
-    (irc[0] * 10_000 % 30_000 + irc[1] * 100 + irc[2]) as i16
+    ((irc[0] * 37 + irc[1] * 41 + irc[2]) % 2001) as i16 - 1000
 }
 
 fn crop(volume: &Volume, center: [i64; 3]) -> Result<([usize; 3], Vec<i16>), CropError> {
@@ -82,7 +81,7 @@ fn volume_exactly_crop_sized_gives_the_whole_volume() {
     let v = coded_volume(CROP_SHAPE);
     let (start, out) = crop(&v, [5, 40, 1]).unwrap();
     assert_eq!(start, [0, 0, 0]);
-    assert_eq!(out, v.hu);
+    assert_eq!(out, v.voxels);
 }
 
 #[test]
@@ -137,9 +136,23 @@ fn wrong_buffer_or_inconsistent_volume_are_errors() {
         Err(CropError::BufferSize { got: 10, .. })
     ));
     let mut broken = v.clone();
-    broken.hu.truncate(100);
+    // Fields stay public, so a hand-edited volume can still disagree with
+    // its shape.
+    broken.voxels.truncate(100);
     assert!(matches!(
         crop(&broken, [20, 30, 30]),
         Err(CropError::InconsistentVolume { got: 100, .. })
     ));
+}
+
+#[test]
+fn crops_are_clipped_to_the_hu_window_the_volume_is_not() {
+    let mut v = coded_volume(CROP_SHAPE);
+    v.voxels[0] = i16::MIN;
+    v.voxels[1] = -1001;
+    v.voxels[2] = i16::MAX;
+    let (_, out) = crop(&v, [0, 0, 0]).unwrap();
+    assert_eq!(out[..3], [HU_MIN, HU_MIN, HU_MAX]);
+    assert_eq!(out[3..], v.voxels[3..]);
+    assert_eq!(v.voxels[0], i16::MIN, "the volume keeps its values");
 }

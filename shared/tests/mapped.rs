@@ -1,17 +1,15 @@
 //! `open_scan`: mapped scans crop exactly like decoded ones, every other
 //! layout falls back to decoding, and bad files fail as `read_volume` does.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use luna_synth::{generate, Preset, SynthOptions};
 use shared::crop::{crop_candidate, CropError, CROP_SHAPE, CROP_VOXELS};
 use shared::geometry::{Geometry, Irc};
-use shared::luna::{find_series, load_candidates};
-use shared::metaimage::{open_scan, open_scan_reusing, read_volume, writer};
-use shared::volume::{Scan, VoxelSource, HU_MAX, HU_MIN};
+use shared::hu::{HU_MAX, HU_MIN};
+use shared::metaimage::{open_scan, open_scan_reusing, read_volume, write_volume};
+use shared::volume::{Scan, Volume, VoxelSource};
 
 const SHAPE: [usize; 3] = [40, 56, 60];
 
@@ -26,6 +24,12 @@ fn wide_voxels(shape: [usize; 3]) -> Vec<i16> {
 
 fn dims_xyz(shape: [usize; 3]) -> [usize; 3] {
     [shape[2], shape[1], shape[0]]
+}
+
+/// `voxels` of `shape` written as a LUNA-layout `.mhd` + `.raw` pair.
+fn write_pair(mhd: &Path, shape: [usize; 3], voxels: Vec<i16>) {
+    let volume = Volume::new(shape, voxels, Geometry::default()).unwrap();
+    write_volume(mhd, &volume).unwrap();
 }
 
 fn le_bytes(voxels: &[i16]) -> Vec<u8> {
@@ -86,61 +90,19 @@ fn is_mapped(scan: &Scan) -> bool {
 }
 
 #[test]
-fn synthetic_dataset_crops_match_read_volume_for_every_candidate() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = SynthOptions {
-        out: dir.path().to_owned(),
-        series: 3,
-        seed: 5,
-        preset: Preset::Tiny,
-    };
-    generate(&options, &|_, _| {}).unwrap();
-    let present = find_series(dir.path()).unwrap();
-    let list = load_candidates(
-        &dir.path().join("candidates.csv"),
-        &dir.path().join("annotations.csv"),
-        &present,
-    )
-    .unwrap();
-    let mut by_series: BTreeMap<&str, Vec<Irc>> = BTreeMap::new();
-    let mut volumes = BTreeMap::new();
-    for c in &list.candidates {
-        let path = &present[&c.series_uid];
-        let volume = volumes
-            .entry(c.series_uid.as_str())
-            .or_insert_with(|| read_volume(path).unwrap());
-        let irc = volume.geometry.xyz_to_irc(c.center_xyz).unwrap();
-        by_series.entry(&c.series_uid).or_default().push(irc);
-    }
-    assert_eq!(by_series.len(), 3);
-    for (uid, mut at) in by_series {
-        let scan = open_scan(&present[uid]).unwrap();
-        assert!(is_mapped(&scan), "LUNA-layout scans must be mapped");
-        let volume = &volumes[uid];
-        at.extend(centres(volume.shape));
-        let (mut got, mut want) = (vec![0i16; CROP_VOXELS], vec![0i16; CROP_VOXELS]);
-        for irc in at {
-            let a = crop_candidate(&scan, irc, &mut got);
-            let b = crop_candidate(volume, irc, &mut want);
-            assert_eq!(a, b, "{uid} at {irc:?}");
-            assert!(got == want, "{uid} at {irc:?}: crops differ");
-        }
-    }
-}
-
-#[test]
 fn mapped_crops_are_clipped_to_the_hu_window() {
     let dir = tempfile::tempdir().unwrap();
     let mhd = dir.path().join("wide.mhd");
     let voxels = wide_voxels(SHAPE);
     assert!(voxels.iter().any(|&v| v < HU_MIN) && voxels.iter().any(|&v| v > HU_MAX));
-    writer::write_mhd_i16(&mhd, dims_xyz(SHAPE), &Geometry::default(), &voxels).unwrap();
+    write_pair(&mhd, SHAPE, voxels.clone());
     let scan = assert_same_crops_as_read_volume(&mhd);
     assert!(is_mapped(&scan));
     let Scan::Mapped(mapped) = &scan else {
         unreachable!()
     };
-    assert_eq!(mapped.stored_hu(), Some(&voxels[..]), "in place, unclipped");
+    assert_eq!(mapped.voxels(), Some(&voxels[..]), "in place, unclipped");
+    assert_eq!(read_volume(&mhd).unwrap().voxels, voxels, "read unclipped");
     // Independently of read_volume: the corner crop is the clipped source.
     let mut out = vec![0i16; CROP_VOXELS];
     assert_eq!(crop_candidate(&scan, [0, 0, 0], &mut out), Ok([0, 0, 0]));
@@ -174,8 +136,8 @@ fn local_data_at_an_odd_offset_is_mapped_and_read_correctly() {
         };
         // An i16 view needs an even address; at an odd one there is none.
         let in_place = parities.last() == Some(&0);
-        assert_eq!(mapped.stored_hu().is_some(), in_place, "{}", mha.display());
-        if let Some(view) = mapped.stored_hu() {
+        assert_eq!(mapped.voxels().is_some(), in_place, "{}", mha.display());
+        if let Some(view) = mapped.voxels() {
             assert_eq!(view, &voxels[..]);
         }
     }
@@ -262,20 +224,23 @@ fn a_recycled_buffer_is_used_only_when_decoding() {
     )
     .unwrap();
     let fresh = read_volume(&mhd).unwrap();
-    let stale = vec![i16::MAX; fresh.hu.len() + 17];
+    let stale = vec![i16::MAX; fresh.voxels.len() + 17];
     let scan = open_scan_reusing(&mhd, stale).unwrap();
     let Scan::Owned(volume) = scan else {
         panic!("big-endian data must be decoded");
     };
     assert_eq!(volume, fresh);
-    assert!(volume.hu.capacity() >= fresh.hu.len() + 17, "buffer reused");
+    assert!(
+        volume.voxels.capacity() >= fresh.voxels.len() + 17,
+        "buffer reused"
+    );
     assert_eq!(
         Scan::Owned(volume).into_buffer().map(|b| b.len()),
-        Some(fresh.hu.len())
+        Some(fresh.voxels.len())
     );
 
     let le = dir.path().join("le.mhd");
-    writer::write_mhd_i16(&le, dims_xyz(SHAPE), &Geometry::default(), &voxels).unwrap();
+    write_pair(&le, SHAPE, voxels);
     let mapped = open_scan_reusing(&le, vec![0; 10]).unwrap();
     assert!(is_mapped(&mapped));
     assert_eq!(mapped.into_buffer(), None);
@@ -286,7 +251,7 @@ fn bad_files_fail_exactly_as_read_volume_does() {
     let dir = tempfile::tempdir().unwrap();
     let voxels = wide_voxels(SHAPE);
     let mhd = dir.path().join("scan.mhd");
-    writer::write_mhd_i16(&mhd, dims_xyz(SHAPE), &Geometry::default(), &voxels).unwrap();
+    write_pair(&mhd, SHAPE, voxels.clone());
     let raw = mhd.with_extension("raw");
     let full = le_bytes(&voxels);
     let same_error = |what: &str| {
@@ -323,13 +288,7 @@ fn bad_files_fail_exactly_as_read_volume_does() {
 fn mapped_scans_report_crop_errors_like_volumes() {
     let dir = tempfile::tempdir().unwrap();
     let mhd = dir.path().join("scan.mhd");
-    writer::write_mhd_i16(
-        &mhd,
-        dims_xyz(SHAPE),
-        &Geometry::default(),
-        &wide_voxels(SHAPE),
-    )
-    .unwrap();
+    write_pair(&mhd, SHAPE, wide_voxels(SHAPE));
     let scan = open_scan(&mhd).unwrap();
     let volume = read_volume(&mhd).unwrap();
     let mut out = vec![0i16; CROP_VOXELS];
@@ -346,13 +305,7 @@ fn mapped_scans_report_crop_errors_like_volumes() {
 
     let thin = dir.path().join("thin.mhd");
     let shape = [CROP_SHAPE[0] - 1, 60, 60];
-    writer::write_mhd_i16(
-        &thin,
-        dims_xyz(shape),
-        &Geometry::default(),
-        &wide_voxels(shape),
-    )
-    .unwrap();
+    write_pair(&thin, shape, wide_voxels(shape));
     assert!(matches!(
         crop_candidate(&open_scan(&thin).unwrap(), [3, 3, 3], &mut out),
         Err(CropError::VolumeTooSmall { .. })

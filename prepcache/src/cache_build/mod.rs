@@ -38,7 +38,7 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 use shared::cache::{CacheDir, CacheDirError, Codec, Manifest};
 use shared::crop::CROP_SHAPE;
-use shared::volume::{HU_MAX, HU_MIN};
+use shared::hu::{HU_MAX, HU_MIN};
 use shared::lock::FolderLock;
 
 use inputs::Inputs;

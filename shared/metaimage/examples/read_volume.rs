@@ -11,16 +11,20 @@
 //! no buffer gets it (fresh allocation, page faults included),
 //! `read_volume_reusing` with the previous scan's buffer (what a loop over
 //! many scans does), and `open_scan` (memory-mapped) followed by one pass
-//! that reads every voxel's clipped HU value, which is how prepcache reads
-//! scans: nothing is copied, every voxel is still read.
+//! that reads every voxel clipped to [-1000, 1000], which is how prepcache
+//! reads scans: nothing is copied, every voxel is still read.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use metaimage::volume::{Scan, HU_MAX, HU_MIN};
+use metaimage::volume::Scan;
 use metaimage::{open_scan, read_header, read_volume, read_volume_reusing, DataFile};
+
+/// The HU window prepcache's crops are clipped to (`shared::hu`); the crate
+/// itself reads values as stored.
+const WINDOW: (i16, i16) = (-1000, 1000);
 
 fn main() {
     if let Err(e) = run() {
@@ -87,7 +91,7 @@ fn run() -> Result<(), String> {
             let volume = read_volume_reusing(mhd, std::mem::take(&mut recycled))
                 .map_err(|e| e.to_string())?;
             best_reused = best_reused.min(start.elapsed());
-            recycled = volume.hu;
+            recycled = volume.voxels;
 
             let start = Instant::now();
             let sum = mapped_pass(mhd)?;
@@ -108,7 +112,7 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// `open_scan`, then the sum of every voxel's clipped HU value: a pass that
+/// `open_scan`, then the sum of every voxel clipped to `WINDOW`: a pass that
 /// must read the whole scan, as cheap per voxel as a pass can be.
 fn mapped_pass(mhd: &Path) -> Result<i64, String> {
     let scan = open_scan(mhd).map_err(|e| e.to_string())?;
@@ -116,14 +120,17 @@ fn mapped_pass(mhd: &Path) -> Result<i64, String> {
         return Err(format!("{}: not memory-mappable", mhd.display()));
     };
     let voxels = mapped
-        .stored_hu()
+        .voxels()
         .ok_or_else(|| format!("{}: voxels not viewable in place", mhd.display()))?;
     // i32 sums over chunks that cannot overflow (2^16 × 1000 < 2^31) let
     // the compiler vectorise; an i64 running sum would not, and costs 4×.
     Ok(voxels
         .chunks(1 << 16)
         .map(|c| {
-            let s: i32 = c.iter().map(|&v| i32::from(v.clamp(HU_MIN, HU_MAX))).sum();
+            let s: i32 = c
+                .iter()
+                .map(|&v| i32::from(v.clamp(WINDOW.0, WINDOW.1)))
+                .sum();
             i64::from(s)
         })
         .sum())

@@ -4,6 +4,7 @@
 /// types. `MET_*_ARRAY`, `MET_STRING` and other names are rejected when the
 /// header is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ElementType {
     /// `MET_CHAR`: signed 8-bit integer.
     I8,
@@ -77,6 +78,7 @@ impl ElementType {
 /// Voxels in file order (x fastest, channels interleaved), native endianness.
 /// The variant matches the header's [`ElementType`]; no value is converted.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum VoxelData {
     /// `MET_UCHAR` values.
     U8(Vec<u8>),

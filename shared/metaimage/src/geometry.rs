@@ -10,11 +10,11 @@
 //! use metaimage::geometry::Geometry;
 //!
 //! // x and y flipped, as in many CT scans.
-//! let g = Geometry {
-//!     origin: [200.0, 150.0, -20.0],
-//!     spacing: [0.5, 0.5, 2.0],
-//!     direction: [[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]],
-//! };
+//! let g = Geometry::new(
+//!     [200.0, 150.0, -20.0],
+//!     [0.5, 0.5, 2.0],
+//!     [[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]],
+//! );
 //! let xyz = g.irc_to_xyz([3.0, 10.0, 20.0]);
 //! assert_eq!(xyz, [190.0, 145.0, -14.0]);
 //! assert_eq!(g.xyz_to_irc(xyz)?, [3, 10, 20]);
@@ -30,6 +30,7 @@ pub type Xyz = [f64; 3];
 
 /// Why a world point cannot be mapped to a voxel index.
 #[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
 pub enum GeometryError {
     /// The direction matrix has no inverse (its determinant, |det| < 1e-12
     /// or not finite, is given).
@@ -44,6 +45,7 @@ pub enum GeometryError {
 
 /// Origin, spacing and direction of a 3-D image, all in (x, y, z) order.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Geometry {
     /// World position (mm) of the centre of voxel (0, 0, 0).
     pub origin: Xyz,
@@ -71,6 +73,17 @@ impl Default for Geometry {
 }
 
 impl Geometry {
+    /// A geometry from its origin (mm), spacing (mm) and ITK direction
+    /// matrix, all in (x, y, z) order; unchecked, as a header is until
+    /// [`Geometry::xyz_to_irc`] uses it.
+    pub fn new(origin: Xyz, spacing: Xyz, direction: [[f64; 3]; 3]) -> Self {
+        Geometry {
+            origin,
+            spacing,
+            direction,
+        }
+    }
+
     /// ITK's direction matrix from a header's nine row-major
     /// `TransformMatrix` values.
     ///

@@ -17,6 +17,7 @@ const MAX_HEADER_BYTES: u64 = 16 << 20;
 
 /// Where the voxel bytes live (`ElementDataFile`).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum DataFile {
     /// Right after the header, in the same file (`.mha`).
     Local,
@@ -51,6 +52,7 @@ pub enum DataFile {
 
 /// `HeaderSize`: bytes to skip at the start of each data file.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum HeaderSize {
     /// Not given (0): data starts at the file start (LOCAL: after the header).
     Default,
@@ -63,6 +65,7 @@ pub enum HeaderSize {
 
 /// A parsed MetaImage header.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Header {
     /// The header file this was read from.
     pub path: PathBuf,

@@ -70,7 +70,7 @@ pub(crate) fn stats(data: &VoxelData) -> Stats {
 /// and channels, the share below -900 HU (air) and a coarse histogram over
 /// air, lung, fat, soft tissue and bone. NaN values are left out of them.
 /// The layout is for people, not for parsing, and may change.
-pub fn inspect(path: &Path) -> Result<String, MetaImageError> {
+pub fn inspect(path: impl AsRef<Path>) -> Result<String, MetaImageError> {
     let header = read_header(path)?;
     let plan = payload::plan(&header)?;
     let data = read_typed(&header, &plan)?;

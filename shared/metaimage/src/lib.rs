@@ -10,7 +10,7 @@
 //! - [`read_image`]: any supported image (1–10 dims, any element type,
 //!   interleaved channels) as typed voxels in file order.
 //! - [`read_volume`]: the hot path for CT scans — a 3-D scalar image as int16
-//!   HU clipped to [-1000, 1000] in `[z][y][x]` order. Little-endian
+//!   values as stored (HU for CT) in `[z][y][x]` order. Little-endian
 //!   uncompressed MET_SHORT (the LUNA16 format) is read straight into the
 //!   final buffer.
 //! - [`open_scan`]: a CT volume opened for cropping — memory-mapped when
@@ -19,7 +19,12 @@
 //!   `read_volume` does.
 //! - [`inspect`]: a human-readable report of one image.
 //! - [`geometry`]: world (x, y, z millimetres) ↔ voxel index (i, r, c).
-//! - [`writer`]: writes uncompressed little-endian int16 `.mhd` + `.raw` pairs.
+//! - [`write_volume`]: writes a [`volume::Volume`] as an uncompressed
+//!   little-endian int16 `.mhd` + `.raw` pair.
+//!
+//! Every reader and writer takes its path as `impl AsRef<Path>` and fails
+//! with [`MetaImageError`]. Values are never windowed or clipped: which HU
+//! range matters is the caller's policy.
 //!
 //! Data files may be `LOCAL` (after the header), one named file, a `LIST` of
 //! files or a printf pattern (`slice%03d.raw 1 100 1`); data may be zlib or
@@ -31,29 +36,26 @@
 //!
 //! # Example
 //!
-//! Write a tiny scan, read it back as a clipped HU volume and map a world
-//! point to its voxel:
+//! Write a tiny scan, read it back as it was written and map a world point
+//! to its voxel:
 //!
 //! ```
-//! use metaimage::geometry::Geometry;
-//! use metaimage::{read_volume, writer};
+//! use metaimage::geometry::{Geometry, IDENTITY};
+//! use metaimage::volume::Volume;
+//! use metaimage::{read_volume, write_volume};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let path = dir.path().join("scan.mhd");
-//! let geometry = Geometry {
-//!     origin: [-100.0, -100.0, -50.0],
-//!     spacing: [0.5, 0.5, 2.0],
-//!     ..Geometry::default()
-//! };
-//! // DimSize order (x, y, z) = (4, 3, 2); voxels in [z][y][x] order.
+//! let geometry = Geometry::new([-100.0, -100.0, -50.0], [0.5, 0.5, 2.0], IDENTITY);
+//! // Shape (i, r, c) = (z, y, x) = (2, 3, 4); voxels in [z][y][x] order.
 //! let voxels: Vec<i16> = (0..24).map(|k| k * 200 - 2000).collect();
-//! writer::write_mhd_i16(&path, [4, 3, 2], &geometry, &voxels)?;
+//! let written = Volume::new([2, 3, 4], voxels, geometry).expect("24 voxels");
+//! write_volume(&path, &written)?;
 //!
 //! let volume = read_volume(&path)?;
-//! assert_eq!(volume.shape, [2, 3, 4]); // (i, r, c) = (z, y, x)
-//! assert_eq!(volume.get([0, 0, 0]), -1000); // -2000 clipped
-//! assert_eq!(volume.get([1, 2, 3]), 1000); // 2600 clipped
-//! assert_eq!(volume.geometry, geometry);
+//! assert_eq!(volume, written);
+//! assert_eq!(volume.get([0, 0, 0]), -2000); // as stored, never clipped
+//! assert_eq!(volume.get([1, 2, 3]), 2600);
 //!
 //! // World millimetres → (i, r, c) and back.
 //! let irc = volume.geometry.xyz_to_irc([-99.0, -99.5, -48.0])?;
@@ -73,7 +75,7 @@ mod mapped;
 mod pattern;
 mod payload;
 pub mod volume;
-pub mod writer;
+mod writer;
 
 /// The README's code samples, compiled (and run, unless marked `no_run`) as
 /// doctests so the published examples cannot drift from the API.
@@ -87,14 +89,16 @@ pub use element::{ElementType, VoxelData};
 pub use header::{read_header, DataFile, Header, HeaderSize};
 pub use inspect::inspect;
 pub use mapped::{open_scan, open_scan_reusing};
+pub use writer::write_volume;
 
 use crate::geometry::Geometry;
-use crate::volume::{clip_hu, Volume, HU_MAX, HU_MIN};
+use crate::volume::Volume;
 use element::{to_native, with_voxels, Element};
 
 /// Why a MetaImage could not be read. The message always starts with the
 /// file concerned, so it can be shown to a user as it is.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum MetaImageError {
     /// The header or its data files are malformed, inconsistent or use a
     /// feature this reader does not support.
@@ -136,6 +140,7 @@ impl MetaImageError {
 
 /// An image as stored, with SimpleITK's geometry.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Image {
     /// The parsed header, including every key as written.
     pub header: Header,
@@ -160,7 +165,7 @@ pub struct Image {
 /// Fails with [`MetaImageError::Invalid`] for a malformed header, a data
 /// file of the wrong size, corrupt compressed data or an unsupported feature,
 /// and with [`MetaImageError::Io`] when a file cannot be read.
-pub fn read_image(path: &Path) -> Result<Image, MetaImageError> {
+pub fn read_image(path: impl AsRef<Path>) -> Result<Image, MetaImageError> {
     let header = read_header(path)?;
     let plan = payload::plan(&header)?;
     let data = read_typed(&header, &plan)?;
@@ -236,29 +241,33 @@ fn recycle(
     Ok(buffer)
 }
 
-/// Read a 3-D single-channel scan as int16 HU clipped to [-1000, 1000]
-/// ([`volume::HU_MIN`], [`volume::HU_MAX`]).
+/// Read a 3-D single-channel scan as int16 voxels, values as stored.
 ///
-/// `shape` is DimSize reversed, (z, y, x). Any element type is accepted;
-/// float voxels are clipped, then rounded to the nearest integer with ties
-/// to even, like numpy's `np.round`, so a float scan gives the same HU as the
-/// numpy pipelines this crate is checked against; NaN is an error. An image
-/// that is not 3-D with one channel is [`MetaImageError::Invalid`].
-pub fn read_volume(path: &Path) -> Result<Volume, MetaImageError> {
+/// `shape` is DimSize reversed, (z, y, x). Any element type is accepted:
+/// int16 is read as it is; other types are rounded to the nearest integer
+/// with ties to even, like numpy's `np.round`, and saturated to the int16
+/// range, so a float scan gives the same values as the numpy pipelines this
+/// crate is checked against; NaN is an error. An image that is not 3-D with
+/// one channel is [`MetaImageError::Invalid`].
+pub fn read_volume(path: impl AsRef<Path>) -> Result<Volume, MetaImageError> {
     read_volume_reusing(path, Vec::new())
 }
 
 /// [`read_volume`] into a recycled buffer (e.g. the previous scan's
-/// `Volume::hu`). Faulting in a fresh 150 MB buffer costs more than reading
-/// the file itself; a loop over many scans should pass its last buffer back.
-pub fn read_volume_reusing(path: &Path, buffer: Vec<i16>) -> Result<Volume, MetaImageError> {
+/// `Volume::voxels`). Faulting in a fresh 150 MB buffer costs more than
+/// reading the file itself; a loop over many scans should pass its last
+/// buffer back.
+pub fn read_volume_reusing(
+    path: impl AsRef<Path>,
+    buffer: Vec<i16>,
+) -> Result<Volume, MetaImageError> {
     let header = read_volume_header(path)?;
     let plan = payload::plan(&header)?;
     decode_volume(&header, &plan, buffer)
 }
 
 /// The header of a CT volume: 3-D, one channel.
-fn read_volume_header(path: &Path) -> Result<Header, MetaImageError> {
+fn read_volume_header(path: impl AsRef<Path>) -> Result<Header, MetaImageError> {
     let header = read_header(path)?;
     if header.ndims() != 3 || header.channels != 1 {
         return Err(header.invalid(format!(
@@ -270,31 +279,27 @@ fn read_volume_header(path: &Path) -> Result<Header, MetaImageError> {
     Ok(header)
 }
 
-/// Decode the voxels of a checked volume header into HU, reusing `buffer`
+/// Decode the voxels of a checked volume header into int16, reusing `buffer`
 /// when the data is int16.
 fn decode_volume(
     header: &Header,
     plan: &payload::Plan,
     buffer: Vec<i16>,
 ) -> Result<Volume, MetaImageError> {
-    let hu = if header.element_type == ElementType::I16 {
-        // Hot path: the file bytes land in the final buffer, and each piece
-        // is clipped (and byte-swapped if needed) while still in cache.
-        let mut hu = recycle(header, plan, buffer)?;
-        let swap = header.big_endian != cfg!(target_endian = "big");
-        payload::fill(header, plan, &mut hu, |piece| {
-            if swap {
-                piece.iter_mut().for_each(|v| *v = v.swap_bytes());
-            }
-            clip_hu(piece);
+    let voxels = if header.element_type == ElementType::I16 {
+        // Hot path: the file bytes land in the final buffer, byte-swapped
+        // (if needed) piece by piece while still in cache.
+        let mut voxels = recycle(header, plan, buffer)?;
+        payload::fill(header, plan, &mut voxels, |piece| {
+            to_native(piece, header.big_endian)
         })?;
-        hu
+        voxels
     } else {
-        to_hu(header, &read_typed(header, plan)?)?
+        to_i16(header, &read_typed(header, plan)?)?
     };
     Ok(Volume {
         shape: volume_shape(header),
-        hu,
+        voxels,
         geometry: volume_geometry(header),
     })
 }
@@ -318,18 +323,19 @@ fn volume_geometry(header: &Header) -> Geometry {
     }
 }
 
-/// Non-int16 voxels → HU: clip, then round ties to even (numpy's rule).
-fn to_hu(header: &Header, data: &VoxelData) -> Result<Vec<i16>, MetaImageError> {
-    let (lo, hi) = (f64::from(HU_MIN), f64::from(HU_MAX));
+/// Non-int16 voxels → int16: round ties to even (numpy's rule), saturating
+/// at the int16 range (`as` saturates). A caller's integer window applied
+/// afterwards gives what clipping before rounding would.
+fn to_i16(header: &Header, data: &VoxelData) -> Result<Vec<i16>, MetaImageError> {
     with_voxels!(data, values => values
         .iter()
         .enumerate()
         .map(|(i, &x)| {
             let x = x.to_f64();
             if x.is_nan() {
-                return Err(header.invalid(format!("voxel {i} is NaN; cannot convert to HU")));
+                return Err(header.invalid(format!("voxel {i} is NaN; cannot convert to int16")));
             }
-            Ok(x.clamp(lo, hi).round_ties_even() as i16)
+            Ok(x.round_ties_even() as i16)
         })
         .collect())
 }

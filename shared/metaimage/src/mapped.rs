@@ -4,7 +4,7 @@
 //! ~90 ms into a recycled one), while cropping its ~600 candidates straight
 //! from the page cache takes ~30 ms. So when the voxels are usable in place
 //! — one uncompressed little-endian MET_SHORT run in one file, as LUNA ships
-//! them — the file is mapped and crops clip rows out of the map. Plain
+//! them — the file is mapped and crops copy rows out of the map. Plain
 //! mapping measured as fast as `populate` or any `madvise` hint.
 
 use std::path::Path;
@@ -25,16 +25,16 @@ use crate::volume::{MappedVolume, Scan};
 /// The voxels are mapped ([`Scan::Mapped`]) when they are uncompressed
 /// little-endian `MET_SHORT` in one data file (`.mhd` + `.raw`, or `.mha`
 /// with `LOCAL` data) and the OS can map that file; crops then read only the
-/// pages they touch and clip as they copy. Anything else is decoded into a
+/// pages they touch. Anything else is decoded into a
 /// [`Scan::Owned`] volume. The mapped file must not be truncated while the
 /// scan is alive.
-pub fn open_scan(path: &Path) -> Result<Scan, MetaImageError> {
+pub fn open_scan(path: impl AsRef<Path>) -> Result<Scan, MetaImageError> {
     open_scan_reusing(path, Vec::new())
 }
 
 /// [`open_scan`], decoding (when it must) into a recycled buffer; see
 /// [`super::read_volume_reusing`].
-pub fn open_scan_reusing(path: &Path, buffer: Vec<i16>) -> Result<Scan, MetaImageError> {
+pub fn open_scan_reusing(path: impl AsRef<Path>, buffer: Vec<i16>) -> Result<Scan, MetaImageError> {
     let header = read_volume_header(path)?;
     let plan = payload::plan(&header)?;
     if let Some((data, start)) = mappable(&header, &plan) {

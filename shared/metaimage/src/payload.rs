@@ -203,7 +203,7 @@ fn chunk(
 }
 
 /// Uncompressed data is read in pieces this big, each handed to the caller
-/// while it is still in cache (byte-order fix, clipping): one trip through
+/// while it is still in cache (byte-order fix): one trip through
 /// memory instead of two.
 const PIECE_BYTES: usize = 1 << 17;
 

@@ -1,74 +1,63 @@
-//! Writes uncompressed little-endian int16 MetaImage pairs (.mhd + .raw), the
-//! layout LUNA16 ships. Used for synthetic datasets and tests; the files read
-//! back through [`crate::open_scan`] as memory-mapped scans.
+//! Writes a [`Volume`] as an uncompressed little-endian int16 MetaImage pair
+//! (.mhd + .raw), the layout LUNA16 ships; the files read back through
+//! [`crate::open_scan`] as memory-mapped scans.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 
-use crate::geometry::Geometry;
+use crate::volume::Volume;
+use crate::MetaImageError;
 
-/// Write `<mhd>` and the `.raw` beside it. `dims_xyz` is DimSize order (x
-/// fastest); `voxels` is in `[z][y][x]` order. Both files go to temporary
-/// names first and are renamed into place, so a crash leaves no half file.
-/// Both get the usual mode for new files (0666 less the umask: 0644 under
-/// umask 022), not the private 0600 of temporary files.
+/// Write `volume` to `mhd` and the `.raw` beside it. Both files go to
+/// temporary names first and are renamed into place, so a crash leaves no
+/// half file. Both get the usual mode for new files (0666 less the umask:
+/// 0644 under umask 022), not the private 0600 of temporary files.
 ///
 /// The `.raw` name is the header's with its extension replaced. Values are
-/// written as given (not clipped). The direction is written as the
-/// `TransformMatrix` it transposes to (see
-/// [`Geometry::direction_from_transform_matrix`]), so reading the pair back
-/// gives `geometry` exactly. Fails with `InvalidInput` when `voxels` does not
-/// hold `dims_xyz`'s product of values.
-pub fn write_mhd_i16(
-    mhd: &Path,
-    dims_xyz: [usize; 3],
-    geometry: &Geometry,
-    voxels: &[i16],
-) -> io::Result<()> {
-    let expected: usize = dims_xyz.iter().product();
-    if voxels.len() != expected {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "{}: {} voxels given for DimSize {:?}",
-                mhd.display(),
-                voxels.len(),
-                dims_xyz
-            ),
-        ));
+/// written as they are. The direction is written as the `TransformMatrix` it
+/// transposes to (see
+/// [`Geometry::direction_from_transform_matrix`](crate::geometry::Geometry::direction_from_transform_matrix)),
+/// so [`crate::read_volume`] gives `volume` back exactly. Fails with
+/// [`MetaImageError::Invalid`] when `voxels` does not hold `shape`'s product
+/// of values or the `.raw` name is not UTF-8, and [`MetaImageError::Io`]
+/// when a file cannot be written.
+pub fn write_volume(mhd: impl AsRef<Path>, volume: &Volume) -> Result<(), MetaImageError> {
+    let mhd = mhd.as_ref();
+    let (voxels, geometry) = (&volume.voxels, &volume.geometry);
+    if Some(voxels.len())
+        != volume
+            .shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+    {
+        let reason = format!("{} voxels given for shape {:?}", voxels.len(), volume.shape);
+        return Err(MetaImageError::invalid(mhd, reason));
     }
     let raw = mhd.with_extension("raw");
     let raw_name = raw
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "raw file name is not UTF-8"))?
-        .to_owned();
+        .ok_or_else(|| MetaImageError::invalid(mhd, "the .raw file name is not UTF-8"))?;
     let fmt = |v: &[f64]| {
         v.iter()
             .map(|x| format!("{x}"))
             .collect::<Vec<_>>()
             .join(" ")
     };
+    let [ni, nr, nc] = volume.shape;
     let header = format!(
         "ObjectType = Image\nNDims = 3\nBinaryData = True\nBinaryDataByteOrderMSB = False\nCompressedData = False\n\
          TransformMatrix = {}\nOffset = {}\nCenterOfRotation = 0 0 0\nAnatomicalOrientation = RAI\n\
-         ElementSpacing = {}\nDimSize = {} {} {}\nElementType = MET_SHORT\nElementDataFile = {}\n",
+         ElementSpacing = {}\nDimSize = {nc} {nr} {ni}\nElementType = MET_SHORT\nElementDataFile = {raw_name}\n",
         fmt(&geometry.transform_matrix()),
         fmt(&geometry.origin),
         fmt(&geometry.spacing),
-        dims_xyz[0],
-        dims_xyz[1],
-        dims_xyz[2],
-        raw_name
     );
-    let mut bytes = Vec::with_capacity(voxels.len() * 2);
-    for v in voxels {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
+    let bytes: Vec<u8> = voxels.iter().flat_map(|v| v.to_le_bytes()).collect();
     // The data file first: a header that exists always finds its voxels.
-    write_atomically(&raw, &bytes)?;
-    write_atomically(mhd, header.as_bytes())
+    write_atomically(&raw, &bytes).map_err(|e| MetaImageError::io(&raw, e))?;
+    write_atomically(mhd, header.as_bytes()).map_err(|e| MetaImageError::io(mhd, e))
 }
 
 /// Writes `bytes` to a temporary file beside `path`, syncs it and renames it
@@ -78,19 +67,18 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let at = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
     let mut builder = tempfile::Builder::new();
     builder.prefix(".metaimage-").suffix(".tmp");
     // tempfile makes private (0600) files; a scan is data others read, so
     // it gets what `File::create` gives: 0666 less the umask.
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let mut tmp = builder.tempfile_in(dir).map_err(at)?;
-    tmp.write_all(bytes).map_err(at)?;
-    tmp.as_file().sync_all().map_err(at)?;
-    tmp.persist(path).map_err(|e| at(e.error))?;
+    let mut tmp = builder.tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
     if let Ok(d) = File::open(dir) {
-        d.sync_all().map_err(at)?;
+        d.sync_all()?;
     }
     Ok(())
 }

@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use metaimage::geometry::Geometry;
-use metaimage::{inspect, read_image, read_volume, writer};
+use metaimage::volume::Volume;
+use metaimage::{inspect, read_image, read_volume, write_volume};
 use proptest::prelude::*;
 
 const KEYS: &[&str] = &[
@@ -91,7 +92,8 @@ fn read_everything(path: &Path) {
 fn valid_mha(dir: &Path) -> Vec<u8> {
     let p = dir.join("v.mhd");
     let voxels: Vec<i16> = (0..24).map(|k| k * 100 - 1200).collect();
-    writer::write_mhd_i16(&p, [2, 3, 4], &Geometry::default(), &voxels).unwrap();
+    let volume = Volume::new([4, 3, 2], voxels, Geometry::default()).unwrap();
+    write_volume(&p, &volume).unwrap();
     let header = std::fs::read_to_string(&p)
         .unwrap()
         .replace("ElementDataFile = v.raw", "ElementDataFile = LOCAL");

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 
 use flate2::write::{GzEncoder, ZlibEncoder};
 use flate2::Compression;
-use metaimage::geometry::Geometry;
+use metaimage::geometry::{Geometry, IDENTITY};
+use metaimage::volume::Volume;
 use metaimage::{
-    inspect, read_header, read_image, read_volume, read_volume_reusing, writer, ElementType,
+    inspect, read_header, read_image, read_volume, read_volume_reusing, write_volume, ElementType,
     MetaImageError, VoxelData,
 };
 
@@ -62,22 +63,27 @@ fn assert_ramp(data: &VoxelData) {
     assert_eq!(data, &VoxelData::I16(RAMP.to_vec()));
 }
 
+/// `RAMP` as a 2×3×2 volume written to `path`.
+fn write_ramp(path: &Path, geometry: Geometry) -> Volume {
+    let volume = Volume::new([2, 3, 2], RAMP.to_vec(), geometry).unwrap();
+    write_volume(path, &volume).unwrap();
+    volume
+}
+
 #[test]
-fn luna_style_pair_reads_as_clipped_volume_with_geometry() {
+fn luna_style_pair_reads_as_written_with_geometry() {
     let dir = tempfile::tempdir().unwrap();
-    let g = Geometry {
-        origin: [-198.1, -195.0, -335.21],
-        spacing: [0.7617189884185791, 0.7617189884185791, 2.5],
-        direction: [[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]],
-    };
-    let p = dir.path().join("1.3.6.1.mhd");
-    writer::write_mhd_i16(&p, [2, 3, 2], &g, &RAMP).unwrap();
-    let v = read_volume(&p).unwrap();
-    assert_eq!(v.shape, [2, 3, 2]);
-    assert_eq!(
-        v.hu,
-        vec![-1000, -1000, -999, -500, 0, 1, 2, 999, 1000, 1000, 1000, 1000]
+    let g = Geometry::new(
+        [-198.1, -195.0, -335.21],
+        [0.7617189884185791, 0.7617189884185791, 2.5],
+        [[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]],
     );
+    let p = dir.path().join("1.3.6.1.mhd");
+    let written = write_ramp(&p, g);
+    let v = read_volume(&p).unwrap();
+    assert_eq!(v, written);
+    assert_eq!(v.shape, [2, 3, 2]);
+    assert_eq!(v.voxels, RAMP, "values as stored, never clipped");
     assert_eq!(v.geometry, g);
     // Index order: [z][y][x], x fastest.
     assert_eq!(v.get([1, 0, 1]), 999);
@@ -167,7 +173,7 @@ fn geometry_synonyms_follow_itk_precedence() {
 fn defaults_are_unit_spacing_zero_origin_identity() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "a.raw", &le_i16(&RAMP));
-    let img = read_image(&mhd(dir.path(), "a.mhd", SHORT_3D, "a.raw")).unwrap();
+    let img = read_image(mhd(dir.path(), "a.mhd", SHORT_3D, "a.raw")).unwrap();
     assert_eq!(img.spacing, vec![1.0; 3]);
     assert_eq!(img.origin, vec![0.0; 3]);
     assert_eq!(
@@ -189,7 +195,7 @@ fn big_endian_data_in_both_key_spellings() {
     ] {
         let p = mhd(dir.path(), "a.mhd", &format!("{SHORT_3D}\n{key}"), "a.raw");
         assert_ramp(&read_image(&p).unwrap().data);
-        assert_eq!(read_volume(&p).unwrap().hu[0], -1000);
+        assert_eq!(read_volume(&p).unwrap().voxels, RAMP);
     }
     let floats = [1.5f32, -2.25, f32::MAX, 0.0, 1e-30, -7.0];
     let be: Vec<u8> = floats.iter().flat_map(|x| x.to_be_bytes()).collect();
@@ -422,7 +428,7 @@ fn zlib_and_gzip_streams_inflate() {
         );
         assert_ramp(
             &read_volume(&p)
-                .map(|v| VoxelData::I16(v.hu))
+                .map(|v| VoxelData::I16(v.voxels))
                 .map(|_| VoxelData::I16(RAMP.to_vec()))
                 .unwrap(),
         );
@@ -514,9 +520,9 @@ fn interleaved_channels_and_two_d_geometry() {
 }
 
 #[test]
-fn float_volumes_round_and_clip_into_hu() {
+fn float_volumes_round_ties_to_even_and_saturate_to_int16() {
     let dir = tempfile::tempdir().unwrap();
-    let vals = [-2000.0f32, -0.5, 0.5, 1.5, 2.5, -999.4, 999.6, 5000.0];
+    let vals = [-2000.0f32, -0.5, 0.5, 1.5, 2.5, -999.4, 1e6, -f32::INFINITY];
     write(
         dir.path(),
         "f.raw",
@@ -532,8 +538,8 @@ fn float_volumes_round_and_clip_into_hu() {
         "f.raw",
     );
     assert_eq!(
-        read_volume(&p).unwrap().hu,
-        vec![-1000, 0, 0, 2, 2, -999, 1000, 1000]
+        read_volume(&p).unwrap().voxels,
+        vec![-2000, 0, 0, 2, 2, -999, i16::MAX, i16::MIN]
     );
     let mut nan = vals;
     nan[3] = f32::NAN;
@@ -593,7 +599,7 @@ fn bad_files_give_errors_naming_file_and_problem() {
         b"NDims = 3\nComment = caf\xe9\nElementDataFile = a.raw\n",
     );
     assert!(err_text(read_header(&p)).contains("line 2 is not UTF-8"));
-    let msg = err_text(read_image(&dir.path().join("absent.mhd")));
+    let msg = err_text(read_image(dir.path().join("absent.mhd")));
     assert!(msg.contains("absent.mhd"), "{msg}");
 }
 
@@ -613,13 +619,9 @@ fn read_volume_rejects_non_3d() {
 #[test]
 fn inspect_reports_header_geometry_and_hu_statistics() {
     let dir = tempfile::tempdir().unwrap();
-    let g = Geometry {
-        origin: [1.0, 2.0, 3.0],
-        spacing: [0.5, 0.5, 2.5],
-        ..Geometry::default()
-    };
+    let g = Geometry::new([1.0, 2.0, 3.0], [0.5, 0.5, 2.5], IDENTITY);
     let p = dir.path().join("scan.mhd");
-    writer::write_mhd_i16(&p, [2, 3, 2], &g, &RAMP).unwrap();
+    write_ramp(&p, g);
     let text = inspect(&p).unwrap();
     for needle in [
         "AnatomicalOrientation = RAI",
@@ -640,7 +642,7 @@ fn inspect_reports_header_geometry_and_hu_statistics() {
 fn read_volume_reusing_overwrites_any_buffer() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("a.mhd");
-    writer::write_mhd_i16(&p, [2, 3, 2], &Geometry::default(), &RAMP).unwrap();
+    write_ramp(&p, Geometry::default());
     let fresh = read_volume(&p).unwrap();
     for buffer in [
         Vec::new(),
@@ -821,7 +823,7 @@ fn written_scans_get_the_usual_file_mode_not_a_private_one() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("scan.mhd");
-    writer::write_mhd_i16(&p, [2, 3, 2], &Geometry::default(), &RAMP).unwrap();
+    write_ramp(&p, Geometry::default());
     // What File::create gives under this process's umask, whatever it is.
     let probe = dir.path().join("probe");
     std::fs::File::create(&probe).unwrap();
@@ -830,4 +832,19 @@ fn written_scans_get_the_usual_file_mode_not_a_private_one() {
         let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, usual, "{}: {mode:o}, expected {usual:o}", f.display());
     }
+}
+
+#[test]
+fn a_volume_that_disagrees_with_its_shape_is_not_written() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(Volume::new([2, 3, 2], vec![0; 11], Geometry::default()).is_none());
+    let mut volume = Volume::new([2, 3, 2], RAMP.to_vec(), Geometry::default()).unwrap();
+    volume.voxels.pop();
+    let p = dir.path().join("short.mhd");
+    let err = err_text(write_volume(&p, &volume));
+    assert!(
+        err.contains("short.mhd") && err.contains("11 voxels given for shape [2, 3, 2]"),
+        "{err}"
+    );
+    assert!(!p.exists() && !p.with_extension("raw").exists());
 }

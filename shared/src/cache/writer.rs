@@ -22,7 +22,7 @@ use super::format::{
 };
 use crate::durable::{stage, sync_parent, tmp_path, write_atomically};
 use crate::luna::{canonical_order, OrderKey};
-use crate::volume::{HU_MAX, HU_MIN};
+use crate::hu::{HU_MAX, HU_MIN};
 
 /// Create `dir` (and `dir/shards`) if needed and remove its manifest, so the
 /// cache reads as incomplete until [`finalize`] runs.

@@ -23,13 +23,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use anatomy::{grow_vessels, Anatomy, Grid, VesselParams, OUTSIDE_FOV_HU};
-use metaimage::geometry::{Geometry, IDENTITY};
-use metaimage::volume::Volume;
-use metaimage::writer::write_mhd_i16;
 use placement::{place_candidates, place_nodules, CandidateParams, NoduleParams};
 use sample::{normal, uniform};
 use shared::durable::write_atomically;
+use shared::geometry::{Geometry, IDENTITY};
 use shared::luna::{AnnotationRow, CandidateRow, ANNOTATIONS_HEADER, CANDIDATES_HEADER};
+use shared::metaimage::{write_volume, MetaImageError};
+use shared::volume::Volume;
 
 /// Size of the generated scans.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -88,6 +88,9 @@ pub enum SynthError {
         // "a: b" chain printers would repeat it.
         error: std::io::Error,
     },
+    /// A scan could not be written (the message names the file).
+    #[error(transparent)]
+    Scan(#[from] MetaImageError),
     #[error("the number of series must be at least 1")]
     NoSeries,
 }
@@ -205,8 +208,8 @@ pub fn generate_series(seed: u64, index: usize, preset: Preset) -> SynthSeries {
     } else {
         (IDENTITY, -1.0)
     };
-    let geometry = Geometry {
-        origin: [
+    let geometry = Geometry::new(
+        [
             quantize(
                 sign * half_fov + uniform(&mut rng, -20.0, 20.0),
                 1.0 / 256.0,
@@ -217,9 +220,9 @@ pub fn generate_series(seed: u64, index: usize, preset: Preset) -> SynthSeries {
             ),
             quantize(uniform(&mut rng, -380.0, -40.0), 1.0 / 256.0),
         ],
-        spacing: grid.spacing,
+        grid.spacing,
         direction,
-    };
+    );
 
     let anatomy = Anatomy::new(&mut rng, grid);
     let mut hu = vec![0i16; slices * n * n];
@@ -258,11 +261,7 @@ pub fn generate_series(seed: u64, index: usize, preset: Preset) -> SynthSeries {
 
     SynthSeries {
         uid,
-        volume: Volume {
-            shape: grid.shape,
-            hu,
-            geometry,
-        },
+        volume: Volume::new(grid.shape, hu, geometry).expect("one voxel per grid point"),
         candidates,
         annotations,
     }
@@ -413,13 +412,7 @@ fn write_series(
     s: &SynthSeries,
 ) -> Result<u64, SynthError> {
     let path = series_path(out, index, series, &s.uid);
-    let [ni, nr, nc] = s.volume.shape;
-    write_mhd_i16(&path, [nc, nr, ni], &s.volume.geometry, &s.volume.hu).map_err(|source| {
-        SynthError::Io {
-            path: path.clone(),
-            error: source,
-        }
-    })?;
+    write_volume(&path, &s.volume)?;
     let header = std::fs::metadata(&path).map_or(0, |m| m.len());
-    Ok(header + 2 * s.volume.hu.len() as u64)
+    Ok(header + 2 * s.volume.voxels.len() as u64)
 }
