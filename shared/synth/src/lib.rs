@@ -110,7 +110,7 @@ pub struct SynthSeries {
     pub uid: String,
     /// Voxels as written to the .raw: air noise dips below -1000 and some
     /// scans pad outside a circular field of view with -2048, as real LUNA
-    /// scans do; the reader's clip to [-1000, 1000] is still to come.
+    /// scans do; crops clip to [-1000, 1000] (`shared::hu`).
     pub volume: Volume,
     /// In the order written to candidates.csv; coordinates as written.
     pub candidates: Vec<CandidateRow>,
