@@ -21,6 +21,7 @@ use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
 use super::params::{state_name, OptimizerStateError, Params, STEP_SLOT};
+use super::slots::{commit, SlotState};
 use super::Optimize;
 
 const EXP_AVG: &str = "exp_avg";
@@ -40,122 +41,114 @@ pub struct AdamConfig {
 pub struct Adam {
     config: AdamConfig,
     params: Params,
-    state: Vec<Option<ParamState>>,
-}
-
-struct ParamState {
-    exp_avg: Tensor,
-    exp_avg_sq: Tensor,
-    /// Steps taken, a 0-dim float on the parameter's device.
-    step: Tensor,
-    /// The same count on the host while it is known there (not after a
-    /// step the device may have skipped).
-    host_step: Option<u64>,
-}
-
-impl ParamState {
-    fn zeros(p: &Tensor) -> Self {
-        ParamState {
-            exp_avg: p.zeros_like(),
-            exp_avg_sq: p.zeros_like(),
-            step: Tensor::zeros([], (Kind::Float, p.device())),
-            host_step: Some(0),
-        }
-    }
+    /// `exp_avg`, `exp_avg_sq` and the step count (a 0-dim float on the
+    /// parameter's device) per parameter.
+    state: SlotState,
+    /// The step count per parameter on the host while it is known there
+    /// (not after a step the device may have skipped).
+    host_steps: Vec<Option<u64>>,
 }
 
 impl Adam {
     pub fn new(vs: &VarStore, config: AdamConfig) -> Self {
         let params = Params::trainable(vs);
-        let state = (0..params.len()).map(|_| None).collect();
+        let name = name(&config);
         Adam {
             config,
+            state: SlotState::new(name, SLOTS, &params),
+            host_steps: vec![Some(0); params.len()],
             params,
-            state,
         }
     }
 }
 
-/// L2 weight decay folded into the gradient (Adam only).
-fn decayed_gradient(c: &AdamConfig, p: &Tensor, grad: Tensor) -> Tensor {
-    if c.weight_decay != 0.0 && !c.decoupled_weight_decay {
-        &grad + &(p * c.weight_decay)
+fn name(c: &AdamConfig) -> &'static str {
+    if c.decoupled_weight_decay {
+        "AdamW"
     } else {
-        grad
+        "Adam"
     }
 }
 
-/// torch's single-tensor Adam, in place, with step `t` known on the host.
-fn host_step(c: &AdamConfig, p: &Tensor, grad: &Tensor, s: &mut ParamState, t: u64) {
-    let [beta1, beta2] = c.betas;
-    let _ = s.step.g_add_scalar_(1.0);
-    if c.weight_decay != 0.0 && c.decoupled_weight_decay {
-        let _ = p.shallow_clone().g_mul_scalar_(1.0 - c.lr * c.weight_decay);
-    }
-    let grad = decayed_gradient(c, p, grad.shallow_clone());
-    let _ = s.exp_avg.lerp_(&grad, 1.0 - beta1);
-    // torch's addcmul_(g, g, value) computes (value·g)·g.
-    let _ = s
-        .exp_avg_sq
-        .g_mul_scalar_(beta2)
-        .addcmul_(&(&grad * (1.0 - beta2)), &grad);
-    let t = t as f64;
-    let step_size = c.lr / (1.0 - beta1.powf(t));
-    let bias_correction2_sqrt = (1.0 - beta2.powf(t)).sqrt();
-    let denom = (s.exp_avg_sq.sqrt() / bias_correction2_sqrt).g_add_scalar_(c.eps);
-    // torch's addcdiv_(m, d, value) computes (value·m)/d.
-    let _ = p
-        .shallow_clone()
-        .addcdiv_(&(&s.exp_avg * -step_size), &denom);
+fn zero_state(p: &Tensor) -> Vec<Tensor> {
+    vec![
+        p.zeros_like(),
+        p.zeros_like(),
+        Tensor::zeros([], (Kind::Float, p.device())),
+    ]
 }
 
-/// torch's capturable single-tensor Adam: the step count and the bias
-/// corrections stay on the device, and with `skip` every write is masked.
-fn device_step(
+/// torch's single-tensor Adam out of place, committed unless `skip`. With
+/// step `t` known on the host, torch's default arithmetic (bias corrections
+/// computed on the host); else its `capturable=True` arithmetic, with the
+/// step count and the bias corrections on the device.
+fn adam_step(
     c: &AdamConfig,
     p: &Tensor,
-    grad: &Tensor,
-    s: &mut ParamState,
+    grad: Tensor,
+    slots: &[Tensor],
+    t: Option<u64>,
     skip: Option<&Tensor>,
 ) {
     let [beta1, beta2] = c.betas;
-    let step = &s.step + 1.0;
+    let [exp_avg, exp_avg_sq, step] = slots else {
+        unreachable!("Adam declares three slots")
+    };
+    let new_step = step + 1.0;
     let param = if c.weight_decay != 0.0 && c.decoupled_weight_decay {
         p * (1.0 - c.lr * c.weight_decay)
     } else {
         p.shallow_clone()
     };
-    let grad = decayed_gradient(c, p, grad.shallow_clone());
-    let exp_avg = s.exp_avg.lerp(&grad, 1.0 - beta1);
-    let exp_avg_sq = (&s.exp_avg_sq * beta2).addcmul(&(&grad * (1.0 - beta2)), &grad);
-    let bias_correction1: Tensor = 1.0 - Tensor::pow_scalar(beta1, &step);
-    let bias_correction2: Tensor = 1.0 - Tensor::pow_scalar(beta2, &step);
-    let step_size_neg: Tensor = -(bias_correction1.full_like(c.lr) / &bias_correction1);
-    let denom = exp_avg_sq.sqrt() / (bias_correction2.sqrt() * &step_size_neg)
-        + bias_correction1.full_like(c.eps) / &step_size_neg;
-    let new_p = param.addcdiv(&exp_avg, &denom);
-    commit(&s.step, &step, skip);
-    commit(&s.exp_avg, &exp_avg, skip);
-    commit(&s.exp_avg_sq, &exp_avg_sq, skip);
+    // L2 weight decay folded into the gradient (Adam only).
+    let grad = if c.weight_decay != 0.0 && !c.decoupled_weight_decay {
+        &grad + &(p * c.weight_decay)
+    } else {
+        grad
+    };
+    let new_exp_avg = exp_avg.lerp(&grad, 1.0 - beta1);
+    // torch's addcmul_(g, g, value) computes (value·g)·g.
+    let new_exp_avg_sq = (exp_avg_sq * beta2).addcmul(&(&grad * (1.0 - beta2)), &grad);
+    let new_p = match t {
+        Some(t) => {
+            let t = t as f64;
+            let step_size = c.lr / (1.0 - beta1.powf(t));
+            let bias_correction2_sqrt = (1.0 - beta2.powf(t)).sqrt();
+            let denom = new_exp_avg_sq.sqrt() / bias_correction2_sqrt + c.eps;
+            // torch's addcdiv_(m, d, value) computes (value·m)/d.
+            param.addcdiv(&(&new_exp_avg * -step_size), &denom)
+        }
+        None => {
+            let bias_correction1: Tensor = 1.0 - Tensor::pow_scalar(beta1, &new_step);
+            let bias_correction2: Tensor = 1.0 - Tensor::pow_scalar(beta2, &new_step);
+            let step_size_neg: Tensor = -(bias_correction1.full_like(c.lr) / &bias_correction1);
+            let denom = new_exp_avg_sq.sqrt() / (bias_correction2.sqrt() * &step_size_neg)
+                + bias_correction1.full_like(c.eps) / &step_size_neg;
+            param.addcdiv(&new_exp_avg, &denom)
+        }
+    };
+    commit(step, &new_step, skip);
+    commit(exp_avg, &new_exp_avg, skip);
+    commit(exp_avg_sq, &new_exp_avg_sq, skip);
     commit(p, &new_p, skip);
 }
 
-/// `dst = new`, or `dst` unchanged where `skip` is true.
-fn commit(dst: &Tensor, new: &Tensor, skip: Option<&Tensor>) {
-    let value = match skip {
-        Some(skip) => dst.where_self(&skip.reshape([]), new),
-        None => new.shallow_clone(),
-    };
-    dst.shallow_clone().copy_(&value);
+/// The step count a restored `step.<param>` holds: a whole number below
+/// 2^24 (exact in a float).
+fn step_count(step: &Tensor, param: &str) -> Result<u64, OptimizerStateError> {
+    let count = step.double_value(&[]);
+    if !(count >= 0.0 && count.fract() == 0.0 && count < f64::from(1u32 << 24)) {
+        return Err(OptimizerStateError::BadStepCount {
+            name: state_name(STEP_SLOT, param),
+            value: count,
+        });
+    }
+    Ok(count as u64)
 }
 
 impl Optimize for Adam {
     fn name(&self) -> &'static str {
-        if self.config.decoupled_weight_decay {
-            "AdamW"
-        } else {
-            "Adam"
-        }
+        name(&self.config)
     }
 
     fn params(&self) -> &Params {
@@ -164,25 +157,14 @@ impl Optimize for Adam {
 
     fn update(&mut self, skip: Option<&Tensor>) {
         let c = self.config;
-        tch::no_grad(|| {
-            for ((_, p), slot) in self.params.iter().zip(self.state.iter_mut()) {
-                let grad = p.grad();
-                if !grad.defined() {
-                    continue;
-                }
-                let s = slot.get_or_insert_with(|| ParamState::zeros(p));
-                match (skip, s.host_step) {
-                    (None, Some(t)) => {
-                        host_step(&c, p, &grad, s, t + 1);
-                        s.host_step = Some(t + 1);
-                    }
-                    _ => {
-                        device_step(&c, p, &grad, s, skip);
-                        s.host_step = None;
-                    }
-                }
-            }
-        });
+        let host_steps = &mut self.host_steps;
+        self.state
+            .step_each(&self.params, zero_state, |i, p, grad, slots, _| {
+                // A step the device may skip leaves the count unknown here.
+                let t = host_steps[i].filter(|_| skip.is_none()).map(|t| t + 1);
+                adam_step(&c, p, grad, slots, t, skip);
+                host_steps[i] = t;
+            });
     }
 
     fn lr(&self) -> f64 {
@@ -194,53 +176,20 @@ impl Optimize for Adam {
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
-        let mut out = Vec::new();
-        for ((name, _), s) in self.params.iter().zip(&self.state) {
-            if let Some(s) = s {
-                out.push((state_name(EXP_AVG, name), s.exp_avg.shallow_clone()));
-                out.push((state_name(EXP_AVG_SQ, name), s.exp_avg_sq.shallow_clone()));
-                out.push((state_name(STEP_SLOT, name), s.step.shallow_clone()));
-            }
-        }
-        out
+        self.state.save(&self.params)
     }
 
     fn load_state(&mut self, saved: Vec<(String, Tensor)>) -> Result<(), OptimizerStateError> {
-        let name = self.name();
-        let slots = self.params.sort_state(saved, name, SLOTS)?;
-        let mut state = Vec::with_capacity(slots.len());
-        for (i, slot) in slots.into_iter().enumerate() {
-            let param = self.params.name(i);
-            if slot.iter().all(Option::is_none) {
-                state.push(None);
-                continue;
-            }
-            let mut slot = slot.into_iter().zip(SLOTS);
-            let mut take = || {
-                let (tensor, missing) = slot.next().expect("one tensor per slot");
-                tensor.ok_or_else(|| OptimizerStateError::Incomplete {
-                    optimizer: name,
-                    param: param.to_owned(),
-                    missing,
-                })
-            };
-            let (exp_avg, exp_avg_sq, step) = (take()?, take()?, take()?);
-            let step = step.to_kind(Kind::Float);
-            let count = step.double_value(&[]);
-            if !(count >= 0.0 && count.fract() == 0.0 && count < f64::from(1u32 << 24)) {
-                return Err(OptimizerStateError::BadStepCount {
-                    name: state_name(STEP_SLOT, param),
-                    value: count,
-                });
-            }
-            state.push(Some(ParamState {
-                exp_avg,
-                exp_avg_sq,
-                step,
-                host_step: Some(count as u64),
-            }));
+        let state = self.state.restored(&self.params, saved)?;
+        let mut host_steps = Vec::with_capacity(self.params.len());
+        for i in 0..self.params.len() {
+            host_steps.push(match state.get(i) {
+                Some(slots) => Some(step_count(&slots[2], self.params.name(i))?),
+                None => Some(0),
+            });
         }
         self.state = state;
+        self.host_steps = host_steps;
         Ok(())
     }
 }

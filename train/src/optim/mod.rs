@@ -7,6 +7,7 @@ pub mod params;
 pub mod rmsprop;
 pub mod schedule;
 pub mod sgd;
+pub mod slots;
 #[cfg(test)]
 mod test_support;
 

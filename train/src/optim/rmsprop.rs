@@ -13,11 +13,14 @@ use tch::nn::VarStore;
 use tch::Tensor;
 
 use super::params::{state_name, OptimizerStateError, Params};
+use super::slots::{commit, SlotState};
 use super::Optimize;
 
 const SQUARE_AVG: &str = "square_avg";
 const MOMENTUM_BUFFER: &str = "momentum_buffer";
 const SLOTS: &[&str] = &[SQUARE_AVG, MOMENTUM_BUFFER];
+/// Without momentum there is no buffer to keep.
+const SLOTS_WITHOUT_MOMENTUM: &[&str] = &[SQUARE_AVG];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RmsPropConfig {
@@ -28,22 +31,28 @@ pub struct RmsPropConfig {
     pub momentum: f64,
 }
 
+impl RmsPropConfig {
+    fn with_momentum(&self) -> bool {
+        self.momentum > 0.0
+    }
+}
+
 pub struct RmsProp {
     config: RmsPropConfig,
     params: Params,
-    state: Vec<Option<ParamState>>,
-}
-
-struct ParamState {
-    square_avg: Tensor,
-    /// With momentum only.
-    momentum_buffer: Option<Tensor>,
+    /// `square_avg` and, with momentum, `momentum_buffer` per parameter.
+    state: SlotState,
 }
 
 impl RmsProp {
     pub fn new(vs: &VarStore, config: RmsPropConfig) -> Self {
         let params = Params::trainable(vs);
-        let state = (0..params.len()).map(|_| None).collect();
+        let slots = if config.with_momentum() {
+            SLOTS
+        } else {
+            SLOTS_WITHOUT_MOMENTUM
+        };
+        let state = SlotState::new("RMSprop", slots, &params);
         RmsProp {
             config,
             params,
@@ -52,55 +61,35 @@ impl RmsProp {
     }
 }
 
-fn decayed_gradient(c: &RmsPropConfig, p: &Tensor, grad: Tensor) -> Tensor {
-    if c.weight_decay != 0.0 {
+/// torch's single-tensor RMSprop out of place, committed unless `skip`.
+fn rmsprop_step(
+    c: &RmsPropConfig,
+    p: &Tensor,
+    grad: Tensor,
+    slots: &[Tensor],
+    skip: Option<&Tensor>,
+) {
+    let grad = if c.weight_decay != 0.0 {
         &grad + &(p * c.weight_decay)
     } else {
         grad
-    }
-}
-
-/// torch's single-tensor RMSprop, in place.
-fn plain_step(c: &RmsPropConfig, p: &Tensor, grad: Tensor, s: &mut ParamState) {
-    let grad = decayed_gradient(c, p, grad);
+    };
+    let square_avg = &slots[0];
     // torch's addcmul_(g, g, value) computes (value·g)·g.
-    let _ = s
-        .square_avg
-        .g_mul_scalar_(c.alpha)
-        .addcmul_(&(&grad * (1.0 - c.alpha)), &grad);
-    let avg = s.square_avg.sqrt().g_add_scalar_(c.eps);
-    let mut p = p.shallow_clone();
-    match &mut s.momentum_buffer {
-        Some(buf) => {
-            let _ = buf.g_mul_scalar_(c.momentum).addcdiv_(&grad, &avg);
-            let _ = p.g_add_(&(&*buf * -c.lr));
-        }
-        // torch's addcdiv_(g, a, value) computes (value·g)/a.
-        None => {
-            let _ = p.addcdiv_(&(&grad * -c.lr), &avg);
-        }
-    }
-}
-
-/// [`plain_step`]'s arithmetic out of place, committed where `skip` is false.
-fn masked_step(c: &RmsPropConfig, p: &Tensor, grad: Tensor, s: &mut ParamState, skip: &Tensor) {
-    let grad = decayed_gradient(c, p, grad);
-    let square_avg = (&s.square_avg * c.alpha).addcmul(&(&grad * (1.0 - c.alpha)), &grad);
-    let avg = square_avg.sqrt() + c.eps;
-    let skip = skip.reshape([]);
-    let new_p = match &s.momentum_buffer {
+    let new_square_avg = (square_avg * c.alpha).addcmul(&(&grad * (1.0 - c.alpha)), &grad);
+    let avg = new_square_avg.sqrt() + c.eps;
+    let new_p = match slots.get(1) {
         Some(buf) => {
             let new_buf = (buf * c.momentum).addcdiv(&grad, &avg);
             let new_p = p + &new_buf * -c.lr;
-            buf.shallow_clone().copy_(&buf.where_self(&skip, &new_buf));
+            commit(buf, &new_buf, skip);
             new_p
         }
+        // torch's addcdiv_(g, a, value) computes (value·g)/a.
         None => p.addcdiv(&(&grad * -c.lr), &avg),
     };
-    s.square_avg
-        .shallow_clone()
-        .copy_(&s.square_avg.where_self(&skip, &square_avg));
-    p.shallow_clone().copy_(&p.where_self(&skip, &new_p));
+    commit(square_avg, &new_square_avg, skip);
+    commit(p, &new_p, skip);
 }
 
 impl Optimize for RmsProp {
@@ -114,22 +103,14 @@ impl Optimize for RmsProp {
 
     fn update(&mut self, skip: Option<&Tensor>) {
         let c = self.config;
-        tch::no_grad(|| {
-            for ((_, p), slot) in self.params.iter().zip(self.state.iter_mut()) {
-                let grad = p.grad();
-                if !grad.defined() {
-                    continue;
-                }
-                let s = slot.get_or_insert_with(|| ParamState {
-                    square_avg: p.zeros_like(),
-                    momentum_buffer: (c.momentum > 0.0).then(|| p.zeros_like()),
-                });
-                match skip {
-                    None => plain_step(&c, p, grad, s),
-                    Some(skip) => masked_step(&c, p, grad, s, skip),
-                }
-            }
-        });
+        let init = |p: &Tensor| {
+            let buffers = if c.with_momentum() { 2 } else { 1 };
+            (0..buffers).map(|_| p.zeros_like()).collect()
+        };
+        self.state
+            .step_each(&self.params, init, |_, p, grad, slots, _| {
+                rmsprop_step(&c, p, grad, slots, skip)
+            });
     }
 
     fn lr(&self) -> f64 {
@@ -141,53 +122,25 @@ impl Optimize for RmsProp {
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
-        let mut out = Vec::new();
-        for ((name, _), s) in self.params.iter().zip(&self.state) {
-            if let Some(s) = s {
-                out.push((state_name(SQUARE_AVG, name), s.square_avg.shallow_clone()));
-                if let Some(buf) = &s.momentum_buffer {
-                    out.push((state_name(MOMENTUM_BUFFER, name), buf.shallow_clone()));
-                }
-            }
-        }
-        out
+        self.state.save(&self.params)
     }
 
     fn load_state(&mut self, saved: Vec<(String, Tensor)>) -> Result<(), OptimizerStateError> {
-        let with_momentum = self.config.momentum > 0.0;
-        let slots = self.params.sort_state(saved, "RMSprop", SLOTS)?;
-        let mut state = Vec::with_capacity(slots.len());
-        for (i, slot) in slots.into_iter().enumerate() {
-            let [square_avg, momentum_buffer]: [Option<Tensor>; 2] =
-                slot.try_into().expect("one tensor per slot");
-            let incomplete = |missing| OptimizerStateError::Incomplete {
-                optimizer: "RMSprop",
-                param: self.params.name(i).to_owned(),
-                missing,
-            };
-            state.push(match (square_avg, momentum_buffer) {
-                (None, None) => None,
-                (None, Some(_)) => return Err(incomplete(SQUARE_AVG)),
-                (Some(_), None) if with_momentum => return Err(incomplete(MOMENTUM_BUFFER)),
-                (Some(square_avg), buf) => Some(ParamState {
-                    square_avg,
-                    // A buffer without momentum would never be read: a
-                    // checkpoint of another configuration.
-                    momentum_buffer: if with_momentum {
-                        buf
-                    } else if buf.is_some() {
-                        return Err(OptimizerStateError::ForeignState {
-                            name: state_name(MOMENTUM_BUFFER, self.params.name(i)),
-                            optimizer: "RMSprop without momentum",
-                            expected: &[SQUARE_AVG],
-                        });
-                    } else {
-                        None
-                    },
-                }),
+        // A buffer without momentum would never be read: a checkpoint of
+        // another configuration.
+        if let (false, Some((name, _))) = (
+            self.config.with_momentum(),
+            saved
+                .iter()
+                .find(|(n, _)| n.starts_with(&state_name(MOMENTUM_BUFFER, ""))),
+        ) {
+            return Err(OptimizerStateError::ForeignState {
+                name: name.clone(),
+                optimizer: "RMSprop without momentum",
+                expected: SLOTS_WITHOUT_MOMENTUM,
             });
         }
-        self.state = state;
+        self.state = self.state.restored(&self.params, saved)?;
         Ok(())
     }
 }

@@ -14,9 +14,11 @@ use tch::nn::VarStore;
 use tch::Tensor;
 
 use super::params::{state_name, OptimizerStateError, Params};
+use super::slots::{commit, SlotState};
 use super::Optimize;
 
 const MOMENTUM_SLOT: &str = "momentum";
+const SLOTS: &[&str] = &[MOMENTUM_SLOT];
 
 pub struct Sgd {
     lr: f64,
@@ -24,21 +26,21 @@ pub struct Sgd {
     weight_decay: f64,
     nesterov: bool,
     params: Params,
-    /// Momentum buffer per parameter, created on its first step.
-    buffers: Vec<Option<Tensor>>,
+    /// The momentum buffer per parameter, from its first step.
+    state: SlotState,
 }
 
 impl Sgd {
     pub fn new(vs: &VarStore, lr: f64, momentum: f64) -> Self {
         let params = Params::trainable(vs);
-        let buffers = (0..params.len()).map(|_| None).collect();
+        let state = SlotState::new("SGD", SLOTS, &params);
         Sgd {
             lr,
             momentum,
             weight_decay: 0.0,
             nesterov: false,
             params,
-            buffers,
+            state,
         }
     }
 
@@ -58,8 +60,11 @@ impl Sgd {
     pub fn momentum_buffers(&self) -> Vec<(String, Tensor)> {
         self.params
             .iter()
-            .zip(&self.buffers)
-            .filter_map(|((name, _), b)| b.as_ref().map(|b| (name.clone(), b.shallow_clone())))
+            .enumerate()
+            .filter_map(|(i, (name, _))| {
+                let buffer = self.state.get(i)?;
+                Some((name.clone(), buffer[0].shallow_clone()))
+            })
             .collect()
     }
 
@@ -87,51 +92,35 @@ impl Optimize for Sgd {
         &self.params
     }
 
-    /// With `skip`, a skipped first step leaves a zero momentum buffer,
-    /// which the next step turns into its gradient exactly as a missing one
-    /// would be.
+    /// The first step sets the buffer to the gradient, as torch does; a
+    /// skipped first step leaves it zero, which the next step turns into
+    /// its gradient exactly as a missing one would be.
     fn update(&mut self, skip: Option<&Tensor>) {
-        tch::no_grad(|| {
-            for ((_, p), buf) in self.params.iter().zip(self.buffers.iter_mut()) {
-                let grad = p.grad();
-                if !grad.defined() {
-                    continue;
-                }
-                let grad = if self.weight_decay != 0.0 {
-                    &grad + &(p * self.weight_decay)
+        let (lr, momentum, weight_decay, nesterov) =
+            (self.lr, self.momentum, self.weight_decay, self.nesterov);
+        let init = |p: &Tensor| vec![p.zeros_like()];
+        self.state
+            .step_each(&self.params, init, |_, p, grad, slots, fresh| {
+                let grad = if weight_decay != 0.0 {
+                    &grad + &(p * weight_decay)
                 } else {
                     grad
                 };
-                let Some(skip) = skip else {
-                    let b = match buf {
-                        Some(b) => {
-                            let _ = b.g_mul_scalar_(self.momentum).g_add_(&grad);
-                            b
-                        }
-                        None => buf.insert(grad.detach().copy()),
-                    };
-                    let update = if self.nesterov {
-                        &grad + &(&*b * self.momentum)
-                    } else {
-                        b.shallow_clone()
-                    };
-                    let _ = p.shallow_clone().g_add_(&(&update * -self.lr));
-                    continue;
-                };
-                // The same arithmetic as above (so equal bits when not
-                // skipped), kept out of place until the mask picks.
-                let b = buf.get_or_insert_with(|| p.zeros_like());
-                let new_b = &*b * self.momentum + &grad;
-                let update = if self.nesterov {
-                    &grad + &(&new_b * self.momentum)
+                let buf = &slots[0];
+                let new_buf = if fresh {
+                    grad.detach().copy()
                 } else {
-                    new_b.shallow_clone()
+                    buf * momentum + &grad
                 };
-                let new_p = p + &update * -self.lr;
-                b.copy_(&b.where_self(skip, &new_b));
-                p.shallow_clone().copy_(&p.where_self(skip, &new_p));
-            }
-        });
+                let update = if nesterov {
+                    &grad + &(&new_buf * momentum)
+                } else {
+                    new_buf.shallow_clone()
+                };
+                let new_p = p + &update * -lr;
+                commit(buf, &new_buf, skip);
+                commit(p, &new_p, skip);
+            });
     }
 
     fn lr(&self) -> f64 {
@@ -143,19 +132,11 @@ impl Optimize for Sgd {
     }
 
     fn state(&self) -> Vec<(String, Tensor)> {
-        self.momentum_buffers()
-            .into_iter()
-            .map(|(n, t)| (state_name(MOMENTUM_SLOT, &n), t))
-            .collect()
+        self.state.save(&self.params)
     }
 
     fn load_state(&mut self, saved: Vec<(String, Tensor)>) -> Result<(), OptimizerStateError> {
-        let slots = self.params.sort_state(saved, "SGD", &[MOMENTUM_SLOT])?;
-        for (buffer, mut slot) in self.buffers.iter_mut().zip(slots) {
-            if let Some(b) = slot.pop().flatten() {
-                *buffer = Some(b);
-            }
-        }
+        self.state = self.state.restored(&self.params, saved)?;
         Ok(())
     }
 }
