@@ -9,6 +9,8 @@ use std::process::{Command, ExitCode};
 pub const LIBTORCH_VERSION: &str = env!("LIBTORCH_VERSION");
 
 pub struct Report {
+    /// The version built against ([`LIBTORCH_VERSION`]).
+    pub libtorch: &'static str,
     /// The loaded libtorch's folder and version, where they can be found.
     pub loaded: Option<(PathBuf, String)>,
     pub cuda_available: bool,
@@ -27,6 +29,7 @@ pub fn report() -> Report {
     let gpus = nvidia_smi_gpus();
     let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
     Report {
+        libtorch: LIBTORCH_VERSION,
         loaded: loaded_libtorch(),
         cuda_available: tch::Cuda::is_available(),
         cudnn_available: tch::Cuda::cudnn_is_available(),
@@ -144,7 +147,7 @@ fn pick<'a>(gpus: &'a [SmiGpu], visible: Option<&str>) -> Vec<&'a SmiGpu> {
 
 pub fn print(r: &Report) {
     println!("train {}", env!("CARGO_PKG_VERSION"));
-    println!("libtorch (built): {LIBTORCH_VERSION}");
+    println!("libtorch (built): {}", r.libtorch);
     match &r.loaded {
         Some((dir, version)) => {
             println!("libtorch (loaded): {version}");
