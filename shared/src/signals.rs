@@ -61,7 +61,7 @@ impl Stop {
 
 /// Calls `on_signal` (on a thread of its own) for every SIGINT and SIGTERM
 /// the process receives from now on.
-pub fn on_stop(mut on_signal: impl FnMut(Stop) + Send + 'static) -> io::Result<()> {
+fn on_stop(mut on_signal: impl FnMut(Stop) + Send + 'static) -> io::Result<()> {
     let mut signals = Signals::new([libc::SIGINT, libc::SIGTERM])?;
     std::thread::Builder::new()
         .name("signals".to_owned())
