@@ -21,8 +21,8 @@ use super::format::{
     INDEX_MAGIC, MANIFEST_FILE, SHARD_DIR,
 };
 use crate::durable::{stage, sync_parent, tmp_path, write_atomically};
-use crate::luna::{canonical_order, OrderKey};
 use crate::hu::{HU_MAX, HU_MIN};
+use crate::luna::{canonical_order, OrderKey};
 
 /// Create `dir` (and `dir/shards`) if needed and remove its manifest, so the
 /// cache reads as incomplete until [`finalize`] runs.
