@@ -328,7 +328,35 @@ impl Fields<'_> {
         MetaImageError::invalid(self.path, reason)
     }
 
+    /// The checks run in a fixed order, so that a header with several faults
+    /// always reports the same one.
     fn parse(&self) -> Result<Parsed, MetaImageError> {
+        let dims = self.dims()?;
+        let (element_type, channels) = self.element()?;
+        let (spacing, origin, transform_matrix) = self.geometry(dims.len())?;
+        let big_endian = match self.first_of(&["BinaryDataByteOrderMSB", "ElementByteOrderMSB"]) {
+            Some((key, v)) => self.boolean(key, v)?,
+            None => false,
+        };
+        self.require_binary()?;
+        let (compressed, compressed_size) = self.compression()?;
+        let header_size = self.header_size()?;
+        Ok(Parsed {
+            dims,
+            element_type,
+            channels,
+            spacing,
+            origin,
+            transform_matrix,
+            big_endian,
+            compressed,
+            compressed_size,
+            header_size,
+        })
+    }
+
+    /// `DimSize`, checked against `NDims` when that is given.
+    fn dims(&self) -> Result<Vec<usize>, MetaImageError> {
         let dims_value = self.required("DimSize")?;
         let dims: Vec<usize> = self.numbers("DimSize", dims_value)?;
         let ndims = match self.get("NDims") {
@@ -344,7 +372,11 @@ impl Fields<'_> {
         if dims.contains(&0) {
             return Err(self.invalid(format!("DimSize {dims:?} has a zero extent")));
         }
+        Ok(dims)
+    }
 
+    /// `ElementType` and `ElementNumberOfChannels`.
+    fn element(&self) -> Result<(ElementType, usize), MetaImageError> {
         let type_name = self.required("ElementType")?;
         let element_type = ElementType::from_name(type_name).ok_or_else(|| {
             self.invalid(format!(
@@ -359,13 +391,10 @@ impl Fields<'_> {
         if channels == 0 {
             return Err(self.invalid("ElementNumberOfChannels = 0".into()));
         }
+        Ok((element_type, channels))
+    }
 
-        let (spacing, origin, transform_matrix) = self.geometry(ndims)?;
-
-        let big_endian = match self.first_of(&["BinaryDataByteOrderMSB", "ElementByteOrderMSB"]) {
-            Some((key, v)) => self.boolean(key, v)?,
-            None => false,
-        };
+    fn require_binary(&self) -> Result<(), MetaImageError> {
         let binary = self
             .get("BinaryData")
             .map(|v| self.boolean("BinaryData", v))
@@ -376,6 +405,11 @@ impl Fields<'_> {
                 self.invalid("BinaryData = False (ASCII voxel text) is not supported".into())
             );
         }
+        Ok(())
+    }
+
+    /// `CompressedData` and `CompressedDataSize` (a zero size counts as absent).
+    fn compression(&self) -> Result<(bool, Option<u64>), MetaImageError> {
         let compressed = self
             .get("CompressedData")
             .map(|v| self.boolean("CompressedData", v))
@@ -385,7 +419,11 @@ impl Fields<'_> {
             Some(v) => Some(self.number::<u64>("CompressedDataSize", v)?).filter(|&n| n > 0),
             None => None,
         };
-        let header_size = match self.get("HeaderSize") {
+        Ok((compressed, compressed_size))
+    }
+
+    fn header_size(&self) -> Result<HeaderSize, MetaImageError> {
+        Ok(match self.get("HeaderSize") {
             None => HeaderSize::Default,
             Some(v) => match self.number::<i64>("HeaderSize", v)? {
                 0 => HeaderSize::Default,
@@ -397,18 +435,6 @@ impl Fields<'_> {
                     )))
                 }
             },
-        };
-        Ok(Parsed {
-            dims,
-            element_type,
-            channels,
-            spacing,
-            origin,
-            transform_matrix,
-            big_endian,
-            compressed,
-            compressed_size,
-            header_size,
         })
     }
 

@@ -22,7 +22,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use anatomy::{grow_vessels, Anatomy, Grid, VesselParams, OUTSIDE_FOV_HU};
+use anatomy::{grow_vessels, Anatomy, Grid, Nodule, VesselParams, Vessels, OUTSIDE_FOV_HU};
 use placement::{place_candidates, place_nodules, CandidateParams, NoduleParams};
 use sample::{normal, uniform};
 use shared::durable::write_atomically;
@@ -180,19 +180,45 @@ pub fn generate_series(seed: u64, index: usize, preset: Preset) -> SynthSeries {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(index as u64);
     let p = params(preset);
+    // Every step below draws from `rng`: their order fixes the output bytes.
+    let uid = series_uid(&mut rng, index);
+    let (grid, geometry) = scan_geometry(&mut rng, &p);
+    let anatomy = Anatomy::new(&mut rng, grid);
+    let (hu, vessels, nodules) = paint_scan(&mut rng, &anatomy, &p);
+    let (candidates, annotations) = series_rows(
+        &mut rng,
+        &uid,
+        &anatomy,
+        &vessels,
+        &nodules,
+        &p.candidates,
+        &geometry,
+    );
+    SynthSeries {
+        uid,
+        volume: Volume::new(grid.shape, hu, geometry).expect("one voxel per grid point"),
+        candidates,
+        annotations,
+    }
+}
 
+fn series_uid(rng: &mut ChaCha8Rng, index: usize) -> String {
     let digits: String = (0..24)
         .map(|k| char::from(b'0' + rng.random_range(u8::from(k == 0)..10)))
         .collect();
-    let uid = format!("{UID_PREFIX}{digits}{index:06}");
+    format!("{UID_PREFIX}{digits}{index:06}")
+}
 
+/// The voxel grid and its placement in the world: spacing, scan length,
+/// axis flips and origin.
+fn scan_geometry(rng: &mut ChaCha8Rng, p: &PresetParams) -> (Grid, Geometry) {
     // Binary fractions keep the header's decimal text exact.
     let quantize = |v: f64, step: f64| (v / step).round() * step;
-    let sxy = quantize(uniform(&mut rng, 0.6, 0.9), 1.0 / 1024.0);
+    let sxy = quantize(uniform(rng, 0.6, 0.9), 1.0 / 1024.0);
     let sz = Z_SPACINGS[rng.random_range(0..Z_SPACINGS.len())];
     let slices = match p.length_mm {
         Some((lo, hi)) => {
-            ((uniform(&mut rng, lo, hi) / sz).round() as usize).clamp(p.slices.0, p.slices.1)
+            ((uniform(rng, lo, hi) / sz).round() as usize).clamp(p.slices.0, p.slices.1)
         }
         None => rng.random_range(p.slices.0..=p.slices.1),
     };
@@ -210,61 +236,69 @@ pub fn generate_series(seed: u64, index: usize, preset: Preset) -> SynthSeries {
     };
     let geometry = Geometry::new(
         [
-            quantize(
-                sign * half_fov + uniform(&mut rng, -20.0, 20.0),
-                1.0 / 256.0,
-            ),
-            quantize(
-                sign * half_fov + uniform(&mut rng, -20.0, 20.0),
-                1.0 / 256.0,
-            ),
-            quantize(uniform(&mut rng, -380.0, -40.0), 1.0 / 256.0),
+            quantize(sign * half_fov + uniform(rng, -20.0, 20.0), 1.0 / 256.0),
+            quantize(sign * half_fov + uniform(rng, -20.0, 20.0), 1.0 / 256.0),
+            quantize(uniform(rng, -380.0, -40.0), 1.0 / 256.0),
         ],
         grid.spacing,
         direction,
     );
+    (grid, geometry)
+}
 
-    let anatomy = Anatomy::new(&mut rng, grid);
-    let mut hu = vec![0i16; slices * n * n];
+/// The scan's voxels in HU, with the vessels and nodules painted into them.
+fn paint_scan(
+    rng: &mut ChaCha8Rng,
+    anatomy: &Anatomy,
+    p: &PresetParams,
+) -> (Vec<i16>, Vessels, Vec<Nodule>) {
+    let [slices, rows, cols] = anatomy.grid.shape;
+    let mut hu = vec![0i16; slices * rows * cols];
     anatomy.paint_base(&mut hu);
-    let vessels = grow_vessels(&mut rng, &anatomy, &p.vessels);
+    let vessels = grow_vessels(rng, anatomy, &p.vessels);
     for s in &vessels.segments {
         anatomy.paint_segment(&mut hu, s);
     }
-    let nodules = place_nodules(&mut rng, &anatomy, &vessels, &p.nodules);
+    let nodules = place_nodules(rng, anatomy, &vessels, &p.nodules);
     for nodule in &nodules {
         anatomy.paint_nodule(&mut hu, nodule);
     }
-    add_noise(&mut rng, &anatomy, &mut hu);
+    add_noise(rng, anatomy, &mut hu);
+    (hu, vessels, nodules)
+}
 
-    let world = |p: [f64; 3]| geometry.irc_to_xyz(grid.irc(p));
+/// The series' candidates.csv and annotations.csv rows, in world millimetres.
+fn series_rows(
+    rng: &mut ChaCha8Rng,
+    uid: &str,
+    anatomy: &Anatomy,
+    vessels: &Vessels,
+    nodules: &[Nodule],
+    params: &CandidateParams,
+    geometry: &Geometry,
+) -> (Vec<CandidateRow>, Vec<AnnotationRow>) {
+    let world = |p: [f64; 3]| geometry.irc_to_xyz(anatomy.grid.irc(p));
     // LUNA's candidates.csv has two decimals; annotations keep full precision.
     let two_decimals = |xyz: [f64; 3]| xyz.map(|v| (v * 100.0).round() / 100.0);
     let mut candidates: Vec<CandidateRow> =
-        place_candidates(&mut rng, &anatomy, &vessels, &nodules, &p.candidates)
+        place_candidates(rng, anatomy, vessels, nodules, params)
             .into_iter()
             .map(|c| CandidateRow {
-                series_uid: uid.clone(),
+                series_uid: uid.to_owned(),
                 center_xyz: two_decimals(world(c.p)),
                 is_nodule: c.is_nodule,
             })
             .collect();
-    candidates.shuffle(&mut rng);
+    candidates.shuffle(rng);
     let annotations = nodules
         .iter()
         .map(|n| AnnotationRow {
-            series_uid: uid.clone(),
+            series_uid: uid.to_owned(),
             center_xyz: world(n.center),
             diameter_mm: n.diameter_mm,
         })
         .collect();
-
-    SynthSeries {
-        uid,
-        volume: Volume::new(grid.shape, hu, geometry).expect("one voxel per grid point"),
-        candidates,
-        annotations,
-    }
+    (candidates, annotations)
 }
 
 /// Gaussian noise from a table indexed by random u16s: a full Box–Muller
@@ -317,20 +351,32 @@ pub fn generate(
     if opts.series == 0 {
         return Err(SynthError::NoSeries);
     }
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| SynthError::Io {
-            path,
-            error: source,
-        }
-    };
+    create_subset_dirs(opts)?;
+    let rows = write_all_series(opts, progress)?;
+    write_csvs(opts, rows)
+}
+
+fn create_subset_dirs(opts: &SynthOptions) -> Result<(), SynthError> {
     for k in 0..subset_count(opts.series) {
         let dir = opts.out.join(format!("subset{k}"));
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        std::fs::create_dir_all(&dir).map_err(|error| SynthError::Io {
+            path: dir.clone(),
+            error,
+        })?;
     }
+    Ok(())
+}
 
-    type Rows = (Vec<CandidateRow>, Vec<AnnotationRow>, u64);
-    let results: Mutex<Vec<Option<Rows>>> = Mutex::new(vec![None; opts.series]);
+/// One written series' CSV rows and the bytes its scan took.
+type SeriesRows = (Vec<CandidateRow>, Vec<AnnotationRow>, u64);
+
+/// Generates and writes every series on worker threads; the rows come back
+/// in series order, whatever order the workers finished in.
+fn write_all_series(
+    opts: &SynthOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Vec<SeriesRows>, SynthError> {
+    let results: Mutex<Vec<Option<SeriesRows>>> = Mutex::new(vec![None; opts.series]);
     let first_error: Mutex<Option<SynthError>> = Mutex::new(None);
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
@@ -370,7 +416,12 @@ pub fn generate(
         return Err(e);
     }
     let results = results.into_inner().unwrap_or_default();
+    Ok(results.into_iter().flatten().collect())
+}
 
+/// Writes candidates.csv and annotations.csv from every series' rows and
+/// sums up the run.
+fn write_csvs(opts: &SynthOptions, rows: Vec<SeriesRows>) -> Result<SynthSummary, SynthError> {
     let mut summary = SynthSummary {
         series: opts.series,
         candidates: 0,
@@ -379,7 +430,7 @@ pub fn generate(
     };
     let mut cand_csv = format!("{}\n", CANDIDATES_HEADER.join(","));
     let mut ann_csv = format!("{}\n", ANNOTATIONS_HEADER.join(","));
-    for (candidates, annotations, bytes) in results.into_iter().flatten() {
+    for (candidates, annotations, bytes) in rows {
         summary.bytes += bytes;
         summary.candidates += candidates.len();
         for c in &candidates {

@@ -140,87 +140,111 @@ pub fn match_marks(
         .count();
 
     for (scan, uid) in scans.iter().enumerate() {
-        let all_marks = marks_by_scan
-            .get(uid.as_str())
-            .map_or(&[][..], Vec::as_slice);
-        let nodules = nodules_by_scan
-            .get(uid.as_str())
-            .map_or(&[][..], Vec::as_slice);
-        let irrelevant = excluded_by_scan
-            .get(uid.as_str())
-            .map_or(&[][..], Vec::as_slice);
+        let all_marks = of_scan(&marks_by_scan, uid);
+        let nodules = of_scan(&nodules_by_scan, uid);
         if all_marks.is_empty() && !nodules.is_empty() {
             out.scans_without_marks.push(uid.clone());
         }
-        let kept = most_suspicious(all_marks);
-        out.counts.marks += kept.len();
-        out.counts.marks_over_cap += all_marks.len() - kept.len();
-        // Marks not yet claimed by a nodule or an excluded finding.
-        let mut unclaimed = vec![true; kept.len()];
-
-        for nodule in nodules {
-            out.counts.nodules += 1;
-            let mut best: Option<f64> = None;
-            let mut n_hits = 0;
-            for (i, mark) in kept.iter().enumerate() {
-                if !hits(nodule, mark) {
-                    continue;
-                }
-                n_hits += 1;
-                if unclaimed[i] {
-                    unclaimed[i] = false;
-                } else {
-                    out.counts.shared_hits += 1;
-                }
-                if best.is_none_or(|p| mark.probability > p) {
-                    best = Some(mark.probability);
-                }
-            }
-            match best {
-                Some(probability) => {
-                    out.counts.detected += 1;
-                    out.counts.ignored_double_hits += n_hits - 1;
-                    out.entries.push(FrocEntry {
-                        scan,
-                        is_nodule: true,
-                        probability,
-                        excluded: false,
-                    });
-                }
-                None => {
-                    out.counts.missed += 1;
-                    out.entries.push(FrocEntry {
-                        scan,
-                        is_nodule: true,
-                        probability: MISSED_PROBABILITY,
-                        excluded: true,
-                    });
-                }
-            }
-        }
-
-        // After all annotated nodules, so that a mark inside both a nodule and
-        // an excluded finding stays a true positive.
-        for finding in irrelevant {
-            for (i, mark) in kept.iter().enumerate() {
-                if unclaimed[i] && hits(finding, mark) {
-                    unclaimed[i] = false;
-                    out.counts.ignored_excluded += 1;
-                }
-            }
-        }
-
-        for (mark, _) in kept.iter().zip(&unclaimed).filter(|(_, &u)| u) {
-            out.counts.false_positives += 1;
-            out.entries.push(FrocEntry {
-                scan,
-                is_nodule: false,
-                probability: mark.probability,
-                excluded: false,
-            });
-        }
+        let irrelevant = of_scan(&excluded_by_scan, uid);
+        match_scan(&mut out, scan, all_marks, nodules, irrelevant);
     }
     out
+}
+
+/// Rules 1 and 3 to 5 of the module doc for one scan, its entries and
+/// counts added to `out`.
+fn match_scan(
+    out: &mut Matching,
+    scan: usize,
+    all_marks: &[&Mark],
+    nodules: &[&Finding],
+    irrelevant: &[&Finding],
+) {
+    let kept = most_suspicious(all_marks);
+    out.counts.marks += kept.len();
+    out.counts.marks_over_cap += all_marks.len() - kept.len();
+    // Marks not yet claimed by a nodule or an excluded finding.
+    let mut unclaimed = vec![true; kept.len()];
+
+    for nodule in nodules {
+        let entry = score_nodule(&mut out.counts, scan, nodule, &kept, &mut unclaimed);
+        out.entries.push(entry);
+    }
+
+    // After all annotated nodules, so that a mark inside both a nodule and
+    // an excluded finding stays a true positive.
+    for finding in irrelevant {
+        for (i, mark) in kept.iter().enumerate() {
+            if unclaimed[i] && hits(finding, mark) {
+                unclaimed[i] = false;
+                out.counts.ignored_excluded += 1;
+            }
+        }
+    }
+
+    for (mark, _) in kept.iter().zip(&unclaimed).filter(|(_, &u)| u) {
+        out.counts.false_positives += 1;
+        out.entries.push(FrocEntry {
+            scan,
+            is_nodule: false,
+            probability: mark.probability,
+            excluded: false,
+        });
+    }
+}
+
+/// The FROC entry of one annotated nodule (rule 3 of the module doc),
+/// claiming the `kept` marks that hit it.
+fn score_nodule(
+    counts: &mut Counts,
+    scan: usize,
+    nodule: &Finding,
+    kept: &[&Mark],
+    unclaimed: &mut [bool],
+) -> FrocEntry {
+    counts.nodules += 1;
+    let mut best: Option<f64> = None;
+    let mut n_hits = 0;
+    for (i, mark) in kept.iter().enumerate() {
+        if !hits(nodule, mark) {
+            continue;
+        }
+        n_hits += 1;
+        if unclaimed[i] {
+            unclaimed[i] = false;
+        } else {
+            counts.shared_hits += 1;
+        }
+        if best.is_none_or(|p| mark.probability > p) {
+            best = Some(mark.probability);
+        }
+    }
+    match best {
+        Some(probability) => {
+            counts.detected += 1;
+            counts.ignored_double_hits += n_hits - 1;
+            FrocEntry {
+                scan,
+                is_nodule: true,
+                probability,
+                excluded: false,
+            }
+        }
+        None => {
+            counts.missed += 1;
+            FrocEntry {
+                scan,
+                is_nodule: true,
+                probability: MISSED_PROBABILITY,
+                excluded: true,
+            }
+        }
+    }
+}
+
+/// The group of scan `uid`; empty when the scan has none.
+fn of_scan<'g, 'a, T>(groups: &'g HashMap<&str, Vec<&'a T>>, uid: &str) -> &'g [&'a T] {
+    groups.get(uid).map_or(&[][..], Vec::as_slice)
 }
 
 /// Items grouped by seriesuid, each group in input order.
