@@ -101,7 +101,12 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.file_name().is_some_and(|n| n != "sweep.json") {
+            } else if path
+                .file_name()
+                .is_some_and(|n| n != "sweep.json" && n != shared::lock::LOCK_FILE)
+            {
+                // sweep.json notes the rerun; a lock file names its last
+                // holder's PID.
                 files.push((path.clone(), std::fs::read(&path).unwrap()));
             }
         }

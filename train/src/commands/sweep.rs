@@ -6,17 +6,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use shared::lock::FolderLock;
 use shared::signals::{self, Second};
 
 use crate::config::cli::SweepArgs;
 use crate::sweep::plan::{self, Action, Job};
 use crate::sweep::record::{Status, SweepRecord};
-use crate::sweep::runner::{self, Event, Launcher, Outcome};
+use crate::sweep::runner::{Event, Launcher, Outcome};
 use crate::sweep::summary::{duration, LastVal};
 use crate::sweep::Sweep;
-
-/// Lock file that keeps two sweeps out of one folder.
-const LOCK_FILE: &str = "sweep.lock";
 
 pub fn run(args: &SweepArgs) -> Result<ExitCode> {
     let sweep = Sweep::load(&args.file)?;
@@ -33,13 +31,7 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
         .iter()
         .filter(|j| !matches!(j.action, Action::Skip { .. }))
         .count();
-    let parallel = args.parallel.min(to_run).max(1);
-    let total_threads = args.threads.unwrap_or_else(available_threads);
-    let launcher = Launcher {
-        exe: std::env::current_exe().context("finding the train binary")?,
-        threads_per_run: (total_threads / parallel as u32).max(1),
-        parallel,
-    };
+    let launcher = launcher(args, to_run)?;
     println!(
         "sweep: {}: {} variants × {} seeds = {} runs ({} finished, {} to run, {} at a time with --threads {} each); results in {}",
         args.file.display(),
@@ -48,7 +40,7 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
         jobs.len(),
         jobs.len() - to_run,
         to_run,
-        parallel,
+        launcher.parallel,
         launcher.threads_per_run,
         out.display()
     );
@@ -60,21 +52,11 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
     }
 
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let _lock = runner::lock(&out.join(LOCK_FILE))?;
+    // Two sweeps in one folder would start the same runs twice.
+    let _lock = FolderLock::acquire(&out, "train sweep")?;
     let mut record = SweepRecord::new(&sweep, &seeds, &jobs);
     write_record(&record, &out)?;
-    for (job, run) in jobs.iter().zip(&record.runs) {
-        if let Action::Skip { epoch, .. } = job.action {
-            println!(
-                "sweep: {} seed {}: skipped, finished ({epoch}/{} epochs): {}",
-                job.variant,
-                job.seed,
-                job.config.run.epochs,
-                describe(run.last_val)
-            );
-        }
-    }
-
+    report_skipped(&jobs, &record);
     let stops = signals::stop_on_signals(
         |what| {
             format!(
@@ -89,46 +71,84 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
 
     let mut ended = 0;
     launcher.run_all(&jobs, &stops.count, |event| {
-        let index = |job: &Job| jobs.iter().position(|j| std::ptr::eq(j, job)).unwrap_or(0);
-        match event {
-            Event::Started { job } => {
-                record.runs[index(job)].status = Status::Running;
-                println!(
-                    "sweep: {} seed {}: {} (log {})",
-                    job.variant,
-                    job.seed,
-                    match job.action {
-                        Action::Resume { epoch, .. } => format!("resuming after epoch {epoch}"),
-                        _ => "started".to_owned(),
-                    },
-                    job.log_file().display()
-                );
-            }
-            Event::Finished { job, outcome, wall } => {
-                ended += 1;
-                let run = &mut record.runs[index(job)];
-                run.run_dir = job.run_dir();
-                run.last_val = run.run_dir.as_deref().and_then(LastVal::of_run);
-                run.wall_s = Some(wall.as_secs_f64());
-                run.status = match &outcome {
-                    Outcome::Done => Status::Done,
-                    Outcome::Interrupted => Status::Interrupted,
-                    Outcome::Failed(why) => {
-                        run.error = Some(why.clone());
-                        Status::Failed
-                    }
-                };
-                println!(
-                    "sweep: [{ended}/{to_run}] {} seed {}: {}",
-                    job.variant,
-                    job.seed,
-                    ending(&outcome, wall, run.last_val)
-                );
-            }
-        }
+        record_event(&mut record, &jobs, event, &mut ended, to_run);
         write_record(&record, &out)
     })?;
     Ok(conclude(&record, &out, stops.exit_code()))
+}
+
+/// At most `--parallel` runs at once (no more than there are to run), the
+/// threads shared out between them.
+fn launcher(args: &SweepArgs, to_run: usize) -> Result<Launcher> {
+    let parallel = args.parallel.min(to_run).max(1);
+    let total_threads = args.threads.unwrap_or_else(available_threads);
+    Ok(Launcher {
+        exe: std::env::current_exe().context("finding the train binary")?,
+        threads_per_run: (total_threads / parallel as u32).max(1),
+        parallel,
+    })
+}
+
+fn report_skipped(jobs: &[Job], record: &SweepRecord) {
+    for (job, run) in jobs.iter().zip(&record.runs) {
+        if let Action::Skip { epoch, .. } = job.action {
+            println!(
+                "sweep: {} seed {}: skipped, finished ({epoch}/{} epochs): {}",
+                job.variant,
+                job.seed,
+                job.config.run.epochs,
+                describe(run.last_val)
+            );
+        }
+    }
+}
+
+/// A run started or ended: its line on the terminal and its entry in the
+/// record. `ended` counts the runs ended so far, of `to_run`.
+fn record_event(
+    record: &mut SweepRecord,
+    jobs: &[Job],
+    event: Event<'_>,
+    ended: &mut usize,
+    to_run: usize,
+) {
+    let index = |job: &Job| jobs.iter().position(|j| std::ptr::eq(j, job)).unwrap_or(0);
+    match event {
+        Event::Started { job } => {
+            record.runs[index(job)].status = Status::Running;
+            println!(
+                "sweep: {} seed {}: {} (log {})",
+                job.variant,
+                job.seed,
+                match job.action {
+                    Action::Resume { epoch, .. } => format!("resuming after epoch {epoch}"),
+                    _ => "started".to_owned(),
+                },
+                job.log_file().display()
+            );
+        }
+        Event::Finished { job, outcome, wall } => {
+            *ended += 1;
+            let run = &mut record.runs[index(job)];
+            run.run_dir = job.run_dir();
+            run.last_val = run.run_dir.as_deref().and_then(LastVal::of_run);
+            run.wall_s = Some(wall.as_secs_f64());
+            run.status = match &outcome {
+                Outcome::Done => Status::Done,
+                Outcome::Interrupted => Status::Interrupted,
+                Outcome::Failed(why) => {
+                    run.error = Some(why.clone());
+                    Status::Failed
+                }
+            };
+            println!(
+                "sweep: [{ended}/{to_run}] {} seed {}: {}",
+                job.variant,
+                job.seed,
+                ending(&outcome, wall, run.last_val)
+            );
+        }
+    }
 }
 
 /// The final lines: where the results are, what failed, how to go on.

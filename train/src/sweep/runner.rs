@@ -7,7 +7,7 @@
 //! stop after the batch, their finished epochs checkpointed) and, on a
 //! second Ctrl-C, kills them.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::path::{Path, PathBuf};
@@ -260,26 +260,4 @@ fn remove_if_present(path: &Path) -> Result<()> {
         }
         _ => Ok(()),
     }
-}
-
-/// Opens (creating) `path` and takes an exclusive lock on it for as long
-/// as the file stays open: two sweeps writing one folder would start the
-/// same runs twice.
-pub fn lock(path: &Path) -> Result<File> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    use std::os::fd::AsRawFd as _;
-    // SAFETY: flock(2) on a descriptor this function owns and keeps open.
-    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if locked != 0 {
-        anyhow::bail!(
-            "{}: another `train sweep` is running in this folder; wait for it, or choose another --out",
-            path.display()
-        );
-    }
-    Ok(file)
 }
