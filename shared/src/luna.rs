@@ -1,7 +1,8 @@
 //! LUNA16 CSVs and the book's candidate list.
 //!
 //! [`find_series`] finds the scans on disk, [`read_candidates_csv`] and
-//! [`read_annotations_csv`] parse the two CSVs, [`build_candidate_list`] (or
+//! [`read_annotations_csv`] parse the two CSVs (with [`table`], the one
+//! reader of LUNA16's point tables), [`build_candidate_list`] (or
 //! [`load_candidates`], which does all three) reproduces the book's
 //! `getCandidateInfoList`, [`canonical_order`] is the order every tool
 //! keeps, and [`split`] its train/validation split.
@@ -14,16 +15,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::geometry::Xyz;
 
+pub mod table;
+
+pub use table::MAX_CSV_BYTES;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LunaError {
-    #[error("{path}: {reason}")]
-    Csv { path: PathBuf, reason: String },
-    #[error("{path}: line {line}: {reason}")]
-    Row {
-        path: PathBuf,
-        line: u64,
-        reason: String,
-    },
+    #[error(transparent)]
+    Table(#[from] table::TableError),
     #[error("{path}: {error}")]
     Io {
         path: PathBuf,
@@ -403,217 +402,50 @@ pub fn read_candidates_csv(path: &Path) -> Result<Vec<CandidateRow>, LunaError> 
 /// [`read_candidates_csv`], each row with the line it starts on (1-based,
 /// the header is line 1: the numbering an editor shows).
 pub fn read_candidates_csv_lines(path: &Path) -> Result<Vec<(u64, CandidateRow)>, LunaError> {
-    read_rows(path, CANDIDATES_HEADER, |row| {
-        let series_uid = row.uid()?;
-        let center_xyz = row.xyz()?;
-        let class = row.field(4)?;
-        let is_nodule = match class.parse::<i64>() {
-            Ok(0) => false,
-            Ok(1) => true,
-            _ => return Err(format!("class must be 0 or 1, got {class:?}")),
-        };
-        Ok(CandidateRow {
-            series_uid,
-            center_xyz,
-            is_nodule,
+    let column = CANDIDATES_HEADER[4];
+    let points = table::read_points(path, column, |class| match class.parse::<i64>() {
+        Ok(0) => Ok(false),
+        Ok(1) => Ok(true),
+        _ => Err(table::Reason::Invalid {
+            column,
+            message: format!("must be 0 or 1, got {class:?}"),
+        }),
+    })?;
+    Ok(points
+        .into_iter()
+        .map(|p| {
+            let row = CandidateRow {
+                series_uid: p.series_uid,
+                center_xyz: p.center_xyz,
+                is_nodule: p.value,
+            };
+            (p.line, row)
         })
-    })
+        .collect())
 }
 
 /// Parse `annotations.csv` (`seriesuid,coordX,coordY,coordZ,diameter_mm`).
+/// A negative diameter is refused: the candidate list matches within a
+/// quarter of it, and LUNA's "size unknown" -1 belongs only to
+/// `annotations_excluded.csv`, which the list does not read.
 pub fn read_annotations_csv(path: &Path) -> Result<Vec<AnnotationRow>, LunaError> {
-    let rows = read_rows(path, ANNOTATIONS_HEADER, |row| {
-        let series_uid = row.uid()?;
-        let center_xyz = row.xyz()?;
-        let diameter_mm = row.number(4)?;
+    let column = ANNOTATIONS_HEADER[4];
+    let points = table::read_points(path, column, |text| {
+        let diameter_mm = table::finite_number(column, text)?;
         if diameter_mm < 0.0 {
-            return Err(format!(
-                "diameter_mm must not be negative, got {diameter_mm}"
-            ));
+            return Err(table::Reason::Invalid {
+                column,
+                message: format!("must not be negative, got {diameter_mm}"),
+            });
         }
-        Ok(AnnotationRow {
-            series_uid,
-            center_xyz,
-            diameter_mm,
-        })
+        Ok(diameter_mm)
     })?;
-    Ok(rows.into_iter().map(|(_, row)| row).collect())
-}
-
-/// A data row with the column names for messages.
-struct Row<'a> {
-    record: &'a csv::StringRecord,
-    header: [&'static str; 5],
-}
-
-impl Row<'_> {
-    fn field(&self, k: usize) -> Result<&str, String> {
-        self.record.get(k).ok_or_else(|| {
-            format!(
-                "missing field {} (expected {} fields)",
-                self.header[k],
-                self.header.len()
-            )
+    Ok(points
+        .into_iter()
+        .map(|p| AnnotationRow {
+            series_uid: p.series_uid,
+            center_xyz: p.center_xyz,
+            diameter_mm: p.value,
         })
-    }
-
-    fn uid(&self) -> Result<String, String> {
-        let uid = self.field(0)?;
-        if uid.is_empty() {
-            return Err("empty seriesuid".into());
-        }
-        Ok(uid.to_owned())
-    }
-
-    fn number(&self, k: usize) -> Result<f64, String> {
-        let text = self.field(k)?;
-        let v: f64 = text
-            .parse()
-            .map_err(|_| format!("{} is not a number: {text:?}", self.header[k]))?;
-        if !v.is_finite() {
-            return Err(format!("{} must be finite, got {text:?}", self.header[k]));
-        }
-        Ok(v)
-    }
-
-    fn xyz(&self) -> Result<Xyz, String> {
-        Ok([self.number(1)?, self.number(2)?, self.number(3)?])
-    }
-}
-
-fn read_rows<T>(
-    path: &Path,
-    header: [&'static str; 5],
-    parse: impl Fn(&Row) -> Result<T, String>,
-) -> Result<Vec<(u64, T)>, LunaError> {
-    let bytes = read_csv_bytes(path)?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(bytes.as_slice());
-    let csv_error = |e: csv::Error| {
-        let line = e.position().map(|p| p.line());
-        match line {
-            Some(line) => LunaError::Row {
-                path: path.to_owned(),
-                line,
-                reason: e.to_string(),
-            },
-            None => LunaError::Csv {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            },
-        }
-    };
-    let found = reader.headers().map_err(csv_error)?.clone();
-    let found_names: Vec<&str> = found.iter().take(header.len()).collect();
-    if found_names != header {
-        return Err(LunaError::Csv {
-            path: path.to_owned(),
-            reason: format!(
-                "header must start with {}, found {:?}",
-                header.join(","),
-                found_names.join(",")
-            ),
-        });
-    }
-    let mut rows = Vec::new();
-    let mut record = csv::StringRecord::new();
-    let mut lines = Lines::new(&bytes);
-    while reader.read_record(&mut record).map_err(csv_error)? {
-        let line = record.position().map_or(0, |p| lines.line_of(p.byte()));
-        let row = Row {
-            record: &record,
-            header,
-        };
-        let parsed = parse(&row).map_err(|reason| LunaError::Row {
-            path: path.to_owned(),
-            line,
-            reason,
-        })?;
-        rows.push((line, parsed));
-    }
-    Ok(rows)
-}
-
-/// The largest CSV read (bytes): 40× the organisers' largest list (~60 MB).
-pub const MAX_CSV_BYTES: u64 = 2 << 30;
-
-/// The whole file, read only when it is a regular file of at most
-/// [`MAX_CSV_BYTES`]: a FIFO would block the read, a sparse terabyte file
-/// would be allocated whole. Read whole so that each row's line can be
-/// counted in the bytes, see `Lines`.
-fn read_csv_bytes(path: &Path) -> Result<Vec<u8>, LunaError> {
-    use std::io::Read;
-    let io = |error| LunaError::Io {
-        path: path.to_owned(),
-        error,
-    };
-    let refuse = |reason: String| LunaError::Csv {
-        path: path.to_owned(),
-        reason,
-    };
-    // Checked before opening: opening a FIFO blocks until a writer comes.
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if !meta.is_file() {
-        let kind = if meta.is_dir() {
-            "a directory"
-        } else {
-            "a FIFO, socket or device"
-        };
-        return Err(refuse(format!(
-            "is {kind}, not a regular file; refusing to read it"
-        )));
-    }
-    if meta.len() > MAX_CSV_BYTES {
-        return Err(refuse(format!(
-            "{} bytes, over the {} GiB a candidate or annotation CSV may have",
-            meta.len(),
-            MAX_CSV_BYTES >> 30
-        )));
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_CSV_BYTES).read_to_end(&mut bytes))
-        .map_err(io)?;
-    Ok(bytes)
-}
-
-/// The line (1-based, as an editor numbers them) each record starts on,
-/// counted in the file's bytes. The csv reader's own position is where it
-/// began reading a record: before the blank lines it skipped on the way,
-/// and before the LF of a CRLF that ended the previous record.
-struct Lines<'a> {
-    bytes: &'a [u8],
-    /// Bytes before `at` hold `line - 1` line breaks.
-    at: usize,
-    line: u64,
-}
-
-impl<'a> Lines<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Lines {
-            bytes,
-            at: 0,
-            line: 1,
-        }
-    }
-
-    /// `from`: the reader's position of a record; positions only grow.
-    fn line_of(&mut self, from: u64) -> u64 {
-        let mut start = (from as usize).clamp(self.at, self.bytes.len());
-        while matches!(self.bytes.get(start), Some(b'\n' | b'\r')) {
-            start += 1;
-        }
-        for k in self.at..start {
-            // LF ends a line, and so does a lone CR; in CRLF the LF counts.
-            let b = self.bytes[k];
-            if b == b'\n' || (b == b'\r' && self.bytes.get(k + 1) != Some(&b'\n')) {
-                self.line += 1;
-            }
-        }
-        self.at = start;
-        self.line
-    }
+        .collect())
 }
