@@ -23,6 +23,7 @@
 
 pub mod bench;
 pub mod commands;
+pub mod compare;
 pub mod config;
 pub mod data;
 pub mod evaluate;

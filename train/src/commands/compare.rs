@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::config::cli::CompareArgs;
-use crate::evaluate::compare::{find_runs, table, Comparison, Run};
+use crate::compare::{find_runs, table, Comparison, Run};
 
 /// Where the report goes without `--out`.
 const DEFAULT_OUT: &str = "compare";

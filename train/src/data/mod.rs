@@ -3,6 +3,7 @@
 //! and how training batches are augmented ([`augment`]).
 
 pub mod augment;
+pub mod balance;
 pub mod loader;
 pub mod mixup;
 pub mod sampler;

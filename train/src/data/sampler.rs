@@ -8,7 +8,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::config::{BalanceSampler, BalanceSchedule};
+use super::balance::{BalanceSampler, BalanceSchedule};
 
 /// The book's balanced epoch length (`LunaDataset.__len__` with a ratio).
 pub const BALANCED_EPOCH_SAMPLES: usize = 200_000;

@@ -8,7 +8,6 @@
 //! gathers everything into an [`EvalReport`] that serialises to
 //! `eval.json` and feeds [`plots::write_plots`].
 
-pub mod compare;
 pub mod detection;
 pub mod luna16;
 pub mod metrics;

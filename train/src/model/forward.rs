@@ -4,7 +4,7 @@
 use tch::{Device, Kind, Reduction, Tensor};
 
 use super::LunaModel;
-use crate::config::ComputeConfig;
+use super::compute::ComputeConfig;
 
 /// Per-sample results of one batch, still on the device.
 pub struct BatchOutput {

@@ -2,6 +2,7 @@
 //! `torch.optim` semantics, and the learning-rate schedules that drive them.
 
 pub mod adam;
+pub mod config;
 pub mod loss_scale;
 pub mod params;
 pub mod rmsprop;
@@ -14,7 +15,7 @@ mod test_support;
 use tch::nn::VarStore;
 use tch::Tensor;
 
-use crate::config::{OptimizerConfig, OptimizerKind};
+pub use config::{LrSchedule, OptimizerConfig, OptimizerKind};
 
 pub use adam::Adam;
 pub use loss_scale::{backward_and_step, LossScaleState, LossScaler};

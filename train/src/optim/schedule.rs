@@ -31,7 +31,7 @@
 
 use std::f64::consts::PI;
 
-use crate::config::{LrSchedule, OptimizerConfig, RunConfig};
+use super::config::{LrSchedule, OptimizerConfig};
 
 pub const ONECYCLE_PCT_START: f64 = 0.3;
 pub const ONECYCLE_DIV_FACTOR: f64 = 25.0;
@@ -59,16 +59,18 @@ pub struct RunLength {
 }
 
 impl RunLength {
-    /// The run of `config`, with `samples_per_epoch` training samples per
-    /// epoch, over the epochs its schedule spans.
-    pub fn of(config: &RunConfig, samples_per_epoch: usize) -> Self {
+    /// A run of `epochs` epochs of `samples_per_epoch` training samples in
+    /// batches of `batch_size`, over the epochs `optimizer`'s schedule spans.
+    pub fn of(
+        optimizer: &OptimizerConfig,
+        batch_size: u32,
+        epochs: usize,
+        samples_per_epoch: usize,
+    ) -> Self {
         RunLength {
-            batch_size: u64::from(config.data.batch_size),
+            batch_size: u64::from(batch_size),
             samples_per_epoch: samples_per_epoch as u64,
-            epochs: config
-                .optimizer
-                .schedule_epochs
-                .map_or(config.run.epochs as u64, u64::from),
+            epochs: optimizer.schedule_epochs.map_or(epochs as u64, u64::from),
         }
     }
 
@@ -192,12 +194,7 @@ mod tests {
         // Resumed with more epochs: the schedule keeps its span.
         pin_epochs(&mut c, 9);
         assert_eq!(c.schedule_epochs, Some(5));
-        let mut run = RunConfig {
-            optimizer: c,
-            ..RunConfig::default()
-        };
-        run.run.epochs = 9;
-        assert_eq!(RunLength::of(&run, 10).epochs, 5);
+        assert_eq!(RunLength::of(&c, 32, 9, 10).epochs, 5);
         // Constant and step rates need no span; their configs stay as they were.
         for kind in [LrSchedule::Constant, LrSchedule::Step] {
             let mut c = config(kind);

@@ -58,7 +58,12 @@ impl Trainer {
         let model = LunaModel::with_config(&vs.root(), &config.model, config.init.bias);
         prepare_weights(&vs, config.compute);
         let optimizer = Optimizer::from_config(&vs, &config.optimizer);
-        let run_length = RunLength::of(config, samples_per_epoch);
+        let run_length = RunLength::of(
+            &config.optimizer,
+            config.data.batch_size,
+            config.run.epochs,
+            samples_per_epoch,
+        );
         Trainer {
             vs,
             model,

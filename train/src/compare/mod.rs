@@ -36,7 +36,7 @@ pub enum CompareError {
     Config(#[from] crate::config::ConfigError),
     /// Names the file and the line.
     #[error(transparent)]
-    Metrics(#[from] super::MetricsLogError),
+    Metrics(#[from] crate::evaluate::MetricsLogError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -45,7 +45,7 @@ pub enum CompareError {
     #[error(transparent)]
     Write(#[from] shared::durable::DurableWriteError),
     #[error(transparent)]
-    Plot(#[from] super::PlotError),
+    Plot(#[from] crate::evaluate::PlotError),
 }
 
 /// Runs with the same value of every compared setting: repeats that
