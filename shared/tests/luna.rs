@@ -213,6 +213,30 @@ fn tolerates_spaces_crlf_extra_columns_and_bom() {
     );
 }
 
+/// Columns are found by name (as the scorer finds them), and a row's line
+/// counts the blank lines before it.
+#[test]
+fn columns_by_name_and_lines_counting_blank_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "class,coordZ,seriesuid,coordY,coordX\n1,3,s,2,1\n\n0,6,t,5,x\n";
+    let path = write(dir.path(), "candidates.csv", text);
+    let msg = read_candidates_csv(&path).unwrap_err().to_string();
+    assert!(
+        msg.contains("line 4") && msg.contains("coordX is not a number"),
+        "{msg}"
+    );
+    let path = write(dir.path(), "c2.csv", &text.replace(",x\n", ",4\n"));
+    let rows = read_candidates_csv(&path).unwrap();
+    assert_eq!(
+        (
+            rows[1].series_uid.as_str(),
+            rows[1].center_xyz,
+            rows[1].is_nodule
+        ),
+        ("t", [4.0, 5.0, 6.0], false)
+    );
+}
+
 #[test]
 fn missing_csv_names_the_path() {
     let err = read_candidates_csv(Path::new("/nonexistent/candidates.csv")).unwrap_err();

@@ -1,16 +1,18 @@
 //! Reading the challenge's CSV files: nodule annotations, excluded findings,
 //! the scan list, and a submission of CAD marks.
 //!
-//! Columns are found by header name, so their order does not matter and extra
-//! columns are ignored; rows may come in any order. Whitespace around fields is
-//! dropped. Every number must parse as a finite `f64`: the official script would
+//! The three point tables go through [`shared::luna::table`], the reader
+//! `prepcache` uses too: columns found by header name, whitespace dropped,
+//! every coordinate and value a finite `f64` (the official script would
 //! accept `nan`/`inf` and then either crash (scikit-learn rejects non-finite
-//! scores) or silently never match, so refusing them up front names the culprit.
+//! scores) or silently never match, so refusing them up front names the
+//! culprit). Unlike `prepcache`, negative diameters are kept: LUNA's
+//! `annotations_excluded.csv` uses -1 for "size unknown".
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use shared::luna::table::{self, TableError};
 
 /// A reference finding: an annotated nodule (`annotations.csv`) or an
 /// irrelevant finding (`annotations_excluded.csv`), both with the columns
@@ -36,38 +38,14 @@ pub struct Mark {
     pub probability: f64,
 }
 
-/// Why an input file could not be read. Every variant names the file; those
-/// about one row also name its 1-based line (the header is line 1).
+/// Why an input file could not be read. Every error names the file; those
+/// about one row or the header also name its 1-based line (the header is
+/// line 1).
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    /// The file could not be opened.
-    #[error("{}: cannot read: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    /// Bad quoting, invalid UTF-8, a row with the wrong number of fields, or
-    /// a read failure mid-file.
-    #[error("{}: line {line}: malformed CSV: {source}", path.display())]
-    Csv {
-        path: PathBuf,
-        line: u64,
-        source: csv::Error,
-    },
-    /// Not even a header line.
-    #[error("{}: empty file (a header line is required)", path.display())]
-    Empty { path: PathBuf },
-    /// The header lacks a required column.
-    #[error("{}: line 1: missing column `{column}` in the header", path.display())]
-    MissingColumn { path: PathBuf, column: &'static str },
-    /// A field that must be a number is not one, or is NaN or infinite.
-    #[error("{}: line {line}: column `{column}`: `{value}` is not a finite number", path.display())]
-    InvalidNumber {
-        path: PathBuf,
-        line: u64,
-        column: &'static str,
-        value: String,
-    },
+    /// Not a readable table: see [`table::Reason`].
+    #[error(transparent)]
+    Table(#[from] TableError),
     /// An annotations file with a header and no rows.
     #[error("{}: no nodules (only a header)", path.display())]
     NoNodules { path: PathBuf },
@@ -81,7 +59,6 @@ pub enum InputError {
 }
 
 const SERIESUID: &str = "seriesuid";
-const COORD: [&str; 3] = ["coordX", "coordY", "coordZ"];
 const DIAMETER: &str = "diameter_mm";
 const PROBABILITY: &str = "probability";
 
@@ -105,26 +82,11 @@ fn read_points<T>(
     value: &'static str,
     make: impl Fn(String, [f64; 3], f64) -> T,
 ) -> Result<Vec<T>, InputError> {
-    let table = Table::open(path)?;
-    let uid = table.column(SERIESUID)?;
-    let coord = [
-        table.column(COORD[0])?,
-        table.column(COORD[1])?,
-        table.column(COORD[2])?,
-    ];
-    let value_column = table.column(value)?;
-    table.rows(|row| {
-        let center = [
-            row.number(coord[0], COORD[0])?,
-            row.number(coord[1], COORD[1])?,
-            row.number(coord[2], COORD[2])?,
-        ];
-        Ok(make(
-            row.text(uid).to_string(),
-            center,
-            row.number(value_column, value)?,
-        ))
-    })
+    let points = table::read_points(path, value, |text| table::finite_number(value, text))?;
+    Ok(points
+        .into_iter()
+        .map(|p| make(p.series_uid, p.center_xyz, p.value))
+        .collect())
 }
 
 /// Reads findings with a `seriesuid,coordX,coordY,coordZ,diameter_mm` header.
@@ -161,19 +123,18 @@ pub fn read_marks(path: &Path) -> Result<Vec<Mark>, InputError> {
 /// series UID looks like that, and counting it would add a phantom scan to the
 /// false-positive divisor. Duplicates are kept, as the official script keeps them.
 pub fn read_seriesuids(path: &Path) -> Result<Vec<String>, InputError> {
+    let bytes = table::read_csv_bytes(path)?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(open(path)?);
+        .from_reader(bytes.as_slice());
     let mut uids = Vec::new();
     let mut record = csv::StringRecord::new();
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(source) => return Err(csv_error(path, source)),
-        }
+    while reader
+        .read_record(&mut record)
+        .map_err(|e| table::malformed(path, &bytes, e))?
+    {
         let Some(uid) = record.get(0).filter(|uid| !uid.is_empty()) else {
             continue;
         };
@@ -188,112 +149,4 @@ pub fn read_seriesuids(path: &Path) -> Result<Vec<String>, InputError> {
         });
     }
     Ok(uids)
-}
-
-fn open(path: &Path) -> Result<File, InputError> {
-    File::open(path).map_err(|source| InputError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// Wraps a csv error (bad quoting, a row with the wrong number of fields,
-/// invalid UTF-8, or an I/O failure mid-file) with the file and line.
-fn csv_error(path: &Path, source: csv::Error) -> InputError {
-    let line = source.position().map_or(0, csv::Position::line);
-    InputError::Csv {
-        path: path.to_path_buf(),
-        line,
-        source,
-    }
-}
-
-/// A CSV file with a header, whose columns are looked up by name.
-struct Table {
-    path: PathBuf,
-    header: csv::StringRecord,
-    reader: csv::Reader<File>,
-}
-
-impl Table {
-    fn open(path: &Path) -> Result<Self, InputError> {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .trim(csv::Trim::All)
-            .from_reader(open(path)?);
-        let header = reader
-            .headers()
-            .map_err(|source| csv_error(path, source))?
-            .clone();
-        if header.iter().all(str::is_empty) {
-            return Err(InputError::Empty {
-                path: path.to_path_buf(),
-            });
-        }
-        Ok(Self {
-            path: path.to_path_buf(),
-            header,
-            reader,
-        })
-    }
-
-    /// Index of the first column with this name, like Python's `list.index`.
-    fn column(&self, name: &'static str) -> Result<usize, InputError> {
-        self.header
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| InputError::MissingColumn {
-                path: self.path.clone(),
-                column: name,
-            })
-    }
-
-    fn rows<T>(
-        mut self,
-        mut parse: impl FnMut(&Row<'_>) -> Result<T, InputError>,
-    ) -> Result<Vec<T>, InputError> {
-        let mut out = Vec::new();
-        let mut record = csv::StringRecord::new();
-        loop {
-            match self.reader.read_record(&mut record) {
-                Ok(false) => break,
-                Ok(true) => {}
-                Err(source) => return Err(csv_error(&self.path, source)),
-            }
-            let line = record.position().map_or(0, csv::Position::line);
-            out.push(parse(&Row {
-                path: &self.path,
-                line,
-                record: &record,
-            })?);
-        }
-        Ok(out)
-    }
-}
-
-/// One data row; the csv reader has already checked it has as many fields as
-/// the header, so every column index is in range.
-struct Row<'a> {
-    path: &'a Path,
-    line: u64,
-    record: &'a csv::StringRecord,
-}
-
-impl Row<'_> {
-    fn text(&self, index: usize) -> &str {
-        &self.record[index]
-    }
-
-    fn number(&self, index: usize, column: &'static str) -> Result<f64, InputError> {
-        let text = self.text(index);
-        match text.parse::<f64>() {
-            Ok(value) if value.is_finite() => Ok(value),
-            _ => Err(InputError::InvalidNumber {
-                path: self.path.to_path_buf(),
-                line: self.line,
-                column,
-                value: text.to_string(),
-            }),
-        }
-    }
 }

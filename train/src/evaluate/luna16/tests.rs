@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::froc::{self, interp, linspace, roc_curve};
 use super::matching::{self, hits, match_marks, most_suspicious};
 use super::*;
+use shared::luna::table::{Reason, TableError};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/luna16");
 
@@ -605,10 +606,14 @@ fn input_errors_name_file_and_line() {
     assert!(
         matches!(
             e,
-            InputError::MissingColumn {
-                column: "coordZ",
+            InputError::Table(TableError {
+                line: Some(1),
+                reason: Reason::MissingColumn {
+                    column: "coordZ",
+                    ..
+                },
                 ..
-            }
+            })
         ),
         "{e}"
     );
@@ -617,7 +622,7 @@ fn input_errors_name_file_and_line() {
     let p = temp_file("seriesuid,coordX,coordY,coordZ,probability\na,1,2,3,0.5\na,1,2,3,high\n");
     let e = read_marks(&p).unwrap_err();
     assert!(
-        matches!(e, InputError::InvalidNumber { line: 3, column: "probability", ref value, .. } if value == "high"),
+        matches!(e, InputError::Table(TableError { line: Some(3), reason: Reason::InvalidNumber { column: "probability", ref value }, .. }) if value == "high"),
         "{e}"
     );
     assert!(e.to_string().contains("line 3"), "{e}");
@@ -625,7 +630,14 @@ fn input_errors_name_file_and_line() {
     let p = temp_file("seriesuid,coordX,coordY,coordZ,probability\na,1,2,3,NaN\n");
     let e = read_marks(&p).unwrap_err();
     assert!(
-        matches!(e, InputError::InvalidNumber { line: 2, .. }),
+        matches!(
+            e,
+            InputError::Table(TableError {
+                line: Some(2),
+                reason: Reason::InvalidNumber { .. },
+                ..
+            })
+        ),
         "{e}"
     );
 
@@ -634,17 +646,32 @@ fn input_errors_name_file_and_line() {
     assert!(
         matches!(
             e,
-            InputError::InvalidNumber {
-                column: "coordZ",
+            InputError::Table(TableError {
+                reason: Reason::InvalidNumber {
+                    column: "coordZ",
+                    ..
+                },
                 ..
-            }
+            })
         ),
         "{e}"
     );
+}
 
+#[test]
+fn empty_short_and_missing_inputs_are_errors() {
     let p = temp_file("");
-    assert!(matches!(read_marks(&p), Err(InputError::Empty { .. })));
-    assert!(matches!(read_findings(&p), Err(InputError::Empty { .. })));
+    let empty = |e| {
+        matches!(
+            e,
+            Err(InputError::Table(TableError {
+                reason: Reason::Empty,
+                ..
+            }))
+        )
+    };
+    assert!(empty(read_marks(&p).map(drop)));
+    assert!(empty(read_findings(&p).map(drop)));
 
     let p = temp_file("seriesuid,coordX,coordY,coordZ,diameter_mm\n");
     assert!(matches!(
@@ -663,16 +690,86 @@ fn input_errors_name_file_and_line() {
 
     let p = temp_file("seriesuid,coordX,coordY,coordZ,probability\na,1,2,3\n");
     let e = read_marks(&p).unwrap_err();
-    assert!(matches!(e, InputError::Csv { line: 2, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            InputError::Table(TableError {
+                line: Some(2),
+                reason: Reason::MissingField {
+                    column: "probability",
+                    ..
+                },
+                ..
+            })
+        ),
+        "{e}"
+    );
 
     let missing = Path::new("/nonexistent/luna16/submission.csv");
-    assert!(matches!(read_marks(missing), Err(InputError::Io { .. })));
+    assert!(matches!(
+        read_marks(missing),
+        Err(InputError::Table(TableError {
+            reason: Reason::Io(_),
+            ..
+        }))
+    ));
 
     let p = temp_file("\n");
     assert!(matches!(
         read_seriesuids(&p),
         Err(InputError::NoScans { .. })
     ));
+}
+
+/// The reader `prepcache` shares: blank lines count in line numbers, an
+/// empty seriesuid is refused, and -1 ("size unknown") diameters are kept.
+#[test]
+fn findings_keep_minus_one_diameters_and_count_blank_lines() {
+    let p = temp_file("seriesuid,coordX,coordY,coordZ,diameter_mm\n\na,1,2,3,-1\n\n,1,2,3,4\n");
+    let e = read_findings(&p).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            InputError::Table(TableError {
+                line: Some(5),
+                reason: Reason::EmptySeriesUid,
+                ..
+            })
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("line 5"), "{e}");
+    let p = temp_file("seriesuid,coordX,coordY,coordZ,diameter_mm\n\na,1,2,3,-1\n");
+    assert_eq!(read_findings(&p).unwrap()[0].diameter_mm, -1.0);
+}
+
+#[test]
+fn a_submission_that_is_a_fifo_is_refused_without_blocking() {
+    let fifo = temp_file("");
+    std::fs::remove_file(&fifo).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = fifo.clone();
+    std::thread::spawn(move || tx.send(read_marks(&path).map(|m| m.len())));
+    let result = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("reading a FIFO blocked");
+    std::fs::remove_file(&fifo).unwrap();
+    let e = result.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            InputError::Table(TableError {
+                reason: Reason::NotRegularFile(_),
+                ..
+            })
+        ),
+        "{e}"
+    );
 }
 
 #[test]
