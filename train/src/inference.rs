@@ -11,7 +11,6 @@ use shared::cache::CacheReader;
 use tch::nn::VarStore;
 use tch::{Device, Kind};
 
-use crate::config::cli::ScoreArgs;
 use crate::config::device::parse_device;
 use crate::config::ComputeConfig;
 use crate::data::loader::{Loader, LoaderConfig};
@@ -21,6 +20,26 @@ use crate::model::{self, forward_batch_with, prepare_weights, BiasInit, LunaMode
 use crate::run::checkpoint::{self, ModelFileInfo};
 use crate::run::driver::short;
 use crate::run::open_cache;
+
+/// What `eval` and `predict` score with: the model, the data and where to
+/// run.
+#[derive(Clone, Debug)]
+pub struct ScoreOptions {
+    /// Cache directory written by `prepcache build`.
+    pub cache: PathBuf,
+    /// A run's checkpoint directory or its model.safetensors.
+    pub checkpoint: PathBuf,
+    /// Every N-th candidate of the canonical list is validation.
+    pub val_stride: u32,
+    pub batch_size: u32,
+    pub num_workers: u32,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// libtorch CPU threads; libtorch's choice when absent.
+    pub threads: Option<u32>,
+    /// As asked for; resolved against the device when the model opens.
+    pub compute: ComputeConfig,
+}
 
 /// A checkpoint's model, ready to run, with the cache it runs on.
 pub struct SavedModel {
@@ -42,7 +61,7 @@ pub struct SavedModel {
 impl SavedModel {
     /// Opens the model and the cache for `tool` (`eval`, `predict`) and
     /// says what it is about to run; returns the split's cache indices.
-    pub fn open_on(args: &ScoreArgs, split: Split, tool: &str) -> Result<(Self, Vec<u32>)> {
+    pub fn open_on(args: &ScoreOptions, split: Split, tool: &str) -> Result<(Self, Vec<u32>)> {
         let model = SavedModel::open(args)?;
         let order = split.indices(model.reader.len(), args.val_stride as usize);
         println!(
@@ -60,7 +79,7 @@ impl SavedModel {
 
     /// Says when the weights could not be verified, or were trained on
     /// another cache than the one they are about to score.
-    fn note_provenance(&self, tool: &str, args: &ScoreArgs) {
+    fn note_provenance(&self, tool: &str, args: &ScoreOptions) {
         let file = self.model_file.display();
         if !self.weights.checksummed {
             println!("{tool}: note: {file} carries no tensor checksums (an older train or a PyTorch export): loaded unverified");
@@ -81,17 +100,12 @@ impl SavedModel {
         }
     }
 
-    pub fn open(args: &ScoreArgs) -> Result<Self> {
+    pub fn open(args: &ScoreOptions) -> Result<Self> {
         if let Some(n) = args.threads {
             tch::set_num_threads(n as i32);
         }
         let device = parse_device(&args.device)?;
-        let compute = ComputeConfig {
-            precision: args.precision,
-            memory_format: args.memory_format,
-        }
-        .resolve(device)
-        .map_err(anyhow::Error::msg)?;
+        let compute = args.compute.resolve(device).map_err(anyhow::Error::msg)?;
         let reader = open_cache(&args.cache)?;
         let model_file = checkpoint::model_file(&args.checkpoint);
         let architecture = checkpoint::read_architecture(&args.checkpoint)

@@ -4,7 +4,7 @@
 //!
 //! - [`config`]: the typed, versioned [`RunConfig`](config::RunConfig),
 //!   resolved once from defaults, `--config FILE.toml` and the flags
-//!   ([`config::cli`], the only module that knows clap).
+//!   ([`cli`], the only module that knows clap).
 //! - [`data`]: the split, the epoch orders ([`data::sampler`]), the loader
 //!   threads that decode cached crops into reusable (pinned, on CUDA)
 //!   batch buffers, and augmentation on the device.
@@ -22,6 +22,7 @@
 //! - [`sweep`]: a study as many runs (variants × seeds) in child processes.
 
 pub mod bench;
+pub mod cli;
 pub mod commands;
 pub mod compare;
 pub mod config;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Parser;
 use train::commands;
-use train::config::cli::{Cli, Command};
+use train::cli::{Cli, Command};
 
 /// Errors print as one line (`Error: context: cause`) whatever
 /// `RUST_BACKTRACE` says: anyhow's `{:?}`, which `fn main() -> Result`

@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use crate::bench::{loader, step};
-use crate::config::cli::{BenchLoaderArgs, BenchStepArgs};
+use crate::cli::{BenchLoaderArgs, BenchStepArgs};
 use crate::config::device::parse_device;
 use crate::config::{check_batch_size, check_num_workers, ComputeConfig};
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::config::cli::CompareArgs;
+use crate::cli::CompareArgs;
 use crate::compare::{find_runs, table, Comparison, Run};
 
 /// Where the report goes without `--out`.

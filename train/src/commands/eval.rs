@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use super::score::{print_missing_scans, print_score_table};
-use crate::config::cli::EvalArgs;
+use crate::cli::EvalArgs;
 use crate::evaluate::{self, EpochMetrics, EvalReport, Prediction, Reference};
 use crate::inference::SavedModel;
 use crate::run::{best, checkpoint};
@@ -27,16 +27,15 @@ pub fn run(args: &EvalArgs) -> Result<EvalOutcome> {
     args.score.check_limits()?;
     shared::signals::exit_on_sigbus("eval", &args.score.cache)
         .context("installing the SIGBUS handler")?;
-    let mut args = args.clone();
-    args.score.checkpoint = best::prefer_best(&args.score.checkpoint, "eval");
-    let args = &args;
-    let (scorer, order) = SavedModel::open_on(&args.score, args.split, "eval")?;
+    let mut options = args.score.options();
+    options.checkpoint = best::prefer_best(&options.checkpoint, "eval");
+    let (scorer, order) = SavedModel::open_on(&options, args.split, "eval")?;
     let reader = &scorer.reader;
     let samples = scorer.score(&order)?;
 
     let metrics = EpochMetrics::compute(&samples);
     // Epoch of the saved run when its trainer file is there (weights alone suffice).
-    let epoch = checkpoint::read_state(&checkpoint::checkpoint_dir(&args.score.checkpoint))
+    let epoch = checkpoint::read_state(&checkpoint::checkpoint_dir(&options.checkpoint))
         .map(|s| s.epoch)
         .unwrap_or(0);
     println!("{}", metrics.table(epoch, args.split.log_name()));
@@ -63,7 +62,7 @@ pub fn run(args: &EvalArgs) -> Result<EvalOutcome> {
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| checkpoint::checkpoint_dir(&args.score.checkpoint));
+        .unwrap_or_else(|| checkpoint::checkpoint_dir(&options.checkpoint));
     let report_file = evaluate::write_report(&out, &report)?;
     let plots = evaluate::write_plots(&out, &report)
         .with_context(|| format!("plotting into {}", out.display()))?;

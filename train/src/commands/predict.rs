@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::config::cli::PredictArgs;
+use crate::cli::PredictArgs;
 use crate::inference::SavedModel;
 use crate::run::best;
 
@@ -21,10 +21,9 @@ pub fn run(args: &PredictArgs) -> Result<(PathBuf, usize)> {
     args.score.check_limits()?;
     shared::signals::exit_on_sigbus("predict", &args.score.cache)
         .context("installing the SIGBUS handler")?;
-    let mut args = args.clone();
-    args.score.checkpoint = best::prefer_best(&args.score.checkpoint, "predict");
-    let args = &args;
-    let (scorer, order) = SavedModel::open_on(&args.score, args.split, "predict")?;
+    let mut options = args.score.options();
+    options.checkpoint = best::prefer_best(&options.checkpoint, "predict");
+    let (scorer, order) = SavedModel::open_on(&options, args.split, "predict")?;
     let reader = &scorer.reader;
     let samples = scorer.score(&order)?;
 

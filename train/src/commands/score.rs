@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::config::cli::ScoreSubmissionArgs;
+use crate::cli::ScoreSubmissionArgs;
 use crate::evaluate::luna16::{self, Bootstrap, Score, FP_RATES};
 use crate::evaluate::plots::{write_froc_plot, FrocPlot};
 

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use shared::lock::FolderLock;
 use shared::signals::{self, Second};
 
-use crate::config::cli::SweepArgs;
+use crate::cli::SweepArgs;
 use crate::sweep::plan::{self, Action, Job};
 use crate::sweep::record::{Status, SweepRecord};
 use crate::sweep::runner::{Event, Launcher, Outcome};

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use shared::signals::{self, Second};
 
-use crate::config::cli::TrainArgs;
+use crate::cli::TrainArgs;
 use crate::run::{checkpoint, run_dir, run_until, Interrupted, TrainPlan};
 
 /// The run the flags ask for: a new one (defaults ← `--config` ← flags), or

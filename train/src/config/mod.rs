@@ -2,13 +2,13 @@
 //! and validated before any work starts.
 //!
 //! A [`RunConfig`] is resolved once from (in rising priority) the defaults,
-//! an optional `--config FILE.toml` and the command-line flags ([`cli`]).
+//! an optional `--config FILE.toml` and the command-line flags
+//! ([`crate::cli`]).
 //! The run writes it as `config.toml` into its folder and into every
 //! checkpoint, so `train --config runs/…/config.toml` repeats a run and
 //! `--resume` continues it with exactly its settings. Checkpoints written
 //! before this type existed hold the raw flags instead; [`legacy`] reads them.
 
-pub mod cli;
 pub mod device;
 pub mod dotted;
 pub mod legacy;

@@ -3,8 +3,8 @@
 
 use tch::{Device, Kind, Reduction, Tensor};
 
-use super::LunaModel;
 use super::compute::ComputeConfig;
+use super::LunaModel;
 
 /// Per-sample results of one batch, still on the device.
 pub struct BatchOutput {

@@ -1,280 +1,15 @@
-//! The `train` command line (the book's flags, plus run control). clap's
-//! types stay in this module: what leaves it is a validated
-//! [`RunConfig`](super::RunConfig) or plain options structs.
+//! The training flags, and how they override `--config FILE` and the
+//! defaults.
 
 use std::path::PathBuf;
 
-use clap::builder::TypedValueParser;
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 
-use super::compute::{self, MemoryFormat, Precision};
-use super::{
+use crate::config::{
     BalanceSampler, BalanceSchedule, ConfigError, LrSchedule, OptimizerKind, RunConfig, Select,
 };
-use crate::data::split::Split;
+use crate::model::compute::{self, MemoryFormat, Precision};
 use crate::model::{BiasInit, InputNorm};
-
-const LONG_VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (libtorch ",
-    env!("LIBTORCH_VERSION"),
-    ")"
-);
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "train",
-    version,
-    long_version = LONG_VERSION,
-    about = "Train the LunaModel nodule-candidate classifier from a prepcache cache",
-    long_about = "Train the LunaModel nodule-candidate classifier (Deep Learning with PyTorch, \
-chapters 11-12) from a cache written by `prepcache build`.\n\nEach epoch trains on the \
-training split, then evaluates on the validation split (every --val-stride-th candidate), \
-prints a metrics table, appends it to metrics.jsonl, writes TensorBoard events and \
-saves a checkpoint.",
-    args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    #[command(flatten)]
-    pub train: TrainArgs,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum Command {
-    /// Print the libtorch version, CUDA/cuDNN availability and the devices seen.
-    Doctor,
-    /// Measure how fast the loader fills batch buffers (no model), for 1..N
-    /// workers, against single-thread decompression × workers.
-    BenchLoader(BenchLoaderArgs),
-    /// Time LunaModel training steps (forward + backward + SGD) on random
-    /// input, per batch size: the figure to compare with PyTorch's step.
-    BenchStep(BenchStepArgs),
-    /// Score a checkpoint on a split of the cache: metrics table, ROC AUC,
-    /// average precision, LUNA16 FROC/CPM; writes eval.json and PNG plots.
-    Eval(EvalArgs),
-    /// Write LUNA16 submission rows (seriesuid,coordX,coordY,coordZ,probability)
-    /// for every candidate of a split; labels are not used.
-    Predict(PredictArgs),
-    /// Score any LUNA16 submission CSV exactly as the challenge's evaluation
-    /// script does: sensitivities at 1/8..8 FPs/scan, CPM, bootstrap
-    /// intervals; writes score.json, CADAnalysis.txt and froc.png.
-    Score(ScoreSubmissionArgs),
-    /// Compare runs side by side: the settings that differ, the best and
-    /// last epochs' validation metrics (mean ± sd over runs that differ
-    /// only in their seed); writes compare.md, compare.csv and F1/recall
-    /// plots per epoch.
-    Compare(CompareArgs),
-    /// Run a study: every variant of a base config (a [grid] of values
-    /// and/or named [[variant]]s) for each seed, as child runs, a few at a
-    /// time; resumable; writes <out>/sweep.json.
-    #[command(after_long_help = crate::sweep::FORMAT_HELP)]
-    Sweep(SweepArgs),
-}
-
-fn split_parser() -> impl clap::builder::TypedValueParser<Value = Split> {
-    clap::builder::PossibleValuesParser::new(["val", "train", "all"])
-        .map(|s| s.parse::<Split>().unwrap_or(Split::All))
-}
-
-/// Options shared by `eval` and `predict`: the model, the data and where to run.
-#[derive(Args, Debug, Clone)]
-pub struct ScoreArgs {
-    /// Cache directory written by `prepcache build`.
-    #[arg(long, value_name = "DIR")]
-    pub cache: PathBuf,
-    /// A run's checkpoint directory (`…-cls-…`) or its model.safetensors.
-    #[arg(long, value_name = "CKPT")]
-    pub checkpoint: PathBuf,
-    /// Every N-th candidate (of the book-ordered list) is in the validation split.
-    #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(2..))]
-    pub val_stride: u32,
-    /// Samples per forward pass (1 to 100000).
-    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch_size: u32,
-    /// Threads decoding cached crops (1 to 256).
-    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub num_workers: u32,
-    /// Where to run: auto (CUDA when available), cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto", value_name = "DEVICE")]
-    pub device: String,
-    /// CPU threads libtorch may use (default: libtorch's choice).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub threads: Option<u32>,
-    /// fp32, bf16, fp16 (CUDA) or auto: see `train --help`.
-    #[arg(long, value_name = "P", value_parser = compute::parse_precision, default_value = "auto")]
-    pub precision: Precision,
-    /// channels-last, contiguous or auto: see `train --help`.
-    #[arg(long, value_name = "F", value_parser = compute::parse_memory_format, default_value = "auto")]
-    pub memory_format: MemoryFormat,
-}
-
-impl ScoreArgs {
-    /// The limits every command shares ([`super::check_batch_size`],
-    /// [`super::check_num_workers`]), checked before anything is opened.
-    pub fn check_limits(&self) -> Result<(), super::ConfigError> {
-        super::check_batch_size(self.batch_size)?;
-        super::check_num_workers(self.num_workers)
-    }
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct EvalArgs {
-    #[command(flatten)]
-    pub score: ScoreArgs,
-    /// Candidates to evaluate: val (every --val-stride-th, as training
-    /// validates), train, or all.
-    #[arg(long, value_parser = split_parser(), default_value = "val")]
-    pub split: Split,
-    /// Folder for eval.json and the plots (default: the checkpoint's folder).
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// LUNA16 annotations.csv: the FROC/CPM's nodules. Without it they are
-    /// approximated by the cache's positive candidates (and the report says so).
-    #[arg(long, value_name = "CSV")]
-    pub annotations: Option<PathBuf>,
-    /// LUNA16 annotations_excluded.csv: marks on these findings are ignored.
-    #[arg(long, value_name = "CSV", requires = "annotations")]
-    pub annotations_excluded: Option<PathBuf>,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct SweepArgs {
-    /// The sweep file (format below).
-    #[arg(value_name = "SWEEP.toml")]
-    pub file: PathBuf,
-    /// Cache directory every run reads (default: the base config's).
-    #[arg(long, value_name = "DIR")]
-    pub cache: Option<PathBuf>,
-    /// Seeds each variant runs with (default: the base config's run.seed).
-    #[arg(long, value_name = "S,...", value_delimiter = ',')]
-    pub seeds: Option<Vec<u64>>,
-    /// Runs at once; the CPU threads are split between them.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..1025).map(|n| n as usize))]
-    pub parallel: usize,
-    /// Folder of the sweep's runs and sweep.json (default:
-    /// <base run.runs>/sweeps/<sweep file stem>).
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// CPU threads of all the runs together (default: the machine's).
-    #[arg(long, value_name = "T", value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub threads: Option<u32>,
-    /// Print what each run would do (start, resume, skip) and stop.
-    #[arg(long)]
-    pub dry_run: bool,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct CompareArgs {
-    /// Run folders (`<runs>/<tb_prefix>/<stamp>-cls-<comment>/`) or folders
-    /// searched for them, such as a `train sweep` output or a runs folder.
-    #[arg(value_name = "RUN_OR_FOLDER", required = true)]
-    pub runs: Vec<PathBuf>,
-    /// Folder for compare.md, compare.csv and the plots (default: the
-    /// folder given, when only one is, else ./compare).
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct ScoreSubmissionArgs {
-    /// The submission: seriesuid,coordX,coordY,coordZ,probability (header
-    /// required, any row or column order, extra columns ignored).
-    #[arg(long, value_name = "CSV")]
-    pub predictions: PathBuf,
-    /// LUNA16 annotations.csv (seriesuid,coordX,coordY,coordZ,diameter_mm).
-    #[arg(long, value_name = "CSV")]
-    pub annotations: PathBuf,
-    /// annotations_excluded.csv: marks hitting these findings are ignored.
-    #[arg(long, value_name = "CSV")]
-    pub annotations_excluded: Option<PathBuf>,
-    /// The scans to score, one uid per line (the challenge's seriesuids.csv);
-    /// default: the scans of the annotations and of the submission.
-    #[arg(long, value_name = "CSV")]
-    pub seriesuids: Option<PathBuf>,
-    /// Folder for score.json, CADAnalysis.txt and froc.png.
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// Bootstrap resamples of the scan list for 95% intervals (0 = off;
-    /// at most 10000).
-    #[arg(long, default_value_t = 1000, value_name = "N")]
-    pub bootstrap: usize,
-    /// Seed of the bootstrap's resampling.
-    #[arg(long, default_value_t = 0, value_name = "S")]
-    pub seed: u64,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct PredictArgs {
-    #[command(flatten)]
-    pub score: ScoreArgs,
-    /// Candidates to score: val, train, or all (a test-set cache: all).
-    #[arg(long, value_parser = split_parser(), default_value = "all")]
-    pub split: Split,
-    /// The CSV to write (atomically).
-    #[arg(long, value_name = "CSV")]
-    pub out: PathBuf,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct BenchStepArgs {
-    /// Comma-separated batch sizes.
-    #[arg(
-        long,
-        default_value = "32,128",
-        value_delimiter = ',',
-        value_name = "N,..."
-    )]
-    pub batch_sizes: Vec<usize>,
-    /// Timed steps per batch size.
-    #[arg(long, default_value_t = 5, value_name = "N")]
-    pub steps: usize,
-    /// Untimed steps first (allocator and kernel warm-up).
-    #[arg(long, default_value_t = 2, value_name = "N")]
-    pub warmup: usize,
-    /// CPU threads libtorch may use (default: libtorch's choice).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<i32>,
-    /// auto (CUDA when available), cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
-    /// fp32, bf16, fp16 (CUDA) or auto.
-    #[arg(long, value_name = "P", value_parser = compute::parse_precision, default_value = "auto")]
-    pub precision: Precision,
-    /// channels-last, contiguous or auto.
-    #[arg(long, value_name = "F", value_parser = compute::parse_memory_format, default_value = "auto")]
-    pub memory_format: MemoryFormat,
-    /// Also time inference (eval mode, no autograd) per batch size.
-    #[arg(long)]
-    pub inference: bool,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct BenchLoaderArgs {
-    /// Cache directory written by `prepcache build`.
-    #[arg(long, value_name = "DIR")]
-    pub cache: PathBuf,
-    /// Measure with 1, 2, … up to N worker threads.
-    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub num_workers: u32,
-    /// Samples per batch buffer.
-    #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch_size: u32,
-    /// Balanced order with RATIO negatives per positive (1 if no value), as training reads it.
-    #[arg(long, value_name = "RATIO", num_args = 0..=1, default_missing_value = "1")]
-    pub balanced: Option<u32>,
-    /// Samples to load per configuration.
-    #[arg(long, default_value_t = 20_000, value_name = "N")]
-    pub samples: usize,
-    /// Where batches go: auto (CUDA when available), cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
 
 /// The training flags. Every setting is optional here: what is not given
 /// comes from `--config FILE` or the defaults of [`RunConfig`].
@@ -694,6 +429,8 @@ impl TrainArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
 
     #[test]
     fn betas_are_two_numbers() {
@@ -705,6 +442,6 @@ mod tests {
             .train;
         let c = args.to_config().unwrap();
         assert_eq!(c.optimizer.betas, [0.8, 0.95]);
-        assert_eq!(c.optimizer.name, super::super::OptimizerKind::Adam);
+        assert_eq!(c.optimizer.name, OptimizerKind::Adam);
     }
 }
