@@ -60,10 +60,11 @@ pub enum Reason {
     Malformed(csv::Error),
     #[error("empty file (a header line is required)")]
     Empty,
-    #[error("missing column `{column}` in the header (expected {})", .expected.join(","))]
+    /// `expected`: the columns read, comma-separated.
+    #[error("missing column `{column}` in the header (expected {expected})")]
     MissingColumn {
         column: &'static str,
-        expected: [&'static str; 5],
+        expected: String,
     },
     #[error(
         "missing field {column} (the header has {header_fields} fields, this row {row_fields})"
@@ -185,13 +186,14 @@ impl Columns {
         let names = ["seriesuid", "coordX", "coordY", "coordZ", value_column];
         let mut index = [0; 5];
         for (slot, column) in index.iter_mut().zip(names) {
-            *slot = header
-                .iter()
-                .position(|h| h == column)
-                .ok_or(Reason::MissingColumn {
-                    column,
-                    expected: names,
-                })?;
+            *slot =
+                header
+                    .iter()
+                    .position(|h| h == column)
+                    .ok_or_else(|| Reason::MissingColumn {
+                        column,
+                        expected: names.join(","),
+                    })?;
         }
         Ok(Columns {
             names,
