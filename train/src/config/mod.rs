@@ -3,7 +3,7 @@
 //!
 //! A [`RunConfig`] is resolved once from (in rising priority) the defaults,
 //! an optional `--config FILE.toml` and the command-line flags
-//! ([`crate::cli`]).
+//! (the `cli` module).
 //! The run writes it as `config.toml` into its folder and into every
 //! checkpoint, so `train --config runs/…/config.toml` repeats a run and
 //! `--resume` continues it with exactly its settings. Checkpoints written
@@ -22,9 +22,9 @@ use crate::model::{BiasInit, ModelConfig, ModelConfigError, INPUT_SHAPE};
 // Each section type lives in the module that uses it; these re-exports
 // keep `config::X` the one place that names them all.
 pub use crate::data::balance::{self, BalanceSampler, BalanceSchedule};
+pub use crate::evaluate::select::{self, Select};
 pub use crate::model::compute::{self, ComputeConfig, MemoryFormat, Precision};
 pub use crate::optim::config::{LrSchedule, OptimizerConfig, OptimizerKind};
-pub use crate::run::select::{self, Select};
 
 /// Bumped whenever a key changes meaning or disappears; files of another
 /// version are refused instead of being misread.

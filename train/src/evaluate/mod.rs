@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod metrics_log;
 pub mod plots;
 pub mod roc;
+pub mod select;
 
 use std::path::{Path, PathBuf};
 

@@ -14,7 +14,6 @@ pub mod phase;
 pub mod profile;
 pub mod recorder;
 pub mod run_dir;
-pub mod select;
 pub mod tensor_file;
 pub mod tensorboard;
 pub mod trainer;

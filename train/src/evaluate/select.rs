@@ -1,10 +1,12 @@
-//! `--select`: which validation metric picks the best epoch.
+//! `--select`: which validation metric picks the best epoch. It lives with
+//! the metrics record it reads (not in `run`, which uses it) so that
+//! `config`, which holds it in `[run]`, stays below `run`.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::evaluate::MetricsLine;
+use super::MetricsLine;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Select {
