@@ -20,6 +20,11 @@
 //!   `predict`.
 //! - [`commands`]: one module per subcommand; [`bench`]: the measurements.
 //! - [`sweep`]: a study as many runs (variants × seeds) in child processes.
+//! - [`compare`]: finished runs side by side.
+//!
+//! The modules form layers (README, Architecture; checked by a test in
+//! `layers.rs`): a module uses only lower ones, so nothing below
+//! [`config`] reads the run configuration or the command line.
 
 pub mod bench;
 pub mod cli;
@@ -30,6 +35,8 @@ pub mod data;
 pub mod evaluate;
 pub mod host_memory;
 pub mod inference;
+#[cfg(test)]
+mod layers;
 pub mod model;
 pub mod optim;
 pub mod run;
