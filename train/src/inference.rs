@@ -11,15 +11,15 @@ use shared::cache::CacheReader;
 use tch::nn::VarStore;
 use tch::{Device, Kind};
 
-use crate::config::device::parse_device;
+use crate::config::resolve::{threads, Platform};
 use crate::config::ComputeConfig;
+use crate::data::cache::open_cache;
 use crate::data::loader::{Loader, LoaderConfig};
 use crate::data::split::Split;
 use crate::evaluate::{MetricRows, Samples};
 use crate::model::{self, forward_batch_with, prepare_weights, BiasInit, LunaModel, ModelConfig};
 use crate::run::checkpoint::{self, ModelFileInfo};
 use crate::run::driver::short;
-use crate::run::open_cache;
 
 /// What `eval` and `predict` score with: the model, the data and where to
 /// run.
@@ -101,11 +101,8 @@ impl SavedModel {
     }
 
     pub fn open(args: &ScoreOptions) -> Result<Self> {
-        if let Some(n) = args.threads {
-            tch::set_num_threads(n as i32);
-        }
-        let device = parse_device(&args.device)?;
-        let compute = args.compute.resolve(device).map_err(anyhow::Error::msg)?;
+        let Platform { device, compute } =
+            Platform::resolve(&args.device, threads(args.threads), args.compute)?;
         let reader = open_cache(&args.cache)?;
         let model_file = checkpoint::model_file(&args.checkpoint);
         let architecture = checkpoint::read_architecture(&args.checkpoint)

@@ -6,6 +6,7 @@ use anyhow::Result;
 use crate::bench::{loader, step};
 use crate::cli::{BenchLoaderArgs, BenchStepArgs};
 use crate::config::device::parse_device;
+use crate::config::resolve::Platform;
 use crate::config::{check_batch_size, check_num_workers, ComputeConfig};
 
 pub fn loader(a: &BenchLoaderArgs) -> Result<()> {
@@ -29,19 +30,14 @@ pub fn loader(a: &BenchLoaderArgs) -> Result<()> {
 }
 
 pub fn step(a: &BenchStepArgs) -> Result<()> {
-    if let Some(n) = a.threads {
-        tch::set_num_threads(n);
-    }
     for &n in &a.batch_sizes {
         check_batch_size(u32::try_from(n).unwrap_or(u32::MAX))?;
     }
-    let device = parse_device(&a.device)?;
     let compute = ComputeConfig {
         precision: a.precision,
         memory_format: a.memory_format,
-    }
-    .resolve(device)
-    .map_err(anyhow::Error::msg)?;
+    };
+    let Platform { device, compute } = Platform::resolve(&a.device, a.threads, compute)?;
     let bench = step::StepBench {
         batch_sizes: &a.batch_sizes,
         steps: a.steps,

@@ -12,6 +12,7 @@
 pub mod device;
 pub mod dotted;
 pub mod legacy;
+pub mod resolve;
 
 use std::path::{Path, PathBuf};
 

@@ -4,6 +4,7 @@
 
 pub mod augment;
 pub mod balance;
+pub mod cache;
 pub mod loader;
 pub mod mixup;
 pub mod sampler;

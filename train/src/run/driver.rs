@@ -7,7 +7,6 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use shared::cache::CacheReader;
 use shared::lock::FolderLock;
-use tch::Device;
 
 use super::activations::ActivationProbe;
 use super::best::{BestEpoch, BEST_DIR};
@@ -17,13 +16,12 @@ use super::phase::{run_phase, AfterStep, Phase, PhaseKind};
 use super::recorder::{PhaseExtras, Recorder};
 use super::run_dir::{refuse_read_only, timestamp, RunDir};
 use super::trainer::Trainer;
-use crate::config::device::parse_device;
+use crate::config::resolve::{resolve, Resolved};
 use crate::config::{BalanceSampler, RunConfig};
 use crate::data::loader::{Loader, LoaderConfig};
 use crate::data::sampler::{Balance, TrainSampler};
 use crate::data::split::Split;
 use crate::evaluate::{EpochMetrics, MetricsLine};
-use crate::model;
 
 /// What to run: a validated configuration, and the run folder to continue
 /// for `--resume`.
@@ -41,21 +39,6 @@ pub struct RunOutcome {
     pub dir: RunDir,
     pub last_val: Option<EpochMetrics>,
     pub state: RunState,
-}
-
-/// Opens the cache and checks that its crops fit the model.
-pub fn open_cache(cache: &Path) -> Result<CacheReader> {
-    let reader =
-        CacheReader::open(cache).with_context(|| format!("opening cache {}", cache.display()))?;
-    let crop = reader.manifest().crop_shape;
-    let expected: Vec<usize> = model::INPUT_SHAPE.iter().map(|&d| d as usize).collect();
-    if crop[..] != expected[..] {
-        bail!(
-            "{}: crops are {crop:?}, LunaModel needs {expected:?}",
-            cache.display()
-        );
-    }
-    Ok(reader)
 }
 
 /// The epochs' sample lists: the shuffled (or balanced) training order per
@@ -96,14 +79,6 @@ impl Epochs {
     }
 }
 
-fn random_seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-        & 0xFFFF_FFFF
-}
-
 /// Runs `plan` to its last epoch.
 pub fn run(plan: &TrainPlan) -> Result<RunOutcome> {
     run_until(plan, &AtomicBool::new(false))
@@ -112,9 +87,12 @@ pub fn run(plan: &TrainPlan) -> Result<RunOutcome> {
 /// [`run`], stopping between batches once `stop` is set, with an
 /// [`Interrupted`] error; checkpoints of finished epochs stay.
 pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
-    let (config, device) = settle(&plan.config)?;
+    let Resolved {
+        config,
+        device,
+        reader,
+    } = resolve(&plan.config)?;
     let cache = config.cache()?.to_owned();
-    let reader = Arc::new(open_cache(&cache)?);
     let epochs =
         Epochs::new(&reader, &config).with_context(|| format!("sampling {}", cache.display()))?;
 
@@ -166,21 +144,6 @@ pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
         last_val,
         state: run.state,
     })
-}
-
-/// The configuration with what a run decides before it starts filled in
-/// (seed, schedule length, compute mode), validated, and its device.
-fn settle(config: &RunConfig) -> Result<(RunConfig, Device)> {
-    let mut config = config.clone();
-    config.run.seed.get_or_insert_with(random_seed);
-    crate::optim::schedule::pin_epochs(&mut config.optimizer, config.run.epochs);
-    config.validate()?;
-    if let Some(n) = config.run.threads {
-        tch::set_num_threads(n as i32);
-    }
-    let device = parse_device(&config.run.device)?;
-    config.compute = config.compute.resolve(device).map_err(anyhow::Error::msg)?;
-    Ok((config, device))
 }
 
 /// A started run: what its epochs use and change.

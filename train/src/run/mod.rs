@@ -18,7 +18,7 @@ pub mod tensor_file;
 pub mod tensorboard;
 pub mod trainer;
 
-pub use driver::{open_cache, run, run_until, RunOutcome, TrainPlan};
+pub use driver::{run, run_until, RunOutcome, TrainPlan};
 pub use interrupt::Interrupted;
 pub use recorder::Recorder;
 pub use run_dir::RunDir;
