@@ -11,7 +11,7 @@ use shared::cache::CacheReader;
 use tch::nn::VarStore;
 use tch::{Device, Kind};
 
-use crate::config::resolve::{threads, Platform};
+use crate::config::resolve::Platform;
 use crate::config::ComputeConfig;
 use crate::data::cache::open_cache;
 use crate::data::loader::{Loader, LoaderConfig};
@@ -21,8 +21,8 @@ use crate::model::{self, forward_batch_with, prepare_weights, BiasInit, LunaMode
 use crate::run::checkpoint::{self, ModelFileInfo};
 use crate::run::driver::short;
 
-/// What `eval` and `predict` score with: the model, the data and where to
-/// run.
+/// What `eval` and `predict` score with: the model and the data (where it
+/// runs is a [`Platform`], decided before).
 #[derive(Clone, Debug)]
 pub struct ScoreOptions {
     /// Cache directory written by `prepcache build`.
@@ -33,12 +33,6 @@ pub struct ScoreOptions {
     pub val_stride: u32,
     pub batch_size: u32,
     pub num_workers: u32,
-    /// `auto`, `cpu`, `cuda` or `cuda:N`.
-    pub device: String,
-    /// libtorch CPU threads; libtorch's choice when absent.
-    pub threads: Option<u32>,
-    /// As asked for; resolved against the device when the model opens.
-    pub compute: ComputeConfig,
 }
 
 /// A checkpoint's model, ready to run, with the cache it runs on.
@@ -61,8 +55,13 @@ pub struct SavedModel {
 impl SavedModel {
     /// Opens the model and the cache for `tool` (`eval`, `predict`) and
     /// says what it is about to run; returns the split's cache indices.
-    pub fn open_on(args: &ScoreOptions, split: Split, tool: &str) -> Result<(Self, Vec<u32>)> {
-        let model = SavedModel::open(args)?;
+    pub fn open_on(
+        args: &ScoreOptions,
+        platform: Platform,
+        split: Split,
+        tool: &str,
+    ) -> Result<(Self, Vec<u32>)> {
+        let model = SavedModel::open(args, platform)?;
         let order = split.indices(model.reader.len(), args.val_stride as usize);
         println!(
             "{tool}: {} on {} {} candidates of {} (device {:?}, {})",
@@ -100,9 +99,8 @@ impl SavedModel {
         }
     }
 
-    pub fn open(args: &ScoreOptions) -> Result<Self> {
-        let Platform { device, compute } =
-            Platform::resolve(&args.device, threads(args.threads), args.compute)?;
+    pub fn open(args: &ScoreOptions, platform: Platform) -> Result<Self> {
+        let Platform { device, compute } = platform;
         let reader = open_cache(&args.cache)?;
         let model_file = checkpoint::model_file(&args.checkpoint);
         let architecture = checkpoint::read_architecture(&args.checkpoint)

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::resolve::{threads, Platform};
 use crate::config::{check_batch_size, check_num_workers, ConfigError};
 use crate::data::split::Split;
 use crate::inference::ScoreOptions;
@@ -121,13 +122,17 @@ impl ScoreArgs {
             val_stride: self.val_stride,
             batch_size: self.batch_size,
             num_workers: self.num_workers,
-            device: self.device.clone(),
-            threads: self.threads,
-            compute: ComputeConfig {
-                precision: self.precision,
-                memory_format: self.memory_format,
-            },
         }
+    }
+
+    /// Sets the threads and decides the device and compute mode: the one
+    /// resolution every command shares.
+    pub fn platform(&self) -> anyhow::Result<Platform> {
+        let compute = ComputeConfig {
+            precision: self.precision,
+            memory_format: self.memory_format,
+        };
+        Platform::resolve(&self.device, threads(self.threads), compute)
     }
 
     /// The limits every command shares ([`check_batch_size`],

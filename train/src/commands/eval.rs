@@ -29,7 +29,8 @@ pub fn run(args: &EvalArgs) -> Result<EvalOutcome> {
         .context("installing the SIGBUS handler")?;
     let mut options = args.score.options();
     options.checkpoint = best::prefer_best(&options.checkpoint, "eval");
-    let (scorer, order) = SavedModel::open_on(&options, args.split, "eval")?;
+    let (scorer, order) =
+        SavedModel::open_on(&options, args.score.platform()?, args.split, "eval")?;
     let reader = &scorer.reader;
     let samples = scorer.score(&order)?;
 

@@ -23,7 +23,8 @@ pub fn run(args: &PredictArgs) -> Result<(PathBuf, usize)> {
         .context("installing the SIGBUS handler")?;
     let mut options = args.score.options();
     options.checkpoint = best::prefer_best(&options.checkpoint, "predict");
-    let (scorer, order) = SavedModel::open_on(&options, args.split, "predict")?;
+    let (scorer, order) =
+        SavedModel::open_on(&options, args.score.platform()?, args.split, "predict")?;
     let reader = &scorer.reader;
     let samples = scorer.score(&order)?;
 

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use shared::signals::{self, Second};
 
 use crate::cli::TrainArgs;
+use crate::config::resolve::resolve;
 use crate::run::{checkpoint, run_dir, run_until, Interrupted, TrainPlan};
 
 /// The run the flags ask for: a new one (defaults ← `--config` ← flags), or
@@ -48,7 +49,8 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
         Second::Exits,
     )
     .context("installing the Ctrl-C/SIGTERM handler")?;
-    match run_until(&plan, &stops.requested) {
+    let resolved = resolve(&plan.config)?;
+    match run_until(&plan, resolved, &stops.requested) {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) => match e.downcast_ref::<Interrupted>() {
             Some(interrupted) => {

@@ -16,7 +16,7 @@ use super::phase::{run_phase, AfterStep, Phase, PhaseKind};
 use super::recorder::{PhaseExtras, Recorder};
 use super::run_dir::{refuse_read_only, timestamp, RunDir};
 use super::trainer::Trainer;
-use crate::config::resolve::{resolve, Resolved};
+use crate::config::resolve::Resolved;
 use crate::config::{BalanceSampler, RunConfig};
 use crate::data::loader::{Loader, LoaderConfig};
 use crate::data::sampler::{Balance, TrainSampler};
@@ -79,19 +79,20 @@ impl Epochs {
     }
 }
 
-/// Runs `plan` to its last epoch.
-pub fn run(plan: &TrainPlan) -> Result<RunOutcome> {
-    run_until(plan, &AtomicBool::new(false))
+/// Runs `plan`, with its settings decided ([`resolve`](crate::config::resolve::resolve)),
+/// to its last epoch.
+pub fn run(plan: &TrainPlan, resolved: Resolved) -> Result<RunOutcome> {
+    run_until(plan, resolved, &AtomicBool::new(false))
 }
 
 /// [`run`], stopping between batches once `stop` is set, with an
 /// [`Interrupted`] error; checkpoints of finished epochs stay.
-pub fn run_until(plan: &TrainPlan, stop: &AtomicBool) -> Result<RunOutcome> {
+pub fn run_until(plan: &TrainPlan, resolved: Resolved, stop: &AtomicBool) -> Result<RunOutcome> {
     let Resolved {
         config,
         device,
         reader,
-    } = resolve(&plan.config)?;
+    } = resolved;
     let cache = config.cache()?.to_owned();
     let epochs =
         Epochs::new(&reader, &config).with_context(|| format!("sampling {}", cache.display()))?;
