@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
-use train::commands;
 use train::cli::{Cli, Command};
+use train::commands;
 
 /// Errors print as one line (`Error: context: cause`) whatever
 /// `RUST_BACKTRACE` says: anyhow's `{:?}`, which `fn main() -> Result`
