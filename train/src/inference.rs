@@ -76,6 +76,14 @@ impl SavedModel {
         Ok((model, order))
     }
 
+    /// The checkpoint folder the weights came from (where `eval` reports).
+    pub fn checkpoint_dir(&self) -> PathBuf {
+        self.model_file
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_default()
+    }
+
     /// Says when the weights could not be verified, or were trained on
     /// another cache than the one they are about to score.
     fn note_provenance(&self, tool: &str, args: &ScoreOptions) {

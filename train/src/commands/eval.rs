@@ -9,8 +9,7 @@ use anyhow::{Context, Result};
 use super::score::{print_missing_scans, print_score_table};
 use crate::cli::EvalArgs;
 use crate::evaluate::{self, EpochMetrics, EvalReport, Prediction, Reference};
-use crate::inference::SavedModel;
-use crate::run::{best, checkpoint};
+use crate::run::checkpoint;
 
 /// What `train eval` produced.
 #[derive(Debug)]
@@ -24,19 +23,13 @@ pub struct EvalOutcome {
 }
 
 pub fn run(args: &EvalArgs) -> Result<EvalOutcome> {
-    args.score.check_limits()?;
-    shared::signals::exit_on_sigbus("eval", &args.score.cache)
-        .context("installing the SIGBUS handler")?;
-    let mut options = args.score.options();
-    options.checkpoint = best::prefer_best(&options.checkpoint, "eval");
-    let (scorer, order) =
-        SavedModel::open_on(&options, args.score.platform()?, args.split, "eval")?;
+    let (scorer, order) = super::open_scorer(&args.score, args.split, "eval")?;
     let reader = &scorer.reader;
     let samples = scorer.score(&order)?;
 
     let metrics = EpochMetrics::compute(&samples);
     // Epoch of the saved run when its trainer file is there (weights alone suffice).
-    let epoch = checkpoint::read_state(&checkpoint::checkpoint_dir(&options.checkpoint))
+    let epoch = checkpoint::read_state(&scorer.checkpoint_dir())
         .map(|s| s.epoch)
         .unwrap_or(0);
     println!("{}", metrics.table(epoch, args.split.log_name()));
@@ -60,10 +53,7 @@ pub fn run(args: &EvalArgs) -> Result<EvalOutcome> {
     let report = evaluate::evaluate(&predictions, &samples, &reference)?;
     print_summary(&report);
 
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| checkpoint::checkpoint_dir(&options.checkpoint));
+    let out = args.out.clone().unwrap_or_else(|| scorer.checkpoint_dir());
     let report_file = evaluate::write_report(&out, &report)?;
     let plots = evaluate::write_plots(&out, &report)
         .with_context(|| format!("plotting into {}", out.display()))?;

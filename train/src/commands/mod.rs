@@ -9,3 +9,21 @@ pub mod predict;
 pub mod score;
 pub mod sweep;
 pub mod train;
+
+use anyhow::{Context, Result};
+
+use crate::cli::ScoreArgs;
+use crate::data::split::Split;
+use crate::inference::SavedModel;
+use crate::run::best;
+
+/// What `eval` and `predict` do before scoring: the shared limits, a
+/// one-line exit naming the cache if it changes under the mapping, the
+/// run's best checkpoint when there is one, then the model and the split.
+fn open_scorer(score: &ScoreArgs, split: Split, tool: &str) -> Result<(SavedModel, Vec<u32>)> {
+    score.check_limits()?;
+    shared::signals::exit_on_sigbus(tool, &score.cache).context("installing the SIGBUS handler")?;
+    let mut options = score.options();
+    options.checkpoint = best::prefer_best(&options.checkpoint, tool);
+    SavedModel::open_on(&options, score.platform()?, split, tool)
+}

@@ -11,20 +11,12 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use crate::cli::PredictArgs;
-use crate::inference::SavedModel;
-use crate::run::best;
 
 pub const HEADER: &str = "seriesuid,coordX,coordY,coordZ,probability";
 
 /// Scores the split and writes the CSV; returns its path and row count.
 pub fn run(args: &PredictArgs) -> Result<(PathBuf, usize)> {
-    args.score.check_limits()?;
-    shared::signals::exit_on_sigbus("predict", &args.score.cache)
-        .context("installing the SIGBUS handler")?;
-    let mut options = args.score.options();
-    options.checkpoint = best::prefer_best(&options.checkpoint, "predict");
-    let (scorer, order) =
-        SavedModel::open_on(&options, args.score.platform()?, args.split, "predict")?;
+    let (scorer, order) = super::open_scorer(&args.score, args.split, "predict")?;
     let reader = &scorer.reader;
     let samples = scorer.score(&order)?;
 
