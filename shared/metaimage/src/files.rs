@@ -48,7 +48,7 @@ fn check_regular(path: &Path, owner: &Path, meta: &Metadata) -> Result<(), MetaI
     if meta.is_file() {
         return Ok(());
     }
-    let what = describe_type(meta);
+    let what = describe_file_type(meta);
     let reason = if path == owner {
         format!("is {what}, not a regular file; refusing to read it")
     } else {
@@ -60,7 +60,9 @@ fn check_regular(path: &Path, owner: &Path, meta: &Metadata) -> Result<(), MetaI
     Err(MetaImageError::invalid(owner, reason))
 }
 
-fn describe_type(meta: &Metadata) -> &'static str {
+/// What a path that is not a regular file is, for a refusal: "a
+/// directory", "a FIFO (named pipe)", "a socket", "a device".
+pub fn describe_file_type(meta: &Metadata) -> &'static str {
     let kind = meta.file_type();
     if kind.is_dir() {
         return "a directory";

@@ -86,6 +86,7 @@ pub struct ReadmeDoctests;
 use std::path::{Path, PathBuf};
 
 pub use element::{ElementType, VoxelData};
+pub use files::describe_file_type;
 pub use header::{read_header, DataFile, Header, HeaderSize};
 pub use inspect::inspect;
 pub use mapped::{open_scan, open_scan_reusing};

@@ -50,7 +50,7 @@ impl std::fmt::Display for LinePrefix {
 pub enum Reason {
     #[error("cannot read: {0}")]
     Io(std::io::Error),
-    /// `what`: "a directory" or "a FIFO, socket or device".
+    /// `what`: [`metaimage::describe_file_type`]'s words.
     #[error("is {0}, not a regular file; refusing to read it")]
     NotRegularFile(&'static str),
     #[error("{bytes} bytes, over the {} GiB a LUNA16 CSV may have", MAX_CSV_BYTES >> 30)]
@@ -249,12 +249,9 @@ pub fn read_csv_bytes(path: &Path) -> Result<Vec<u8>, TableError> {
     // Checked before opening: opening a FIFO blocks until a writer comes.
     let meta = std::fs::metadata(path).map_err(|e| refuse(Reason::Io(e)))?;
     if !meta.is_file() {
-        let kind = if meta.is_dir() {
-            "a directory"
-        } else {
-            "a FIFO, socket or device"
-        };
-        return Err(refuse(Reason::NotRegularFile(kind)));
+        return Err(refuse(Reason::NotRegularFile(
+            metaimage::describe_file_type(&meta),
+        )));
     }
     if meta.len() > MAX_CSV_BYTES {
         return Err(refuse(Reason::TooLarge { bytes: meta.len() }));
