@@ -12,5 +12,6 @@ mod precision;
 mod pytorch_dataset;
 mod pytorch_ddp;
 mod pytorch_parity;
+mod task_seam;
 mod tch_smoke;
 mod tensorboard_readback;

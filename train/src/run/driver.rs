@@ -15,6 +15,7 @@ use super::interrupt::{Interrupted, StopRequested};
 use super::phase::{run_phase, AfterStep, Phase, PhaseKind};
 use super::recorder::{PhaseExtras, Recorder};
 use super::run_dir::{refuse_read_only, timestamp, RunDir};
+use super::task::Task;
 use super::trainer::Trainer;
 use crate::config::resolve::Resolved;
 use crate::config::{BalanceSampler, RunConfig};
@@ -43,26 +44,31 @@ pub struct RunOutcome {
 
 /// The epochs' sample lists: the shuffled (or balanced) training order per
 /// epoch, and the fixed validation list.
-struct Epochs {
+pub struct Epochs {
     sampler: TrainSampler,
     val: Vec<u32>,
     train_len: usize,
 }
 
 impl Epochs {
-    fn new(reader: &CacheReader, config: &RunConfig) -> Result<Self> {
+    /// The lists over a task's `samples` samples, split by
+    /// `config.data.val_stride`; `is_positive` is what balancing balances.
+    pub fn new(
+        samples: usize,
+        is_positive: impl Fn(u32) -> bool,
+        config: &RunConfig,
+    ) -> Result<Self> {
         let d = &config.data;
         let stride = d.val_stride as usize;
-        let train = Split::Train.indices(reader.len(), stride);
-        let mut val = Split::Val.indices(reader.len(), stride);
+        let train = Split::Train.indices(samples, stride);
+        let mut val = Split::Val.indices(samples, stride);
         if let Some(n) = d.val_samples {
             val.truncate(n as usize);
         }
         let train_len = train.len();
-        let entries = reader.entries();
         let sampler = TrainSampler::new(
             train,
-            |i| entries[i as usize].is_nodule,
+            is_positive,
             d.balanced.map(|ratio| Balance {
                 ratio,
                 sampler: d.sampler,
@@ -76,6 +82,11 @@ impl Epochs {
             val,
             train_len,
         })
+    }
+
+    /// Training samples per epoch.
+    pub fn samples_per_epoch(&self) -> usize {
+        self.sampler.samples_per_epoch()
     }
 }
 
@@ -94,26 +105,10 @@ pub fn run_until(plan: &TrainPlan, resolved: Resolved, stop: &AtomicBool) -> Res
         reader,
     } = resolved;
     let cache = config.cache()?.to_owned();
-    let epochs =
-        Epochs::new(&reader, &config).with_context(|| format!("sampling {}", cache.display()))?;
-
-    let mut trainer = Trainer::new(&config, device, epochs.sampler.samples_per_epoch());
-    let fingerprint = &reader.manifest().fingerprint;
-    // Held until the run returns: a second writer of the folder refuses.
-    let (mut state, dir, _lock) = start_or_resume(plan, &config, fingerprint, &mut trainer)?;
-    state.config = config.clone();
-    dir.write_config(&config)?;
-    let recorder = Recorder::open(&dir, state.epoch)?;
-    announce(&config, &reader, &epochs, &trainer, &dir, &state);
-
-    let loader = Loader::new(
-        Arc::clone(&reader),
-        LoaderConfig {
-            batch_size: config.data.batch_size as usize,
-            num_workers: config.data.num_workers as usize,
-            device,
-        },
-    );
+    let entries = reader.entries();
+    let epochs = Epochs::new(reader.len(), |i| entries[i as usize].is_nodule, &config)
+        .with_context(|| format!("sampling {}", cache.display()))?;
+    let trainer = Trainer::new(&config, device, epochs.samples_per_epoch());
     let probe = if config.run.tb_activations {
         ActivationProbe::load(&reader, &epochs.val, device).with_context(|| {
             format!(
@@ -124,11 +119,68 @@ pub fn run_until(plan: &TrainPlan, resolved: Resolved, stop: &AtomicBool) -> Res
     } else {
         None
     };
+    let loader = Loader::new(
+        Arc::clone(&reader),
+        LoaderConfig {
+            batch_size: config.data.batch_size as usize,
+            num_workers: config.data.num_workers as usize,
+            device,
+        },
+    );
+    let task_run = TaskRun {
+        data_line: data_line(&config, &reader, &epochs),
+        fingerprint: reader.manifest().fingerprint.clone(),
+        config,
+        epochs,
+        trainer,
+        source: loader,
+        probe,
+    };
+    run_task(plan, task_run, stop)
+}
+
+/// A task ready to train: everything [`run_task`] needs besides the plan.
+pub struct TaskRun<T: Task> {
+    pub config: RunConfig,
+    pub epochs: Epochs,
+    pub trainer: Trainer<T>,
+    pub source: T::Source,
+    /// The data's fingerprint: checkpoints record it, a resume checks it.
+    pub fingerprint: String,
+    /// The run log's line about the data.
+    pub data_line: String,
+    /// `--tb-activations`' fixed samples.
+    pub probe: Option<ActivationProbe>,
+}
+
+/// Trains any [`Task`]: the run folder (new or resumed), then the epochs,
+/// each ending in a checkpoint, until the last, `--patience` or `stop`.
+pub fn run_task<T: Task>(
+    plan: &TrainPlan,
+    run: TaskRun<T>,
+    stop: &AtomicBool,
+) -> Result<RunOutcome> {
+    let TaskRun {
+        config,
+        epochs,
+        mut trainer,
+        source,
+        fingerprint,
+        data_line,
+        probe,
+    } = run;
+    // Held until the run returns: a second writer of the folder refuses.
+    let (mut state, dir, _lock) = start_or_resume(plan, &config, &fingerprint, &mut trainer)?;
+    state.config = config.clone();
+    dir.write_config(&config)?;
+    let recorder = Recorder::open(&dir, state.epoch)?;
+    println!("{data_line}");
+    announce(&config, &trainer, &dir, &state);
     let mut run = EpochLoop {
         config,
         epochs,
         trainer,
-        loader,
+        source,
         recorder,
         probe,
         dir,
@@ -148,11 +200,11 @@ pub fn run_until(plan: &TrainPlan, resolved: Resolved, stop: &AtomicBool) -> Res
 }
 
 /// A started run: what its epochs use and change.
-struct EpochLoop<'a> {
+struct EpochLoop<'a, T: Task> {
     config: RunConfig,
     epochs: Epochs,
-    trainer: Trainer,
-    loader: Loader,
+    trainer: Trainer<T>,
+    source: T::Source,
     recorder: Recorder,
     probe: Option<ActivationProbe>,
     dir: RunDir,
@@ -160,7 +212,7 @@ struct EpochLoop<'a> {
     stop: &'a AtomicBool,
 }
 
-impl EpochLoop<'_> {
+impl<T: Task> EpochLoop<'_, T> {
     /// The epochs after the last saved one, up to the last or until
     /// `--patience` ends the run; the last validation's metrics.
     fn all(&mut self) -> Result<Option<EpochMetrics>> {
@@ -185,13 +237,13 @@ impl EpochLoop<'_> {
             epoch,
             order: &order,
         };
-        let samples = {
+        let summary = {
             let mut histograms =
                 self.config.run.tb_histograms_every.map(|every| {
                     histograms_every(every, &mut self.recorder, self.state.samples_seen)
                 });
-            let hook = histograms.as_mut().map(|h| h as AfterStep);
-            run_phase(&trn, &mut self.loader, &mut self.trainer, self.stop, hook)
+            let hook = histograms.as_mut().map(|h| h as AfterStep<T>);
+            run_phase(&trn, &mut self.source, &mut self.trainer, self.stop, hook)
         }
         .map_err(|e| self.stopped(e, epoch))?;
         self.state.samples_seen += order.len() as u64;
@@ -201,7 +253,7 @@ impl EpochLoop<'_> {
             balance_ratio: self.epochs.sampler.ratio_at(epoch),
         };
         self.recorder
-            .record(&trn, self.state.samples_seen, &samples, extras)?;
+            .record(&trn, self.state.samples_seen, summary, extras)?;
         Ok(())
     }
 
@@ -212,15 +264,15 @@ impl EpochLoop<'_> {
             epoch,
             order: &self.epochs.val,
         };
-        let samples = run_phase(&val, &mut self.loader, &mut self.trainer, self.stop, None)
+        let summary = run_phase(&val, &mut self.source, &mut self.trainer, self.stop, None)
             .map_err(|e| self.stopped(e, epoch))?;
         let seen = self.state.samples_seen;
         let line = self
             .recorder
-            .record(&val, seen, &samples, PhaseExtras::default())?;
+            .record(&val, seen, summary, PhaseExtras::default())?;
         if let Some(probe) = &self.probe {
             let images = probe
-                .images(&self.trainer.block_outputs(&probe.images))
+                .images(&self.trainer.task().block_outputs(&probe.images))
                 .context("drawing --tb-activations")?;
             self.recorder.activation_images(seen, &images)?;
         }
@@ -270,11 +322,11 @@ impl EpochLoop<'_> {
 
 /// `--tb-histograms-every N`: parameter histograms after every N-th step
 /// of the run, at the samples seen by then.
-fn histograms_every(
+fn histograms_every<T: Task>(
     every: u64,
     recorder: &mut Recorder,
     samples_before: u64,
-) -> impl FnMut(&Trainer, usize) -> Result<()> + '_ {
+) -> impl FnMut(&Trainer<T>, usize) -> Result<()> + '_ {
     move |trainer, done| {
         if trainer.steps % every != 0 {
             return Ok(());
@@ -320,11 +372,11 @@ fn patience_exhausted(config: &RunConfig, state: &RunState) -> Option<String> {
 
 /// A fresh run's state and folder, or the resumed checkpoint's (loaded
 /// into `trainer`), with the folder locked for this run.
-fn start_or_resume(
+fn start_or_resume<T: Task>(
     plan: &TrainPlan,
     config: &RunConfig,
     fingerprint: &str,
-    trainer: &mut Trainer,
+    trainer: &mut Trainer<T>,
 ) -> Result<(RunState, RunDir, FolderLock)> {
     let Some(root) = &plan.resume else {
         let group = config.run.runs.join(&config.run.tb_prefix);
@@ -362,7 +414,12 @@ fn check_cache(
     state: &RunState,
     fingerprint: &str,
 ) -> Result<()> {
-    let cache = config.cache()?.display();
+    let cache = config
+        .data
+        .cache
+        .as_deref()
+        .unwrap_or(Path::new(""))
+        .display();
     match &state.cache_fingerprint {
         None => println!(
             "note: the checkpoint does not record its cache (an older train wrote it); cannot check that {cache} is the one it was trained on"
@@ -387,18 +444,11 @@ pub fn short(fingerprint: &str) -> &str {
     fingerprint.get(..12).unwrap_or(fingerprint)
 }
 
-/// The run's opening lines: data, model, seed and where it writes.
-fn announce(
-    config: &RunConfig,
-    reader: &CacheReader,
-    epochs: &Epochs,
-    trainer: &Trainer,
-    dir: &RunDir,
-    state: &RunState,
-) {
+/// The run log's line about the cache and the epochs' sample lists.
+fn data_line(config: &RunConfig, reader: &CacheReader, epochs: &Epochs) -> String {
     let m = reader.manifest();
     let cache = config.data.cache.as_deref().unwrap_or(Path::new(""));
-    println!(
+    format!(
         "train: cache {} ({} candidates, {} positive); training on {} ({} samples/epoch{}), validating on {}",
         cache.display(),
         m.candidates,
@@ -407,16 +457,16 @@ fn announce(
         epochs.sampler.samples_per_epoch(),
         balance_description(config),
         epochs.val.len()
-    );
+    )
+}
+
+/// The run's opening line about the model, the seed and where it writes.
+fn announce<T: Task>(config: &RunConfig, trainer: &Trainer<T>, dir: &RunDir, state: &RunState) {
     println!(
-        "train: device {:?} ({}), LunaModel{} {} parameters, seed {}, augmentation: {}, run {}",
+        "train: device {:?} ({}), {} {} parameters, seed {}, augmentation: {}, run {}",
         trainer.device(),
         config.compute.describe(),
-        if config.model.is_book() {
-            String::new()
-        } else {
-            format!(" {:?}", config.model)
-        },
+        trainer.task().describe(),
         trainer.parameter_count(),
         config.seed(),
         config.augment,

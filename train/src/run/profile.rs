@@ -33,6 +33,18 @@ const NAMES: [&str; PARTS] = [
     "metrics",
 ];
 
+/// A step's handle on the profile: laps when `--profile` is on, nothing
+/// otherwise, so a task's step charges its parts without knowing which.
+pub struct Laps<'a>(pub Option<&'a mut StepProfile>);
+
+impl Laps<'_> {
+    pub fn lap(&mut self, part: Part) {
+        if let Some(p) = &mut self.0 {
+            p.lap(part);
+        }
+    }
+}
+
 pub struct StepProfile {
     device: Device,
     totals: [Duration; PARTS],

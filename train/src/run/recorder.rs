@@ -8,9 +8,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::phase::{Phase, PhaseKind};
 use super::run_dir::RunDir;
+use super::task::PhaseSummary;
 use super::tensorboard::proto::HistogramProto;
 use super::tensorboard::{EventWriter, GreyPng};
-use crate::evaluate::{roc_auc, EpochMetrics, MetricsLine, MetricsLog, Samples};
+use crate::evaluate::{EpochMetrics, MetricsLine, MetricsLog, Samples};
 
 pub struct Recorder {
     trn_events: EventWriter,
@@ -103,14 +104,16 @@ impl Recorder {
         &mut self,
         phase: &Phase,
         samples_seen: u64,
-        samples: &Samples,
+        summary: PhaseSummary,
         extras: PhaseExtras,
     ) -> Result<MetricsLine> {
         let name = phase.kind.name();
-        let metrics = EpochMetrics::compute(samples);
+        let PhaseSummary {
+            metrics,
+            auc,
+            samples,
+        } = summary;
         println!("{}", metrics.table(phase.epoch, name));
-        let auc = (phase.kind == PhaseKind::Validate)
-            .then(|| roc_auc(&samples.prob_pos, &samples.labels));
         // Figures beyond the book's, each as a TensorBoard scalar and a log note.
         let extra: Vec<(&str, f64, String)> = [
             auc.flatten()
@@ -146,7 +149,7 @@ impl Recorder {
             PhaseKind::Validate => &mut self.val_events,
         };
         let extra: Vec<(&str, f64)> = extra.iter().map(|&(tag, v, _)| (tag, v)).collect();
-        write_events(tb, samples_seen, &line.metrics, &extra, samples)?;
+        write_events(tb, samples_seen, &line.metrics, &extra, samples.as_ref())?;
         Ok(line)
     }
 }
@@ -160,22 +163,30 @@ pub struct PhaseExtras {
     pub balance_ratio: Option<u32>,
 }
 
-/// The book's TensorBoard content (scalars, a PR curve, and histograms of
-/// P(nodule) per class), plus the `extra` scalars.
+/// The book's TensorBoard content (scalars, and for a task with
+/// per-sample probabilities a PR curve and histograms of P(nodule) per
+/// class), plus the `extra` scalars.
 fn write_events(
     tb: &mut EventWriter,
     step: u64,
     metrics: &EpochMetrics,
     extra: &[(&str, f64)],
-    samples: &Samples,
+    samples: Option<&Samples>,
 ) -> Result<()> {
     let tb_path = tb.path().to_owned();
     let tb_err = || format!("writing TensorBoard events to {}", tb_path.display());
     let mut scalars: Vec<(&str, f64)> = metrics.scalars().to_vec();
     scalars.extend_from_slice(extra);
     tb.scalars(step, &scalars).with_context(tb_err)?;
-    tb.pr_curve("pr", step, &samples.labels, &samples.prob_pos)
-        .with_context(tb_err)?;
+    if let Some(samples) = samples {
+        write_probabilities(tb, step, samples).with_context(tb_err)?;
+    }
+    tb.flush().with_context(tb_err)
+}
+
+/// The PR curve and the histograms of P(nodule) per class.
+fn write_probabilities(tb: &mut EventWriter, step: u64, samples: &Samples) -> std::io::Result<()> {
+    tb.pr_curve("pr", step, &samples.labels, &samples.prob_pos)?;
     // The book leaves out the confidently right ones so the interesting middle shows.
     let pick = |positive: bool| -> Vec<f32> {
         samples
@@ -186,9 +197,6 @@ fn write_events(
             .map(|(_, &p)| p)
             .collect()
     };
-    tb.probability_histogram("is_neg", step, &pick(false))
-        .with_context(tb_err)?;
+    tb.probability_histogram("is_neg", step, &pick(false))?;
     tb.probability_histogram("is_pos", step, &pick(true))
-        .with_context(tb_err)?;
-    tb.flush().with_context(tb_err)
 }

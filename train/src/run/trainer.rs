@@ -1,25 +1,22 @@
-//! The model, its optimizer and its augmentation, and one step of each kind.
-//! A new optimizer or precision mode changes this file and nothing above it.
+//! The task's model under training, its optimizer, and one step of each
+//! kind; the task ([`Task`]) says what a step computes. A new optimizer or
+//! precision mode changes this file and nothing above it.
 
 use std::path::Path;
 use std::time::Duration;
 
-use tch::nn::VarStore;
-use tch::{Device, Kind, Tensor};
+use tch::nn::{self, VarStore};
+use tch::Device;
 
 use super::checkpoint::{self, CheckpointError, RunState};
+use super::classify::Classify;
 use super::param_histograms;
-use super::profile::{Part, StepProfile};
+use super::profile::{Laps, Part, StepProfile};
+use super::task::{BatchOf, Located, Task};
 use super::tensorboard::proto::HistogramProto;
-use crate::config::ComputeConfig;
 use crate::config::{OptimizerKind, RunConfig};
-use crate::data::augment::AugmentConfig;
-use crate::data::loader::Batch;
-use crate::data::mixup::mixup;
 use crate::data::sampler::batch_seed;
-use crate::model::{
-    forward_batch_with, parameter_count, prepare_weights, BatchOutput, LunaModel, Target,
-};
+use crate::model::{parameter_count, prepare_weights};
 use crate::optim::schedule::RunLength;
 use crate::optim::{loss_scale, LossScaler, Optimize, Optimizer, Schedule};
 
@@ -28,9 +25,9 @@ use crate::optim::{loss_scale, LossScaler, Optimize, Optimizer, Schedule};
 const PHASE_TRAIN: u64 = 0;
 const PHASE_VAL: u64 = 1;
 
-pub struct Trainer {
+pub struct Trainer<T = Classify> {
     vs: VarStore,
-    model: LunaModel,
+    task: T,
     optimizer: Optimizer,
     optimizer_kind: OptimizerKind,
     /// The learning rate of each step.
@@ -39,23 +36,37 @@ pub struct Trainer {
     loss_scaler: Option<LossScaler>,
     /// `--profile` only.
     profile: Option<StepProfile>,
-    augment: AugmentConfig,
     seed: u64,
     device: Device,
-    compute: ComputeConfig,
     /// Optimizer steps taken so far in the run.
     pub steps: u64,
 }
 
-impl Trainer {
-    /// A freshly initialised model for `config` (whose seed and compute
-    /// modes are resolved), drawn from libtorch's generator seeded with the
-    /// run's seed. `samples_per_epoch` (training samples per epoch) and the
-    /// epochs the schedule spans fix the learning rate of every step.
+impl Trainer<Classify> {
+    /// LunaModel classification as `config` describes it: see
+    /// [`Trainer::with_task`].
     pub fn new(config: &RunConfig, device: Device, samples_per_epoch: usize) -> Self {
+        Trainer::with_task(config, device, samples_per_epoch, |root| {
+            Classify::new(root, config)
+        })
+    }
+}
+
+impl<T: Task> Trainer<T> {
+    /// The task `build` makes, its weights freshly initialised under the
+    /// root it is given, drawn from libtorch's generator seeded with the
+    /// run's seed (`config`'s seed and compute modes are resolved).
+    /// `samples_per_epoch` (training samples per epoch) and the epochs the
+    /// schedule spans fix the learning rate of every step.
+    pub fn with_task(
+        config: &RunConfig,
+        device: Device,
+        samples_per_epoch: usize,
+        build: impl FnOnce(&nn::Path) -> T,
+    ) -> Self {
         tch::manual_seed(config.seed() as i64);
         let vs = VarStore::new(device);
-        let model = LunaModel::with_config(&vs.root(), &config.model, config.init.bias);
+        let task = build(&vs.root());
         prepare_weights(&vs, config.compute);
         let optimizer = Optimizer::from_config(&vs, &config.optimizer);
         let run_length = RunLength::of(
@@ -66,7 +77,7 @@ impl Trainer {
         );
         Trainer {
             vs,
-            model,
+            task,
             optimizer,
             optimizer_kind: config.optimizer.name,
             schedule: Schedule::new(&config.optimizer, run_length),
@@ -75,12 +86,14 @@ impl Trainer {
                 .needs_loss_scaling()
                 .then(|| LossScaler::new(device)),
             profile: config.run.profile.then(|| StepProfile::new(device)),
-            augment: config.augment,
             seed: config.seed(),
             device,
-            compute: config.compute,
             steps: 0,
         }
+    }
+
+    pub fn task(&self) -> &T {
+        &self.task
     }
 
     pub fn device(&self) -> Device {
@@ -97,40 +110,22 @@ impl Trainer {
         param_histograms::parameter_histograms(&self.vs)
     }
 
-    /// `--tb-activations`: each block's output for float HU `x`, in eval
-    /// mode and fp32.
-    pub fn block_outputs(&self, x: &Tensor) -> Vec<Tensor> {
-        self.model.forward_blocks(x)
-    }
-
-    /// Augment, forward, backward, one optimizer step.
-    pub fn train_batch(&mut self, batch: &Batch, epoch: usize) -> BatchOutput {
+    /// The task's step in training mode, backward, one optimizer step.
+    pub fn train_batch(&mut self, batch: &BatchOf<'_, T>, epoch: usize) -> T::Output {
         self.start_batch();
-        tch::manual_seed(batch_seed(self.seed, epoch, PHASE_TRAIN, batch.index));
-        let mut x = batch.images.to_kind(Kind::Float);
-        self.lap(Part::Input);
-        if !self.augment.is_off() {
-            x = self.augment.apply(&x);
-        }
-        let a = &self.augment;
-        let mixed = (a.mixup_alpha > 0.0)
-            .then(|| mixup(&x, &batch.labels, a.mixup_alpha, a.mixup_positives));
-        let (x, target) = match &mixed {
-            Some(m) => (m.images.shallow_clone(), Target::Soft(&m.targets)),
-            None => (x, Target::Class(&batch.labels)),
-        };
-        self.lap(Part::Augment);
+        tch::manual_seed(batch_seed(self.seed, epoch, PHASE_TRAIN, batch.index()));
         self.optimizer.zero_grad();
-        let out = forward_batch_with(&self.model, x, target, true, self.compute);
-        let loss = out.loss.mean(Kind::Float);
+        let step = self
+            .task
+            .step(batch, true, &mut Laps(self.profile.as_mut()));
         self.lap(Part::Forward);
-        loss_scale::backward(&loss, self.loss_scaler.as_ref());
+        loss_scale::backward(&step.loss, self.loss_scaler.as_ref());
         self.lap(Part::Backward);
         self.optimizer.set_lr(self.schedule.lr_at(self.steps));
         loss_scale::step(&mut self.optimizer, self.loss_scaler.as_mut());
         self.lap(Part::Optimizer);
         self.steps += 1;
-        out
+        step.output
     }
 
     /// The learning rate of the last step taken (of the first one before
@@ -157,17 +152,17 @@ impl Trainer {
         self.profile.as_mut().map(|p| p.report(wait, wall))
     }
 
-    /// Forward only, in eval mode; the caller holds a no-grad guard.
-    pub fn validate_batch(&mut self, batch: &Batch, epoch: usize) -> BatchOutput {
+    /// The task's step in eval mode; the caller holds a no-grad guard.
+    pub fn validate_batch(&mut self, batch: &BatchOf<'_, T>, epoch: usize) -> T::Output {
         self.start_batch();
         // Nothing random runs in eval mode today; seeding anyway keeps a
         // future random op reproducible.
-        tch::manual_seed(batch_seed(self.seed, epoch, PHASE_VAL, batch.index));
-        let x = batch.images.to_kind(Kind::Float);
-        self.lap(Part::Input);
-        let out = forward_batch_with(&self.model, x, &batch.labels, false, self.compute);
+        tch::manual_seed(batch_seed(self.seed, epoch, PHASE_VAL, batch.index()));
+        let step = self
+            .task
+            .step(batch, false, &mut Laps(self.profile.as_mut()));
         self.lap(Part::Forward);
-        out
+        step.output
     }
 
     /// Writes the weights, the optimizer state and `state` into `dir`.
