@@ -1,9 +1,10 @@
 //! Inference: a saved model run over cached candidates, what `train eval`
 //! and `train predict` share. Weights come from `model.safetensors` alone, the
 //! architecture from its metadata; the model runs in eval mode (BatchNorm
-//! running averages, no dropout) without autograd.
+//! running averages, no dropout) without autograd. The device, the compute
+//! mode and the opened cache come [`Resolved`], as training's do.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -11,29 +12,14 @@ use shared::cache::CacheReader;
 use tch::nn::VarStore;
 use tch::{Device, Kind};
 
-use crate::config::resolve::Platform;
+use crate::config::resolve::Resolved;
 use crate::config::ComputeConfig;
-use crate::data::cache::open_cache;
 use crate::data::loader::{Loader, LoaderConfig};
 use crate::data::split::Split;
 use crate::evaluate::{MetricRows, Samples};
 use crate::model::{self, forward_batch_with, prepare_weights, BiasInit, LunaModel, ModelConfig};
 use crate::run::checkpoint::{self, ModelFileInfo};
 use crate::run::driver::short;
-
-/// What `eval` and `predict` score with: the model and the data (where it
-/// runs is a [`Platform`], decided before).
-#[derive(Clone, Debug)]
-pub struct ScoreOptions {
-    /// Cache directory written by `prepcache build`.
-    pub cache: PathBuf,
-    /// A run's checkpoint directory or its model.safetensors.
-    pub checkpoint: PathBuf,
-    /// Every N-th candidate of the canonical list is validation.
-    pub val_stride: u32,
-    pub batch_size: u32,
-    pub num_workers: u32,
-}
 
 /// A checkpoint's model, ready to run, with the cache it runs on.
 pub struct SavedModel {
@@ -53,26 +39,29 @@ pub struct SavedModel {
 }
 
 impl SavedModel {
-    /// Opens the model and the cache for `tool` (`eval`, `predict`) and
-    /// says what it is about to run; returns the split's cache indices.
+    /// Opens the model of `checkpoint` for `tool` (`eval`, `predict`) on
+    /// the resolved data and platform, and says what it is about to run;
+    /// returns the split's cache indices.
     pub fn open_on(
-        args: &ScoreOptions,
-        platform: Platform,
+        checkpoint: &Path,
+        resolved: Resolved,
         split: Split,
         tool: &str,
     ) -> Result<(Self, Vec<u32>)> {
-        let model = SavedModel::open(args, platform)?;
-        let order = split.indices(model.reader.len(), args.val_stride as usize);
+        let val_stride = resolved.config.data.val_stride as usize;
+        let cache = resolved.config.data.cache.clone().unwrap_or_default();
+        let model = SavedModel::open(checkpoint, resolved)?;
+        let order = split.indices(model.reader.len(), val_stride);
         println!(
             "{tool}: {} on {} {} candidates of {} (device {:?}, {})",
             model.model_file.display(),
             order.len(),
             split.log_name(),
-            args.cache.display(),
+            cache.display(),
             model.device,
             model.compute.describe()
         );
-        model.note_provenance(tool, args);
+        model.note_provenance(tool, &cache);
         Ok((model, order))
     }
 
@@ -86,7 +75,7 @@ impl SavedModel {
 
     /// Says when the weights could not be verified, or were trained on
     /// another cache than the one they are about to score.
-    fn note_provenance(&self, tool: &str, args: &ScoreOptions) {
+    fn note_provenance(&self, tool: &str, cache_dir: &Path) {
         let file = self.model_file.display();
         if !self.weights.checksummed {
             println!("{tool}: note: {file} carries no tensor checksums (an older train or a PyTorch export): loaded unverified");
@@ -101,29 +90,35 @@ impl SavedModel {
             println!(
                 "{tool}: note: {file} was trained on another cache (index {}…) than {} (index {}…): its own training candidates may be among these",
                 short(trained),
-                args.cache.display(),
+                cache_dir.display(),
                 short(cache)
             );
         }
     }
 
-    pub fn open(args: &ScoreOptions, platform: Platform) -> Result<Self> {
-        let Platform { device, compute } = platform;
-        let reader = open_cache(&args.cache)?;
-        let model_file = checkpoint::model_file(&args.checkpoint);
-        let architecture = checkpoint::read_architecture(&args.checkpoint)
-            .with_context(|| format!("reading checkpoint {}", args.checkpoint.display()))?;
+    /// The model of `ckpt` (a checkpoint folder or its model file), on the
+    /// device and cache `resolved` decided.
+    pub fn open(ckpt: &Path, resolved: Resolved) -> Result<Self> {
+        let Resolved {
+            config,
+            device,
+            reader,
+        } = resolved;
+        let compute = config.compute;
+        let model_file = checkpoint::model_file(ckpt);
+        let architecture = checkpoint::read_architecture(ckpt)
+            .with_context(|| format!("reading checkpoint {}", ckpt.display()))?;
         architecture
             .validate(model::INPUT_SHAPE)
             .with_context(|| format!("{}: recorded architecture", model_file.display()))?;
         let mut vs = VarStore::new(device);
         // Every weight is overwritten by the checkpoint; the init scheme is moot.
         let model = LunaModel::with_config(&vs.root(), &architecture, BiasInit::Uniform);
-        let weights = checkpoint::load_weights(&args.checkpoint, &mut vs)
-            .with_context(|| format!("loading weights from {}", args.checkpoint.display()))?;
+        let weights = checkpoint::load_weights(ckpt, &mut vs)
+            .with_context(|| format!("loading weights from {}", ckpt.display()))?;
         prepare_weights(&vs, compute);
         Ok(SavedModel {
-            reader: Arc::new(reader),
+            reader,
             architecture,
             model_file,
             weights,
@@ -132,8 +127,8 @@ impl SavedModel {
             model,
             _vs: vs,
             loader_config: LoaderConfig {
-                batch_size: args.batch_size as usize,
-                num_workers: args.num_workers as usize,
+                batch_size: config.data.batch_size as usize,
+                num_workers: config.data.num_workers as usize,
                 device,
             },
         })

@@ -9,10 +9,8 @@ use std::path::PathBuf;
 use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::resolve::{threads, Platform};
-use crate::config::{check_batch_size, check_num_workers, ConfigError};
+use crate::config::RunConfig;
 use crate::data::split::Split;
-use crate::inference::ScoreOptions;
 use crate::model::compute::{self, ComputeConfig, MemoryFormat, Precision};
 pub use train::TrainArgs;
 
@@ -114,32 +112,23 @@ pub struct ScoreArgs {
 }
 
 impl ScoreArgs {
-    /// The plain options `eval` and `predict` run with.
-    pub fn options(&self) -> ScoreOptions {
-        ScoreOptions {
-            cache: self.cache.clone(),
-            checkpoint: self.checkpoint.clone(),
-            val_stride: self.val_stride,
-            batch_size: self.batch_size,
-            num_workers: self.num_workers,
-        }
-    }
-
-    /// Sets the threads and decides the device and compute mode: the one
-    /// resolution every command shares.
-    pub fn platform(&self) -> anyhow::Result<Platform> {
-        let compute = ComputeConfig {
+    /// The settings `eval` and `predict` run with, as a [`RunConfig`] for
+    /// [`resolve`](crate::config::resolve::resolve): the data and where to
+    /// run (the model comes from the checkpoint).
+    pub fn config(&self) -> RunConfig {
+        let mut config = RunConfig::default();
+        let d = &mut config.data;
+        d.cache = Some(self.cache.clone());
+        d.val_stride = self.val_stride;
+        d.batch_size = self.batch_size;
+        d.num_workers = self.num_workers;
+        config.run.device = self.device.clone();
+        config.run.threads = self.threads;
+        config.compute = ComputeConfig {
             precision: self.precision,
             memory_format: self.memory_format,
         };
-        Platform::resolve(&self.device, threads(self.threads), compute)
-    }
-
-    /// The limits every command shares ([`check_batch_size`],
-    /// [`check_num_workers`]), checked before anything is opened.
-    pub fn check_limits(&self) -> Result<(), ConfigError> {
-        check_batch_size(self.batch_size)?;
-        check_num_workers(self.num_workers)
+        config
     }
 }
 

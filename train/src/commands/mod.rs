@@ -13,6 +13,7 @@ pub mod train;
 use anyhow::{Context, Result};
 
 use crate::cli::ScoreArgs;
+use crate::config::resolve::resolve;
 use crate::data::split::Split;
 use crate::inference::SavedModel;
 use crate::run::best;
@@ -21,9 +22,9 @@ use crate::run::best;
 /// one-line exit naming the cache if it changes under the mapping, the
 /// run's best checkpoint when there is one, then the model and the split.
 fn open_scorer(score: &ScoreArgs, split: Split, tool: &str) -> Result<(SavedModel, Vec<u32>)> {
-    score.check_limits()?;
+    let config = score.config();
+    config.validate()?;
     shared::signals::exit_on_sigbus(tool, &score.cache).context("installing the SIGBUS handler")?;
-    let mut options = score.options();
-    options.checkpoint = best::prefer_best(&options.checkpoint, tool);
-    SavedModel::open_on(&options, score.platform()?, split, tool)
+    let checkpoint = best::prefer_best(&score.checkpoint, tool);
+    SavedModel::open_on(&checkpoint, resolve(&config)?, split, tool)
 }
