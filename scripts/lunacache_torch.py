@@ -1,5 +1,5 @@
 """PyTorch view of a prepcache cache: the book's chapter 12 `LunaDataset`
-(split, balanced ratio, augmentation) over `lunacache.LunaCache`, and
+(split by candidate or by series, balanced ratio, augmentation) over `lunacache.LunaCache`, and
 deterministic per-rank sharding for DistributedDataParallel.
 
     from lunacache_torch import LunaDataset, Augment, shard_indices
@@ -10,7 +10,7 @@ deterministic per-rank sharding for DistributedDataParallel.
     mine = shard_indices(len(ds), rank, world_size, seed=0, epoch=1)
 
 The semantics are the Rust `train`'s (`data/split.rs` over
-`shared::luna::is_validation`, `data/sampler.rs`, `data/augment.rs`); `lunacache` itself stays numpy-only.
+`shared::luna::split_positions`, `data/sampler.rs`, `data/augment.rs`); `lunacache` itself stays numpy-only.
 """
 
 import math
@@ -35,6 +35,25 @@ def split_indices(count, val_stride, is_val):
     if is_val:
         return list(range(0, count, stride))
     return [i for i in range(count) if i % stride != 0]
+
+
+def split_series_indices(series_of, series_uids, val_stride, is_val):
+    """The series split (chapters 13-14): every `val_stride`-th series of the
+    series sorted by uid, starting with the first, is validation, with all its
+    candidates; positions stay in list order."""
+    stride = max(1, int(val_stride))
+    ranked = sorted(range(len(series_uids)), key=lambda s: series_uids[s])
+    val_series = {s for rank, s in enumerate(ranked) if rank % stride == 0}
+    return [i for i, s in enumerate(series_of) if (int(s) in val_series) == bool(is_val)]
+
+
+def cache_split(cache, val_stride, is_val, split_by="candidate"):
+    """`train`'s `--val-stride` / `--split-by` over a cache's candidates."""
+    if split_by == "candidate":
+        return split_indices(len(cache), val_stride, is_val)
+    if split_by == "series":
+        return split_series_indices(cache.entries["series"], cache.series_uids, val_stride, is_val)
+    raise ValueError(f"split_by={split_by!r}: expected 'candidate' or 'series'")
 
 
 def balanced_pick(ndx, ratio_int, pos, neg):
@@ -127,9 +146,9 @@ class LunaDataset(Dataset):
     """
 
     def __init__(self, cache, val_stride=10, is_val=False, ratio_int=0, epoch_samples=None,
-                 augment=None, seed=0):
+                 augment=None, seed=0, split_by="candidate"):
         self.cache = cache if isinstance(cache, LunaCache) else LunaCache(cache)
-        self.indices = split_indices(len(self.cache), val_stride, is_val)
+        self.indices = cache_split(self.cache, val_stride, is_val, split_by)
         if not self.indices:
             raise ValueError(f"{self.cache.path}: the {'validation' if is_val else 'training'} split is empty")
         is_nodule = self.cache.entries["is_nodule"]

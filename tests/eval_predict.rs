@@ -289,3 +289,53 @@ fn eval_of_a_missing_checkpoint_says_which_file() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(err.contains("Error"), "{err}");
 }
+
+#[test]
+fn a_series_split_validates_on_whole_scans_and_eval_says_when_its_split_differs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = luna_e2e::prepcache::synthetic_cache(tmp.path(), 4, 11);
+    let by_series = ["--split-by", "series", "--val-stride", "2"];
+    let ckpt = tiny_run(&cache, &tmp.path().join("runs"), "byseries", &by_series);
+    let reader = CacheReader::open(&cache).unwrap();
+    // Sorted uids, every 2nd from the first: the validation scans, whole.
+    let mut uids = reader.series_uids().to_vec();
+    uids.sort();
+    let val_uids: std::collections::BTreeSet<&str> =
+        uids.iter().step_by(2).map(String::as_str).collect();
+    let val_count = reader
+        .entries()
+        .iter()
+        .filter(|e| val_uids.contains(reader.series_uid(e.series)))
+        .count();
+
+    let csv = tmp.path().join("val.csv");
+    let extra: Vec<&OsStr> = by_series.iter().map(OsStr::new).collect();
+    let mut predict = extra.clone();
+    predict.extend([OsStr::new("--split"), OsStr::new("val")]);
+    predict.extend([OsStr::new("--out"), csv.as_os_str()]);
+    run_train("predict", score_args(&cache, &ckpt), &predict);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(
+        rows.len(),
+        val_count,
+        "every candidate of the validation scans"
+    );
+    let seen: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r.split(',').next().unwrap()).collect();
+    assert_eq!(seen, val_uids);
+
+    // eval on the run's own split scores whole scans and says nothing more;
+    // on the default candidate split it names both differences.
+    let same = run_train("eval", score_args(&cache, &ckpt), &extra);
+    assert!(
+        !same.contains("FROC is partial") && !same.contains("not the run's"),
+        "{same}"
+    );
+    let other = run_train("eval", score_args(&cache, &ckpt), &[]);
+    assert!(other.contains("the FROC is partial"), "{other}");
+    assert!(
+        other.contains("trained with --split-by series --val-stride 2"),
+        "{other}"
+    );
+}

@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::geometry::Xyz;
 
+pub mod split;
 pub mod table;
 
+pub use split::{is_validation, split, split_indices, split_positions, validation_series, SplitBy};
 pub use table::MAX_CSV_BYTES;
 
 #[derive(Debug, thiserror::Error)]
@@ -359,36 +361,6 @@ pub fn canonical_order(a: &OrderKey, b: &OrderKey) -> Ordering {
         .then_with(|| float(b.center_xyz[0], a.center_xyz[0]))
         .then_with(|| float(b.center_xyz[1], a.center_xyz[1]))
         .then_with(|| float(b.center_xyz[2], a.center_xyz[2]))
-}
-
-/// The book's validation rule: every `val_stride`-th candidate of the
-/// canonical list, starting with the first (`list[::val_stride]`), is
-/// validation; everything else trains. Keeping the rule in one place keeps
-/// `train`, `eval`, `predict` and the Python reader on the same split.
-pub fn is_validation(position: usize, val_stride: usize) -> bool {
-    position.is_multiple_of(val_stride)
-}
-
-/// The book's split of a list: `(train, val)`, both in list order.
-pub fn split<T: Clone>(list: &[T], val_stride: usize) -> Result<(Vec<T>, Vec<T>), LunaError> {
-    if val_stride == 0 {
-        return Err(LunaError::ZeroStride);
-    }
-    let (mut train, mut val) = (Vec::new(), Vec::new());
-    for (i, item) in list.iter().enumerate() {
-        if is_validation(i, val_stride) {
-            val.push(item.clone());
-        } else {
-            train.push(item.clone());
-        }
-    }
-    Ok((train, val))
-}
-
-/// [`split`] of the positions `0..len`, as cache indices.
-pub fn split_indices(len: usize, val_stride: usize) -> Result<(Vec<u32>, Vec<u32>), LunaError> {
-    let positions: Vec<u32> = (0..len as u32).collect();
-    split(&positions, val_stride)
 }
 
 /// Parse `candidates.csv` (`seriesuid,coordX,coordY,coordZ,class`).

@@ -15,7 +15,7 @@ use tch::{Device, Kind};
 use crate::config::resolve::Resolved;
 use crate::config::ComputeConfig;
 use crate::data::loader::{Loader, LoaderConfig};
-use crate::data::split::Split;
+use crate::data::split::{Split, SplitRule};
 use crate::evaluate::{MetricRows, Samples};
 use crate::model::{self, forward_batch_with, prepare_weights, BiasInit, LunaModel, ModelConfig};
 use crate::run::checkpoint::{self, ModelFileInfo};
@@ -48,10 +48,10 @@ impl SavedModel {
         split: Split,
         tool: &str,
     ) -> Result<(Self, Vec<u32>)> {
-        let val_stride = resolved.config.data.val_stride as usize;
+        let rule = resolved.config.data.split_rule();
         let cache = resolved.config.data.cache.clone().unwrap_or_default();
         let model = SavedModel::open(checkpoint, resolved)?;
-        let order = split.indices(model.reader.len(), val_stride);
+        let order = split.of(&model.reader, rule);
         println!(
             "{tool}: {} on {} {} candidates of {} (device {:?}, {})",
             model.model_file.display(),
@@ -62,7 +62,25 @@ impl SavedModel {
             model.compute.describe()
         );
         model.note_provenance(tool, &cache);
+        if split != Split::All {
+            model.note_split(tool, rule);
+        }
         Ok((model, order))
+    }
+
+    /// Says when the run was trained with another split than the one asked
+    /// for: its training candidates may then be among these.
+    fn note_split(&self, tool: &str, rule: SplitRule) {
+        let Ok(state) = checkpoint::read_state(&self.checkpoint_dir()) else {
+            return;
+        };
+        let trained = state.config.data.split_rule();
+        if trained != rule {
+            println!(
+                "{tool}: note: the run was trained with --split-by {} --val-stride {}; this is --split-by {} --val-stride {}, so its split is not the run's",
+                trained.by, trained.val_stride, rule.by, rule.val_stride
+            );
+        }
     }
 
     /// The checkpoint folder the weights came from (where `eval` reports).

@@ -5,9 +5,10 @@
 use std::collections::BTreeSet;
 
 use crate::pytorch_support::{build_cache, run_python};
+use shared::luna::SplitBy;
 use train::data::augment::AugmentConfig;
 use train::data::sampler::balanced_pick;
-use train::data::split::Split;
+use train::data::split::{Split, SplitRule};
 
 fn indices(v: &serde_json::Value) -> Vec<u32> {
     serde_json::from_value(v.clone()).unwrap()
@@ -29,16 +30,34 @@ for ndx in [0, 1, 17, len(trn) - 1]:
     rows.append(dict(ndx=ndx, cache_index=trn.cache_index(ndx), shape=list(chunk.shape),
                      dtype=str(chunk.dtype), integral=bool(torch.equal(chunk, chunk.round())),
                      crc=zlib.crc32(chunk.numpy().astype("<i2").tobytes()), label=int(label)))
-print(json.dumps(dict(train=trn.indices, val=val.indices, rows=rows)))
+by_series = {str(is_val): LunaDataset(sys.argv[1], val_stride=2, is_val=is_val,
+                                      split_by="series").indices for is_val in (False, True)}
+print(json.dumps(dict(train=trn.indices, val=val.indices, rows=rows, by_series=by_series)))
 "#,
         &[dir.path().as_os_str()],
     );
-    let (train, val) = (
-        Split::Train.indices(reader.len(), 10),
-        Split::Val.indices(reader.len(), 10),
-    );
+    let rule = SplitRule {
+        by: SplitBy::Candidate,
+        val_stride: 10,
+    };
+    let (train, val) = (Split::Train.of(&reader, rule), Split::Val.of(&reader, rule));
     assert_eq!(indices(&got["train"]), train);
     assert_eq!(indices(&got["val"]), val);
+    // By series, the Python split is the Rust one, and no series is in both.
+    let rule = SplitRule {
+        by: SplitBy::Series,
+        val_stride: 2,
+    };
+    let (train_s, val_s) = (Split::Train.of(&reader, rule), Split::Val.of(&reader, rule));
+    assert_eq!(indices(&got["by_series"]["False"]), train_s);
+    assert_eq!(indices(&got["by_series"]["True"]), val_s);
+    let series = |part: &[u32]| -> BTreeSet<u32> {
+        part.iter()
+            .map(|&i| reader.entries()[i as usize].series)
+            .collect()
+    };
+    assert!(!val_s.is_empty() && !train_s.is_empty());
+    assert!(series(&train_s).is_disjoint(&series(&val_s)));
 
     let mut decoder = reader.decoder();
     let mut chunk = vec![0i16; reader.chunk_voxels()];
@@ -80,7 +99,13 @@ print(json.dumps(out))
         &[dir.path().as_os_str()],
     );
     assert_eq!(got["len"], 60);
-    let train = Split::Train.indices(reader.len(), 10);
+    let train = Split::Train.of(
+        &reader,
+        SplitRule {
+            by: SplitBy::Candidate,
+            val_stride: 10,
+        },
+    );
     let is_nodule = |i: &u32| reader.entries()[*i as usize].is_nodule;
     let positives: Vec<u32> = train.iter().copied().filter(is_nodule).collect();
     let negatives: Vec<u32> = train.iter().copied().filter(|i| !is_nodule(i)).collect();

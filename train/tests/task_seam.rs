@@ -161,7 +161,8 @@ fn config(runs: &std::path::Path, epochs: usize) -> RunConfig {
 
 fn task_run(config: &RunConfig) -> TaskRun<Plane> {
     let points = Points::new(400, config.data.batch_size as usize);
-    let epochs = Epochs::new(400, |i| points.is_positive(i), config).unwrap();
+    let (train, val) = shared::luna::split_indices(400, 10).unwrap();
+    let epochs = Epochs::new(train, val, |i| points.is_positive(i), config).unwrap();
     let trainer = Trainer::with_task(config, Device::Cpu, epochs.samples_per_epoch(), |root| {
         Plane {
             layer: nn::linear(root / "plane", FEATURES, 2, Default::default()),

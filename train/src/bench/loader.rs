@@ -11,7 +11,8 @@ use tch::Device;
 
 use crate::data::loader::{Loader, LoaderConfig, LoaderError};
 use crate::data::sampler::{Balance, TrainSampler};
-use crate::data::split::Split;
+use crate::data::split::{Split, SplitRule};
+use shared::luna::SplitBy;
 
 #[derive(Debug, Clone)]
 pub struct BenchLoaderOptions {
@@ -53,7 +54,12 @@ pub fn run(opts: &BenchLoaderOptions) -> Result<BenchLoaderReport> {
             .with_context(|| format!("opening cache {}", opts.cache.display()))?,
     );
     let entries = reader.entries();
-    let train_idx = Split::Train.indices(entries.len(), 10);
+    // The book's split, as training's default.
+    let rule = SplitRule {
+        by: SplitBy::Candidate,
+        val_stride: 10,
+    };
+    let train_idx = Split::Train.of(&reader, rule);
     let sampler = TrainSampler::new(
         train_idx,
         |i| entries[i as usize].is_nodule,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::RunConfig;
+use crate::config::{RunConfig, SplitBy};
 use crate::data::split::Split;
 use crate::model::compute::{self, ComputeConfig, MemoryFormat, Precision};
 pub use train::TrainArgs;
@@ -74,6 +74,11 @@ pub enum Command {
     Sweep(SweepArgs),
 }
 
+fn split_by_parser() -> impl clap::builder::TypedValueParser<Value = SplitBy> {
+    clap::builder::PossibleValuesParser::new(["candidate", "series"])
+        .map(|s| s.parse::<SplitBy>().unwrap_or_default())
+}
+
 fn split_parser() -> impl clap::builder::TypedValueParser<Value = Split> {
     clap::builder::PossibleValuesParser::new(["val", "train", "all"])
         .map(|s| s.parse::<Split>().unwrap_or(Split::All))
@@ -91,6 +96,11 @@ pub struct ScoreArgs {
     /// Every N-th candidate (of the book-ordered list) is in the validation split.
     #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(2..))]
     pub val_stride: u32,
+    /// What --val-stride counts: every N-th `candidate` of the list, or
+    /// every N-th `series` of the sorted series list with all its
+    /// candidates; use what the model was trained with.
+    #[arg(long, default_value = "candidate", value_name = "BY", value_parser = split_by_parser())]
+    pub split_by: SplitBy,
     /// Samples per forward pass (1 to 100000).
     #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
@@ -120,6 +130,7 @@ impl ScoreArgs {
         let d = &mut config.data;
         d.cache = Some(self.cache.clone());
         d.val_stride = self.val_stride;
+        d.split_by = self.split_by;
         d.batch_size = self.batch_size;
         d.num_workers = self.num_workers;
         config.run.device = self.device.clone();

@@ -7,6 +7,7 @@ use clap::Args;
 
 use crate::config::{
     BalanceSampler, BalanceSchedule, ConfigError, LrSchedule, OptimizerKind, RunConfig, Select,
+    SplitBy,
 };
 use crate::model::compute::{self, MemoryFormat, Precision};
 use crate::model::{BiasInit, InputNorm};
@@ -196,6 +197,13 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     pub val_stride: Option<u32>,
 
+    /// What --val-stride counts: `candidate` (every N-th candidate, the
+    /// book's chapter 12) or `series` (every N-th series of the sorted
+    /// series list, with all its candidates, as chapters 13–14 split: no
+    /// validation scan is seen in training) [default: candidate].
+    #[arg(long, value_name = "BY", value_parser = super::split_by_parser())]
+    pub split_by: Option<SplitBy>,
+
     /// Training samples per epoch: the balanced epoch length, or a cap on an unbalanced one.
     #[arg(long, value_name = "N")]
     pub epoch_samples: Option<u64>,
@@ -364,6 +372,7 @@ impl TrainArgs {
         set(&mut d.batch_size, &self.batch_size);
         set_some(&mut d.balanced, &self.balanced);
         set(&mut d.val_stride, &self.val_stride);
+        set(&mut d.split_by, &self.split_by);
         set_some(&mut d.epoch_samples, &self.epoch_samples);
         set_some(&mut d.val_samples, &self.val_samples);
         set(&mut d.sampler, &self.balanced_sampler);

@@ -8,6 +8,8 @@ use anyhow::{Context, Result};
 
 use super::score::{print_missing_scans, print_score_table};
 use crate::cli::EvalArgs;
+use crate::config::SplitBy;
+use crate::data::split::Split;
 use crate::evaluate::{self, EpochMetrics, EvalReport, Prediction, Reference};
 use crate::run::checkpoint;
 
@@ -52,6 +54,13 @@ pub fn run(args: &EvalArgs) -> Result<EvalOutcome> {
     };
     let report = evaluate::evaluate(&predictions, &samples, &reference)?;
     print_summary(&report);
+    if args.split != Split::All && args.score.split_by == SplitBy::Candidate {
+        println!(
+            "eval: note: the FROC is partial: a candidate-level {} split holds only part of each scan's candidates (val: 1 in {}, trn: the rest), so its sensitivities and CPM count only those; a run trained with --split-by series is scored on whole scans with --split-by series",
+            args.split.log_name(),
+            args.score.val_stride
+        );
+    }
 
     let out = args.out.clone().unwrap_or_else(|| scorer.checkpoint_dir());
     let report_file = evaluate::write_report(&out, &report)?;

@@ -23,9 +23,11 @@ use crate::model::{BiasInit, ModelConfig, ModelConfigError, INPUT_SHAPE};
 // Each section type lives in the module that uses it; these re-exports
 // keep `config::X` the one place that names them all.
 pub use crate::data::balance::{self, BalanceSampler, BalanceSchedule};
+pub use crate::data::split::SplitRule;
 pub use crate::evaluate::select::{self, Select};
 pub use crate::model::compute::{self, ComputeConfig, MemoryFormat, Precision};
 pub use crate::optim::config::{LrSchedule, OptimizerConfig, OptimizerKind};
+pub use shared::luna::SplitBy;
 
 /// Bumped whenever a key changes meaning or disappears; files of another
 /// version are refused instead of being misread.
@@ -101,8 +103,12 @@ pub struct RunConfig {
 pub struct DataConfig {
     /// Cache directory written by `prepcache build`.
     pub cache: Option<PathBuf>,
-    /// Every N-th candidate of the canonical list is validation.
+    /// Every N-th candidate of the canonical list is validation, or every
+    /// N-th series (`split_by`).
     pub val_stride: u32,
+    /// What `val_stride` counts: candidates (the book's chapter 12) or
+    /// series (chapters 13–14).
+    pub split_by: SplitBy,
     pub batch_size: u32,
     /// Threads decoding cached crops ahead of the training step.
     pub num_workers: u32,
@@ -182,11 +188,22 @@ impl Default for RunConfig {
     }
 }
 
+impl DataConfig {
+    /// How the cache splits into training and validation.
+    pub fn split_rule(&self) -> SplitRule {
+        SplitRule {
+            by: self.split_by,
+            val_stride: self.val_stride as usize,
+        }
+    }
+}
+
 impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
             cache: None,
             val_stride: 10,
+            split_by: SplitBy::Candidate,
             batch_size: 32,
             num_workers: 2,
             balanced: None,

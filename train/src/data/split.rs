@@ -1,7 +1,17 @@
-//! Which cached candidates a command looks at. The rule itself is
-//! [`shared::luna::is_validation`]; this names its parts.
+//! Which cached candidates a command looks at. The rules themselves are
+//! [`shared::luna::split_positions`]'s; this names their parts.
 
 use std::str::FromStr;
+
+use shared::cache::CacheReader;
+use shared::luna::{split_positions, SplitBy};
+
+/// How a cache is split: what `val_stride` counts, and the stride.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SplitRule {
+    pub by: SplitBy,
+    pub val_stride: usize,
+}
 
 /// A part of the cache, in canonical (cache) order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,14 +34,25 @@ impl Split {
         }
     }
 
-    /// Cache indices of this part of a cache of `len` candidates.
-    pub fn indices(self, len: usize, val_stride: usize) -> Vec<u32> {
+    /// Cache indices of this part of `reader`'s candidates, in cache order.
+    pub fn of(self, reader: &CacheReader, rule: SplitRule) -> Vec<u32> {
+        let series: Vec<u32> = reader.entries().iter().map(|e| e.series).collect();
+        self.pick(&series, reader.series_uids(), rule)
+    }
+
+    /// Positions of this part of a list whose `i`-th candidate lies in
+    /// series number `series_of[i]` of `uids`.
+    pub fn pick(self, series_of: &[u32], uids: &[String], rule: SplitRule) -> Vec<u32> {
+        if self == Split::All {
+            return (0..series_of.len() as u32).collect();
+        }
         // `val_stride` is validated (>= 2) before any command gets here.
-        let (train, val) = shared::luna::split_indices(len, val_stride.max(1)).unwrap_or_default();
-        match self {
-            Split::All => (0..len as u32).collect(),
-            Split::Train => train,
-            Split::Val => val,
+        let (train, val) =
+            split_positions(series_of, uids, rule.by, rule.val_stride.max(1)).unwrap_or_default();
+        if self == Split::Train {
+            train
+        } else {
+            val
         }
     }
 }
@@ -55,11 +76,17 @@ mod tests {
 
     #[test]
     fn splits_partition_the_cache_in_order() {
-        let all = Split::All.indices(23, 10);
+        let series = vec![0u32; 23];
+        let uids = ["1.2.3".to_owned()];
+        let rule = SplitRule {
+            by: SplitBy::Candidate,
+            val_stride: 10,
+        };
+        let all = Split::All.pick(&series, &uids, rule);
         assert_eq!(all, (0..23).collect::<Vec<u32>>());
-        let val = Split::Val.indices(23, 10);
+        let val = Split::Val.pick(&series, &uids, rule);
         assert_eq!(val, vec![0, 10, 20]);
-        let train = Split::Train.indices(23, 10);
+        let train = Split::Train.pick(&series, &uids, rule);
         assert_eq!(train.len(), 20);
         assert!(train.windows(2).all(|w| w[0] < w[1]));
         assert!(train.iter().all(|i| !val.contains(i)));

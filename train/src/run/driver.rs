@@ -18,7 +18,7 @@ use super::run_dir::{refuse_read_only, timestamp, RunDir};
 use super::task::Task;
 use super::trainer::Trainer;
 use crate::config::resolve::Resolved;
-use crate::config::{BalanceSampler, RunConfig};
+use crate::config::{BalanceSampler, RunConfig, SplitBy};
 use crate::data::loader::{Loader, LoaderConfig};
 use crate::data::sampler::{Balance, TrainSampler};
 use crate::data::split::Split;
@@ -51,17 +51,15 @@ pub struct Epochs {
 }
 
 impl Epochs {
-    /// The lists over a task's `samples` samples, split by
-    /// `config.data.val_stride`; `is_positive` is what balancing balances.
+    /// The lists over a task's `train` and `val` samples (split as its data
+    /// is split); `is_positive` is what balancing balances.
     pub fn new(
-        samples: usize,
+        train: Vec<u32>,
+        mut val: Vec<u32>,
         is_positive: impl Fn(u32) -> bool,
         config: &RunConfig,
     ) -> Result<Self> {
         let d = &config.data;
-        let stride = d.val_stride as usize;
-        let train = Split::Train.indices(samples, stride);
-        let mut val = Split::Val.indices(samples, stride);
         if let Some(n) = d.val_samples {
             val.truncate(n as usize);
         }
@@ -106,7 +104,9 @@ pub fn run_until(plan: &TrainPlan, resolved: Resolved, stop: &AtomicBool) -> Res
     } = resolved;
     let cache = config.cache()?.to_owned();
     let entries = reader.entries();
-    let epochs = Epochs::new(reader.len(), |i| entries[i as usize].is_nodule, &config)
+    let rule = config.data.split_rule();
+    let (train, val) = (Split::Train.of(&reader, rule), Split::Val.of(&reader, rule));
+    let epochs = Epochs::new(train, val, |i| entries[i as usize].is_nodule, &config)
         .with_context(|| format!("sampling {}", cache.display()))?;
     let trainer = Trainer::new(&config, device, epochs.samples_per_epoch());
     let probe = if config.run.tb_activations {
@@ -449,14 +449,21 @@ fn data_line(config: &RunConfig, reader: &CacheReader, epochs: &Epochs) -> Strin
     let m = reader.manifest();
     let cache = config.data.cache.as_deref().unwrap_or(Path::new(""));
     format!(
-        "train: cache {} ({} candidates, {} positive); training on {} ({} samples/epoch{}), validating on {}",
+        "train: cache {} ({} candidates, {} positive); training on {} ({} samples/epoch{}), validating on {}{}",
         cache.display(),
         m.candidates,
         m.positives,
         epochs.train_len,
         epochs.sampler.samples_per_epoch(),
         balance_description(config),
-        epochs.val.len()
+        epochs.val.len(),
+        match config.data.split_by {
+            SplitBy::Candidate => String::new(),
+            SplitBy::Series => format!(
+                " (split by series: every {}th scan validates, whole)",
+                config.data.val_stride
+            ),
+        }
     )
 }
 
