@@ -6,10 +6,15 @@
 //! Axis `i` of the affine is `affine_grid`'s coordinate order for an
 //! `(N,C,D,H,W)` input: 0 = x = W (columns), 1 = y = H (rows), 2 = z = D
 //! (slices), so the rotation turns each slice in-plane.
+//!
+//! On the CPU, [`warp_cpu`] computes the same warp and noise fused, without
+//! the grid.
 
 use std::f64::consts::PI;
 
 use tch::{Device, Kind, Tensor};
+
+mod warp_cpu;
 
 /// Which augmentations run and how strongly; zero/false turns one off.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -269,24 +274,29 @@ impl AugmentConfig {
 
     /// Augments a float `[B,1,D,H,W]` batch on its device.
     pub fn apply(&self, input: &Tensor) -> Tensor {
-        let batch = input.size()[0] as usize;
-        let mut out = if self.warps() {
-            // Non-blocking, like the loader's labels: no stream-wide wait per batch.
-            let theta =
-                self.random_affines(batch)
-                    .to_device_(input.device(), Kind::Float, true, false);
-            warp(input, &theta)
-        } else {
-            input.shallow_clone()
-        };
-        if self.noise != 0.0 {
-            // Not `+=`: without a warp `out` shares storage with the caller's tensor.
-            #[allow(clippy::assign_op_pattern)]
-            {
-                out = out + input.randn_like() * self.noise;
-            }
+        if !self.warps() {
+            return self.add_noise(input.shallow_clone(), input);
         }
-        out
+        // The affines are drawn first and the noise after them on both paths:
+        // one seed gives one augmentation, whichever path runs.
+        let theta = self.random_affines(input.size()[0] as usize);
+        if warp_cpu::supports(input) {
+            // Same values, without the grid: ~11 ms instead of ~53 for a
+            // [32,1,32,48,48] batch on 2 cores (warp_cpu.rs, its timing test).
+            return warp_cpu::warp_with_noise(input, &theta, self.noise);
+        }
+        // Non-blocking, like the loader's labels: no stream-wide wait per batch.
+        let theta = theta.to_device_(input.device(), Kind::Float, true, false);
+        self.add_noise(warp(input, &theta), input)
+    }
+
+    /// `out` plus Gaussian noise of std `noise` shaped like `input`.
+    fn add_noise(&self, out: Tensor, input: &Tensor) -> Tensor {
+        if self.noise == 0.0 {
+            return out;
+        }
+        // Not `+=`: without a warp `out` shares storage with the caller's tensor.
+        out + input.randn_like() * self.noise
     }
 }
 
@@ -309,6 +319,14 @@ fn matmul4(a: &[[f64; 4]; 4], b: &[[f64; 4]; 4]) -> [[f64; 4]; 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Mutex, MutexGuard};
+
+    /// libtorch's generator is process-wide and tests run on threads: the
+    /// tests that draw from it hold this.
+    pub(super) fn generator() -> MutexGuard<'static, ()> {
+        static GENERATOR: Mutex<()> = Mutex::new(());
+        GENERATOR.lock().unwrap_or_else(|e| e.into_inner())
+    }
 
     #[test]
     fn display_names_each_enabled_augmentation() {
@@ -484,6 +502,7 @@ mod tests {
     #[test]
     fn book_config_draws_differ_per_sample_and_repeat_with_the_seed() {
         let cfg = AugmentConfig::book();
+        let _generator = generator();
         tch::manual_seed(11);
         let a = cfg.random_affines(4);
         tch::manual_seed(11);
