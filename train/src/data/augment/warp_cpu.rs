@@ -489,11 +489,21 @@ mod tests {
         let strided = hu_volume(&[3, 1, 5, 9, 9]).transpose(3, 4);
         for (x, seed) in [(x, 31), (strided, 32)] {
             assert!(supports(&x));
-            let expected = old_path(&cfg, &x, seed);
-            tch::manual_seed(seed);
-            let got = cfg.apply(&x);
-            let diff = max_abs_diff(&got, &expected);
-            assert!(diff <= 1e-3, "max |apply - old path| = {diff}");
+            // Other modules' tests draw from the process-wide generator
+            // without this module's lock, and one drawing between the seed
+            // and the draws here changes them: a few tries tell that from a
+            // real difference, which every try shows.
+            let (got, diff) = (0..5)
+                .map(|_| {
+                    let expected = old_path(&cfg, &x, seed);
+                    tch::manual_seed(seed);
+                    let got = cfg.apply(&x);
+                    let diff = max_abs_diff(&got, &expected);
+                    (got, diff)
+                })
+                .find(|&(_, diff)| diff <= 1e-3)
+                .unwrap_or_else(|| panic!("apply differs from the old path in 5 tries"));
+            assert!(diff <= 1e-3);
             // The noise is there: the draws were not skipped.
             assert!(
                 max_abs_diff(
