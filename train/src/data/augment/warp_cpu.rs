@@ -111,11 +111,131 @@ fn warp_into(src: &[f32], theta: &[f32], grid: &Grid, dst: &mut [MaybeUninit<f32
     if slice == 0 || d == 0 {
         return;
     }
+    let affine =
+        |v: usize| -> &[f32; 12] { theta[v / grid.channels * 12..][..12].try_into().unwrap() };
+    let in_plane: Vec<Option<InPlane>> = (0..grid.volumes)
+        .into_par_iter()
+        .map(|v| turns_in_plane(affine(v)).then(|| InPlane::new(affine(v), grid)))
+        .collect();
     dst.par_chunks_mut(slice).enumerate().for_each(|(k, out)| {
         let (v, z) = (k / d, k % d);
-        let affine = theta[v / grid.channels * 12..][..12].try_into().unwrap();
-        warp_slice(&src[v * volume..][..volume], affine, grid, z, out);
+        let vol = &src[v * volume..][..volume];
+        match &in_plane[v] {
+            Some(tables) => tables.interpolate(vol, z, out),
+            None => warp_slice(vol, affine(v), grid, z, out),
+        }
     });
+}
+
+/// Whether θ turns only within slices: the x and y rows take nothing of z
+/// and the z row nothing of x or y, as every affine the book draws (flip,
+/// offset and scale per axis, one rotation about z). Then every slice reads
+/// the same in-plane corners with the same weights and only its z corner
+/// moves, so the in-plane arithmetic runs once per volume, not per slice.
+/// (A zero term adds an exact zero to `affine_grid`'s sum: the values are
+/// those of the per-voxel path.)
+fn turns_in_plane(t: &[f32; 12]) -> bool {
+    t[2] == 0.0 && t[6] == 0.0 && t[8] == 0.0 && t[9] == 0.0
+}
+
+/// One volume's corners and weights when θ turns in-plane: per (row,
+/// column) of a slice the in-plane near corner, the steps to the far ones
+/// and the four in-plane weight products; per slice its z corner.
+struct InPlane {
+    offset: Vec<u32>,
+    step: Vec<[u32; 2]>,
+    xy: Vec<[f32; 4]>,
+    depth: Vec<Depth>,
+}
+
+/// A slice's z corner: its offset, the step to the far one, both weights.
+struct Depth {
+    offset: u32,
+    step: u32,
+    near: f32,
+    far: f32,
+}
+
+impl InPlane {
+    fn new(t: &[f32; 12], grid: &Grid) -> InPlane {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above.
+            return unsafe { in_plane_avx2(t, grid) };
+        }
+        InPlane::locate::<false>(t, grid)
+    }
+
+    /// [`Run::locate`]'s arithmetic, on the first slice for the in-plane
+    /// axes and on one voxel of each slice for z.
+    #[inline(always)]
+    fn locate<const FMA: bool>(t: &[f32; 12], grid: &Grid) -> InPlane {
+        let plane = grid.dims[1] * grid.dims[2];
+        let mut tables = InPlane {
+            offset: Vec::with_capacity(plane),
+            step: Vec::with_capacity(plane),
+            xy: Vec::with_capacity(plane),
+            depth: Vec::with_capacity(grid.dims[0]),
+        };
+        let mut run = Run::default();
+        let bz = grid.z.first().copied().unwrap_or(0.0);
+        for &by in &grid.y {
+            for bx in grid.x.chunks(RUN) {
+                run.locate::<FMA>(bx, t, [by, bz], grid.dims);
+                let [x, y, _] = &run.axes;
+                for k in 0..run.len {
+                    tables.offset.push(x.offset[k] + y.offset[k]);
+                    tables.step.push([x.step[k], y.step[k]]);
+                    tables.xy.push([
+                        x.near[k] * y.near[k],
+                        x.far[k] * y.near[k],
+                        x.near[k] * y.far[k],
+                        x.far[k] * y.far[k],
+                    ]);
+                }
+            }
+        }
+        let (bx, by) = (&grid.x[..grid.x.len().min(1)], grid.y.first().copied());
+        for &bz in &grid.z {
+            run.locate::<FMA>(bx, t, [by.unwrap_or(0.0), bz], grid.dims);
+            let z = &run.axes[2];
+            tables.depth.push(Depth {
+                offset: z.offset[0],
+                step: z.step[0],
+                near: z.near[0],
+                far: z.far[0],
+            });
+        }
+        tables
+    }
+
+    /// Output slice `z`: [`Run::interpolate`]'s weights and sum, from the
+    /// tables.
+    fn interpolate(&self, vol: &[f32], z: usize, out: &mut [MaybeUninit<f32>]) {
+        let depth = &self.depth[z];
+        let (dz, zn, zf) = (depth.step as usize, depth.near, depth.far);
+        let corners = self.offset.iter().zip(&self.step).zip(&self.xy);
+        for (o, ((&offset, &[dx, dy]), xy)) in out.iter_mut().zip(corners) {
+            let near = &vol[(offset + depth.offset) as usize..];
+            let (dx, dy) = (dx as usize, dy as usize);
+            let far = &near[dz..];
+            let mut v = near[0] * (xy[0] * zn);
+            v += near[dx] * (xy[1] * zn);
+            v += near[dy] * (xy[2] * zn);
+            v += near[dy + dx] * (xy[3] * zn);
+            v += far[0] * (xy[0] * zf);
+            v += far[dx] * (xy[1] * zf);
+            v += far[dy] * (xy[2] * zf);
+            v += far[dy + dx] * (xy[3] * zf);
+            o.write(v);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn in_plane_avx2(t: &[f32; 12], grid: &Grid) -> InPlane {
+    InPlane::locate::<true>(t, grid)
 }
 
 /// Voxels of a row handled together: their coordinate and weight
@@ -511,6 +631,38 @@ mod tests {
                     &warp_with_noise(&x, &old_affines(&cfg, &x, seed), 0.0)
                 ) > 10.0
             );
+        }
+    }
+
+    #[test]
+    fn the_in_plane_tables_give_the_per_voxel_path_bit_for_bit() {
+        let _generator = generator();
+        tch::manual_seed(23);
+        let size = [6, 1, 7, 10, 9];
+        let x = hu_volume(&size);
+        let src = elements(&x);
+        let grid = Grid::new(&size);
+        let theta =
+            Vec::<f32>::try_from(AugmentConfig::book().random_affines(6).flatten(0, -1)).unwrap();
+        let volume = 7 * 10 * 9;
+        for (v, t) in theta.chunks_exact(12).enumerate() {
+            let t: &[f32; 12] = t.try_into().unwrap();
+            assert!(turns_in_plane(t), "the book's affines turn in-plane: {t:?}");
+            let tables = InPlane::new(t, &grid);
+            let vol = &src[v * volume..][..volume];
+            for z in 0..7 {
+                let mut a = vec![MaybeUninit::new(0.0f32); 90];
+                let mut b = vec![MaybeUninit::new(0.0f32); 90];
+                tables.interpolate(vol, z, &mut a);
+                warp_slice(vol, t, &grid, z, &mut b);
+                // SAFETY: both were initialized above.
+                let bits = |s: &[MaybeUninit<f32>]| -> Vec<u32> {
+                    s.iter()
+                        .map(|v| unsafe { v.assume_init() }.to_bits())
+                        .collect()
+                };
+                assert_eq!(bits(&a), bits(&b), "volume {v}, slice {z}");
+            }
         }
     }
 
