@@ -4,7 +4,8 @@
 //! specific: the candidate list and its canonical order and split
 //! ([`luna`]), crops ([`crop`]) in LUNA's HU window ([`hu`]) and the
 //! on-disk candidate cache ([`cache`])
-//! that `prepcache` writes and `train` memory-maps, plus crash-safe file
+//! that `prepcache` writes and `train` memory-maps, chapter 13's nodule
+//! masks ([`nodule_mask`]), plus crash-safe file
 //! writing ([`durable`]) and one-writer folder locks ([`lock`]) for every
 //! tool. Reading the scans themselves is the [`metaimage`] crate's job; it
 //! is re-exported here with its [`geometry`] and [`volume`] modules so the
@@ -18,6 +19,7 @@ pub mod durable;
 pub mod hu;
 pub mod lock;
 pub mod luna;
+pub mod nodule_mask;
 pub mod signals;
 
 pub use metaimage::{self, geometry, volume};

@@ -5,3 +5,4 @@ mod crop;
 mod durable;
 mod luna;
 mod mapped;
+mod nodule_mask;
