@@ -41,13 +41,14 @@ impl Classify {
         }
     }
 
-    /// Augmentation, then mixup when asked: the images and what the loss
-    /// compares the logits with.
-    fn augmented(&self, x: Tensor, labels: &Tensor) -> (Tensor, Option<Tensor>) {
+    /// The batch as float HU, augmented (on the CPU the warp reads the
+    /// int16 batch itself), then mixed when asked: the images and the soft
+    /// targets mixup made.
+    fn augmented(&self, images: &Tensor, labels: &Tensor) -> (Tensor, Option<Tensor>) {
         let x = if self.augment.is_off() {
-            x
+            images.to_kind(Kind::Float)
         } else {
-            self.augment.apply(&x)
+            self.augment.apply(images)
         };
         let a = &self.augment;
         if a.mixup_alpha > 0.0 {
@@ -64,10 +65,10 @@ impl Task for Classify {
     type Rows = MetricRows;
 
     fn step(&self, batch: &Batch<'_>, train: bool, laps: &mut Laps) -> Step<BatchOutput> {
-        let x = batch.images.to_kind(Kind::Float);
+        // On the CPU the loader's copy is done; on CUDA this waits for it.
         laps.lap(Part::Input);
         let output = if train {
-            let (x, soft) = self.augmented(x, &batch.labels);
+            let (x, soft) = self.augmented(&batch.images, &batch.labels);
             laps.lap(Part::Augment);
             let target = match &soft {
                 Some(p) => Target::Soft(p),
@@ -75,6 +76,8 @@ impl Task for Classify {
             };
             forward_batch_with(&self.model, x, target, true, self.compute)
         } else {
+            let x = batch.images.to_kind(Kind::Float);
+            laps.lap(Part::Input);
             forward_batch_with(&self.model, x, &batch.labels, false, self.compute)
         };
         Step {

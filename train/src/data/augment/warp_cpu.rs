@@ -3,9 +3,10 @@
 //! `affine_grid` + `grid_sample` materialize a `[B,D,H,W,3]` grid and walk
 //! it a second time; on a 2-core CPU that was most of a batch's augmentation
 //! time. Here each output voxel's source coordinate is computed where it is
-//! sampled, slices in parallel with rayon, while libtorch draws the noise
-//! beside them (its normal fill is serial, so it would otherwise add its
-//! whole time).
+//! sampled (once per volume when the affine turns in-plane), slices in
+//! parallel with rayon, and each slice gets its noise while it is in cache
+//! ([`Noise`]: the same distribution as libtorch's `randn_like`, other
+//! draws).
 //!
 //! The arithmetic is libtorch's, operation for operation: `grid_coord` is
 //! `affine_grid`'s `base @ theta^T` (a fused multiply-add chain in MKL's
@@ -15,8 +16,24 @@
 
 use std::mem::MaybeUninit;
 
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
+
+/// A voxel type the warp reads: the loader's int16 HU, or float.
+pub(super) trait Voxel: Copy + Send + Sync + Into<f32> {
+    const KIND: Kind;
+}
+
+impl Voxel for f32 {
+    const KIND: Kind = Kind::Float;
+}
+
+impl Voxel for i16 {
+    const KIND: Kind = Kind::Int16;
+}
 
 /// Whether `warp_with_noise` takes this batch: a 5-D float tensor on the
 /// CPU, volumes under 2³² voxels and axes under 2²³ (see `floor_small`).
@@ -25,15 +42,14 @@ pub(super) fn supports(input: &Tensor) -> bool {
     // Offsets within a volume are u32, the width the vectorized index math needs.
     let volume = size.iter().skip(2).product::<i64>();
     input.device() == Device::Cpu
-        && input.kind() == Kind::Float
+        && matches!(input.kind(), Kind::Float | Kind::Int16)
         && size.len() == 5
         && volume < i64::from(u32::MAX)
         && size.iter().skip(2).all(|&s| s < 1 << 23)
 }
 
-/// `warp(input, theta) + input.randn_like() * noise` (no draw when `noise`
-/// is 0), with the same noise values as that expression.
-pub(super) fn warp_with_noise(input: &Tensor, theta: &Tensor, noise: f64) -> Tensor {
+/// `warp(input, theta)` plus `noise`, computed slice by slice in parallel.
+pub(super) fn warp_with_noise(input: &Tensor, theta: &Tensor, noise: Option<Noise>) -> Tensor {
     let size = input.size();
     let grid = Grid::new(&size);
     let theta = Vec::<f32>::try_from(theta.to_kind(Kind::Float).flatten(0, -1))
@@ -45,21 +61,65 @@ pub(super) fn warp_with_noise(input: &Tensor, theta: &Tensor, noise: f64) -> Ten
     );
     let source = input.contiguous();
     let mut out = Tensor::empty(&size, (Kind::Float, Device::Cpu));
-    // Drawn from the caller's tensor, as before: for a strided input,
-    // randn_like fills in its memory order, and `contiguous` puts the values
-    // where the old `out + noise` found them.
-    let drawer = (noise != 0.0).then(|| input.shallow_clone());
-    let (src, dst) = (elements(&source), uninit_elements_mut(&mut out));
-    let (noise_values, ()) = rayon::join(
-        move || drawer.map(|t| t.randn_like().contiguous()),
-        || warp_into(src, &theta, &grid, dst),
-    );
-    if let Some(noise_values) = noise_values {
-        // SAFETY: `warp_into` wrote every element of `out`.
-        let warped = unsafe { elements_mut(&mut out) };
-        add_scaled(warped, elements(&noise_values), noise as f32);
+    let dst = uninit_elements_mut(&mut out);
+    // Read as stored: int16 HU convert to f32 exactly, as `to_kind` would.
+    if source.kind() == Kind::Int16 {
+        warp_into(elements::<i16>(&source), &theta, &grid, dst, noise);
+    } else {
+        warp_into(elements::<f32>(&source), &theta, &grid, dst, noise);
     }
     out
+}
+
+/// `input` plus `noise`, without a warp.
+pub(super) fn with_noise(input: &Tensor, noise: Noise) -> Tensor {
+    let mut out = input.to_kind(Kind::Float).contiguous().copy();
+    // SAFETY: `copy` made `out` a fresh tensor with every element set.
+    let values = unsafe { elements_mut(&mut out) };
+    let slice = input.size().iter().rev().take(2).product::<i64>().max(1) as usize;
+    values
+        .par_chunks_mut(slice)
+        .enumerate()
+        .for_each(|(k, slice)| noise.add_to(k, slice));
+    out
+}
+
+/// The augmentation's Gaussian noise on the CPU: σ, and the seed the
+/// batch's streams start from, one stream per output slice so slices fill
+/// in parallel and the values do not depend on the threads. libtorch's
+/// `randn_like` fills serially from one generator (~6–9 ms of a
+/// [32,1,32,48,48] batch on 2 cores, most of the augmentation once the
+/// warp is fused); xoshiro256++ with the ziggurat draws the same N(0, σ²)
+/// in a fraction of that, in the slice while it is in cache.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Noise {
+    pub sigma: f32,
+    pub seed: u64,
+}
+
+impl Noise {
+    /// The batch's noise, its seed drawn from libtorch's generator after the
+    /// affines, so the batch's seed decides both; none when σ is 0.
+    pub(super) fn draw(sigma: f64) -> Option<Noise> {
+        (sigma != 0.0).then(|| {
+            let seed = Tensor::randint(i64::MAX, [1], (Kind::Int64, Device::Cpu));
+            Noise {
+                sigma: sigma as f32,
+                seed: seed.int64_value(&[0]) as u64,
+            }
+        })
+    }
+
+    /// Adds σ·N(0, 1) to each value of output slice `k` (the slice's own
+    /// stream; `seed_from_u64` mixes the word with SplitMix64).
+    fn add_to(&self, k: usize, slice: &mut [f32]) {
+        let word = self.seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(word);
+        for v in slice {
+            let n: f32 = rng.sample(StandardNormal);
+            *v += n * self.sigma;
+        }
+    }
 }
 
 /// The batch's extents and `affine_grid`'s normalized output coordinates
@@ -105,7 +165,13 @@ fn normalized_coords(n: i64) -> Vec<f32> {
 /// Warps every `(sample, channel)` volume of `src` into `dst`, one output
 /// slice per rayon task (1024 for a `[32,1,32,48,48]` batch: enough to
 /// balance two cores while one of them draws the noise).
-fn warp_into(src: &[f32], theta: &[f32], grid: &Grid, dst: &mut [MaybeUninit<f32>]) {
+fn warp_into<V: Voxel>(
+    src: &[V],
+    theta: &[f32],
+    grid: &Grid,
+    dst: &mut [MaybeUninit<f32>],
+    noise: Option<Noise>,
+) {
     let [d, h, w] = grid.dims;
     let (slice, volume) = (h * w, d * h * w);
     if slice == 0 || d == 0 {
@@ -123,6 +189,12 @@ fn warp_into(src: &[f32], theta: &[f32], grid: &Grid, dst: &mut [MaybeUninit<f32
         match &in_plane[v] {
             Some(tables) => tables.interpolate(vol, z, out),
             None => warp_slice(vol, affine(v), grid, z, out),
+        }
+        if let Some(noise) = &noise {
+            // SAFETY: the slice functions above wrote every element of `out`,
+            // and `MaybeUninit<f32>` has f32's layout.
+            let out = unsafe { &mut *(std::ptr::from_mut(out) as *mut [f32]) };
+            noise.add_to(k, out);
         }
     });
 }
@@ -211,7 +283,7 @@ impl InPlane {
 
     /// Output slice `z`: [`Run::interpolate`]'s weights and sum, from the
     /// tables.
-    fn interpolate(&self, vol: &[f32], z: usize, out: &mut [MaybeUninit<f32>]) {
+    fn interpolate<V: Voxel>(&self, vol: &[V], z: usize, out: &mut [MaybeUninit<f32>]) {
         let depth = &self.depth[z];
         let (dz, zn, zf) = (depth.step as usize, depth.near, depth.far);
         let corners = self.offset.iter().zip(&self.step).zip(&self.xy);
@@ -219,14 +291,14 @@ impl InPlane {
             let near = &vol[(offset + depth.offset) as usize..];
             let (dx, dy) = (dx as usize, dy as usize);
             let far = &near[dz..];
-            let mut v = near[0] * (xy[0] * zn);
-            v += near[dx] * (xy[1] * zn);
-            v += near[dy] * (xy[2] * zn);
-            v += near[dy + dx] * (xy[3] * zn);
-            v += far[0] * (xy[0] * zf);
-            v += far[dx] * (xy[1] * zf);
-            v += far[dy] * (xy[2] * zf);
-            v += far[dy + dx] * (xy[3] * zf);
+            let mut v = near[0].into() * (xy[0] * zn);
+            v += near[dx].into() * (xy[1] * zn);
+            v += near[dy].into() * (xy[2] * zn);
+            v += near[dy + dx].into() * (xy[3] * zn);
+            v += far[0].into() * (xy[0] * zf);
+            v += far[dx].into() * (xy[1] * zf);
+            v += far[dy].into() * (xy[2] * zf);
+            v += far[dy + dx].into() * (xy[3] * zf);
             o.write(v);
         }
     }
@@ -247,31 +319,37 @@ const RUN: usize = 64;
 /// CPU has them: twice the lanes for the coordinate arithmetic, which is
 /// most of the time (the build targets baseline x86-64, SSE2), and
 /// `affine_grid`'s fused multiply-adds as single instructions.
-fn warp_slice(vol: &[f32], t: &[f32; 12], grid: &Grid, z: usize, out: &mut [MaybeUninit<f32>]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has AVX2 and FMA, checked just above.
-        return unsafe { warp_slice_avx2(vol, t, grid, z, out) };
-    }
-    warp_slice_body::<false>(vol, t, grid, z, out);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn warp_slice_avx2(
-    vol: &[f32],
+fn warp_slice<V: Voxel>(
+    vol: &[V],
     t: &[f32; 12],
     grid: &Grid,
     z: usize,
     out: &mut [MaybeUninit<f32>],
 ) {
-    warp_slice_body::<true>(vol, t, grid, z, out);
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
+        return unsafe { warp_slice_avx2(vol, t, grid, z, out) };
+    }
+    warp_slice_body::<V, false>(vol, t, grid, z, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn warp_slice_avx2<V: Voxel>(
+    vol: &[V],
+    t: &[f32; 12],
+    grid: &Grid,
+    z: usize,
+    out: &mut [MaybeUninit<f32>],
+) {
+    warp_slice_body::<V, true>(vol, t, grid, z, out);
 }
 
 /// `FMA`: `f32::mul_add` is an instruction here (else a libm call).
 #[inline(always)]
-fn warp_slice_body<const FMA: bool>(
-    vol: &[f32],
+fn warp_slice_body<V: Voxel, const FMA: bool>(
+    vol: &[V],
     t: &[f32; 12],
     grid: &Grid,
     z: usize,
@@ -357,21 +435,21 @@ impl Run {
     /// The located voxels' values: libtorch's sum over the eight corners,
     /// in its order, each step rounded to f32.
     #[inline(always)]
-    fn interpolate(&self, vol: &[f32], out: &mut [MaybeUninit<f32>]) {
+    fn interpolate<V: Voxel>(&self, vol: &[V], out: &mut [MaybeUninit<f32>]) {
         let [x, y, z] = &self.axes;
         for (k, o) in out[..self.len].iter_mut().enumerate() {
             let near = &vol[(x.offset[k] + y.offset[k] + z.offset[k]) as usize..];
             let [dx, dy, dz] = [x.step[k], y.step[k], z.step[k]].map(|s| s as usize);
             let far = &near[dz..];
             let w = |j: usize| self.weight[j][k];
-            let mut v = near[0] * w(0);
-            v += near[dx] * w(1);
-            v += near[dy] * w(2);
-            v += near[dy + dx] * w(3);
-            v += far[0] * w(4);
-            v += far[dx] * w(5);
-            v += far[dy] * w(6);
-            v += far[dy + dx] * w(7);
+            let mut v = near[0].into() * w(0);
+            v += near[dx].into() * w(1);
+            v += near[dy].into() * w(2);
+            v += near[dy + dx].into() * w(3);
+            v += far[0].into() * w(4);
+            v += far[dx].into() * w(5);
+            v += far[dy].into() * w(6);
+            v += far[dy + dx].into() * w(7);
             o.write(v);
         }
     }
@@ -449,35 +527,23 @@ fn grid_coord(px: f32, cy: f64, cz: f64, t3: f32) -> f32 {
     (f64::from(xy) + cz) as f32 + t3
 }
 
-/// `out += noise * s`, as libtorch's `out + noise * s` rounds it.
-fn add_scaled(out: &mut [f32], noise: &[f32], s: f32) {
-    const CHUNK: usize = 1 << 16;
-    out.par_chunks_mut(CHUNK)
-        .zip(noise.par_chunks(CHUNK))
-        .for_each(|(out, noise)| {
-            for (o, n) in out.iter_mut().zip(noise) {
-                *o += n * s;
-            }
-        });
-}
-
-/// The data pointer and length of a contiguous CPU float tensor.
-fn raw_parts(t: &Tensor) -> (*mut f32, usize) {
-    assert!(t.device() == Device::Cpu && t.kind() == Kind::Float && t.is_contiguous());
+/// The data pointer and length of a contiguous CPU tensor of `V`s.
+fn raw_parts<V: Voxel>(t: &Tensor) -> (*mut V, usize) {
+    assert!(t.device() == Device::Cpu && t.kind() == V::KIND && t.is_contiguous());
     let n = t.numel();
     let ptr = if n == 0 {
         std::ptr::NonNull::dangling().as_ptr()
     } else {
-        t.data_ptr().cast::<f32>()
+        t.data_ptr().cast::<V>()
     };
     (ptr, n)
 }
 
-/// A contiguous CPU float tensor's elements, borrowed for reading.
-fn elements(t: &Tensor) -> &[f32] {
-    let (ptr, n) = raw_parts(t);
-    // SAFETY: `raw_parts` checked a contiguous CPU float tensor: `n`
-    // aligned f32s (or a dangling pointer for none) in storage that `t`
+/// A contiguous CPU tensor's elements, borrowed for reading.
+fn elements<V: Voxel>(t: &Tensor) -> &[V] {
+    let (ptr, n) = raw_parts::<V>(t);
+    // SAFETY: `raw_parts` checked a contiguous CPU tensor of `V`: `n`
+    // aligned values (or a dangling pointer for none) in storage that `t`
     // keeps alive for the borrow. The tensors passed here are this module's
     // own or the caller's input, which nothing writes during the call.
     unsafe { std::slice::from_raw_parts(ptr, n) }
@@ -485,7 +551,7 @@ fn elements(t: &Tensor) -> &[f32] {
 
 /// A fresh tensor's elements, not yet initialized, borrowed for writing.
 fn uninit_elements_mut(t: &mut Tensor) -> &mut [MaybeUninit<f32>] {
-    let (ptr, n) = raw_parts(t);
+    let (ptr, n) = raw_parts::<f32>(t);
     // SAFETY: as in `elements`; any bytes are a valid `MaybeUninit`, and the
     // tensors passed here are fresh from `Tensor::empty`, so no other handle
     // reads or writes their storage while this borrow of `t` lives.
@@ -498,7 +564,7 @@ fn uninit_elements_mut(t: &mut Tensor) -> &mut [MaybeUninit<f32>] {
 /// Every element of `t` must have been written, and `t` must share its
 /// storage with no other tensor.
 unsafe fn elements_mut(t: &mut Tensor) -> &mut [f32] {
-    let (ptr, n) = raw_parts(t);
+    let (ptr, n) = raw_parts::<f32>(t);
     // SAFETY: as in `uninit_elements_mut`, and the caller guarantees the
     // elements are initialized f32s.
     unsafe { std::slice::from_raw_parts_mut(ptr, n) }
@@ -523,7 +589,7 @@ mod tests {
     fn assert_fused_equals_grid_sample(size: &[i64], theta: &Tensor) {
         let x = hu_volume(size);
         let expected = warp(&x, theta);
-        let got = warp_with_noise(&x, theta, 0.0);
+        let got = warp_with_noise(&x, theta, None);
         assert_eq!(got.size(), expected.size());
         let diff = max_abs_diff(&got, &expected);
         assert!(diff <= 1e-3, "{size:?}: max |fused - grid_sample| = {diff}");
@@ -568,7 +634,7 @@ mod tests {
         let theta = Tensor::from_slice(&identity)
             .view([1, 3, 4])
             .repeat([2, 1, 1]);
-        let y = warp_with_noise(&x, &theta, 0.0);
+        let y = warp_with_noise(&x, &theta, None);
         assert!(max_abs_diff(&x, &y) <= 1e-3, "{}", max_abs_diff(&x, &y));
     }
 
@@ -580,32 +646,28 @@ mod tests {
         let x = hu_volume(&[2, 1, d, 9, 11]);
         let grid = Grid::new(&x.size());
         let theta = AugmentConfig::book().random_affines(2);
-        let expected = warp_with_noise(&x, &theta, 0.0).view([-1, slice]);
+        let expected = warp_with_noise(&x, &theta, None).view([-1, slice]);
         let theta = Vec::<f32>::try_from(theta.flatten(0, -1)).unwrap();
-        let src = elements(&x);
+        let src = elements::<f32>(&x);
         for k in 0..2 * d as usize {
             let (v, z) = (k / d as usize, k % d as usize);
             let mut got = Tensor::zeros([slice], (Kind::Float, Device::Cpu));
             let t = theta[v * 12..][..12].try_into().unwrap();
             let vol = &src[v * d as usize * slice as usize..][..d as usize * slice as usize];
-            warp_slice_body::<false>(vol, t, &grid, z, uninit_elements_mut(&mut got));
+            warp_slice_body::<f32, false>(vol, t, &grid, z, uninit_elements_mut(&mut got));
             assert!(got.equal(&expected.get(k as i64)), "slice {k}");
         }
     }
 
-    /// The old path by hand: one seed, affines, grid_sample, then the noise.
-    fn old_path(cfg: &AugmentConfig, x: &Tensor, seed: i64) -> Tensor {
-        tch::manual_seed(seed);
-        let theta = cfg.random_affines(x.size()[0] as usize);
-        warp(x, &theta) + x.randn_like() * cfg.noise
-    }
-
     #[test]
-    fn apply_on_the_cpu_draws_what_the_grid_path_draws() {
+    fn apply_on_the_cpu_warps_with_the_grid_paths_affines() {
         let _generator = generator();
-        let cfg = AugmentConfig::book();
+        let cfg = AugmentConfig {
+            noise: 0.0,
+            ..AugmentConfig::book()
+        };
         let x = hu_volume(&[4, 1, 32, 48, 48]);
-        // And a strided batch, whose noise randn_like lays out in its own order.
+        // And a strided batch.
         let strided = hu_volume(&[3, 1, 5, 9, 9]).transpose(3, 4);
         for (x, seed) in [(x, 31), (strided, 32)] {
             assert!(supports(&x));
@@ -613,25 +675,82 @@ mod tests {
             // without this module's lock, and one drawing between the seed
             // and the draws here changes them: a few tries tell that from a
             // real difference, which every try shows.
-            let (got, diff) = (0..5)
-                .map(|_| {
-                    let expected = old_path(&cfg, &x, seed);
-                    tch::manual_seed(seed);
-                    let got = cfg.apply(&x);
-                    let diff = max_abs_diff(&got, &expected);
-                    (got, diff)
-                })
-                .find(|&(_, diff)| diff <= 1e-3)
-                .unwrap_or_else(|| panic!("apply differs from the old path in 5 tries"));
-            assert!(diff <= 1e-3);
-            // The noise is there: the draws were not skipped.
-            assert!(
-                max_abs_diff(
-                    &got,
-                    &warp_with_noise(&x, &old_affines(&cfg, &x, seed), 0.0)
-                ) > 10.0
-            );
+            let matched = (0..5).any(|_| {
+                let expected = warp(&x, &old_affines(&cfg, &x, seed));
+                tch::manual_seed(seed);
+                max_abs_diff(&cfg.apply(&x), &expected) <= 1e-3
+            });
+            assert!(matched, "apply differs from the grid path in 5 tries");
         }
+    }
+
+    /// Mean, standard deviation, and the shares within 1σ and 2σ.
+    fn moments(values: &Tensor, sigma: f64) -> [f64; 4] {
+        let v = values.to_kind(Kind::Double);
+        let within = |k: f64| {
+            v.abs()
+                .le(k * sigma)
+                .to_kind(Kind::Double)
+                .mean(Kind::Double)
+                .double_value(&[])
+        };
+        let mean = v.mean(Kind::Double).double_value(&[]);
+        let sd = v.std(true).double_value(&[]);
+        [mean, sd, within(1.0), within(2.0)]
+    }
+
+    #[test]
+    fn the_cpu_noise_is_normal_with_sigma_independent_and_seeded() {
+        let zeros = Tensor::zeros([8, 1, 16, 24, 24], (Kind::Float, Device::Cpu));
+        let noise = Noise {
+            sigma: 25.0,
+            seed: 7,
+        };
+        let n = with_noise(&zeros, noise);
+        let [mean, sd, one, two] = moments(&n, 25.0);
+        let count = zeros.numel() as f64;
+        assert!(mean.abs() < 4.0 * 25.0 / count.sqrt(), "mean {mean}");
+        assert!((sd / 25.0 - 1.0).abs() < 0.01, "sd {sd}");
+        assert!((one - 0.6827).abs() < 0.005, "within 1σ: {one}");
+        assert!((two - 0.9545).abs() < 0.003, "within 2σ: {two}");
+        // Neighbours along a row, across slices and across samples are
+        // uncorrelated (each slice has its own stream).
+        let corr = |a: Tensor, b: Tensor| {
+            let (a, b) = (a.flatten(0, -1), b.flatten(0, -1));
+            Tensor::stack(&[a, b], 0)
+                .to_kind(Kind::Double)
+                .corrcoef()
+                .double_value(&[0, 1])
+        };
+        let pairs = [
+            (n.narrow(4, 0, 23), n.narrow(4, 1, 23)),
+            (n.narrow(2, 0, 15), n.narrow(2, 1, 15)),
+            (n.narrow(0, 0, 7), n.narrow(0, 1, 7)),
+        ];
+        for (axis, (a, b)) in pairs.into_iter().enumerate() {
+            let r = corr(a, b);
+            assert!(r.abs() < 0.02, "axis {axis}: correlation {r}");
+        }
+        // One seed, one field; another seed, another.
+        assert_eq!(max_abs_diff(&with_noise(&zeros, noise), &n), 0.0);
+        let other = with_noise(&zeros, Noise { seed: 8, ..noise });
+        assert!(max_abs_diff(&other, &n) > 10.0);
+    }
+
+    #[test]
+    fn the_warp_gets_exactly_the_noise_field_of_its_seed() {
+        let _generator = generator();
+        tch::manual_seed(33);
+        let x = hu_volume(&[3, 1, 6, 10, 12]);
+        let theta = AugmentConfig::book().random_affines(3);
+        let noise = Noise {
+            sigma: 25.0,
+            seed: 99,
+        };
+        let noisy = warp_with_noise(&x, &theta, Some(noise));
+        let clean = warp_with_noise(&x, &theta, None);
+        let field = with_noise(&Tensor::zeros_like(&x), noise);
+        assert!(max_abs_diff(&(noisy - clean), &field) < 1e-3);
     }
 
     #[test]
@@ -640,7 +759,7 @@ mod tests {
         tch::manual_seed(23);
         let size = [6, 1, 7, 10, 9];
         let x = hu_volume(&size);
-        let src = elements(&x);
+        let src = elements::<f32>(&x);
         let grid = Grid::new(&size);
         let theta =
             Vec::<f32>::try_from(AugmentConfig::book().random_affines(6).flatten(0, -1)).unwrap();
@@ -680,6 +799,23 @@ mod tests {
         start.elapsed().as_secs_f64() * 1e3 / f64::from(runs)
     }
 
+    #[test]
+    #[ignore = "a timing"]
+    fn time_normals() {
+        let mut v = vec![0.0f32; 2_359_296];
+        let noise = Noise {
+            sigma: 25.0,
+            seed: 3,
+        };
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            for (k, s) in v.chunks_mut(2304).enumerate() {
+                noise.add_to(k, s);
+            }
+            println!("normals 1 thread: {:?}", t.elapsed());
+        }
+    }
+
     /// By hand: `cargo test --release -p train --lib warp_cpu -- --ignored --nocapture`.
     #[test]
     #[ignore = "a timing, not a check"]
@@ -703,7 +839,7 @@ mod tests {
             .unwrap();
         let single = millis(runs, || {
             let (x, theta) = (x.shallow_clone(), theta.shallow_clone());
-            one.install(move || warp_with_noise(&x, &theta, 0.0))
+            one.install(move || warp_with_noise(&x, &theta, None))
         });
         println!("new warp 1 thread: {single:6.2} ms");
         let parts = [
@@ -727,12 +863,24 @@ mod tests {
                 }),
             ),
             (
+                "new noise",
+                millis(runs, || {
+                    with_noise(
+                        &x,
+                        Noise {
+                            sigma: 25.0,
+                            seed: 1,
+                        },
+                    )
+                }),
+            ),
+            (
                 "new warp only",
-                millis(runs, || warp_with_noise(&x, &theta, 0.0)),
+                millis(runs, || warp_with_noise(&x, &theta, None)),
             ),
             (
                 "new warp+noise",
-                millis(runs, || warp_with_noise(&x, &theta, cfg.noise)),
+                millis(runs, || warp_with_noise(&x, &theta, Noise::draw(cfg.noise))),
             ),
             ("new apply", millis(runs, || cfg.apply(&x))),
         ];
