@@ -5,7 +5,7 @@
 //! reader of LUNA16's point tables), [`build_candidate_list`] (or
 //! [`load_candidates`], which does all three) reproduces the book's
 //! `getCandidateInfoList`, [`canonical_order`] is the order every tool
-//! keeps, and [`split`] its train/validation split.
+//! keeps, and [`split`](mod@split) its train/validation split.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};

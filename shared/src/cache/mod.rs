@@ -2,7 +2,7 @@
 //! from its scan once by `prepcache` and read back by `train` from
 //! memory-mapped shards.
 //!
-//! The layout is declared in [`format`]; [`CacheDir`] is a cache folder
+//! The layout is declared in [`format`](mod@format); [`CacheDir`] is a cache folder
 //! as a writer sees it (paths, lock, seal, cleanup); [`codec`] turns a chunk into one
 //! zstd frame and back; [`writer`] writes shards, the index and (last) the
 //! manifest; [`reader`] opens a complete cache and reads chunks from any

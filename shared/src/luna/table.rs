@@ -161,7 +161,7 @@ pub fn read_points<T>(
     Ok(points)
 }
 
-/// A csv reader's error on `bytes`, with the line (as [`Lines`] counts
+/// A csv reader's error on `bytes`, with the line (as `Lines` counts
 /// it) of the record it is about.
 pub fn malformed(path: &Path, bytes: &[u8], error: csv::Error) -> TableError {
     let line = error
@@ -238,7 +238,7 @@ impl Columns {
 /// The whole file, read only when it is a regular file of at most
 /// [`MAX_CSV_BYTES`]: a FIFO would block the read, a sparse terabyte file
 /// would be allocated whole. Read whole so that each row's line can be
-/// counted in the bytes, see [`Lines`].
+/// counted in the bytes, see `Lines`.
 pub fn read_csv_bytes(path: &Path) -> Result<Vec<u8>, TableError> {
     use std::io::Read;
     let refuse = |reason| TableError {
