@@ -15,3 +15,4 @@ mod pytorch_parity;
 mod task_seam;
 mod tch_smoke;
 mod tensorboard_readback;
+mod unet_parity;

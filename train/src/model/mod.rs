@@ -4,9 +4,11 @@
 pub mod compute;
 pub mod forward;
 pub mod luna;
+pub mod unet;
 
 pub use forward::{forward_batch, forward_batch_with, prepare_weights, BatchOutput, Target};
 pub use luna::{
     parameter_count, BiasInit, InputNorm, LunaModel, ModelConfig, ModelConfigError, FLAT_FEATURES,
     INPUT_SHAPE, NUM_CLASSES,
 };
+pub use unet::{UNet, UNetConfig};
