@@ -12,6 +12,7 @@ mod precision;
 mod pytorch_dataset;
 mod pytorch_ddp;
 mod pytorch_parity;
+mod seg_loss_parity;
 mod task_seam;
 mod tch_smoke;
 mod tensorboard_readback;

@@ -187,16 +187,38 @@ impl EpochMetrics {
     /// The metrics with samples called positive when P(nodule) > `threshold`.
     pub fn at_threshold(s: &Samples, threshold: f64) -> Self {
         let c = Confusion::at(&s.labels, &s.prob_pos, threshold);
+        let (loss_sum, _) = mean_where(&s.loss, |_| true);
+        let (loss_neg_sum, _) = mean_where(&s.loss, |i| !s.labels[i]);
+        let (loss_pos_sum, _) = mean_where(&s.loss, |i| s.labels[i]);
+        let (positives, negatives) = (c.tp + c.fn_, c.tn + c.fp);
+        Self::from_counts(
+            c,
+            [
+                Some((loss_sum, positives + negatives)),
+                Some((loss_neg_sum, negatives)),
+                Some((loss_pos_sum, positives)),
+            ],
+        )
+    }
+
+    /// A segmentation phase's metrics (chapter 13), over pixels: the
+    /// counts are pixels called positive when P > [`THRESHOLD`], so recall
+    /// is the book's `percent_all/tp` / 100 and F1 its Dice; the loss is
+    /// the mean per-sample Dice loss over `samples` samples, not split by
+    /// class.
+    pub fn from_pixels(c: Confusion, loss_sum: f64, samples: u64) -> Self {
+        Self::from_counts(c, [Some((loss_sum, samples)), None, None])
+    }
+
+    /// Every ratio from the counts; `losses` are (sum, count) for all, the
+    /// negatives and the positives, `None` where a task has no such loss.
+    fn from_counts(c: Confusion, losses: [Option<(f64, u64)>; 3]) -> Self {
         let mut zero = Vec::new();
         let z = &mut zero;
         let (positives, negatives) = (c.tp + c.fn_, c.tn + c.fp);
         let samples = positives + negatives;
-        let (loss_sum, _) = mean_where(&s.loss, |_| true);
-        let (loss_neg_sum, _) = mean_where(&s.loss, |i| !s.labels[i]);
-        let (loss_pos_sum, _) = mean_where(&s.loss, |i| s.labels[i]);
-        let loss_all = ratio(loss_sum, samples as f64, "loss/all", z);
-        let loss_neg = ratio(loss_neg_sum, negatives as f64, "loss/neg", z);
-        let loss_pos = ratio(loss_pos_sum, positives as f64, "loss/pos", z);
+        let [loss_all, loss_neg, loss_pos] = [("loss/all", 0), ("loss/neg", 1), ("loss/pos", 2)]
+            .map(|(name, i)| losses[i].map_or(f64::NAN, |(sum, n)| ratio(sum, n as f64, name, z)));
         let correct_all = 100.0 * ratio((c.tp + c.tn) as f64, samples as f64, "correct/all", z);
         let correct_neg = 100.0 * ratio(c.tn as f64, negatives as f64, "correct/neg", z);
         let correct_pos = 100.0 * ratio(c.tp as f64, positives as f64, "correct/pos", z);

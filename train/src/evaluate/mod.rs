@@ -12,6 +12,7 @@ pub mod detection;
 pub mod luna16;
 pub mod metrics;
 pub mod metrics_log;
+pub mod pixels;
 pub mod plots;
 pub mod roc;
 pub mod select;

@@ -4,6 +4,7 @@
 pub mod compute;
 pub mod forward;
 pub mod luna;
+pub mod seg_loss;
 pub mod unet;
 
 pub use forward::{forward_batch, forward_batch_with, prepare_weights, BatchOutput, Target};
