@@ -14,6 +14,7 @@ use std::f64::consts::PI;
 
 use tch::{Device, Kind, Tensor};
 
+mod planar;
 mod warp_cpu;
 
 /// Which augmentations run and how strongly; zero/false turns one off.
