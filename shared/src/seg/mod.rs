@@ -1,5 +1,5 @@
 //! Chapter 13's segmentation data: 7-slice HU inputs and nodule masks, cut
-//! from a scan ([`sample`]) and cached (`writer`) as two ordinary
+//! from a scan ([`sample`]) and cached ([`writer`]) as two ordinary
 //! candidate caches ([`crate::cache`]) under one folder.
 //!
 //! # Samples (the book's `p2ch13/dsets.py`)
@@ -53,10 +53,33 @@
 //!
 //! # Size for full LUNA16
 //!
-//! SIZES
+//! Arithmetic, not measured on LUNA16. Chunks are `8 × rows × cols` int16.
+//!
+//! - `seg-train`: ~1,200 positive rows in the merged list, ~90% of them in
+//!   training series (every 10th series is validation): ~1,080 chunks of
+//!   8 × 96 × 96 × 2 B = 147,456 B, so ~159 MB raw (177 MB if all 1,200).
+//! - `seg-val`: ~890 / 10 = 89 series × ~250 slices = ~22,250 chunks of
+//!   8 × 512 × 512 × 2 B = 4 MiB, so ~93 GB (87 GiB) raw: every slice is
+//!   stored eight times over (seven context planes and the mask), ~8× the
+//!   validation scans themselves (~11.7 GB).
+//!
+//! Compressed with the default codec (zstd −1, byte shuffle), the
+//! synthetic scans of `shared/tests/seg/cache.rs` (air at −850 HU and
+//! tissue at 40 HU, each ±30 HU uniform noise) stored at 2.27× (training
+//! crops) and 2.65× (full slices) smaller: ~70 MB and ~35 GB. Real slices,
+//! with clipped air around the body, should do better; that is not
+//! measured. If 35 GB is too much, keep only the `is_nodule` slices (the
+//! book's validation set, a few per positive: ~0.6k chunks, ~2.5 GB raw)
+//! or cache each slice once and assemble context when reading; both are
+//! the `train seg` side's call.
 pub mod sample;
+pub mod writer;
 
 pub use sample::{slice_with_context, split_chunk, training_sample, SegError, SegSample};
+pub use writer::{
+    write_seg_cache, Positive, SegCacheError, SegCacheManifests, SegCacheWriter, SegSeries,
+    TRAIN_DIR, VAL_DIR,
+};
 
 /// Context slices on each side of the centre slice.
 pub const CONTEXT_SLICES: usize = 3;
