@@ -1,4 +1,5 @@
-//! Candidate crops, the book's rule: (32, 48, 48) voxels around a centre,
+//! Candidate crops, the book's rule: (32, 48, 48) voxels around a centre
+//! (any shape through [`crop_start_for`]),
 //! shifted (never padded) to stay inside the volume, so every crop is
 //! real scan data even next to an edge, clipped to LUNA's HU window.
 
@@ -32,12 +33,22 @@ pub enum CropError {
 /// Start index (i, r, c) of the crop around `center_irc`: per axis
 /// `center - width/2`, moved inward so the crop lies inside `shape`.
 pub fn crop_start(shape: [usize; 3], center_irc: Irc) -> Result<[usize; 3], CropError> {
+    crop_start_for(shape, CROP_SHAPE, center_irc)
+}
+
+/// [`crop_start`] for a crop of any `width` (i, r, c): the book's
+/// `Ct.getRawCandidate`, which chapter 13 calls with (7, 96, 96).
+pub fn crop_start_for(
+    shape: [usize; 3],
+    width: [usize; 3],
+    center_irc: Irc,
+) -> Result<[usize; 3], CropError> {
     for axis in 0..3 {
-        if shape[axis] < CROP_SHAPE[axis] {
+        if shape[axis] < width[axis] {
             return Err(CropError::VolumeTooSmall {
                 axis: AXIS_NAMES[axis],
                 size: shape[axis],
-                width: CROP_SHAPE[axis],
+                width: width[axis],
             });
         }
     }
@@ -50,12 +61,28 @@ pub fn crop_start(shape: [usize; 3], center_irc: Irc) -> Result<[usize; 3], Crop
     }
     let mut start = [0usize; 3];
     for axis in 0..3 {
-        // The book's round(center - width/2) is exact here: integer centre, even width.
-        let wanted = center_irc[axis] - (CROP_SHAPE[axis] / 2) as i64;
-        let last_start = (shape[axis] - CROP_SHAPE[axis]) as i64;
+        let wanted = book_round_start(center_irc[axis], width[axis]);
+        let last_start = (shape[axis] - width[axis]) as i64;
         start[axis] = wanted.clamp(0, last_start) as usize;
     }
     Ok(start)
+}
+
+/// The book's `int(round(center - width/2))` for an integer centre. Exact
+/// for an even width; for an odd one `center - width/2` ends in .5 and
+/// Python's `round` goes to the even neighbour, so a 7-slice crop around
+/// slice 10 starts at 6 (slices 6..=12, centre slice 9) and around 11 at 8.
+fn book_round_start(center: i64, width: usize) -> i64 {
+    let below = center - (width / 2) as i64;
+    if width.is_multiple_of(2) {
+        return below;
+    }
+    // center - width/2 = below - 0.5: the even one of below - 1 and below.
+    if below.rem_euclid(2) == 0 {
+        below
+    } else {
+        below - 1
+    }
 }
 
 /// Copy the crop around `center_irc` into `out` (`CROP_VOXELS` long, `[i][r][c]`

@@ -5,7 +5,8 @@
 //! ([`luna`]), crops ([`crop`]) in LUNA's HU window ([`hu`]) and the
 //! on-disk candidate cache ([`cache`])
 //! that `prepcache` writes and `train` memory-maps, chapter 13's nodule
-//! masks ([`nodule_mask`]), plus crash-safe file
+//! masks ([`nodule_mask`]) and its segmentation samples and cache
+//! ([`seg`]), plus crash-safe file
 //! writing ([`durable`]) and one-writer folder locks ([`lock`]) for every
 //! tool. Reading the scans themselves is the [`metaimage`] crate's job; it
 //! is re-exported here with its [`geometry`] and [`volume`] modules so the
@@ -20,6 +21,7 @@ pub mod hu;
 pub mod lock;
 pub mod luna;
 pub mod nodule_mask;
+pub mod seg;
 pub mod signals;
 
 pub use metaimage::{self, geometry, volume};

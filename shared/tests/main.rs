@@ -6,3 +6,4 @@ mod durable;
 mod luna;
 mod mapped;
 mod nodule_mask;
+mod seg;
