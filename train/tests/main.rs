@@ -13,6 +13,7 @@ mod pytorch_dataset;
 mod pytorch_ddp;
 mod pytorch_parity;
 mod seg_loss_parity;
+mod seg_train;
 mod task_seam;
 mod tch_smoke;
 mod tensorboard_readback;

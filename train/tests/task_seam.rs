@@ -72,6 +72,7 @@ impl BatchSource for Points {
 
     fn run_epoch(
         &mut self,
+        _kind: PhaseKind,
         order: &[u32],
         consume: &mut dyn FnMut(PointBatch) -> Result<()>,
     ) -> Result<()> {

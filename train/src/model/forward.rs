@@ -77,15 +77,21 @@ pub fn forward_batch_with<'a>(
     compute: ComputeConfig,
 ) -> BatchOutput {
     let x = prepare_input(x, compute);
-    let _autocast = compute.autocast_kind().and_then(|kind| {
+    let _autocast = autocast(&x, compute);
+    forward_batch(model, &x, target, train)
+}
+
+/// The autocast `compute` asks for on `x`'s device, for as long as the
+/// guard lives (none for fp32).
+pub fn autocast(x: &Tensor, compute: ComputeConfig) -> Option<torch_ext::AutocastGuard> {
+    compute.autocast_kind().and_then(|kind| {
         let device = if x.device().is_cuda() {
             x.device()
         } else {
             Device::Cpu
         };
         torch_ext::AutocastGuard::new(device, kind).ok()
-    });
-    forward_batch(model, &x, target, train)
+    })
 }
 
 /// Converts a model's weights to channels-last when `compute` asks for it,

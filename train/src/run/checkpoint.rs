@@ -142,13 +142,37 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
     }
 }
 
-/// Writes both files into `dir`, recording the run's architecture
-/// (`state.config.model`) and its cache's fingerprint with the weights.
+/// A model's architecture as its weights file records it: a metadata key
+/// (each model's own, so no reader mistakes one model for another) and
+/// its configuration as JSON.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Architecture {
+    pub key: &'static str,
+    pub json: String,
+}
+
+/// The segmentation U-Net's metadata key.
+pub const UNET_ARCHITECTURE_KEY: &str = "luna_unet_architecture";
+
+/// Writes both files into `dir`, recording LunaModel's architecture
+/// (`state.config.model`) and the cache's fingerprint with the weights.
 pub fn save(
     dir: &Path,
     vs: &VarStore,
     optimizer: &impl Optimize,
     state: &RunState,
+) -> Result<(), CheckpointError> {
+    save_as(dir, vs, optimizer, state, None)
+}
+
+/// [`save`] for any model: `architecture` is what the weights file
+/// records (LunaModel's from `state` when `None`).
+pub fn save_as(
+    dir: &Path,
+    vs: &VarStore,
+    optimizer: &impl Optimize,
+    state: &RunState,
+    architecture: Option<&Architecture>,
 ) -> Result<(), CheckpointError> {
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     let variables = vs.variables();
@@ -172,9 +196,14 @@ pub fn save(
             reason: e.to_string(),
         }
     };
-    let architecture_json =
-        serde_json::to_string(&state.config.model).map_err(json_err(&model_path))?;
-    let mut model_meta = BTreeMap::from([(ARCHITECTURE_KEY.to_owned(), architecture_json)]);
+    let (key, json) = match architecture {
+        Some(a) => (a.key, a.json.clone()),
+        None => (
+            ARCHITECTURE_KEY,
+            serde_json::to_string(&state.config.model).map_err(json_err(&model_path))?,
+        ),
+    };
+    let mut model_meta = BTreeMap::from([(key.to_owned(), json)]);
     if let Some(fingerprint) = &state.cache_fingerprint {
         model_meta.insert(CACHE_KEY.to_owned(), fingerprint.clone());
     }

@@ -131,6 +131,7 @@ impl BatchSource for Loader {
 
     fn run_epoch(
         &mut self,
+        _kind: PhaseKind,
         order: &[u32],
         consume: &mut dyn FnMut(Batch<'_>) -> Result<()>,
     ) -> Result<()> {

@@ -16,6 +16,7 @@ pub mod phase;
 pub mod profile;
 pub mod recorder;
 pub mod run_dir;
+pub mod segment;
 pub mod task;
 pub mod tensor_file;
 pub mod tensorboard;
@@ -26,5 +27,6 @@ pub use driver::{run, run_task, run_until, Epochs, RunOutcome, TaskRun, TrainPla
 pub use interrupt::Interrupted;
 pub use recorder::Recorder;
 pub use run_dir::RunDir;
+pub use segment::{SegSource, Segment};
 pub use task::{BatchSource, Located, PhaseSummary, Step, Task};
 pub use trainer::Trainer;

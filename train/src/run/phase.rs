@@ -55,7 +55,7 @@ pub fn run_phase<T: Task>(
     let bar = Recorder::progress(phase);
     let started = Instant::now();
     let _no_grad = (phase.kind == PhaseKind::Validate).then(tch::no_grad_guard);
-    source.run_epoch(phase.order, &mut |batch| {
+    source.run_epoch(phase.kind, phase.order, &mut |batch| {
         if stop.load(Ordering::SeqCst) {
             return Err(StopRequested.into());
         }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Result;
 use tch::{Device, Tensor};
 
+use super::checkpoint::Architecture;
 use super::phase::PhaseKind;
 use super::profile::Laps;
 use crate::evaluate::{EpochMetrics, Samples};
@@ -35,10 +36,13 @@ pub trait BatchSource: 'static {
     /// A batch, valid for the consumer's call (it may borrow a reusable buffer).
     type Batch<'a>: Located;
 
-    /// Loads `order` (sample indices) in batches and calls `consume` on each,
-    /// in order; stops at the first error, the source's or `consume`'s.
+    /// Loads `order` (indices into the `kind` phase's samples: a task may
+    /// train and validate on different data) in batches and calls `consume`
+    /// on each, in order; stops at the first error, the source's or
+    /// `consume`'s.
     fn run_epoch(
         &mut self,
+        kind: PhaseKind,
         order: &[u32],
         consume: &mut dyn FnMut(Self::Batch<'_>) -> Result<()>,
     ) -> Result<()>;
@@ -83,6 +87,12 @@ pub trait Task {
 
     /// The model, for the run log: "LunaModel", with its variant.
     fn describe(&self) -> String;
+
+    /// What the weights file records of the model; `None` is LunaModel's
+    /// architecture from the run's configuration.
+    fn architecture(&self) -> Option<Architecture> {
+        None
+    }
 
     /// `--tb-activations`: each block's output for input `x`, in eval mode;
     /// none for a task that draws no activations.

@@ -171,7 +171,14 @@ impl<T: Task> Trainer<T> {
             loss_scale: self.loss_scaler.as_ref().map(LossScaler::state),
             ..state.clone()
         };
-        checkpoint::save(dir, &self.vs, &self.optimizer, &state)
+        let architecture = self.task.architecture();
+        checkpoint::save_as(
+            dir,
+            &self.vs,
+            &self.optimizer,
+            &state,
+            architecture.as_ref(),
+        )
     }
 
     /// Loads a checkpoint written by [`Trainer::save`] for the same model.
