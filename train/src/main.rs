@@ -39,6 +39,7 @@ fn run() -> Result<ExitCode> {
             commands::score::run(a)?;
         }
         Some(Command::Sweep(a)) => return commands::sweep::run(a),
+        Some(Command::Seg(a)) => return commands::seg::run(a),
         Some(Command::Compare(a)) => {
             commands::compare::run(a)?;
         }

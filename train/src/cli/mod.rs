@@ -52,6 +52,11 @@ pub enum Command {
     /// Time LunaModel training steps (forward + backward + SGD) on random
     /// input, per batch size: the figure to compare with PyTorch's step.
     BenchStep(BenchStepArgs),
+    /// Train chapter 13's U-Net segmentation model on a cache written by
+    /// `prepcache seg` (the book's recipe: Adam 1e-3, batch 16, 300,000
+    /// samples an epoch, slice-and-mask augmentation); the same flags,
+    /// resume, checkpoints and records as training the classifier.
+    Seg(TrainArgs),
     /// Score a checkpoint on a split of the cache: metrics table, ROC AUC,
     /// average precision, LUNA16 FROC/CPM; writes eval.json and PNG plots.
     Eval(EvalArgs),

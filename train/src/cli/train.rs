@@ -334,9 +334,15 @@ impl TrainArgs {
     /// A new run's settings: defaults, then `--config`, then the flags;
     /// validated.
     pub fn to_config(&self) -> Result<RunConfig, ConfigError> {
+        self.to_config_on(RunConfig::default())
+    }
+
+    /// [`TrainArgs::to_config`] with `base` in place of the defaults (a
+    /// task's own preset, such as `train seg`'s).
+    pub fn to_config_on(&self, base: RunConfig) -> Result<RunConfig, ConfigError> {
         let mut c = match &self.config {
             Some(path) => RunConfig::read(path)?,
-            None => RunConfig::default(),
+            None => base,
         };
         self.apply_run_control(&mut c);
         self.apply_settings(&mut c);

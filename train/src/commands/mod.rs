@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod eval;
 pub mod predict;
 pub mod score;
+pub mod seg;
 pub mod sweep;
 pub mod train;
 

@@ -53,6 +53,19 @@ fn random_seed() -> u64 {
 
 /// Decides `config`'s open settings and opens its cache.
 pub fn resolve(config: &RunConfig) -> Result<Resolved> {
+    let (config, device) = settle(config)?;
+    let reader = Arc::new(open_cache(config.cache()?)?);
+    Ok(Resolved {
+        config,
+        device,
+        reader,
+    })
+}
+
+/// Everything [`resolve`] decides but the cache: the seed, the schedule's
+/// span, the validation, the threads, the device and the compute mode (for
+/// a task whose data is not one candidate cache).
+pub fn settle(config: &RunConfig) -> Result<(RunConfig, Device)> {
     let mut config = config.clone();
     config.run.seed.get_or_insert_with(random_seed);
     crate::optim::schedule::pin_epochs(&mut config.optimizer, config.run.epochs);
@@ -63,12 +76,7 @@ pub fn resolve(config: &RunConfig) -> Result<Resolved> {
         config.compute,
     )?;
     config.compute = platform.compute;
-    let reader = Arc::new(open_cache(config.cache()?)?);
-    Ok(Resolved {
-        config,
-        device: platform.device,
-        reader,
-    })
+    Ok((config, platform.device))
 }
 
 /// libtorch's spelling of a thread count (validated settings are at most
