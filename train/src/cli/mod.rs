@@ -56,7 +56,7 @@ pub enum Command {
     /// `prepcache seg` (the book's recipe: Adam 1e-3, batch 16, 300,000
     /// samples an epoch, slice-and-mask augmentation); the same flags,
     /// resume, checkpoints and records as training the classifier.
-    Seg(TrainArgs),
+    Seg(Box<TrainArgs>),
     /// Score a checkpoint on a split of the cache: metrics table, ROC AUC,
     /// average precision, LUNA16 FROC/CPM; writes eval.json and PNG plots.
     Eval(EvalArgs),
