@@ -3,6 +3,7 @@
 
 mod cache_build;
 mod listing;
+mod seg_build;
 mod synth;
 mod verify;
 
@@ -75,6 +76,37 @@ enum Command {
         /// that was there is left as it was.
         #[arg(long)]
         strict: bool,
+    },
+    /// Write chapter 13's segmentation cache: OUT/seg-train (one 8×96×96
+    /// chunk per positive candidate of a training series) and OUT/seg-val
+    /// (one 8×H×W chunk per slice of a validation series); planes 0-6 are
+    /// HU slices, plane 7 the nodule mask.
+    ///
+    /// Scans and candidates are found as `build` finds them; the split is
+    /// by series, every N-th series by uid being validation. A scan that
+    /// cannot be read is skipped and named. Not resumable: a rerun rewrites
+    /// both sub-caches.
+    Seg {
+        /// Data directory holding subset*/<seriesuid>.mhd (+ .raw), and by
+        /// default the candidates CSV and annotations.csv.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// Folder to write seg-train/ and seg-val/ into (created if needed).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Candidates CSV [default: as for `build`].
+        #[arg(long, value_name = "CSV")]
+        candidates: Option<PathBuf>,
+        /// annotations.csv [default: DIR/annotations.csv]
+        #[arg(long, value_name = "CSV")]
+        annotations: Option<PathBuf>,
+        /// Every N-th series (sorted by uid, from the first) is validation.
+        #[arg(long, value_name = "N", default_value_t = 10)]
+        val_stride: usize,
+        /// Threads decoding scans; at most threads+2 scans are in memory at
+        /// once [default: all cores].
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
     },
     /// Re-read every chunk; check checksums, sizes and counts. Exit code 1 on
     /// any problem, naming each bad candidate.
@@ -166,6 +198,26 @@ fn run(command: Command) -> Result<ExitCode> {
                 strict,
             };
             build(&opts)
+        }
+        Command::Seg {
+            data,
+            out,
+            candidates,
+            annotations,
+            val_stride,
+            threads,
+        } => {
+            let report = seg_build::run(&seg_build::SegOptions {
+                data,
+                out,
+                candidates,
+                annotations,
+                val_stride,
+                threads: threads.unwrap_or_else(default_threads).max(1),
+                codec: Codec::default(),
+            })?;
+            seg_build::print_summary(&report);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Verify { cache, threads } => verify(&cache, threads),
         Command::Info { cache, json } => {

@@ -3,7 +3,7 @@
 //! CSV row whose scan is not on disk here, before anything is written.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -14,8 +14,27 @@ use shared::luna::{
 
 use super::BuildOptions;
 
+/// Where the scans and CSVs are: the options `build` and `seg` share.
+pub(crate) struct Sources<'a> {
+    pub data: &'a Path,
+    /// `--candidates`, else the first of [`CANDIDATES_DEFAULTS`] found.
+    pub candidates: Option<&'a Path>,
+    /// `--annotations`, else `DATA/annotations.csv`.
+    pub annotations: Option<&'a Path>,
+}
+
+impl BuildOptions {
+    pub(crate) fn sources(&self) -> Sources<'_> {
+        Sources {
+            data: &self.data,
+            candidates: self.candidates.as_deref(),
+            annotations: self.annotations.as_deref(),
+        }
+    }
+}
+
 /// What the build reads, besides the scans' voxels.
-pub struct Inputs {
+pub(crate) struct Inputs {
     /// Series uid → its `.mhd`.
     pub series: BTreeMap<String, PathBuf>,
     pub list: CandidateList,
@@ -35,12 +54,12 @@ const CANDIDATES_DEFAULTS: [&str; 3] = [
     "candidates_V2/candidates_V2.csv",
 ];
 
-pub fn discover(opts: &BuildOptions) -> Result<Inputs> {
+/// `strict`: refuse a CSV row whose scan is not on disk.
+pub(crate) fn discover(opts: &Sources, strict: bool) -> Result<Inputs> {
     let annotations_csv = opts
         .annotations
-        .clone()
-        .unwrap_or_else(|| opts.data.join("annotations.csv"));
-    let series = find_series(&opts.data)
+        .map_or_else(|| opts.data.join("annotations.csv"), Path::to_owned);
+    let series = find_series(opts.data)
         .with_context(|| format!("looking for scans under {}", opts.data.display()))?;
     if series.is_empty() {
         bail!(
@@ -67,13 +86,13 @@ pub fn discover(opts: &BuildOptions) -> Result<Inputs> {
         parse_time,
         list_time: listing.elapsed(),
     };
-    if opts.strict {
+    if strict {
         check_on_disk(&inputs, opts)?;
     }
     Ok(inputs)
 }
 
-fn check_on_disk(inputs: &Inputs, opts: &BuildOptions) -> Result<()> {
+fn check_on_disk(inputs: &Inputs, opts: &Sources) -> Result<()> {
     if let Some(m) = inputs.list.missing.first() {
         bail!(
             "--strict: {} line {}: series {} is not on disk (no {}.mhd in a subset* folder under {}); nothing was written",
@@ -87,9 +106,9 @@ fn check_on_disk(inputs: &Inputs, opts: &BuildOptions) -> Result<()> {
     Ok(())
 }
 
-fn candidates_csv(opts: &BuildOptions) -> Result<PathBuf> {
-    if let Some(path) = &opts.candidates {
-        return Ok(path.clone());
+fn candidates_csv(opts: &Sources) -> Result<PathBuf> {
+    if let Some(path) = opts.candidates {
+        return Ok(path.to_owned());
     }
     let found = CANDIDATES_DEFAULTS
         .iter()

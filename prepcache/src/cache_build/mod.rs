@@ -20,7 +20,7 @@
 //! ([`report`], [`skipped`]). The folder's layout is [`CacheDir`]'s.
 
 mod assemble;
-mod inputs;
+pub(crate) mod inputs;
 mod limiter;
 mod plan;
 mod report;
@@ -72,7 +72,7 @@ const LOCK_HOLDER: &str = "prepcache build";
 
 pub fn run(opts: &BuildOptions, stop: &AtomicBool) -> Result<BuildStatus> {
     let started = Instant::now();
-    let inputs = inputs::discover(opts)?;
+    let inputs = inputs::discover(&opts.sources(), opts.strict)?;
     let params = ChunkParams {
         codec: opts.codec,
         crop_shape: CROP_SHAPE,
