@@ -19,6 +19,7 @@ mod prepcache_skipped;
 mod resume;
 mod run_folders;
 mod score;
+mod segmentation;
 mod sweep;
 mod tensorboard;
 mod train_cli;
