@@ -28,6 +28,25 @@ fn one_step(config: ModelConfig, weight_decay: f64) {
     let value = loss.double_value(&[]);
     assert!(value.is_finite(), "{config:?}: loss {value}");
     loss.backward();
+    // Every parameter gets a gradient (the head sees every block's output).
+    // Asked of the gradients, not of the weights after the step: an update
+    // below a weight's float resolution (a BatchNorm scale of 1.0 moved by
+    // 1e-9) leaves it equal, and whether that happens depends on the draws,
+    // which other tests share through libtorch's process-wide generator.
+    let params = vs.trainable_variables();
+    let with_gradient = params
+        .iter()
+        .filter(|p| {
+            let g = p.grad();
+            g.defined() && g.abs().sum(Kind::Double).double_value(&[]) > 0.0
+        })
+        .count();
+    assert_eq!(
+        with_gradient,
+        params.len(),
+        "{config:?}: {with_gradient} of {} have a gradient",
+        params.len()
+    );
     sgd.step();
     let after = vs.trainable_variables();
     let moved = before
@@ -35,13 +54,7 @@ fn one_step(config: ModelConfig, weight_decay: f64) {
         .zip(&after)
         .filter(|((_, b), a)| !b.equal(a))
         .count();
-    // Every parameter gets a gradient (the head sees every block's output).
-    assert_eq!(
-        moved,
-        after.len(),
-        "{config:?}: {moved} of {} moved",
-        after.len()
-    );
+    assert!(moved > 0, "{config:?}: the step moved no weight");
     // Eval mode runs on the same weights.
     let (_, probs) = tch::no_grad(|| model.forward(&x, false));
     assert!(probs.isfinite().all().int64_value(&[]) == 1);
