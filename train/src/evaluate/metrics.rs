@@ -280,18 +280,26 @@ impl EpochMetrics {
             "E{epoch} {phase:<8} {:.4} loss, {:5.1}% correct, {:.4} precision, {:.4} recall, {:.4} F1, {:.4} F2, {:.4} F0.5\n",
             self.loss_all, self.correct_all, self.precision, self.recall, self.f1, self.f2, self.f05
         );
+        // A task without per-class losses (pixels) has none to show.
+        let loss = |v: f64| {
+            if v.is_nan() {
+                "n/a".to_owned()
+            } else {
+                format!("{v:.4}")
+            }
+        };
         out += &format!(
-            "E{epoch} {:<8} {:.4} loss, {:5.1}% correct ({} of {})\n",
+            "E{epoch} {:<8} {} loss, {:5.1}% correct ({} of {})\n",
             format!("{phase}_neg"),
-            self.loss_neg,
+            loss(self.loss_neg),
             self.correct_neg,
             c.tn,
             self.negatives
         );
         out += &format!(
-            "E{epoch} {:<8} {:.4} loss, {:5.1}% correct ({} of {})",
+            "E{epoch} {:<8} {} loss, {:5.1}% correct ({} of {})",
             format!("{phase}_pos"),
-            self.loss_pos,
+            loss(self.loss_pos),
             self.correct_pos,
             c.tp,
             self.positives
@@ -435,5 +443,23 @@ mod tests {
         assert_eq!(s.labels, vec![true, false, false]);
         assert_eq!(s.prob_pos, vec![0.75, 0.25, 0.5]);
         assert_eq!(s.loss, vec![0.5, 1.5, 2.0]);
+    }
+
+    #[test]
+    fn pixel_metrics_show_no_per_class_loss_in_the_table() {
+        let c = Confusion {
+            tp: 30,
+            fp: 10,
+            tn: 950,
+            fn_: 10,
+        };
+        let m = EpochMetrics::from_pixels(c, 1.5, 3);
+        assert!((m.loss_all - 0.5).abs() < 1e-12);
+        assert!((m.recall - 0.75).abs() < 1e-12 && (m.precision - 0.75).abs() < 1e-12);
+        let table = m.table(2, "val");
+        assert!(table.contains("val_neg  n/a loss"), "{table}");
+        assert!(table.contains("val_pos  n/a loss"), "{table}");
+        assert!(table.contains("0.5000 loss"), "{table}");
+        assert!(!table.contains("NaN"), "{table}");
     }
 }
