@@ -50,8 +50,9 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     })
 }
 
-/// Opens `<cache>/<sub>` and checks its chunks are segmentation chunks.
-fn open(root: &Path, sub: &str) -> Result<Arc<CacheReader>> {
+/// Opens `<cache>/<sub>` and checks its chunks are segmentation chunks:
+/// `fits` says whether their shape is the one this half holds.
+fn open(root: &Path, sub: &str, fits: impl Fn([usize; 3]) -> bool) -> Result<Arc<CacheReader>> {
     let dir = root.join(sub);
     let reader = CacheReader::open(&dir).with_context(|| {
         format!(
@@ -60,12 +61,7 @@ fn open(root: &Path, sub: &str) -> Result<Arc<CacheReader>> {
         )
     })?;
     let shape = reader.manifest().crop_shape;
-    let fits = if sub == TRAIN_DIR {
-        shape == TRAIN_CHUNK_SHAPE
-    } else {
-        shape[0] == CHUNK_PLANES
-    };
-    if !fits {
+    if !fits(shape) {
         bail!(
             "{}: chunks are {shape:?}, not segmentation chunks ({CHUNK_PLANES} planes)",
             dir.display()
@@ -77,7 +73,8 @@ fn open(root: &Path, sub: &str) -> Result<Arc<CacheReader>> {
 /// The U-Net task over the cache, ready for [`run_task`].
 fn assemble(config: &RunConfig, device: Device) -> Result<TaskRun<Segment>> {
     let root = config.data.cache.as_deref().context("no --cache given")?;
-    let (train, val) = (open(root, TRAIN_DIR)?, open(root, VAL_DIR)?);
+    let train = open(root, TRAIN_DIR, |shape| shape == TRAIN_CHUNK_SHAPE)?;
+    let val = open(root, VAL_DIR, |shape| shape[0] == CHUNK_PLANES)?;
     if train.is_empty() {
         bail!(
             "{}: no training crops (no positive candidate in the training series)",

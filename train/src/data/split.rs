@@ -13,6 +13,22 @@ pub struct SplitRule {
     pub val_stride: usize,
 }
 
+impl SplitRule {
+    /// `(train, val)` cache indices of `reader`'s candidates, in cache
+    /// order, from one pass over the index.
+    pub fn parts(self, reader: &CacheReader) -> (Vec<u32>, Vec<u32>) {
+        let series: Vec<u32> = reader.entries().iter().map(|e| e.series).collect();
+        self.parts_of(&series, reader.series_uids())
+    }
+
+    /// `(train, val)` positions of a list whose `i`-th candidate lies in
+    /// series number `series_of[i]` of `uids`.
+    pub fn parts_of(self, series_of: &[u32], uids: &[String]) -> (Vec<u32>, Vec<u32>) {
+        // `val_stride` is validated (>= 2) before any command gets here.
+        split_positions(series_of, uids, self.by, self.val_stride.max(1)).unwrap_or_default()
+    }
+}
+
 /// A part of the cache, in canonical (cache) order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Split {
@@ -36,23 +52,20 @@ impl Split {
 
     /// Cache indices of this part of `reader`'s candidates, in cache order.
     pub fn of(self, reader: &CacheReader, rule: SplitRule) -> Vec<u32> {
-        let series: Vec<u32> = reader.entries().iter().map(|e| e.series).collect();
-        self.pick(&series, reader.series_uids(), rule)
+        match self {
+            Split::All => (0..reader.len() as u32).collect(),
+            Split::Train => rule.parts(reader).0,
+            Split::Val => rule.parts(reader).1,
+        }
     }
 
     /// Positions of this part of a list whose `i`-th candidate lies in
     /// series number `series_of[i]` of `uids`.
     pub fn pick(self, series_of: &[u32], uids: &[String], rule: SplitRule) -> Vec<u32> {
-        if self == Split::All {
-            return (0..series_of.len() as u32).collect();
-        }
-        // `val_stride` is validated (>= 2) before any command gets here.
-        let (train, val) =
-            split_positions(series_of, uids, rule.by, rule.val_stride.max(1)).unwrap_or_default();
-        if self == Split::Train {
-            train
-        } else {
-            val
+        match self {
+            Split::All => (0..series_of.len() as u32).collect(),
+            Split::Train => rule.parts_of(series_of, uids).0,
+            Split::Val => rule.parts_of(series_of, uids).1,
         }
     }
 }

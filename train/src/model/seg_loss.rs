@@ -30,9 +30,9 @@ pub struct SegLoss {
 /// [`SegLoss`] of P(nodule) per pixel `prediction` against the 0/1 mask
 /// `label`, both `[n, 1, H, W]`.
 pub fn segmentation_loss(prediction: &Tensor, label: &Tensor) -> SegLoss {
-    let dice = dice_loss(prediction, label);
-    let label_f = label.to_kind(Kind::Float);
-    let false_negatives = dice_loss(&(prediction * &label_f), &label_f);
+    let label = label.to_kind(Kind::Float);
+    let dice = dice_loss(prediction, &label);
+    let false_negatives = dice_loss(&(prediction * &label), &label);
     SegLoss {
         total: dice.mean(Kind::Float) + false_negatives.mean(Kind::Float) * FALSE_NEGATIVE_WEIGHT,
         dice,

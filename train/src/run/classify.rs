@@ -1,15 +1,12 @@
 //! The first task: LunaModel telling nodules from other candidates, over
 //! the cache's crops (chapters 11–12).
 
-use std::time::Duration;
-
-use anyhow::Result;
 use tch::nn::Path;
 use tch::{Device, Kind, Tensor};
 
 use super::phase::PhaseKind;
 use super::profile::{Laps, Part};
-use super::task::{BatchSource, Located, PhaseSummary, Step, Task};
+use super::task::{PhaseSummary, Step, Task};
 use crate::config::RunConfig;
 use crate::data::augment::AugmentConfig;
 use crate::data::loader::{Batch, Loader};
@@ -109,36 +106,5 @@ impl Task for Classify {
 
     fn block_outputs(&self, x: &Tensor) -> Vec<Tensor> {
         self.model.forward_blocks(x)
-    }
-}
-
-impl Located for Batch<'_> {
-    fn index(&self) -> usize {
-        self.index
-    }
-
-    fn start(&self) -> usize {
-        self.start
-    }
-
-    fn len(&self) -> usize {
-        self.labels.size()[0] as usize
-    }
-}
-
-impl BatchSource for Loader {
-    type Batch<'a> = Batch<'a>;
-
-    fn run_epoch(
-        &mut self,
-        _kind: PhaseKind,
-        order: &[u32],
-        consume: &mut dyn FnMut(Batch<'_>) -> Result<()>,
-    ) -> Result<()> {
-        Loader::run_epoch::<anyhow::Error>(self, order, consume)
-    }
-
-    fn last_wait(&self) -> Duration {
-        Loader::last_wait(self)
     }
 }

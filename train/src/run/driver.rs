@@ -21,7 +21,6 @@ use crate::config::resolve::Resolved;
 use crate::config::{BalanceSampler, RunConfig, SplitBy};
 use crate::data::loader::{Loader, LoaderConfig};
 use crate::data::sampler::{Balance, TrainSampler};
-use crate::data::split::Split;
 use crate::evaluate::{EpochMetrics, MetricsLine};
 
 /// What to run: a validated configuration, and the run folder to continue
@@ -105,7 +104,7 @@ pub fn run_until(plan: &TrainPlan, resolved: Resolved, stop: &AtomicBool) -> Res
     let cache = config.cache()?.to_owned();
     let entries = reader.entries();
     let rule = config.data.split_rule();
-    let (train, val) = (Split::Train.of(&reader, rule), Split::Val.of(&reader, rule));
+    let (train, val) = rule.parts(&reader);
     let epochs = Epochs::new(train, val, |i| entries[i as usize].is_nodule, &config)
         .with_context(|| format!("sampling {}", cache.display()))?;
     let trainer = Trainer::new(&config, device, epochs.samples_per_epoch());
@@ -454,7 +453,7 @@ fn data_line(config: &RunConfig, reader: &CacheReader, epochs: &Epochs) -> Strin
         m.candidates,
         m.positives,
         epochs.train_len,
-        epochs.sampler.samples_per_epoch(),
+        epochs.samples_per_epoch(),
         balance_description(config),
         epochs.val.len(),
         match config.data.split_by {

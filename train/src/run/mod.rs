@@ -7,6 +7,7 @@
 
 pub mod activations;
 pub mod best;
+pub mod cache_batches;
 pub mod checkpoint;
 pub mod classify;
 pub mod driver;

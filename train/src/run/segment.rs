@@ -179,8 +179,8 @@ impl BatchSource for SegSource {
             PhaseKind::Train => &mut self.train,
             PhaseKind::Validate => &mut self.val,
         };
-        let result = loader.run_epoch::<anyhow::Error>(order, consume);
-        self.waited = loader.last_wait();
+        let result = BatchSource::run_epoch(loader, kind, order, consume);
+        self.waited = BatchSource::last_wait(loader);
         result
     }
 

@@ -73,8 +73,10 @@ pub(super) fn warp_with_noise(input: &Tensor, theta: &Tensor, noise: Option<Nois
 
 /// `input` plus `noise`, without a warp.
 pub(super) fn with_noise(input: &Tensor, noise: Noise) -> Tensor {
-    let mut out = input.to_kind(Kind::Float).contiguous().copy();
-    // SAFETY: `copy` made `out` a fresh tensor with every element set.
+    // One pass: the conversion to float, the layout and the copy at once.
+    let mut out = Tensor::empty(input.size(), (Kind::Float, Device::Cpu));
+    out.copy_(input);
+    // SAFETY: `copy_` set every element of the fresh tensor `out`.
     let values = unsafe { elements_mut(&mut out) };
     let slice = input.size().iter().rev().take(2).product::<i64>().max(1) as usize;
     values
