@@ -245,7 +245,7 @@ impl Default for RunControl {
 /// A setting that cannot run, named by its key and flag.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{0}")]
+    #[error(transparent)]
     Augment(#[from] crate::data::augment::AugmentError),
     #[error("{key} (--{flag}) = {value}: {why}")]
     Invalid {
