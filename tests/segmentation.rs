@@ -1,8 +1,10 @@
 //! Chapter 13 end to end: `prepcache seg` writes the segmentation cache
 //! from synthetic scans, `train seg` trains the U-Net on it with pixel
-//! metrics, resumes, and refuses a classifier cache in one line.
+//! metrics, validates at the book's cadence, draws its validation slices
+//! into TensorBoard, resumes, and refuses a classifier cache in one line.
 
 use std::ffi::OsStr;
+use std::path::Path;
 
 use luna_e2e::prepcache::{ok, s, synth, synthetic_cache};
 use luna_e2e::train::{find_dir, metrics_lines, train, train_output};
@@ -56,7 +58,7 @@ fn prepcache_seg_then_train_seg_trains_the_unet_and_resumes() {
         log.contains("UNet") && log.contains("validating on"),
         "{log}"
     );
-    let run = find_dir(&runs.join("p2ch13"), "-cls-tiny");
+    let run = find_dir(&runs.join("p2ch13"), "-seg-tiny");
     let lines = metrics_lines(&run.join("metrics.jsonl"));
     assert_eq!(lines.len(), 2, "{lines:?}");
     // Per pixel: 32 training windows of 64×64.
@@ -64,6 +66,11 @@ fn prepcache_seg_then_train_seg_trains_the_unet_and_resumes() {
     let pixels = trn["positives"].as_u64().unwrap() + trn["negatives"].as_u64().unwrap();
     assert_eq!(pixels, 32 * 64 * 64, "{trn}");
     assert!(trn["loss_all"].as_f64().unwrap() > 0.0);
+    let events = events_file(&runs.join("p2ch13"), "-val_seg-tiny");
+    for tag in ["val/0_prediction_0", "val/0_label_0", "val/1_prediction_5"] {
+        assert!(contains(&events, tag.as_bytes()), "no image {tag}");
+    }
+    assert!(contains(&events, b"\x89PNG"));
 
     let log = train(
         &[
@@ -71,14 +78,44 @@ fn prepcache_seg_then_train_seg_trains_the_unet_and_resumes() {
             "--resume",
             s(&run),
             "--epochs",
-            "2",
+            "3",
             "--device",
             "cpu",
         ]
         .map(OsStr::new),
     );
     assert!(log.contains("resuming after epoch 1"), "{log}");
-    assert_eq!(metrics_lines(&run.join("metrics.jsonl")).len(), 4);
+    // The book's cadence (epoch 1, every 5th) and the last epoch: epoch 2
+    // trains without validating.
+    let phases: Vec<String> = metrics_lines(&run.join("metrics.jsonl"))
+        .iter()
+        .map(|l| format!("{}{}", l["phase"].as_str().unwrap(), l["epoch"]))
+        .collect();
+    assert_eq!(phases, ["trn1", "val1", "trn2", "trn3", "val3"]);
+    // Label pictures are drawn once, at the first validation.
+    let events = events_file(&runs.join("p2ch13"), "-val_seg-tiny");
+    let count = |tag: &[u8]| events.windows(tag.len()).filter(|w| *w == tag).count();
+    assert_eq!(count(b"val/0_prediction_0"), 2);
+    assert_eq!(count(b"val/0_label_0"), 1);
+}
+
+/// The bytes of the one TensorBoard events file under the folder of
+/// `group` whose name holds `part`.
+fn events_file(group: &Path, part: &str) -> Vec<u8> {
+    let dir = find_dir(group, part);
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("tfevents"))
+        .collect();
+    files
+        .iter()
+        .flat_map(|f| std::fs::read(f).unwrap())
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[test]

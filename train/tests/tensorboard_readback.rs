@@ -197,7 +197,7 @@ fn parameter_histograms_and_activation_images_read_back_with_tensorboard() {
     let events = dir.path().join("events");
     let mut w = EventWriter::create(&events).unwrap();
     w.histograms(96, &histograms).unwrap();
-    w.grey_images(128, &images).unwrap();
+    w.images(128, &images).unwrap();
     w.flush().unwrap();
     let mut saved: Vec<(String, Tensor)> = vec![("input".to_owned(), x.shallow_clone())];
     for (name, t) in vs.variables() {

@@ -113,6 +113,11 @@ pub struct TrainArgs {
     /// With --select: stop after N epochs without a better score.
     #[arg(long, value_name = "N", help_heading = "Epoch selection")]
     pub patience: Option<u32>,
+    /// Validate at epoch 1, every N-th epoch and the last epoch only (the
+    /// book's segmentation cadence: `train seg` defaults to 5); the epochs
+    /// between save a checkpoint without metrics. Default: every epoch.
+    #[arg(long, value_name = "N", help_heading = "Epoch selection")]
+    pub validate_every: Option<u32>,
 
     /// Weight and gradient histograms of every parameter in TensorBoard
     /// every N optimizer steps.
@@ -286,7 +291,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "F", value_parser = compute::parse_memory_format, help_heading = "Compute")]
     pub memory_format: Option<MemoryFormat>,
 
-    /// Run name suffix (the book's `comment`) [default: dwlpt].
+    /// Run name suffix (the book's `comment`) [default: dwlpt; `train seg`: seg].
     #[arg(value_name = "COMMENT")]
     pub comment: Option<String>,
 }
@@ -408,6 +413,7 @@ impl TrainArgs {
         set(&mut r.comment, &self.comment);
         set_some(&mut r.select, &self.select);
         set_some(&mut r.patience, &self.patience);
+        set_some(&mut r.validate_every, &self.validate_every);
         set_some(&mut r.tb_histograms_every, &self.tb_histograms_every);
         r.tb_activations |= self.tb_activations;
         let o = &mut c.optimizer;

@@ -3,7 +3,7 @@
 //! loop, checkpoints and records as the classifier. The book's recipe is
 //! the preset the flags and `--config` change: Adam at 1e-3, batch 16,
 //! 300,000 samples an epoch, augmentation flip, offset 0.03, scale 0.2,
-//! rotate, noise 25 HU.
+//! rotate, noise 25 HU, validation at epoch 1, every 5th and the last.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -21,7 +21,7 @@ use crate::config::{OptimizerKind, RunConfig};
 use crate::data::augment::AugmentConfig;
 use crate::data::loader::{Loader, LoaderConfig};
 use crate::model::UNetConfig;
-use crate::run::{run_task, Epochs, SegSource, Segment, TaskRun, Trainer};
+use crate::run::{run_task, Epochs, SegSource, Segment, SliceImages, TaskRun, Trainer};
 
 /// The book's segmentation epoch (`TrainingLuna2dSegmentationDataset`).
 pub const BOOK_EPOCH_SAMPLES: u64 = 300_000;
@@ -31,6 +31,8 @@ pub fn preset() -> RunConfig {
     let mut c = RunConfig::default();
     c.run.tb_prefix = "p2ch13".to_owned();
     c.run.comment = "seg".to_owned();
+    // The book's `validation_cadence`: full slices are slow to score.
+    c.run.validate_every = Some(5);
     c.data.batch_size = 16;
     c.data.epoch_samples = Some(BOOK_EPOCH_SAMPLES);
     c.optimizer.name = OptimizerKind::Adam;
@@ -102,6 +104,7 @@ fn assemble(config: &RunConfig, device: Device) -> Result<TaskRun<Segment>> {
         .with_context(|| format!("sampling {}", root.display()))?;
     let trainer = Trainer::with_task(config, device, epochs.samples_per_epoch(), |root| {
         Segment::new(root, &UNetConfig::default(), config.augment, config.compute)
+            .with_images(SliceImages::new(Arc::clone(&val)))
     });
     let loader = |reader: &Arc<CacheReader>| {
         let cfg = LoaderConfig {

@@ -164,6 +164,10 @@ pub struct RunControl {
     /// Stop after this many epochs without a better `select` score.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub patience: Option<u32>,
+    /// Validate at epoch 1, every N-th epoch and the last (the book's
+    /// chapter 13 `validation_cadence`); every epoch when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validate_every: Option<u32>,
     /// Weight and gradient histograms every N optimizer steps.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tb_histograms_every: Option<u64>,
@@ -236,6 +240,7 @@ impl Default for RunControl {
             profile: false,
             select: None,
             patience: None,
+            validate_every: None,
             tb_histograms_every: None,
             tb_activations: false,
         }
@@ -452,6 +457,14 @@ impl RunConfig {
                 "patience",
                 r.patience.unwrap_or_default(),
                 "needs --select (the metric that must improve)",
+            ));
+        }
+        if r.validate_every == Some(0) {
+            return Err(invalid(
+                "run.validate_every",
+                "validate-every",
+                0,
+                "must be at least 1 (1 validates every epoch)",
             ));
         }
         if r.tb_histograms_every == Some(0) {

@@ -5,7 +5,7 @@
 use shared::cache::{CacheError, CacheReader};
 use tch::{Device, Kind, TchError, Tensor};
 
-use super::tensorboard::GreyPng;
+use super::tensorboard::Png;
 
 /// Samples drawn per class: the first positives and negatives of the
 /// validation list, so every epoch shows the same ones.
@@ -70,7 +70,7 @@ impl ActivationProbe {
 
     /// `activations/input` (the HU crops) and `activations/block<k>` for
     /// each of `blocks`, the block outputs for [`ActivationProbe::images`].
-    pub fn images(&self, blocks: &[Tensor]) -> Result<Vec<(String, GreyPng)>, ActivationError> {
+    pub fn images(&self, blocks: &[Tensor]) -> Result<Vec<(String, Png)>, ActivationError> {
         let input = ("activations/input".to_owned(), &self.images);
         let blocks = blocks
             .iter()
@@ -103,7 +103,7 @@ fn pick(val: &[u32], is_nodule: impl Fn(u32) -> bool) -> Vec<u32> {
 /// The mid-depth slice of `t` `[n,C,D,H,W]`, each (sample, channel) tile
 /// stretched to 0–255 on its own range (channels differ in scale by orders
 /// of magnitude; a constant tile is black), tiled as n rows of C tiles.
-fn mid_slice_grid(tag: &str, t: &Tensor) -> Result<GreyPng, ActivationError> {
+fn mid_slice_grid(tag: &str, t: &Tensor) -> Result<Png, ActivationError> {
     let shape = t.size();
     let &[n, c, d, h, w] = shape.as_slice() else {
         return Err(ActivationError::Shape {
@@ -132,14 +132,11 @@ fn mid_slice_grid(tag: &str, t: &Tensor) -> Result<GreyPng, ActivationError> {
     })?;
     let (n, c, h, w) = (n as usize, c as usize, h as usize, w as usize);
     let grid = tile(&tiles, [n, c, h, w]);
-    let png = encode_png(&grid).map_err(|reason| ActivationError::Png {
-        tag: tag.to_owned(),
-        reason,
-    })?;
-    Ok(GreyPng {
-        height: grid.height as u32,
-        width: grid.width as u32,
-        png,
+    Png::grey(grid.width as u32, grid.height as u32, &grid.pixels).map_err(|reason| {
+        ActivationError::Png {
+            tag: tag.to_owned(),
+            reason,
+        }
     })
 }
 
@@ -175,20 +172,6 @@ fn tile(tiles: &[u8], [n, c, h, w]: [usize; 4]) -> GreyGrid {
         width,
         pixels,
     }
-}
-
-fn encode_png(grid: &GreyGrid) -> Result<Vec<u8>, String> {
-    use image::ImageEncoder;
-    let mut png = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut png)
-        .write_image(
-            &grid.pixels,
-            grid.width as u32,
-            grid.height as u32,
-            image::ColorType::L8,
-        )
-        .map_err(|e| e.to_string())?;
-    Ok(png)
 }
 
 #[cfg(test)]
@@ -234,7 +217,7 @@ mod tests {
         assert!(mid_slice_grid("flat", &t.view([4, 3, 2, 3])).is_err());
     }
 
-    fn tile_pixels(image: &GreyPng) -> Vec<u8> {
+    fn tile_pixels(image: &Png) -> Vec<u8> {
         let decoded = image::load_from_memory(&image.png).unwrap().to_luma8();
         assert_eq!(
             (decoded.width(), decoded.height()),

@@ -222,11 +222,21 @@ impl<T: Task> EpochLoop<'_, T> {
                 break;
             }
             self.train(epoch)?;
-            let val = self.validate(epoch)?;
-            self.save(epoch, &val)?;
-            last_val = Some(val.metrics);
+            let val = if self.validates(epoch) {
+                Some(self.validate(epoch)?)
+            } else {
+                None
+            };
+            self.save(epoch, val.as_ref())?;
+            last_val = val.map(|v| v.metrics).or(last_val);
         }
         Ok(last_val)
+    }
+
+    /// `--validate-every N`: epoch 1, every N-th and the last validate.
+    fn validates(&self, epoch: usize) -> bool {
+        let every = self.config.run.validate_every.unwrap_or(1).max(1) as usize;
+        epoch == 1 || epoch % every == 0 || epoch == self.config.run.epochs
     }
 
     fn train(&mut self, epoch: usize) -> Result<()> {
@@ -273,7 +283,11 @@ impl<T: Task> EpochLoop<'_, T> {
             let images = probe
                 .images(&self.trainer.task().block_outputs(&probe.images))
                 .context("drawing --tb-activations")?;
-            self.recorder.activation_images(seen, &images)?;
+            self.recorder.val_images(seen, &images)?;
+        }
+        let images = self.trainer.task().validation_images(epoch)?;
+        if !images.is_empty() {
+            self.recorder.val_images(seen, &images)?;
         }
         Ok(line)
     }
@@ -281,11 +295,13 @@ impl<T: Task> EpochLoop<'_, T> {
     /// The epoch's checkpoints. The best first: a crash between the two
     /// saves resumes from the epoch before, whose rerun finds the same
     /// best again.
-    fn save(&mut self, epoch: usize, val: &MetricsLine) -> Result<()> {
+    fn save(&mut self, epoch: usize, val: Option<&MetricsLine>) -> Result<()> {
         let state = &mut self.state;
-        state.best_val_f1 = state.best_val_f1.max(val.metrics.f1);
         state.epoch = epoch;
-        if let Some(best) = improved_best(&self.config, state, val) {
+        if let Some(val) = val {
+            state.best_val_f1 = state.best_val_f1.max(val.metrics.f1);
+        }
+        if let Some(best) = val.and_then(|val| improved_best(&self.config, state, val)) {
             state.best = Some(best);
             let best_dir = self.dir.root.join(BEST_DIR);
             self.trainer
@@ -379,7 +395,8 @@ fn start_or_resume<T: Task>(
 ) -> Result<(RunState, RunDir, FolderLock)> {
     let Some(root) = &plan.resume else {
         let group = config.run.runs.join(&config.run.tb_prefix);
-        let (dir, stamp) = RunDir::create_new(&group, &timestamp(), &config.run.comment)?;
+        let kind = trainer.task().run_kind();
+        let (dir, stamp) = RunDir::create_new(&group, &timestamp(), kind, &config.run.comment)?;
         let lock = FolderLock::acquire(&dir.root, "train run")?;
         let state = RunState {
             epoch: 0,
@@ -401,7 +418,11 @@ fn start_or_resume<T: Task>(
         .with_context(|| format!("resuming from {}", root.display()))?;
     check_cache(plan, config, &state, fingerprint)?;
     state.cache_fingerprint = Some(fingerprint.to_owned());
-    Ok((state, RunDir::existing(root), lock))
+    Ok((
+        state,
+        RunDir::existing(root, trainer.task().run_kind()),
+        lock,
+    ))
 }
 
 /// A resumed run goes on with the cache it was trained on: the cache's

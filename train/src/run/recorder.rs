@@ -10,7 +10,7 @@ use super::phase::{Phase, PhaseKind};
 use super::run_dir::RunDir;
 use super::task::PhaseSummary;
 use super::tensorboard::proto::HistogramProto;
-use super::tensorboard::{EventWriter, GreyPng};
+use super::tensorboard::{EventWriter, Png};
 use crate::evaluate::{EpochMetrics, MetricsLine, MetricsLog, Samples};
 
 pub struct Recorder {
@@ -83,16 +83,12 @@ impl Recorder {
             .with_context(|| format!("writing TensorBoard events to {}", path.display()))
     }
 
-    /// `--tb-activations`: an epoch's activation images, in the validation
-    /// events; `samples_seen` is the step.
-    pub fn activation_images(
-        &mut self,
-        samples_seen: u64,
-        images: &[(String, GreyPng)],
-    ) -> Result<()> {
+    /// Images drawn after a validation (`--tb-activations`, segmentation
+    /// slices), in the validation events; `samples_seen` is the step.
+    pub fn val_images(&mut self, samples_seen: u64, images: &[(String, Png)]) -> Result<()> {
         let tb = &mut self.val_events;
         let path = tb.path().to_owned();
-        tb.grey_images(samples_seen, images)
+        tb.images(samples_seen, images)
             .and_then(|()| tb.flush())
             .with_context(|| format!("writing TensorBoard events to {}", path.display()))
     }

@@ -2,7 +2,8 @@
 //!
 //! A run of stamp `S` and comment `C` under `<runs>/<tb_prefix>/` owns three
 //! folders, named like the book's: `S-cls-C` (config.toml, metrics.jsonl,
-//! the checkpoint) and the TensorBoard folders `S-trn_cls-C`, `S-val_cls-C`.
+//! the checkpoint) and the TensorBoard folders `S-trn_cls-C`, `S-val_cls-C`;
+//! `seg` instead of `cls` for a segmentation run, as the book's chapter 13.
 //! A new run's folder is created exclusively, so two runs never share one;
 //! a resumed run writes in exactly the folder it was given.
 
@@ -20,10 +21,42 @@ use crate::evaluate::METRICS_FILE;
 /// How many runs of one comment may start within one second.
 const MAX_SAME_SECOND: usize = 10_000;
 
+/// What a run trains, as its folder names say (the book's `cls`/`seg`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunKind {
+    Classify,
+    Segment,
+}
+
+impl RunKind {
+    pub const ALL: [RunKind; 2] = [RunKind::Classify, RunKind::Segment];
+
+    /// `cls` or `seg`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            RunKind::Classify => "cls",
+            RunKind::Segment => "seg",
+        }
+    }
+
+    /// The run folder's mark, `-cls-` or `-seg-`, between stamp and comment.
+    pub fn mark(self) -> String {
+        format!("-{}-", self.tag())
+    }
+
+    /// The kind and the (stamp, comment) halves of a run folder's name.
+    pub fn split(name: &str) -> Option<(RunKind, &str, &str)> {
+        RunKind::ALL.into_iter().find_map(|kind| {
+            let (stamp, comment) = name.split_once(&kind.mark())?;
+            Some((kind, stamp, comment))
+        })
+    }
+}
+
 /// The folders and files of one run.
 #[derive(Clone, Debug)]
 pub struct RunDir {
-    /// `S-cls-C`: configuration, metrics and checkpoint.
+    /// `S-cls-C` (or `S-seg-C`): configuration, metrics and checkpoint.
     pub root: PathBuf,
     /// TensorBoard events of the training phases.
     pub trn_events: PathBuf,
@@ -33,12 +66,12 @@ pub struct RunDir {
 
 impl RunDir {
     /// The run `stamp`-…-`comment` inside `group` (`<runs>/<tb_prefix>`).
-    pub fn new(group: &Path, stamp: &str, comment: &str) -> Self {
-        let name = |kind: &str| group.join(format!("{stamp}-{kind}-{comment}"));
+    pub fn new(group: &Path, stamp: &str, kind: RunKind, comment: &str) -> Self {
+        let name = |part: &str| group.join(format!("{stamp}-{part}{}-{comment}", kind.tag()));
         RunDir {
-            root: name("cls"),
-            trn_events: name("trn_cls"),
-            val_events: name("val_cls"),
+            root: name(""),
+            trn_events: name("trn_"),
+            val_events: name("val_"),
         }
     }
 
@@ -46,14 +79,19 @@ impl RunDir {
     /// after `stamp.2`, `stamp.3`, … when a run of the same comment took
     /// that name in the same second; returns the folders and the stamp
     /// used. Never reuses an existing folder.
-    pub fn create_new(group: &Path, stamp: &str, comment: &str) -> Result<(Self, String)> {
+    pub fn create_new(
+        group: &Path,
+        stamp: &str,
+        kind: RunKind,
+        comment: &str,
+    ) -> Result<(Self, String)> {
         fs::create_dir_all(group).with_context(|| format!("creating {}", group.display()))?;
         for n in 1..=MAX_SAME_SECOND {
             let stamp = match n {
                 1 => stamp.to_owned(),
                 n => format!("{stamp}.{n}"),
             };
-            let dir = RunDir::new(group, &stamp, comment);
+            let dir = RunDir::new(group, &stamp, kind, comment);
             match fs::create_dir(&dir.root) {
                 Ok(()) => return Ok((dir, stamp)),
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
@@ -63,15 +101,17 @@ impl RunDir {
             }
         }
         bail!(
-            "{}: {MAX_SAME_SECOND} runs named {stamp}…-cls-{comment} already; use another comment",
-            group.display()
+            "{}: {MAX_SAME_SECOND} runs named {stamp}…{}{comment} already; use another comment",
+            group.display(),
+            kind.mark()
         )
     }
 
     /// The folders of the existing run folder `root`: its TensorBoard
-    /// folders are its siblings, `S-trn_cls-C` for `S-cls-C` (`NAME-trn_cls`
-    /// for a folder named otherwise, such as a copy).
-    pub fn existing(root: &Path) -> Self {
+    /// folders are its siblings, `S-trn_cls-C` for `S-cls-C` and
+    /// `S-trn_seg-C` for `S-seg-C` (`NAME-trn_cls` for a folder named
+    /// otherwise, such as a copy, with the tag of `kind`).
+    pub fn existing(root: &Path, kind: RunKind) -> Self {
         let root = match root.file_name() {
             Some(_) => root.to_owned(),
             // `.` or `..`: the folder's own name is needed for its siblings.
@@ -81,16 +121,16 @@ impl RunDir {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let sibling = |kind: &str| {
-            let sibling = match name.split_once("-cls-") {
-                Some((stamp, comment)) => format!("{stamp}-{kind}-{comment}"),
-                None => format!("{name}-{kind}"),
+        let sibling = |phase: &str| {
+            let sibling = match RunKind::split(&name) {
+                Some((kind, stamp, comment)) => format!("{stamp}-{phase}{}-{comment}", kind.tag()),
+                None => format!("{name}-{phase}{}", kind.tag()),
             };
             root.with_file_name(sibling)
         };
         RunDir {
-            trn_events: sibling("trn_cls"),
-            val_events: sibling("val_cls"),
+            trn_events: sibling("trn_"),
+            val_events: sibling("val_"),
             root,
         }
     }
@@ -193,7 +233,7 @@ mod tests {
     #[test]
     fn folders_follow_the_books_names() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = RunDir::new(tmp.path(), "2026-01-02_03.04.05", "demo");
+        let dir = RunDir::new(tmp.path(), "2026-01-02_03.04.05", RunKind::Classify, "demo");
         assert!(dir.root.ends_with("2026-01-02_03.04.05-cls-demo"));
         assert!(dir.val_events.ends_with("2026-01-02_03.04.05-val_cls-demo"));
         fs::create_dir(&dir.root).unwrap();
@@ -208,9 +248,9 @@ mod tests {
     fn runs_started_in_the_same_second_get_distinct_folders() {
         let tmp = tempfile::tempdir().unwrap();
         let stamp = "2026-01-02_03.04.05";
-        let (a, sa) = RunDir::create_new(tmp.path(), stamp, "demo").unwrap();
-        let (b, sb) = RunDir::create_new(tmp.path(), stamp, "demo").unwrap();
-        let (c, sc) = RunDir::create_new(tmp.path(), stamp, "demo").unwrap();
+        let (a, sa) = RunDir::create_new(tmp.path(), stamp, RunKind::Classify, "demo").unwrap();
+        let (b, sb) = RunDir::create_new(tmp.path(), stamp, RunKind::Classify, "demo").unwrap();
+        let (c, sc) = RunDir::create_new(tmp.path(), stamp, RunKind::Classify, "demo").unwrap();
         assert_eq!(sa, stamp);
         assert_eq!(sb, format!("{stamp}.2"));
         assert_eq!(sc, format!("{stamp}.3"));
@@ -231,7 +271,11 @@ mod tests {
         let group = tmp.path().to_owned();
         let roots: Vec<PathBuf> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..8)
-                .map(|_| s.spawn(|| RunDir::create_new(&group, "2026-01-02_03.04.05", "x")))
+                .map(|_| {
+                    s.spawn(|| {
+                        RunDir::create_new(&group, "2026-01-02_03.04.05", RunKind::Classify, "x")
+                    })
+                })
                 .collect();
             handles
                 .into_iter()
@@ -245,13 +289,34 @@ mod tests {
     #[test]
     fn an_existing_folder_keeps_its_name_and_its_siblings_follow_it() {
         let run = Path::new("/r/p2ch12/2026-01-02_03.04.05-cls-demo");
-        let dir = RunDir::existing(run);
+        let dir = RunDir::existing(run, RunKind::Classify);
         assert_eq!(dir.root, run);
         assert_eq!(
             dir.val_events,
             Path::new("/r/p2ch12/2026-01-02_03.04.05-val_cls-demo")
         );
-        let copy = RunDir::existing(Path::new("/elsewhere/my-copy"));
+        let copy = RunDir::existing(Path::new("/elsewhere/my-copy"), RunKind::Classify);
         assert_eq!(copy.trn_events, Path::new("/elsewhere/my-copy-trn_cls"));
+        let seg = RunDir::existing(Path::new("/r/p2ch13/S-seg-x"), RunKind::Segment);
+        assert_eq!(seg.trn_events, Path::new("/r/p2ch13/S-trn_seg-x"));
+        let seg_copy = RunDir::existing(Path::new("/elsewhere/seg-copy"), RunKind::Segment);
+        assert_eq!(
+            seg_copy.val_events,
+            Path::new("/elsewhere/seg-copy-val_seg")
+        );
+    }
+
+    #[test]
+    fn segmentation_runs_are_named_seg_as_the_books_chapter_13() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, _) =
+            RunDir::create_new(tmp.path(), "2026-01-02_03.04.05", RunKind::Segment, "a").unwrap();
+        assert!(dir.root.ends_with("2026-01-02_03.04.05-seg-a"));
+        assert!(dir.trn_events.ends_with("2026-01-02_03.04.05-trn_seg-a"));
+        assert!(dir.val_events.ends_with("2026-01-02_03.04.05-val_seg-a"));
+        assert_eq!(
+            RunKind::split("S-seg-a-cls-b"),
+            Some((RunKind::Classify, "S-seg-a", "b"))
+        );
     }
 }

@@ -14,7 +14,10 @@ use tch::{Device, Kind, Tensor};
 use super::checkpoint::{Architecture, UNET_ARCHITECTURE_KEY};
 use super::phase::PhaseKind;
 use super::profile::{Laps, Part};
+use super::run_dir::RunKind;
+use super::slice_images::SliceImages;
 use super::task::{BatchSource, PhaseSummary, Step, Task};
+use super::tensorboard::Png;
 use crate::data::augment::AugmentConfig;
 use crate::data::loader::{Batch, Loader};
 use crate::evaluate::pixels::PixelRows;
@@ -31,6 +34,8 @@ pub struct Segment {
     config: UNetConfig,
     augment: AugmentConfig,
     compute: ComputeConfig,
+    device: Device,
+    images: Option<SliceImages>,
 }
 
 /// A step's results the phase keeps: Dice loss per sample, P per pixel
@@ -53,7 +58,23 @@ impl Segment {
             config: *config,
             augment,
             compute,
+            device: root.device(),
+            images: None,
         }
+    }
+
+    /// Draws `images` into TensorBoard after each validation.
+    pub fn with_images(self, images: SliceImages) -> Self {
+        Segment {
+            images: Some(images),
+            ..self
+        }
+    }
+
+    /// P(nodule) per pixel of HU slices `[n, 7, H, W]`, as float.
+    fn predict(&self, hu: &Tensor, train: bool) -> Tensor {
+        let _autocast = autocast(hu, self.compute);
+        self.model.forward_t(hu, train).to_kind(Kind::Float)
     }
 }
 
@@ -104,11 +125,7 @@ impl Task for Segment {
         } else {
             planes(&chunks)
         };
-        let prediction = {
-            let _autocast = autocast(&hu, self.compute);
-            self.model.forward_t(&hu, train)
-        }
-        .to_kind(Kind::Float);
+        let prediction = self.predict(&hu, train);
         let loss = segmentation_loss(&prediction, &mask);
         Step {
             loss: loss.total,
@@ -138,6 +155,17 @@ impl Task for Segment {
 
     fn describe(&self) -> String {
         "UNet".to_owned()
+    }
+
+    fn run_kind(&self) -> RunKind {
+        RunKind::Segment
+    }
+
+    fn validation_images(&self, epoch: usize) -> Result<Vec<(String, Png)>> {
+        match &self.images {
+            Some(images) => images.draw(&|hu| self.predict(hu, false), self.device, epoch == 1),
+            None => Ok(Vec::new()),
+        }
     }
 
     fn architecture(&self) -> Option<Architecture> {

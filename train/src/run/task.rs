@@ -15,6 +15,8 @@ use tch::{Device, Tensor};
 use super::checkpoint::Architecture;
 use super::phase::PhaseKind;
 use super::profile::Laps;
+use super::run_dir::RunKind;
+use super::tensorboard::Png;
 use crate::evaluate::{EpochMetrics, Samples};
 
 /// Where a batch sits in its epoch: the phase seeds, counts and reports by it.
@@ -88,10 +90,21 @@ pub trait Task {
     /// The model, for the run log: "LunaModel", with its variant.
     fn describe(&self) -> String;
 
+    /// What the run folders are named after: `cls` or `seg`.
+    fn run_kind(&self) -> RunKind {
+        RunKind::Classify
+    }
+
     /// What the weights file records of the model; `None` is LunaModel's
     /// architecture from the run's configuration.
     fn architecture(&self) -> Option<Architecture> {
         None
+    }
+
+    /// TensorBoard pictures after validating epoch `epoch` (the
+    /// segmentation task's slices); none by default.
+    fn validation_images(&self, _epoch: usize) -> Result<Vec<(String, Png)>> {
+        Ok(Vec::new())
     }
 
     /// `--tb-activations`: each block's output for input `x`, in eval mode;

@@ -170,13 +170,47 @@ pub fn masked_crc32c(bytes: &[u8]) -> u32 {
     crc.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
-/// A PNG-encoded 8-bit grey image and its size, as an image summary
-/// declares it.
+/// A PNG-encoded 8-bit image (grey or RGB) and its size, as an image
+/// summary declares it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct GreyPng {
+pub struct Png {
     pub height: u32,
     pub width: u32,
+    /// 1 (grey) or 3 (RGB): the summary's colorspace.
+    pub channels: u8,
     pub png: Vec<u8>,
+}
+
+impl Png {
+    /// Encodes `pixels`, `height` rows of `width` grey bytes.
+    pub fn grey(width: u32, height: u32, pixels: &[u8]) -> Result<Png, String> {
+        Png::encode(width, height, pixels, image::ColorType::L8, 1)
+    }
+
+    /// Encodes `pixels`, `height` rows of `width` RGB triples.
+    pub fn rgb(width: u32, height: u32, pixels: &[u8]) -> Result<Png, String> {
+        Png::encode(width, height, pixels, image::ColorType::Rgb8, 3)
+    }
+
+    fn encode(
+        width: u32,
+        height: u32,
+        pixels: &[u8],
+        color: image::ColorType,
+        channels: u8,
+    ) -> Result<Png, String> {
+        use image::ImageEncoder;
+        let mut png = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut png)
+            .write_image(pixels, width, height, color)
+            .map_err(|e| e.to_string())?;
+        Ok(Png {
+            height,
+            width,
+            channels,
+            png,
+        })
+    }
 }
 
 /// Appends TFRecord-framed events to one `events.out.tfevents.*` file.
@@ -311,8 +345,8 @@ impl EventWriter {
         self.write_values(step, values)
     }
 
-    /// 8-bit grey PNG images, in one event.
-    pub fn grey_images(&mut self, step: u64, images: &[(String, GreyPng)]) -> io::Result<()> {
+    /// 8-bit PNG images, in one event.
+    pub fn images(&mut self, step: u64, images: &[(String, Png)]) -> io::Result<()> {
         let values = images
             .iter()
             .map(|(tag, image)| Value {
@@ -321,7 +355,7 @@ impl EventWriter {
                 kind: Some(value::Kind::Image(proto::Image {
                     height: image.height as i32,
                     width: image.width as i32,
-                    colorspace: 1,
+                    colorspace: i32::from(image.channels),
                     encoded_image_string: image.png.clone(),
                 })),
             })

@@ -17,6 +17,7 @@ use super::overrides::flatten;
 use super::spec::Sweep;
 use crate::config::{RunConfig, CONFIG_FILE};
 use crate::run::checkpoint::{self, CheckpointError, TRAINER_FILE};
+use crate::run::{RunDir, RunKind};
 
 /// The settings the sweep planned for the run (`train --config` reads it).
 pub const PLANNED_CONFIG_FILE: &str = "sweep-run.toml";
@@ -24,9 +25,6 @@ pub const PLANNED_CONFIG_FILE: &str = "sweep-run.toml";
 pub const LOG_FILE: &str = "train.log";
 /// Written when the child exits cleanly: `{"epochs": N}`.
 pub const DONE_FILE: &str = "sweep-done.json";
-/// Marks a run folder (`<stamp>-cls-<comment>`) among its TensorBoard
-/// siblings (`-trn_cls-`, `-val_cls-`).
-const RUN_FOLDER_MARK: &str = "-cls-";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -214,7 +212,7 @@ fn run_folders(group: &Path) -> Result<Vec<PathBuf>, PlanError> {
         let path = entry.map_err(io_err(group))?.path();
         let is_run = path
             .file_name()
-            .is_some_and(|n| n.to_string_lossy().contains(RUN_FOLDER_MARK));
+            .is_some_and(|n| RunKind::split(&n.to_string_lossy()).is_some());
         if is_run && path.join(CONFIG_FILE).is_file() {
             found.push(path);
         }
@@ -224,19 +222,15 @@ fn run_folders(group: &Path) -> Result<Vec<PathBuf>, PlanError> {
 }
 
 /// A run folder and its TensorBoard siblings (`S-cls-C` → `S-trn_cls-C`,
-/// `S-val_cls-C`; the stamp holds no `-cls-`, so the first one is it).
+/// `S-val_cls-C`; `seg` likewise), those that exist.
 fn with_event_folders(run_dir: &Path) -> Vec<PathBuf> {
-    let name = run_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut dirs = vec![run_dir.to_owned()];
-    for kind in ["-trn_cls-", "-val_cls-"] {
-        let sibling = run_dir.with_file_name(name.replacen(RUN_FOLDER_MARK, kind, 1));
-        if sibling.is_dir() {
-            dirs.push(sibling);
-        }
-    }
+    let dir = RunDir::existing(run_dir, RunKind::Classify);
+    let mut dirs = vec![dir.root];
+    dirs.extend(
+        [dir.trn_events, dir.val_events]
+            .into_iter()
+            .filter(|d| d.is_dir()),
+    );
     dirs
 }
 
