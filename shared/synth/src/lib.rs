@@ -3,13 +3,14 @@
 //! Writes `subset*/<uid>.mhd + .raw`, `candidates.csv` and `annotations.csv`
 //! in LUNA's layout, so every tool runs on it unchanged. Each series is a
 //! crude chest CT (body, fat, spine, lungs, branching vessels, nodules,
-//! noise) with anisotropic spacing, non-zero origins and, for some series,
+//! pleural plaques that look like nodules but are not, noise) with anisotropic spacing, non-zero origins and, for some series,
 //! flipped x/y axes; candidates are placed in the grid and converted to
 //! world millimetres through the series' [`Geometry`], so they land where
 //! the reader says they do. Series `k` draws from its own ChaCha8 stream of
 //! `seed`, so output is byte-identical for a seed whatever the thread count.
 
 mod anatomy;
+mod lookalikes;
 mod placement;
 mod sample;
 
@@ -23,6 +24,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use anatomy::{grow_vessels, Anatomy, Grid, Nodule, VesselParams, Vessels, OUTSIDE_FOV_HU};
+use lookalikes::{lookalike_rng, place_plaques, LookalikeParams};
 use placement::{place_candidates, place_nodules, CandidateParams, NoduleParams};
 use sample::{normal, uniform};
 use shared::durable::write_atomically;
@@ -115,6 +117,9 @@ pub struct SynthSeries {
     /// In the order written to candidates.csv; coordinates as written.
     pub candidates: Vec<CandidateRow>,
     pub annotations: Vec<AnnotationRow>,
+    /// World centres of the look-alikes (pleural plaques): neither
+    /// annotated nor candidates.
+    pub lookalikes_xyz: Vec<[f64; 3]>,
 }
 
 pub const UID_PREFIX: &str = "1.3.6.1.4.1.14519.5.2.1.6279.6001.";
@@ -126,6 +131,7 @@ struct PresetParams {
     length_mm: Option<(f64, f64)>,
     vessels: VesselParams,
     nodules: NoduleParams,
+    lookalikes: LookalikeParams,
     candidates: CandidateParams,
 }
 
@@ -143,6 +149,9 @@ fn params(preset: Preset) -> PresetParams {
             nodules: NoduleParams {
                 count: (3, 6),
                 diameter_mm: (4.0, 14.0),
+            },
+            lookalikes: LookalikeParams {
+                plaques_per_lung: (1, 3),
             },
             candidates: CandidateParams {
                 total: (60, 120),
@@ -162,6 +171,9 @@ fn params(preset: Preset) -> PresetParams {
             nodules: NoduleParams {
                 count: (0, 3),
                 diameter_mm: (3.0, 30.0),
+            },
+            lookalikes: LookalikeParams {
+                plaques_per_lung: (4, 10),
             },
             candidates: CandidateParams {
                 total: (500, 700),
@@ -184,7 +196,8 @@ pub fn generate_series(seed: u64, index: usize, preset: Preset) -> SynthSeries {
     let uid = series_uid(&mut rng, index);
     let (grid, geometry) = scan_geometry(&mut rng, &p);
     let anatomy = Anatomy::new(&mut rng, grid);
-    let (hu, vessels, nodules) = paint_scan(&mut rng, &anatomy, &p);
+    let mut lookalikes = lookalike_rng(seed, index);
+    let (hu, vessels, nodules, plaques) = paint_scan(&mut rng, &mut lookalikes, &anatomy, &p);
     let (candidates, annotations) = series_rows(
         &mut rng,
         &uid,
@@ -194,11 +207,16 @@ pub fn generate_series(seed: u64, index: usize, preset: Preset) -> SynthSeries {
         &p.candidates,
         &geometry,
     );
+    let lookalikes_xyz = plaques
+        .iter()
+        .map(|n| geometry.irc_to_xyz(grid.irc(n.center)))
+        .collect();
     SynthSeries {
         uid,
         volume: Volume::new(grid.shape, hu, geometry).expect("one voxel per grid point"),
         candidates,
         annotations,
+        lookalikes_xyz,
     }
 }
 
@@ -246,12 +264,14 @@ fn scan_geometry(rng: &mut ChaCha8Rng, p: &PresetParams) -> (Grid, Geometry) {
     (grid, geometry)
 }
 
-/// The scan's voxels in HU, with the vessels and nodules painted into them.
+/// The scan's voxels in HU, with the vessels, nodules and look-alikes
+/// (drawn from `lookalikes`) painted into them.
 fn paint_scan(
     rng: &mut ChaCha8Rng,
+    lookalikes: &mut ChaCha8Rng,
     anatomy: &Anatomy,
     p: &PresetParams,
-) -> (Vec<i16>, Vessels, Vec<Nodule>) {
+) -> (Vec<i16>, Vessels, Vec<Nodule>, Vec<Nodule>) {
     let [slices, rows, cols] = anatomy.grid.shape;
     let mut hu = vec![0i16; slices * rows * cols];
     anatomy.paint_base(&mut hu);
@@ -263,8 +283,12 @@ fn paint_scan(
     for nodule in &nodules {
         anatomy.paint_nodule(&mut hu, nodule);
     }
+    let plaques = place_plaques(lookalikes, anatomy, &nodules, &p.lookalikes);
+    for plaque in &plaques {
+        anatomy.paint_nodule(&mut hu, plaque);
+    }
     add_noise(rng, anatomy, &mut hu);
-    (hu, vessels, nodules)
+    (hu, vessels, nodules, plaques)
 }
 
 /// The series' candidates.csv and annotations.csv rows, in world millimetres.

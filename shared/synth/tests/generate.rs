@@ -226,3 +226,27 @@ fn every_positive_crop_has_a_bright_core_and_scans_read_back_exactly() {
         .collect();
     assert_eq!(mine, series.candidates);
 }
+
+#[test]
+fn pleural_plaques_look_like_tissue_lie_clear_of_nodules_and_stay_out_of_their_masks() {
+    let mut plaques = 0;
+    for index in 0..8 {
+        let series = generate_series(7, index, Preset::Tiny);
+        let volume = &series.volume;
+        let nodules: Vec<[f64; 3]> = series.annotations.iter().map(|a| a.center_xyz).collect();
+        let mask = shared::nodule_mask::scan_annotation_mask(volume, &nodules).unwrap();
+        let [_, rows, cols] = volume.shape;
+        for &xyz in &series.lookalikes_xyz {
+            plaques += 1;
+            for a in &series.annotations {
+                let d = (0..3).map(|k| (a.center_xyz[k] - xyz[k]).powi(2)).sum::<f64>();
+                assert!(d.sqrt() > 0.5 * a.diameter_mm + 6.0, "plaque {xyz:?} on a nodule");
+            }
+            let irc = volume.geometry.xyz_to_irc(xyz).unwrap();
+            let at = (irc[0] as usize * rows + irc[1] as usize) * cols + irc[2] as usize;
+            assert!(volume.voxels[at] > -400, "plaque {xyz:?} is not tissue");
+            assert!(!mask[at], "a nodule's mask reaches plaque {xyz:?}");
+        }
+    }
+    assert!(plaques >= 16, "{plaques} plaques in 8 series");
+}

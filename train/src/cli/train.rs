@@ -346,7 +346,7 @@ impl TrainArgs {
     /// task's own preset, such as `train seg`'s).
     pub fn to_config_on(&self, base: RunConfig) -> Result<RunConfig, ConfigError> {
         let mut c = match &self.config {
-            Some(path) => RunConfig::read(path)?,
+            Some(path) => RunConfig::read_on(path, base)?,
             None => base,
         };
         self.apply_run_control(&mut c);

@@ -247,6 +247,18 @@ impl Default for RunControl {
     }
 }
 
+/// Lays `over`'s keys onto `base`, table by table.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(value)) => merge(inner, value),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
 /// A setting that cannot run, named by its key and flag.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -509,6 +521,29 @@ impl RunConfig {
 
     /// Reads a `config.toml`; unknown keys and other versions are errors.
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        RunConfig::read_on(path, RunConfig::default())
+    }
+
+    /// Reads a `config.toml` whose missing keys keep `base`'s values (a
+    /// command's preset, such as `train seg`'s chapter 13 recipe).
+    pub fn read_on(path: &Path, base: RunConfig) -> Result<Self, ConfigError> {
+        let file_err = |reason: String| ConfigError::File {
+            path: path.to_owned(),
+            reason,
+        };
+        // Checked alone first, so that errors point at the file's lines.
+        let own = RunConfig::read_alone(path)?;
+        if base == RunConfig::default() {
+            return Ok(own);
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
+        let file: toml::Table = toml::from_str(&text).map_err(|e| file_err(e.to_string()))?;
+        let mut merged = toml::Table::try_from(&base).map_err(|e| file_err(e.to_string()))?;
+        merge(&mut merged, file);
+        merged.try_into().map_err(|e: toml::de::Error| file_err(e.to_string()))
+    }
+
+    fn read_alone(path: &Path) -> Result<Self, ConfigError> {
         let file_err = |reason: String| ConfigError::File {
             path: path.to_owned(),
             reason,
@@ -561,6 +596,26 @@ mod tests {
             text.contains("[optimizer]") && text.contains("lr = 0.001"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_partial_file_over_a_preset_keeps_the_presets_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg.toml");
+        std::fs::write(&path, "version = 1\n[data]\nepoch_samples = 4000\n[run]\nepochs = 8\n").unwrap();
+        let mut preset = RunConfig::default();
+        preset.optimizer.name = OptimizerKind::Adam;
+        preset.data.batch_size = 16;
+        preset.run.validate_every = Some(5);
+        let c = RunConfig::read_on(&path, preset.clone()).unwrap();
+        let mut expected = preset;
+        expected.data.epoch_samples = Some(4000);
+        expected.run.epochs = 8;
+        assert_eq!(c, expected);
+        // Errors still name the file's line.
+        std::fs::write(&path, "version = 1\n[data]\nepoch_samples = \"many\"\n").unwrap();
+        let err = RunConfig::read_on(&path, RunConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("line 3"), "{err}");
     }
 
     #[test]
