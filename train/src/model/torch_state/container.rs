@@ -231,13 +231,13 @@ fn storage_ranges(
                 ContainerError::Truncated(format!("the file ends before storage {key:?}"))
             })?;
         pos += 8;
+        let left = (data.len() - pos) as u64;
         let len = count
             .checked_mul(kind.elt_size_in_bytes() as u64)
-            .filter(|&n| n <= (data.len() - pos) as u64)
+            .filter(|&n| n <= left)
             .ok_or_else(|| {
                 ContainerError::Truncated(format!(
-                    "storage {key:?} needs {count} elements, the file ends after {} bytes of it",
-                    data.len() - pos
+                    "storage {key:?} holds {count} {kind:?} elements; the file ends {left} bytes into it"
                 ))
             })? as usize;
         ranges.insert(key.to_owned(), pos..pos + len);

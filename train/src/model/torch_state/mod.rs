@@ -29,20 +29,22 @@ const MAX_DEPTH: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TorchStateError {
-    #[error("{path}: {source}")]
+    // `error`, not `source`: the message already holds the cause, and
+    // anyhow's `{:#}` would print a `source` a second time.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: not a torch.save file ({why})")]
     NotTorch { path: PathBuf, why: String },
     #[error("{path}: truncated or damaged: {what}")]
     Truncated { path: PathBuf, what: String },
-    #[error("{path}: {what}: {source}")]
+    #[error("{path}: {what}: {error}")]
     Pickle {
         path: PathBuf,
         what: &'static str,
-        source: pickle::PickleError,
+        error: pickle::PickleError,
     },
     #[error("{path}: {reason}")]
     Layout { path: PathBuf, reason: String },
@@ -85,9 +87,9 @@ pub struct StateDict {
 
 /// Reads the state dict of the `torch.save` file `path`.
 pub fn read(path: &Path) -> Result<StateDict, TorchStateError> {
-    let io = |source| TorchStateError::Io {
+    let io = |error| TorchStateError::Io {
         path: path.to_owned(),
-        source,
+        error,
     };
     let len = fs::metadata(path).map_err(io)?.len();
     if len > MAX_FILE_BYTES {
@@ -107,7 +109,7 @@ fn with_path(path: &Path, e: ContainerError) -> TorchStateError {
     match e {
         ContainerError::NotTorch(why) => TorchStateError::NotTorch { path, why },
         ContainerError::Truncated(what) => TorchStateError::Truncated { path, what },
-        ContainerError::Pickle(what, source) => TorchStateError::Pickle { path, what, source },
+        ContainerError::Pickle(what, error) => TorchStateError::Pickle { path, what, error },
         ContainerError::Layout(reason) => TorchStateError::Layout { path, reason },
     }
 }
@@ -305,7 +307,7 @@ impl TensorLayout {
                     .checked_mul(s)
                     .and_then(|d| acc.checked_add(d))
             });
-        if !empty && !last.is_some_and(|last| last < numel) {
+        if !empty && last.is_none_or(|last| last >= numel) {
             return Err(format!(
                 "size {:?}, stride {:?} at offset {} reach past the {numel} elements of storage {:?}",
                 self.size, self.stride, self.offset, self.storage.key

@@ -449,7 +449,7 @@ fn reduce(values: &[Value], callable: Id, args: Id) -> Value {
 }
 
 fn pairs(items: &[Id], offset: usize) -> Result<Vec<(Id, Id)>, PickleError> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err(malformed(offset, "a dict of an odd number of items"));
     }
     Ok(items.chunks(2).map(|kv| (kv[0], kv[1])).collect())
