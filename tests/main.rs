@@ -10,6 +10,7 @@ mod config;
 mod eval_predict;
 mod experiments;
 mod gpu_check;
+mod import_state;
 mod interrupt;
 mod learns;
 mod limits;

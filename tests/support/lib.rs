@@ -5,6 +5,7 @@
 //! this test's executable; `make test` builds them before it tests. A
 //! missing binary is a clear failure, never a nested cargo run.
 
+pub mod book_state;
 pub mod prepcache;
 pub mod python;
 pub mod train;

@@ -40,6 +40,9 @@ fn run() -> Result<ExitCode> {
         }
         Some(Command::Sweep(a)) => return commands::sweep::run(a),
         Some(Command::Seg(a)) => return commands::seg::run(a),
+        Some(Command::ImportState(a)) => {
+            commands::import_state::run(a)?;
+        }
         Some(Command::Compare(a)) => {
             commands::compare::run(a)?;
         }

@@ -5,6 +5,7 @@ mod common;
 mod pytorch_support;
 
 mod checkpoint_roundtrip;
+mod import_state;
 mod loader_stream;
 mod model_variants;
 mod optimizers;

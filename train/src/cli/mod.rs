@@ -67,6 +67,11 @@ pub enum Command {
     /// script does: sensitivities at 1/8..8 FPs/scan, CPM, bootstrap
     /// intervals; writes score.json, CADAnalysis.txt and froc.png.
     Score(ScoreSubmissionArgs),
+    /// Import the book's `.state` checkpoint (or any torch.save file of a
+    /// LunaModel or UNetWrapper state dict) as DIR/model.safetensors, which
+    /// `eval` and `predict` load like a run's.
+    #[command(long_about = IMPORT_STATE_HELP)]
+    ImportState(ImportStateArgs),
     /// Compare runs side by side: the settings that differ, the best and
     /// last epochs' validation metrics (mean ± sd over runs that differ
     /// only in their seed); writes compare.md, compare.csv and F1/recall
@@ -78,6 +83,16 @@ pub enum Command {
     #[command(after_long_help = crate::sweep::FORMAT_HELP)]
     Sweep(SweepArgs),
 }
+
+const IMPORT_STATE_HELP: &str = "Import a torch.save file of the book's models as our \
+model.safetensors.\n\nReads the book's `.state` checkpoints (`{'model_state': \
+model.state_dict(), 'epoch': ..., ...}`, written by torch < 1.6 in the legacy format) or \
+any torch.save file, zip or legacy, of a bare state dict. Nothing in the file is executed: \
+only tensors and plain values are read. The model is recognised by its tensor names \
+(the book's LunaModel, chapters 11-12, or its UNetWrapper, chapter 13), and every tensor's \
+name and shape must be those of that model in the book's configuration; the first that \
+is not is named. Writes DIR/model.safetensors with the architecture metadata training \
+records: a classifier is then scored with `train eval --checkpoint DIR`.";
 
 fn split_by_parser() -> impl clap::builder::TypedValueParser<Value = SplitBy> {
     clap::builder::PossibleValuesParser::new(["candidate", "series"])
@@ -166,6 +181,21 @@ pub struct EvalArgs {
     /// LUNA16 annotations_excluded.csv: marks on these findings are ignored.
     #[arg(long, value_name = "CSV", requires = "annotations")]
     pub annotations_excluded: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImportStateArgs {
+    /// The torch.save file: a book checkpoint such as
+    /// `cls_2020-02-06_14.16.55_final-nodule-nonnodule.best.state`.
+    #[arg(value_name = "FILE.state")]
+    pub file: PathBuf,
+    /// Folder to write model.safetensors into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Replace a model.safetensors already in DIR (a training run's folder,
+    /// one with trainer.safetensors, is refused even so).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug, Clone)]

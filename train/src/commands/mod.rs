@@ -5,6 +5,7 @@ pub mod bench;
 pub mod compare;
 pub mod doctor;
 pub mod eval;
+pub mod import_state;
 pub mod predict;
 pub mod score;
 pub mod seg;

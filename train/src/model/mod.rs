@@ -3,8 +3,10 @@
 
 pub mod compute;
 pub mod forward;
+pub mod import;
 pub mod luna;
 pub mod seg_loss;
+pub mod torch_state;
 pub mod unet;
 
 pub use forward::{forward_batch, forward_batch_with, prepare_weights, BatchOutput, Target};

@@ -17,7 +17,7 @@ use shared::durable::DurableWriteError;
 use super::best::BestEpoch;
 use super::tensor_file::{self, HostTensor, TensorFile};
 use crate::config::{legacy, RunConfig};
-use crate::model::ModelConfig;
+use crate::model::{ModelConfig, UNetConfig};
 use crate::optim::{LossScaleState, Optimize};
 
 pub const MODEL_FILE: &str = "model.safetensors";
@@ -33,7 +33,7 @@ const CACHE_KEY: &str = "luna_cache_fingerprint";
 const MAX_EPOCHS: usize = 1_000_000;
 /// PyTorch's BatchNorm keeps this buffer per layer; tch does not, but a
 /// strict `load_state_dict` wants it.
-const BN_STEPS_SUFFIX: &str = ".num_batches_tracked";
+pub const BN_STEPS_SUFFIX: &str = ".num_batches_tracked";
 const BN_RUNNING_MEAN_SUFFIX: &str = ".running_mean";
 
 /// Where a run stands after a finished epoch.
@@ -154,6 +154,58 @@ pub struct Architecture {
 /// The segmentation U-Net's metadata key.
 pub const UNET_ARCHITECTURE_KEY: &str = "luna_unet_architecture";
 
+impl Architecture {
+    /// LunaModel (or a variant) as `config` builds it.
+    pub fn luna(config: &ModelConfig) -> Result<Self, serde_json::Error> {
+        Ok(Architecture {
+            key: ARCHITECTURE_KEY,
+            json: serde_json::to_string(config)?,
+        })
+    }
+
+    /// The segmentation U-Net as `config` builds it.
+    pub fn unet(config: &UNetConfig) -> Result<Self, serde_json::Error> {
+        Ok(Architecture {
+            key: UNET_ARCHITECTURE_KEY,
+            json: serde_json::to_string(config)?,
+        })
+    }
+}
+
+/// Writes `dir/model.safetensors` alone: the weights of `vs`, a
+/// `num_batches_tracked` of `bn_steps` beside each BatchNorm (what a
+/// strict PyTorch `load_state_dict` wants), the architecture and the
+/// cache's fingerprint when known. Returns the file's path.
+pub fn write_model(
+    dir: &Path,
+    vs: &VarStore,
+    bn_steps: i64,
+    architecture: &Architecture,
+    cache_fingerprint: Option<&str>,
+) -> Result<PathBuf, CheckpointError> {
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let variables = vs.variables();
+    let mut weights: Vec<(String, HostTensor)> = variables
+        .iter()
+        .map(|(n, t)| (n.clone(), HostTensor::from_tensor(t)))
+        .collect();
+    for name in variables.keys() {
+        if let Some(layer) = name.strip_suffix(BN_RUNNING_MEAN_SUFFIX) {
+            weights.push((
+                format!("{layer}{BN_STEPS_SUFFIX}"),
+                HostTensor::from_tensor(&Tensor::from(bn_steps)),
+            ));
+        }
+    }
+    let mut meta = BTreeMap::from([(architecture.key.to_owned(), architecture.json.clone())]);
+    if let Some(fingerprint) = cache_fingerprint {
+        meta.insert(CACHE_KEY.to_owned(), fingerprint.to_owned());
+    }
+    let path = dir.join(MODEL_FILE);
+    tensor_file::write(&path, &weights, meta)?;
+    Ok(path)
+}
+
 /// Writes both files into `dir`, recording LunaModel's architecture
 /// (`state.config.model`) and the cache's fingerprint with the weights.
 pub fn save(
@@ -174,48 +226,31 @@ pub fn save_as(
     state: &RunState,
     architecture: Option<&Architecture>,
 ) -> Result<(), CheckpointError> {
-    fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let variables = vs.variables();
-    let mut weights: Vec<(String, HostTensor)> = variables
-        .iter()
-        .map(|(n, t)| (n.clone(), HostTensor::from_tensor(t)))
-        .collect();
-    for name in variables.keys() {
-        if let Some(layer) = name.strip_suffix(BN_RUNNING_MEAN_SUFFIX) {
-            weights.push((
-                format!("{layer}{BN_STEPS_SUFFIX}"),
-                HostTensor::from_tensor(&Tensor::from(state.steps as i64)),
-            ));
-        }
-    }
-    let model_path = dir.join(MODEL_FILE);
-    let json_err = |path: &Path| {
-        let path = path.to_owned();
-        move |e: serde_json::Error| CheckpointError::Format {
-            path,
+    let architecture = match architecture {
+        Some(a) => a.clone(),
+        None => Architecture::luna(&state.config.model).map_err(|e| CheckpointError::Format {
+            path: dir.join(MODEL_FILE),
             reason: e.to_string(),
-        }
+        })?,
     };
-    let (key, json) = match architecture {
-        Some(a) => (a.key, a.json.clone()),
-        None => (
-            ARCHITECTURE_KEY,
-            serde_json::to_string(&state.config.model).map_err(json_err(&model_path))?,
-        ),
-    };
-    let mut model_meta = BTreeMap::from([(key.to_owned(), json)]);
-    if let Some(fingerprint) = &state.cache_fingerprint {
-        model_meta.insert(CACHE_KEY.to_owned(), fingerprint.clone());
-    }
-    tensor_file::write(&model_path, &weights, model_meta)?;
-
+    let bn_steps = state.steps as i64;
+    write_model(
+        dir,
+        vs,
+        bn_steps,
+        &architecture,
+        state.cache_fingerprint.as_deref(),
+    )?;
     let optimizer_state: Vec<(String, HostTensor)> = optimizer
         .state()
         .iter()
         .map(|(n, t)| (n.clone(), HostTensor::from_tensor(t)))
         .collect();
     let trainer_path = dir.join(TRAINER_FILE);
-    let state_json = serde_json::to_string(state).map_err(json_err(&trainer_path))?;
+    let state_json = serde_json::to_string(state).map_err(|e| CheckpointError::Format {
+        path: trainer_path.clone(),
+        reason: e.to_string(),
+    })?;
     tensor_file::write(
         &trainer_path,
         &optimizer_state,

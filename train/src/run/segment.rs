@@ -11,7 +11,7 @@ use shared::seg::{HU_PLANES, MASK_PLANE};
 use tch::nn::Path;
 use tch::{Device, Kind, Tensor};
 
-use super::checkpoint::{Architecture, UNET_ARCHITECTURE_KEY};
+use super::checkpoint::Architecture;
 use super::phase::PhaseKind;
 use super::profile::{Laps, Part};
 use super::run_dir::RunKind;
@@ -169,10 +169,7 @@ impl Task for Segment {
     }
 
     fn architecture(&self) -> Option<Architecture> {
-        Some(Architecture {
-            key: UNET_ARCHITECTURE_KEY,
-            json: serde_json::to_string(&self.config).unwrap_or_default(),
-        })
+        Architecture::unet(&self.config).ok()
     }
 }
 
