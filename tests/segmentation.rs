@@ -99,6 +99,61 @@ fn prepcache_seg_then_train_seg_trains_the_unet_and_resumes() {
     assert_eq!(count(b"val/0_label_0"), 1);
 }
 
+#[test]
+fn a_segmentation_sweep_trains_its_variants_with_train_seg_and_compare_reads_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth(tmp.path(), 6, 7);
+    let cache = tmp.path().join("seg");
+    ok(&[
+        "seg",
+        "--data",
+        s(&data),
+        "--out",
+        s(&cache),
+        "--val-stride",
+        "3",
+    ]);
+    let sweep = tmp.path().join("lr.toml");
+    std::fs::write(
+        &sweep,
+        "task = \"seg\"\n[set]\nrun.seed = 3\nrun.epochs = 1\ndata.batch_size = 8\ndata.epoch_samples = 16\ndata.num_workers = 1\n[grid]\noptimizer.lr = [0.001, 0.0001]\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("sweep");
+    let log = train(
+        &[
+            "sweep",
+            s(&sweep),
+            "--cache",
+            s(&cache),
+            "--out",
+            s(&out),
+            "--threads",
+            "2",
+        ]
+        .map(OsStr::new),
+    );
+    assert!(log.contains("2 runs"), "{log}");
+    for lr in ["0.001", "0.0001"] {
+        let group = out.join(format!("optimizer.lr={lr}/seed-3/p2ch13"));
+        let run = find_dir(&group, "-seg-seg");
+        let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+        // The chapter 13 preset under the sweep's keys: Adam, the book's cadence.
+        assert!(config.contains("name = \"adam\""), "{config}");
+        assert!(config.contains("validate_every = 5"), "{config}");
+        assert_eq!(metrics_lines(&run.join("metrics.jsonl")).len(), 2);
+    }
+    let compared = train(&["compare", s(&out)].map(OsStr::new));
+    assert!(compared.contains("optimizer.lr"), "{compared}");
+    let table = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    for row in [
+        "| optimizer.lr=0.001 | 0.001 | 1 | 1 | f1 |",
+        "| optimizer.lr=0.0001 |",
+    ] {
+        assert!(table.contains(row), "{table}");
+    }
+}
+
 /// The bytes of the one TensorBoard events file under the folder of
 /// `group` whose name holds `part`.
 fn events_file(group: &Path, part: &str) -> Vec<u8> {

@@ -17,35 +17,13 @@ use tch::Device;
 use super::train::{drive, plan_on};
 use crate::cli::TrainArgs;
 use crate::config::resolve::settle;
-use crate::config::{OptimizerKind, RunConfig};
-use crate::data::augment::AugmentConfig;
+use crate::config::{presets, RunConfig};
 use crate::data::loader::{Loader, LoaderConfig};
 use crate::model::UNetConfig;
 use crate::run::{run_task, Epochs, SegSource, Segment, SliceImages, TaskRun, Trainer};
 
-/// The book's segmentation epoch (`TrainingLuna2dSegmentationDataset`).
-pub const BOOK_EPOCH_SAMPLES: u64 = 300_000;
-
-/// `train seg`'s defaults: the book's chapter 13 recipe.
-pub fn preset() -> RunConfig {
-    let mut c = RunConfig::default();
-    c.run.tb_prefix = "p2ch13".to_owned();
-    c.run.comment = "seg".to_owned();
-    // The book's `validation_cadence`: full slices are slow to score.
-    c.run.validate_every = Some(5);
-    c.data.batch_size = 16;
-    c.data.epoch_samples = Some(BOOK_EPOCH_SAMPLES);
-    c.optimizer.name = OptimizerKind::Adam;
-    c.optimizer.lr = 1e-3;
-    c.augment = AugmentConfig {
-        offset: 0.03,
-        ..AugmentConfig::book()
-    };
-    c
-}
-
 pub fn run(args: &TrainArgs) -> Result<ExitCode> {
-    let plan = plan_on(args, preset())?;
+    let plan = plan_on(args, presets::segmentation())?;
     drive(&plan, |plan, stop| {
         let (config, device) = settle(&plan.config)?;
         run_task(plan, assemble(&config, device)?, stop)

@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use shared::lock::FolderLock;
 use shared::signals::{self, Second};
 
 use crate::cli::SweepArgs;
+use crate::config::RunConfig;
+use crate::run::RunKind;
 use crate::sweep::plan::{self, Action, Job};
 use crate::sweep::record::{Status, SweepRecord};
 use crate::sweep::runner::{Event, Launcher, Outcome};
@@ -25,13 +27,13 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| default_out(&sweep, &args.file));
     let jobs = plan::plan(&sweep, &seeds, &out, args.cache.as_deref())?;
     if let (Some(first), false) = (jobs.first(), args.dry_run) {
-        first.config.cache()?;
+        check_cache(&first.config, sweep.file.task)?;
     }
     let to_run = jobs
         .iter()
         .filter(|j| !matches!(j.action, Action::Skip { .. }))
         .count();
-    let launcher = launcher(args, to_run)?;
+    let launcher = launcher(args, sweep.file.task, to_run)?;
     println!(
         "sweep: {}: {} variants × {} seeds = {} runs ({} finished, {} to run, {} at a time with --threads {} each); results in {}",
         args.file.display(),
@@ -77,13 +79,36 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
     Ok(conclude(&record, &out, stops.exit_code()))
 }
 
+/// The runs' cache is one for their task, before any run starts: a
+/// classifier cache, or a segmentation cache's training half.
+fn check_cache(config: &RunConfig, task: RunKind) -> Result<()> {
+    match task {
+        RunKind::Classify => {
+            config.cache()?;
+        }
+        RunKind::Segment => {
+            let root = config.data.cache.as_deref().context("no --cache given")?;
+            let train = root.join(shared::seg::TRAIN_DIR);
+            if !train.join(shared::cache::format::MANIFEST_FILE).is_file() {
+                bail!(
+                    "{}: not a segmentation cache (no {}); write one with `prepcache seg`",
+                    root.display(),
+                    shared::seg::TRAIN_DIR
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// At most `--parallel` runs at once (no more than there are to run), the
 /// threads shared out between them.
-fn launcher(args: &SweepArgs, to_run: usize) -> Result<Launcher> {
+fn launcher(args: &SweepArgs, task: RunKind, to_run: usize) -> Result<Launcher> {
     let parallel = args.parallel.min(to_run).max(1);
     let total_threads = args.threads.unwrap_or_else(available_threads);
     Ok(Launcher {
         exe: std::env::current_exe().context("finding the train binary")?,
+        task,
         threads_per_run: (total_threads / parallel as u32).max(1),
         parallel,
     })

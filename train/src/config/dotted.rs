@@ -27,3 +27,15 @@ fn flatten_into(prefix: &str, table: &Table, out: &mut Vec<(String, Value)>) {
         }
     }
 }
+
+/// Lays `over`'s keys onto `base`, table by table.
+pub fn merge(base: &mut Table, over: Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(Value::Table(inner)), Value::Table(value)) => merge(inner, value),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}

@@ -12,6 +12,7 @@
 pub mod device;
 pub mod dotted;
 pub mod legacy;
+pub mod presets;
 pub mod resolve;
 
 use std::path::{Path, PathBuf};
@@ -243,18 +244,6 @@ impl Default for RunControl {
             validate_every: None,
             tb_histograms_every: None,
             tb_activations: false,
-        }
-    }
-}
-
-/// Lays `over`'s keys onto `base`, table by table.
-fn merge(base: &mut toml::Table, over: toml::Table) {
-    for (key, value) in over {
-        match (base.get_mut(&key), value) {
-            (Some(toml::Value::Table(inner)), toml::Value::Table(value)) => merge(inner, value),
-            (_, value) => {
-                base.insert(key, value);
-            }
         }
     }
 }
@@ -539,8 +528,10 @@ impl RunConfig {
         let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
         let file: toml::Table = toml::from_str(&text).map_err(|e| file_err(e.to_string()))?;
         let mut merged = toml::Table::try_from(&base).map_err(|e| file_err(e.to_string()))?;
-        merge(&mut merged, file);
-        merged.try_into().map_err(|e: toml::de::Error| file_err(e.to_string()))
+        dotted::merge(&mut merged, file);
+        merged
+            .try_into()
+            .map_err(|e: toml::de::Error| file_err(e.to_string()))
     }
 
     fn read_alone(path: &Path) -> Result<Self, ConfigError> {
@@ -602,7 +593,11 @@ mod tests {
     fn a_partial_file_over_a_preset_keeps_the_presets_values() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seg.toml");
-        std::fs::write(&path, "version = 1\n[data]\nepoch_samples = 4000\n[run]\nepochs = 8\n").unwrap();
+        std::fs::write(
+            &path,
+            "version = 1\n[data]\nepoch_samples = 4000\n[run]\nepochs = 8\n",
+        )
+        .unwrap();
         let mut preset = RunConfig::default();
         preset.optimizer.name = OptimizerKind::Adam;
         preset.data.batch_size = 16;

@@ -59,6 +59,8 @@ pub use spec::{Sweep, SweepError, SweepFile, Variant};
 pub const FORMAT_HELP: &str = "\
 The sweep file (TOML):
 
+  task = \"seg\"              \"cls\" (the default): `train` runs; \"seg\":
+                            `train seg` runs, from its chapter 13 preset
   base = \"../demo.toml\"     a run config (as --config reads), relative to
                             the sweep file; optional
   [set]                     keys applied to every variant; optional
@@ -78,9 +80,9 @@ point's, validated before anything runs. Variants without a name are named
 after what they set, e.g. augment.noise=25,data.balanced=2. run.runs and
 version belong to the sweep; run.seed and data.cache only in the base or [set].
 
-Each (variant, seed) runs as a child `train --config` with its output in
-<out>/<variant>/seed-<S>/train.log, its run folder under that folder, and
-<out>/sweep.json listing every run's status. Run the same command again to
+Each (variant, seed) runs as a child `train --config` (`train seg --config`)
+with its output in <out>/<variant>/seed-<S>/train.log, its run folder under
+that folder, and <out>/sweep.json listing every run's status. Run the same command again to
 go on: finished runs are skipped, interrupted ones resumed; a variant whose
 settings the file changed since is refused. Compare the results with
 `train compare <out>`.";

@@ -19,6 +19,7 @@ use anyhow::{Context, Result};
 
 use super::plan::{Action, Job};
 use crate::run::run_dir::timestamp;
+use crate::run::RunKind;
 
 /// How often the sweep looks at its children and at Ctrl-C.
 const POLL: Duration = Duration::from_millis(100);
@@ -30,6 +31,8 @@ const INTERRUPTED_EXITS: [i32; 2] = [130, 143];
 pub struct Launcher {
     /// The `train` binary (the sweep's own).
     pub exe: PathBuf,
+    /// What the runs train: `train` or `train seg`.
+    pub task: RunKind,
     /// libtorch CPU threads of each run.
     pub threads_per_run: u32,
     /// Runs at once.
@@ -72,6 +75,9 @@ impl Launcher {
     /// The child's command line for `job` (which must not be a skip).
     pub fn command(&self, job: &Job) -> Command {
         let mut cmd = Command::new(&self.exe);
+        if self.task == RunKind::Segment {
+            cmd.arg("seg");
+        }
         match &job.action {
             Action::Resume { run_dir, .. } | Action::Skip { run_dir, .. } => {
                 cmd.arg("--resume")

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use toml::{Table, Value};
 
 use super::overrides::{self, describe, folder_name, is_folder_char, Override};
-use crate::config::{ConfigError, RunConfig, CONFIG_VERSION};
+use crate::config::{dotted, presets, ConfigError, RunConfig, CONFIG_VERSION};
+use crate::run::RunKind;
 
 /// Keys no sweep may set, and why.
 const OWNED_BY_THE_SWEEP: [(&str, &str); 2] = [
@@ -80,6 +81,9 @@ pub struct VariantSpec {
 #[derive(Clone, Debug)]
 pub struct SweepFile {
     pub path: PathBuf,
+    /// What the runs train (`task = "seg"`: `train seg` runs, from its
+    /// chapter 13 preset); the classifier by default.
+    pub task: RunKind,
     /// The base file, resolved against the sweep file's folder.
     pub base: Option<PathBuf>,
     /// The base with `[set]` applied: what every variant starts from.
@@ -150,6 +154,7 @@ impl SweepFile {
         };
         let raw: Table = toml::from_str(text).map_err(|e| file_err(e.to_string()))?;
         let mut base = None;
+        let mut task = RunKind::Classify;
         let mut set = Vec::new();
         let mut grid = Vec::new();
         let mut variants = Vec::new();
@@ -159,6 +164,12 @@ impl SweepFile {
                     let folder = path.parent().unwrap_or(Path::new(""));
                     base = Some(folder.join(b));
                 }
+                ("task", Value::String(t)) => {
+                    task = RunKind::ALL
+                        .into_iter()
+                        .find(|k| k.tag() == t)
+                        .ok_or_else(|| file_err(format!("task = {t:?}: expected \"cls\" (`train`) or \"seg\" (`train seg`)")))?;
+                }
                 ("set", Value::Table(t)) => set = overrides::flatten(t),
                 ("grid", Value::Table(t)) => grid = grid_lists(path, t)?,
                 ("variant", Value::Array(items)) => {
@@ -166,11 +177,12 @@ impl SweepFile {
                         variants.push(variant_spec(path, n + 1, item)?);
                     }
                 }
-                ("base" | "set" | "grid" | "variant", _) => {
+                ("base" | "task" | "set" | "grid" | "variant", _) => {
                     return Err(file_err(format!(
                         "`{key}` must be {}",
                         match key.as_str() {
                             "base" => "a path string (base = \"../demo.toml\")",
+                            "task" => "a string (task = \"seg\")",
                             "set" => "a table ([set])",
                             "grid" => "a table ([grid])",
                             _ => "a list of tables ([[variant]])",
@@ -179,20 +191,28 @@ impl SweepFile {
                 }
                 _ => {
                     return Err(file_err(format!(
-                        "unknown key `{key}`: a sweep file has `base`, [set], [grid] and [[variant]] (see `train sweep --help`)"
+                        "unknown key `{key}`: a sweep file has `base`, `task`, [set], [grid] and [[variant]] (see `train sweep --help`)"
                     )))
                 }
             }
         }
-        let base_table = match &base {
+        let mut base_table = match &base {
             Some(b) => read_base(path, b)?,
             None => Table::from_iter([(
                 "version".to_owned(),
                 Value::Integer(i64::from(CONFIG_VERSION)),
             )]),
         };
+        if task != RunKind::Classify {
+            // The base file changes the task's preset, as `--config` does.
+            let mut preset = Table::try_from(presets::for_kind(task))
+                .map_err(|e| file_err(format!("the {} preset: {e}", task.tag())))?;
+            dotted::merge(&mut preset, base_table);
+            base_table = preset;
+        }
         let mut file = SweepFile {
             path: path.to_owned(),
+            task,
             base,
             base_table,
             set,

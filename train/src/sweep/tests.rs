@@ -2,8 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+use super::runner::Launcher;
 use super::spec::{Sweep, SweepError};
 use crate::config::{BalanceSampler, RunConfig};
+use crate::run::RunKind;
 
 /// Writes `files` (name, text) into a fresh folder; returns it and the
 /// path of the first.
@@ -308,7 +310,6 @@ fn seeds_come_from_the_flag_or_else_the_base() {
 #[test]
 fn a_plan_puts_each_run_in_its_folder_and_clears_attempts_without_a_checkpoint() {
     use super::plan::{plan, Action};
-    use super::runner::Launcher;
 
     let sweep = load("base = \"base.toml\"\n[grid]\naugment.noise = [0.0, 25.0]\n").unwrap();
     let out = tempfile::tempdir().unwrap();
@@ -352,6 +353,7 @@ fn a_plan_puts_each_run_in_its_folder_and_clears_attempts_without_a_checkpoint()
 
     let launcher = Launcher {
         exe: PathBuf::from("train"),
+        task: RunKind::Classify,
         threads_per_run: 3,
         parallel: 2,
     };
@@ -386,4 +388,40 @@ fn a_plan_puts_each_run_in_its_folder_and_clears_attempts_without_a_checkpoint()
             "3"
         ]
     );
+}
+
+#[test]
+fn a_segmentation_sweep_starts_from_the_chapter_13_preset_and_runs_train_seg() {
+    let sweep =
+        load("task = \"seg\"\nbase = \"base.toml\"\n[grid]\noptimizer.lr = [0.001, 0.0001]\n")
+            .unwrap();
+    assert_eq!(sweep.file.task, RunKind::Segment);
+    let v = &sweep.variants[1];
+    let mut expected = crate::config::presets::segmentation();
+    // The base file's keys, then the variant's.
+    expected.run.epochs = 2;
+    expected.run.seed = Some(5);
+    expected.run.comment = "base".to_owned();
+    expected.data.balanced = Some(1);
+    expected.optimizer.lr = 0.0001;
+    assert_eq!(v.config, expected);
+
+    let job = super::plan::plan(&sweep, &[5], Path::new("out"), Some(Path::new("c")))
+        .unwrap()
+        .remove(0);
+    let launcher = Launcher {
+        exe: PathBuf::from("train"),
+        task: sweep.file.task,
+        threads_per_run: 2,
+        parallel: 1,
+    };
+    let args: Vec<String> = launcher
+        .command(&job)
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(args[..2], ["seg", "--config"]);
+
+    let err = error("task = \"segment\"\n");
+    assert!(err.contains("expected \"cls\""), "{err}");
 }
