@@ -73,12 +73,14 @@
 //! or cache each slice once and assemble context when reading; both are
 //! the `train seg` side's call.
 pub mod sample;
+pub mod series;
 pub mod writer;
 
 pub use sample::{slice_with_context, split_chunk, training_sample, SegError, SegSample};
+pub use series::{order_entries, Role, SeriesItem, SeriesSamples, NO_POSITIVE_REASON};
 pub use writer::{
-    write_seg_cache, Positive, SegCacheError, SegCacheManifests, SegCacheWriter, SegSeries,
-    TRAIN_DIR, VAL_DIR,
+    val_shape_reason, write_seg_cache, Positive, SegCacheError, SegCacheManifests, SegCacheWriter,
+    SegSeries, EMPTY_VAL_SHAPE, TRAIN_DIR, VAL_DIR,
 };
 
 /// Context slices on each side of the centre slice.

@@ -239,8 +239,13 @@ fn pleural_plaques_look_like_tissue_lie_clear_of_nodules_and_stay_out_of_their_m
         for &xyz in &series.lookalikes_xyz {
             plaques += 1;
             for a in &series.annotations {
-                let d = (0..3).map(|k| (a.center_xyz[k] - xyz[k]).powi(2)).sum::<f64>();
-                assert!(d.sqrt() > 0.5 * a.diameter_mm + 6.0, "plaque {xyz:?} on a nodule");
+                let d = (0..3)
+                    .map(|k| (a.center_xyz[k] - xyz[k]).powi(2))
+                    .sum::<f64>();
+                assert!(
+                    d.sqrt() > 0.5 * a.diameter_mm + 6.0,
+                    "plaque {xyz:?} on a nodule"
+                );
             }
             let irc = volume.geometry.xyz_to_irc(xyz).unwrap();
             let at = (irc[0] as usize * rows + irc[1] as usize) * cols + irc[2] as usize;
