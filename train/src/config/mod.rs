@@ -540,7 +540,9 @@ impl RunConfig {
         let file: toml::Table = toml::from_str(&text).map_err(|e| file_err(e.to_string()))?;
         let mut merged = toml::Table::try_from(&base).map_err(|e| file_err(e.to_string()))?;
         merge(&mut merged, file);
-        merged.try_into().map_err(|e: toml::de::Error| file_err(e.to_string()))
+        merged
+            .try_into()
+            .map_err(|e: toml::de::Error| file_err(e.to_string()))
     }
 
     fn read_alone(path: &Path) -> Result<Self, ConfigError> {
@@ -602,7 +604,11 @@ mod tests {
     fn a_partial_file_over_a_preset_keeps_the_presets_values() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seg.toml");
-        std::fs::write(&path, "version = 1\n[data]\nepoch_samples = 4000\n[run]\nepochs = 8\n").unwrap();
+        std::fs::write(
+            &path,
+            "version = 1\n[data]\nepoch_samples = 4000\n[run]\nepochs = 8\n",
+        )
+        .unwrap();
         let mut preset = RunConfig::default();
         preset.optimizer.name = OptimizerKind::Adam;
         preset.data.batch_size = 16;
