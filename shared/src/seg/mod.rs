@@ -49,7 +49,10 @@
 //! validation series whose slices are not H × W of the first one written
 //! is skipped and named in `seg-val`'s `skipped` (LUNA16 is all
 //! 512 × 512); so are positives whose centre lies outside their scan or
-//! whose scan is smaller than the crop.
+//! whose scan is smaller than the crop, and training series with no
+//! positive ([`NO_POSITIVE_REASON`]: no crops, as in the book). What one
+//! series contributes is [`series::SeriesSamples`], shared by
+//! [`SegCacheWriter`] and `prepcache seg`'s resumable per-series shards.
 //!
 //! # Size for full LUNA16
 //!

@@ -51,9 +51,12 @@ fn write_scan(data: &Path, uid: &str, shape: [usize; 3], voxels: &[i16]) {
     fs::write(dir.join(format!("{uid}.raw")), bytes).unwrap();
 }
 
-/// (uid, shape, positive at (i, r, c)) for each scan; with `val_stride`
-/// 10 the first uid is the one validation series.
-fn data_set(data: &Path, scans: &[(&str, [usize; 3], Option<[usize; 3]>)]) {
+/// A scan of the test data set: uid, shape, a positive at (i, r, c).
+type TestScan<'a> = (&'a str, [usize; 3], Option<[usize; 3]>);
+
+/// The scans and their CSVs; with `val_stride` 10 the first uid is the
+/// one validation series.
+fn data_set(data: &Path, scans: &[TestScan]) {
     let mut candidates = String::from("seriesuid,coordX,coordY,coordZ,class\n");
     let mut annotations = String::from("seriesuid,coordX,coordY,coordZ,diameter_mm\n");
     for &(uid, shape, positive) in scans {
