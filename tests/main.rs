@@ -16,6 +16,7 @@ mod learns;
 mod limits;
 mod lunacache_py;
 mod prepcache_build;
+mod prepcache_seg;
 mod prepcache_skipped;
 mod resume;
 mod run_folders;

@@ -83,8 +83,13 @@ enum Command {
     /// HU slices, plane 7 the nodule mask.
     ///
     /// Scans and candidates are found as `build` finds them; the split is
-    /// by series, every N-th series by uid being validation. A scan that
-    /// cannot be read is skipped and named. Not resumable: a rerun rewrites
+    /// by series, every N-th series by uid being validation. Like `build`,
+    /// it resumes where an interrupted run stopped (Ctrl-C, SIGTERM, kill,
+    /// crash), rebuilds only the series whose scan, candidate rows, split or
+    /// options changed, and is a no-op when nothing did. Left out and named
+    /// in each sub-cache's manifest "skipped": unreadable scans, positives
+    /// outside their scan or in a scan smaller than the crop, and training
+    /// series without a positive (no crops). `prepcache verify OUT` checks
     /// both sub-caches.
     Seg {
         /// Data directory holding subset*/<seriesuid>.mhd (+ .raw), and by
@@ -103,13 +108,19 @@ enum Command {
         /// Every N-th series (sorted by uid, from the first) is validation.
         #[arg(long, value_name = "N", default_value_t = 10)]
         val_stride: usize,
-        /// Threads decoding scans; at most threads+2 scans are in memory at
-        /// once [default: all cores].
+        /// Threads, each writing one series at a time; at most `threads`
+        /// scans are in memory at once [default: all cores].
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
+        /// zstd compression level, -7 to 19 (as for `build`).
+        #[arg(long, value_name = "L", default_value_t = Codec::DEFAULT_LEVEL,
+              allow_negative_numbers = true,
+              value_parser = clap::value_parser!(i32).range(-7..=19))]
+        level: i32,
     },
     /// Re-read every chunk; check checksums, sizes and counts. Exit code 1 on
-    /// any problem, naming each bad candidate.
+    /// any problem, naming each bad candidate. CACHE is a cache, or the
+    /// folder `prepcache seg` wrote (both of its sub-caches are verified).
     Verify {
         cache: PathBuf,
         /// Threads [default: all cores].
@@ -206,19 +217,16 @@ fn run(command: Command) -> Result<ExitCode> {
             annotations,
             val_stride,
             threads,
-        } => {
-            let report = seg_build::run(&seg_build::SegOptions {
-                data,
-                out,
-                candidates,
-                annotations,
-                val_stride,
-                threads: threads.unwrap_or_else(default_threads).max(1),
-                codec: Codec::default(),
-            })?;
-            seg_build::print_summary(&report);
-            Ok(ExitCode::SUCCESS)
-        }
+            level,
+        } => seg(&seg_build::SegOptions {
+            data,
+            out,
+            candidates,
+            annotations,
+            val_stride,
+            threads: threads.unwrap_or_else(default_threads).max(1),
+            codec: Codec::zstd(Filter::ByteShuffle, level),
+        }),
         Command::Verify { cache, threads } => verify(&cache, threads),
         Command::Info { cache, json } => {
             let mut out = io::BufWriter::new(io::stdout().lock());
@@ -273,6 +281,28 @@ fn build(opts: &cache_build::BuildOptions) -> Result<ExitCode> {
         }
         cache_build::BuildStatus::Interrupted => Ok(ExitCode::from(stops.exit_code())),
     }
+}
+
+/// `prepcache seg`: as `build`, the first stop signal lets the series in
+/// progress finish (rerunning resumes), a second one quits at once.
+fn seg(opts: &seg_build::SegOptions) -> Result<ExitCode> {
+    let stops = signals::stop_on_signals(
+        |what| {
+            format!(
+                "{}: finishing the series in progress ({} to quit now)",
+                what.name(),
+                what.again()
+            )
+        },
+        Second::Exits,
+    )
+    .context("installing the Ctrl-C/SIGTERM handler")?;
+    match seg_build::run(opts, &stops.requested)? {
+        seg_build::SegStatus::UpToDate(report) => seg_build::print_up_to_date(&report),
+        seg_build::SegStatus::Built(report) => seg_build::print_summary(&report),
+        seg_build::SegStatus::Interrupted => return Ok(ExitCode::from(stops.exit_code())),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `prepcache verify`: exit code 1 on any problem, each one named.

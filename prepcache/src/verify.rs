@@ -1,13 +1,33 @@
 //! `prepcache verify`: re-read every chunk and check it against the index.
+//! A folder `prepcache seg` wrote is verified as its two sub-caches.
 
 use std::path::Path;
 
 use anyhow::Result;
 use rayon::prelude::*;
+use shared::cache::format::MANIFEST_FILE;
 use shared::cache::{CacheError, CacheReader};
+use shared::seg::{TRAIN_DIR, VAL_DIR};
 
-/// Problems found, one line each; empty means the cache is sound.
+/// Problems found, one line each; empty means the cache is sound. A
+/// segmentation cache's folder (no manifest of its own, a `seg-train/`
+/// and a `seg-val/`) is both sub-caches, each problem prefixed with the
+/// sub-cache's name.
 pub fn verify(dir: &Path) -> Result<Vec<String>> {
+    let is_seg_root = !dir.join(MANIFEST_FILE).exists()
+        && [TRAIN_DIR, VAL_DIR].iter().all(|d| dir.join(d).is_dir());
+    if !is_seg_root {
+        return verify_cache(dir);
+    }
+    let mut problems = Vec::new();
+    for sub in [TRAIN_DIR, VAL_DIR] {
+        let found = verify_cache(&dir.join(sub))?;
+        problems.extend(found.into_iter().map(|p| format!("{sub}/: {p}")));
+    }
+    Ok(problems)
+}
+
+fn verify_cache(dir: &Path) -> Result<Vec<String>> {
     let cache = match CacheReader::open(dir) {
         Ok(c) => c,
         Err(e) => return Ok(vec![e.to_string()]),

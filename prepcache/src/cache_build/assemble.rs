@@ -79,13 +79,13 @@ pub fn assemble(
 
 /// One series and one shard per scan that stored a candidate, in uid order;
 /// a scan's series and shard share its number.
-struct Tables<'a> {
-    series: Vec<String>,
-    shards: Vec<ShardInfo>,
-    number: BTreeMap<&'a str, u32>,
+pub(crate) struct Tables<'a> {
+    pub series: Vec<String>,
+    pub shards: Vec<ShardInfo>,
+    pub number: BTreeMap<&'a str, u32>,
 }
 
-fn shard_tables(sidecars: &Done) -> Result<Tables<'_>> {
+pub(crate) fn shard_tables(sidecars: &Done) -> Result<Tables<'_>> {
     let mut t = Tables {
         series: Vec::new(),
         shards: Vec::new(),

@@ -19,15 +19,15 @@
 //! assemble and seal ([`assemble`], [`CacheDir::seal`]) → report
 //! ([`report`], [`skipped`]). The folder's layout is [`CacheDir`]'s.
 
-mod assemble;
+pub(crate) mod assemble;
 pub(crate) mod inputs;
 mod limiter;
-mod plan;
+pub(crate) mod plan;
 mod report;
-mod reuse;
+pub(crate) mod reuse;
 mod scan;
 mod scans;
-mod sidecar;
+pub(crate) mod sidecar;
 mod skipped;
 
 use std::collections::HashSet;
@@ -161,7 +161,12 @@ fn build_rest(
 
 /// Step 3: refuse a folder that is not a cache, create and lock it.
 fn begin(dir: &CacheDir) -> Result<FolderLock> {
-    dir.begin(LOCK_HOLDER).map_err(|e| match e {
+    begin_as(dir, LOCK_HOLDER)
+}
+
+/// [`begin`] for any writer: `holder` is what a refusal calls it.
+pub(crate) fn begin_as(dir: &CacheDir, holder: &str) -> Result<FolderLock> {
+    dir.begin(holder).map_err(|e| match e {
         CacheDirError::NotAFolder { .. } | CacheDirError::NotACache { .. } => anyhow!("--out {e}"),
         e => e.into(),
     })
@@ -214,7 +219,10 @@ fn seal<'a>(
 }
 
 /// Remove the shards, records and temporaries no kept record uses.
-fn remove_unused<'a>(dir: &CacheDir, kept: impl Iterator<Item = &'a Sidecar>) -> Result<usize> {
+pub(crate) fn remove_unused<'a>(
+    dir: &CacheDir,
+    kept: impl Iterator<Item = &'a Sidecar>,
+) -> Result<usize> {
     let mut keep: HashSet<PathBuf> = HashSet::new();
     for s in kept {
         keep.insert(dir.sidecar(&s.series_uid));

@@ -44,7 +44,18 @@ pub fn reusable(
 /// on disk with every recorded frame intact. Read in parallel (it reads
 /// every shard once).
 fn fresh_sidecars(dir: &CacheDir, plans: &[ScanPlan], threads: usize) -> Result<Done> {
+    fresh_records(dir, plans.iter(), threads)
+}
+
+/// [`fresh_sidecars`] of any list of plans (`prepcache seg` keeps its
+/// plans inside its own).
+pub(crate) fn fresh_records<'a>(
+    dir: &CacheDir,
+    plans: impl Iterator<Item = &'a ScanPlan>,
+    threads: usize,
+) -> Result<Done> {
     use rayon::prelude::*;
+    let plans: Vec<&ScanPlan> = plans.collect();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()

@@ -139,6 +139,7 @@ pub fn build_scan(
                 shard_bytes,
                 shard: None,
                 stamp: None,
+                chunk_shape: None,
                 rows,
             },
         ),

@@ -45,6 +45,11 @@ pub enum ScanOutcome {
         /// byte-checked).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stamp: Option<ShardStamp>,
+        /// The shape of the shard's chunks where it is the scan's own
+        /// (`prepcache seg`'s validation slices, `[8, H, W]`); absent when
+        /// it is the cache's fixed crop.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chunk_shape: Option<[usize; 3]>,
         rows: Vec<Row>,
     },
     /// The scan could not be used at all (unreadable, truncated, too small).

@@ -1,34 +1,77 @@
 //! `prepcache seg`: chapter 13's segmentation cache ([`shared::seg`]) from
-//! a LUNA-style data folder.
+//! a LUNA-style data folder, with the guarantees of `prepcache build`:
+//! resumable, incremental, stopped cleanly by Ctrl-C/SIGTERM, the manifest
+//! written last.
 //!
-//! The scans and the merged candidate list are found exactly as `prepcache
-//! build` finds them ([`inputs::discover`]); the series split over is every
-//! series with a candidate row and a scan on disk (the book's
-//! `sorted(getCandidateInfoDict().keys())`), each with its `is_nodule`
-//! candidates as positives. Series are written in uid order by one
-//! [`SegCacheWriter`] (it is sequential), while the next scans are decoded
-//! on a pool ([`pipeline`]). A scan that cannot be read is recorded in its
-//! sub-cache's `skipped` and the rest go on. The output folder is locked
-//! for the whole run. Not resumable: a rerun rewrites both sub-caches.
+//! # How
+//!
+//! Each sub-cache (`seg-train/`, `seg-val/`) is a cache folder written the
+//! way `prepcache build` writes one, with its machinery: a series is one
+//! content-named shard plus the classifier's resume record
+//! (`shards/<uid>.json`, [`Sidecar`]) in the sub-cache of its role, written
+//! after the shard is complete and durable. A record whose fingerprint
+//! ([`plan`]: the scan's files, its candidate rows, codec, layout and the
+//! series' role) still matches, and whose shard still holds exactly the
+//! frames it lists (or is untouched since it was sealed), is reused;
+//! anything else is built again. The index of each sub-cache is then
+//! assembled from the records alone ([`assemble`]), in uid order, so a run
+//! that was stopped, killed or crashed and then resumed writes the same
+//! index, manifest and shard bytes as one that never stopped. Manifests
+//! are written last (index, then manifest, each atomically): a sub-cache
+//! without one reads as incomplete, and the previous cache stays readable
+//! until its new manifest replaces it (new shards never overwrite old
+//! ones); only then are files no record uses removed. Both manifests carry
+//! the fingerprint of all inputs: when nothing is left to build and both
+//! match, the run says "up to date" and writes nothing. A run stopped
+//! between the two seals leaves a new `seg-train` beside the old
+//! `seg-val` until it is rerun.
+//!
+//! # Steps
+//!
+//! discover ([`inputs::discover`], as `build`) → plan ([`plan`]; refuse a
+//! split with no training positive) → lock `OUT` and both sub-caches →
+//! reuse ([`fresh_records`]) → build the rest ([`workers`], [`series`]) →
+//! seal each sub-cache ([`assemble`], [`CacheDir::seal`], remove unused)
+//! → report ([`report`]).
+//!
+//! # What is left out, and said
+//!
+//! Every series is listed in its sub-cache's manifest `skipped` when it
+//! contributes nothing: an unreadable scan or one of implausible geometry,
+//! a validation scan whose slices are not the first one's H × W, and a
+//! training series with no positive candidate (the book simply has no crop
+//! from it; [`NO_POSITIVE_REASON`]). So is each positive whose centre is
+//! outside its scan, or whose scan is smaller than the 7 × 96 × 96 crop. A
+//! positive near the scan's edge is cropped as the book's
+//! `getRawCandidate` does: the crop is shifted inside, never padded, and
+//! its mask plane follows it.
 
-mod pipeline;
+mod assemble;
+mod plan;
 mod report;
+mod series;
 #[cfg(test)]
 mod tests;
+mod workers;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use shared::cache::Codec;
+use shared::cache::{CacheDir, Codec, Manifest};
 use shared::lock::FolderLock;
-use shared::seg::{Positive, SegCacheManifests, SegCacheWriter};
+use shared::seg::{Role, SegCacheManifests, NO_POSITIVE_REASON, TRAIN_DIR, VAL_DIR};
 
-use crate::cache_build::inputs::{self, Inputs, Sources};
+use crate::cache_build::inputs::{self, Sources};
+use crate::cache_build::reuse::{fresh_records, Done};
+use crate::cache_build::sidecar::Sidecar;
+use crate::cache_build::{begin_as, remove_unused};
 
-pub use report::print_summary;
+use plan::{SegPlan, SegPlans};
+
+pub use report::{print_summary, print_up_to_date};
 
 pub struct SegOptions {
     pub data: PathBuf,
@@ -40,23 +83,27 @@ pub struct SegOptions {
     pub codec: Codec,
 }
 
-/// What a run wrote.
+pub enum SegStatus {
+    /// Nothing changed since the cache was written: it was not touched.
+    UpToDate(SegReport),
+    Built(SegReport),
+    /// Stopped on request: finished series are kept; rerunning resumes.
+    Interrupted,
+}
+
+/// What a run wrote (or found up to date).
 #[derive(Debug)]
 pub struct SegReport {
     pub out: PathBuf,
     pub manifests: SegCacheManifests,
     /// Series split over (every series with candidates and a scan).
     pub series: usize,
+    /// Series built by this run, and reused from an earlier one.
+    pub built: usize,
+    pub reused: usize,
     /// Bytes of the scans' files read.
     pub bytes_in: u64,
     pub wall: Duration,
-}
-
-/// One series to write: its scan and its positive candidates.
-struct Job {
-    uid: String,
-    mhd: PathBuf,
-    positives: Vec<Positive>,
 }
 
 const TOOL: &str = concat!("prepcache ", env!("CARGO_PKG_VERSION"), " seg");
@@ -64,7 +111,22 @@ const TOOL: &str = concat!("prepcache ", env!("CARGO_PKG_VERSION"), " seg");
 /// What `prepcache seg` calls itself in a lock refusal.
 const LOCK_HOLDER: &str = "prepcache seg";
 
-pub fn run(opts: &SegOptions) -> Result<SegReport> {
+/// The two sub-cache folders under `OUT`.
+pub(crate) struct SubCaches {
+    train: CacheDir,
+    val: CacheDir,
+}
+
+impl SubCaches {
+    fn of(&self, role: Role) -> &CacheDir {
+        match role {
+            Role::Train => &self.train,
+            Role::Val => &self.val,
+        }
+    }
+}
+
+pub fn run(opts: &SegOptions, stop: &AtomicBool) -> Result<SegStatus> {
     let started = Instant::now();
     if opts.val_stride == 0 {
         bail!("--val-stride 0: every N-th series is validation, so N must be at least 1");
@@ -75,57 +137,153 @@ pub fn run(opts: &SegOptions) -> Result<SegReport> {
         annotations: opts.annotations.as_deref(),
     };
     let inputs = inputs::discover(&sources, false)?;
-    let jobs = jobs(&inputs);
-    if jobs.is_empty() {
+    let plans = plan::plan(&inputs, opts.val_stride, opts.codec)?;
+    if plans.plans.is_empty() {
         bail!(
             "{}: no candidate row names a scan under {}; nothing to write",
             inputs.csv.display(),
             opts.data.display()
         );
     }
-    // Held to the end: nobody else writes the sub-caches meanwhile.
-    let _lock = lock_out(&opts.out)?;
-    let uids: Vec<&str> = jobs.iter().map(|j| j.uid.as_str()).collect();
-    let out = &opts.out;
-    let mut writer = SegCacheWriter::create(out, &uids, opts.val_stride, opts.codec)
-        .with_context(|| format!("--out {}: starting the segmentation cache", out.display()))?;
-    let bytes_in = pipeline::write_series(&mut writer, &jobs, opts.threads)?;
-    let manifests = writer
-        .finish(TOOL)
-        .with_context(|| format!("--out {}: finishing the segmentation cache", out.display()))?;
-    Ok(SegReport {
-        out: out.clone(),
-        manifests,
-        series: jobs.len(),
-        bytes_in,
-        wall: started.elapsed(),
+    plan::check_training_positives(&plans, &inputs, opts.val_stride)?;
+    // Held to the end: nobody else writes the sub-caches meanwhile, so the
+    // records read below stay true.
+    let _locks = lock_out(&opts.out)?;
+    let caches = SubCaches {
+        train: CacheDir::new(opts.out.join(TRAIN_DIR)),
+        val: CacheDir::new(opts.out.join(VAL_DIR)),
+    };
+    let _sub_locks = [
+        begin_as(&caches.train, LOCK_HOLDER)?,
+        begin_as(&caches.val, LOCK_HOLDER)?,
+    ];
+    let mut done = Reused::read(&caches, &plans, opts.threads)?;
+    let reused = done.len();
+    let todo: Vec<&SegPlan> = plans.plans.iter().filter(|p| !done.has(p)).collect();
+    if todo.is_empty() {
+        if let Some(manifests) = up_to_date(&caches, &plans.fingerprint) {
+            let report = report(opts, &plans, manifests, [0, reused], 0, started);
+            return Ok(SegStatus::UpToDate(report));
+        }
+    }
+
+    let finished = workers::build_all(&todo, &caches, opts.codec, opts.threads, stop);
+    let bytes_in = finished.records.iter().map(|(_, r)| r.input_bytes).sum();
+    for (role, record) in finished.records {
+        done.insert(role, record);
+    }
+    if let Some(e) = finished.error {
+        return Err(e);
+    }
+    if stop.load(Ordering::SeqCst) {
+        eprintln!(
+            "interrupted: {} of {} series are done and kept; rerun the same command to resume",
+            done.len(),
+            plans.plans.len()
+        );
+        return Ok(SegStatus::Interrupted);
+    }
+    let manifests = seal(&caches, &inputs.list, &plans, &done, opts.codec)?;
+    let counts = [todo.len(), reused];
+    let report = report(opts, &plans, manifests, counts, bytes_in, started);
+    Ok(SegStatus::Built(report))
+}
+
+/// The records of finished series, per sub-cache.
+struct Reused {
+    train: Done,
+    val: Done,
+}
+
+impl Reused {
+    /// The records in each sub-cache still true for `plans`.
+    fn read(caches: &SubCaches, plans: &SegPlans, threads: usize) -> Result<Self> {
+        let fresh = |role| fresh_records(caches.of(role), plans.of(role).map(|p| &p.scan), threads);
+        Ok(Reused {
+            train: fresh(Role::Train)?,
+            val: fresh(Role::Val)?,
+        })
+    }
+
+    fn of(&self, role: Role) -> &Done {
+        match role {
+            Role::Train => &self.train,
+            Role::Val => &self.val,
+        }
+    }
+
+    fn has(&self, plan: &SegPlan) -> bool {
+        self.of(plan.role).contains_key(&plan.scan.uid)
+    }
+
+    fn insert(&mut self, role: Role, record: Sidecar) {
+        let done = match role {
+            Role::Train => &mut self.train,
+            Role::Val => &mut self.val,
+        };
+        done.insert(record.series_uid.clone(), record);
+    }
+
+    fn len(&self) -> usize {
+        self.train.len() + self.val.len()
+    }
+}
+
+/// Both manifests, when both are of these inputs.
+fn up_to_date(caches: &SubCaches, fingerprint: &str) -> Option<SegCacheManifests> {
+    let read = |dir: &CacheDir| {
+        dir.read_manifest()
+            .ok()
+            .filter(|m| m.inputs_fingerprint == fingerprint)
+    };
+    Some(SegCacheManifests {
+        train: read(&caches.train)?,
+        val: read(&caches.val)?,
     })
 }
 
-/// Every series of the candidate list (all on disk: the list leaves out
-/// rows whose scan is not) with its `is_nodule` rows, sorted by uid.
-fn jobs(inputs: &Inputs) -> Vec<Job> {
-    let mut positives: BTreeMap<&str, Vec<Positive>> = BTreeMap::new();
-    for c in &inputs.list.candidates {
-        let list = positives.entry(c.series_uid.as_str()).or_default();
-        if c.is_nodule {
-            list.push(Positive {
-                center_xyz: c.center_xyz,
-                diameter_mm: c.diameter_mm,
-            });
-        }
+/// Index and manifest of each sub-cache, then the files no record of the
+/// new cache uses (shards of series rebuilt or moved to the other split,
+/// temporaries of an interrupted run).
+fn seal(
+    caches: &SubCaches,
+    list: &shared::luna::CandidateList,
+    plans: &SegPlans,
+    done: &Reused,
+    codec: Codec,
+) -> Result<SegCacheManifests> {
+    let seal_one = |role| -> Result<Manifest> {
+        let dir = caches.of(role);
+        let records = done.of(role);
+        let contents = assemble::assemble(role, records, list, codec, &plans.fingerprint)?;
+        let manifest = dir.seal(contents)?;
+        remove_unused(dir, plans.of(role).filter_map(|p| records.get(&p.scan.uid)))?;
+        Ok(manifest)
+    };
+    Ok(SegCacheManifests {
+        train: seal_one(Role::Train)?,
+        val: seal_one(Role::Val)?,
+    })
+}
+
+/// `[built, reused]`: series built by this run and kept from an earlier one.
+fn report(
+    opts: &SegOptions,
+    plans: &SegPlans,
+    manifests: SegCacheManifests,
+    [built, reused]: [usize; 2],
+    bytes_in: u64,
+    started: Instant,
+) -> SegReport {
+    SegReport {
+        out: opts.out.clone(),
+        manifests,
+        series: plans.plans.len(),
+        built,
+        reused,
+        bytes_in,
+        wall: started.elapsed(),
     }
-    positives
-        .into_iter()
-        .filter_map(|(uid, positives)| {
-            let mhd = inputs.series.get(uid)?.clone();
-            Some(Job {
-                uid: uid.to_owned(),
-                mhd,
-                positives,
-            })
-        })
-        .collect()
 }
 
 /// Create `out` if needed and lock it, or say why not in one line.
@@ -135,4 +293,13 @@ fn lock_out(out: &Path) -> Result<FolderLock> {
     }
     fs::create_dir_all(out).with_context(|| format!("--out {}: creating it", out.display()))?;
     FolderLock::acquire(out, LOCK_HOLDER).map_err(|e| anyhow::anyhow!("--out {e}"))
+}
+
+/// Training series that have no positive, from `seg-train`'s manifest.
+pub fn without_positives(train: &Manifest) -> usize {
+    train
+        .skipped
+        .iter()
+        .filter(|s| s.center_xyz.is_none() && s.reason == NO_POSITIVE_REASON)
+        .count()
 }

@@ -49,7 +49,10 @@
 //! validation series whose slices are not H × W of the first one written
 //! is skipped and named in `seg-val`'s `skipped` (LUNA16 is all
 //! 512 × 512); so are positives whose centre lies outside their scan or
-//! whose scan is smaller than the crop.
+//! whose scan is smaller than the crop, and training series with no
+//! positive ([`NO_POSITIVE_REASON`]: no crops, as in the book). What one
+//! series contributes is [`series::SeriesSamples`], shared by
+//! [`SegCacheWriter`] and `prepcache seg`'s resumable per-series shards.
 //!
 //! # Size for full LUNA16
 //!
@@ -73,12 +76,14 @@
 //! or cache each slice once and assemble context when reading; both are
 //! the `train seg` side's call.
 pub mod sample;
+pub mod series;
 pub mod writer;
 
 pub use sample::{slice_with_context, split_chunk, training_sample, SegError, SegSample};
+pub use series::{order_entries, Role, SeriesItem, SeriesSamples, NO_POSITIVE_REASON};
 pub use writer::{
-    write_seg_cache, Positive, SegCacheError, SegCacheManifests, SegCacheWriter, SegSeries,
-    TRAIN_DIR, VAL_DIR,
+    val_shape_reason, write_seg_cache, Positive, SegCacheError, SegCacheManifests, SegCacheWriter,
+    SegSeries, EMPTY_VAL_SHAPE, TRAIN_DIR, VAL_DIR,
 };
 
 /// Context slices on each side of the centre slice.

@@ -12,12 +12,12 @@ use crate::cache::writer::{
     begin_update, finalize, CacheContents, CandidateMeta, ShardWriter, StoredFrame,
 };
 use crate::cache::CacheError;
-use crate::geometry::{Irc, Xyz};
-use crate::luna::{canonical_order, validation_series, LunaError, OrderKey};
-use crate::nodule_mask::{annotation_mask, HuGrid, BOOK_THRESHOLD_HU};
+use crate::geometry::Xyz;
+use crate::luna::{validation_series, LunaError};
 use crate::volume::Volume;
 
-use super::sample::{slice_with_context, training_sample, SegError};
+use super::sample::SegError;
+use super::series::{order_entries, Role, SeriesItem, SeriesSamples, NO_POSITIVE_REASON};
 use super::{CHUNK_PLANES, LAYOUT_TAG, TRAIN_CHUNK_SHAPE};
 
 /// Sub-cache of the training crops.
@@ -63,15 +63,6 @@ pub struct SegCacheManifests {
     pub val: Manifest,
 }
 
-/// How a sub-cache orders its entries.
-#[derive(Clone, Copy)]
-enum Order {
-    /// The book's `pos_list`: the canonical candidate order.
-    Canonical,
-    /// The book's `sample_list`: series by uid, then slice.
-    SeriesSlice,
-}
-
 /// One sub-cache being written: a shard per series, finished as soon as
 /// the series is, so a full LUNA build holds one open file at a time.
 struct SubCache {
@@ -84,8 +75,6 @@ struct SubCache {
     rows: Vec<(u32, CandidateMeta, StoredFrame)>,
     skipped: Vec<Skipped>,
 }
-
-type Chunk = (CandidateMeta, Vec<i16>);
 
 impl SubCache {
     fn create(dir: PathBuf, codec: Codec) -> Result<Self, CacheError> {
@@ -118,16 +107,24 @@ impl SubCache {
         Ok(true)
     }
 
-    /// Write one series' chunks into its shard (none: no shard).
+    /// Write one series' items: chunks into its shard (none: no shard),
+    /// left-out positives into `skipped`.
     fn write_series(
         &mut self,
         uid: &str,
-        chunks: impl Iterator<Item = Result<Chunk, SegCacheError>>,
+        items: impl Iterator<Item = Result<SeriesItem, SegCacheError>>,
     ) -> Result<(), SegCacheError> {
         let series = self.series.len() as u32;
         let mut writer: Option<ShardWriter> = None;
-        for chunk in chunks {
-            let (meta, voxels) = chunk?;
+        for item in items {
+            let (meta, voxels) = match item? {
+                SeriesItem::Chunk { meta, voxels } => (meta, voxels),
+                SeriesItem::Skipped { positive, reason } => {
+                    self.skipped
+                        .push(SeriesItem::skipped(uid, &positive, &reason));
+                    continue;
+                }
+            };
             let shard = match &mut writer {
                 Some(w) => w,
                 None => writer.insert(ShardWriter::create(&self.dir, uid)?),
@@ -151,42 +148,31 @@ impl SubCache {
         Ok(())
     }
 
-    fn finish(mut self, tool: &str, order: Order) -> Result<Manifest, CacheError> {
-        let series = &self.series;
-        match order {
-            Order::Canonical => self.rows.sort_by(|a, b| {
-                let key = |(s, m, _): &(u32, CandidateMeta, StoredFrame)| OrderKey {
-                    is_nodule: m.is_nodule,
-                    diameter_mm: m.diameter_mm,
-                    series_uid: &series[*s as usize],
-                    center_xyz: m.center_xyz,
-                };
-                canonical_order(&key(a), &key(b))
-            }),
-            Order::SeriesSlice => self.rows.sort_by(|a, b| {
-                (&series[a.0 as usize], a.1.center_irc[0])
-                    .cmp(&(&series[b.0 as usize], b.1.center_irc[0]))
-            }),
-        }
-        let entries = self.rows.iter().map(|&(s, m, f)| Entry {
-            series: s,
-            center_xyz: m.center_xyz,
-            center_irc: m.center_irc,
-            is_nodule: m.is_nodule,
-            diameter_mm: m.diameter_mm,
-            // One shard per series, pushed together.
-            shard: s,
-            offset: f.offset,
-            length: f.length,
-            crc32: f.crc32,
-        });
+    fn finish(self, tool: &str, role: Role) -> Result<Manifest, CacheError> {
+        let mut entries: Vec<Entry> = self
+            .rows
+            .iter()
+            .map(|&(s, m, f)| Entry {
+                series: s,
+                center_xyz: m.center_xyz,
+                center_irc: m.center_irc,
+                is_nodule: m.is_nodule,
+                diameter_mm: m.diameter_mm,
+                // One shard per series, pushed together.
+                shard: s,
+                offset: f.offset,
+                length: f.length,
+                crc32: f.crc32,
+            })
+            .collect();
+        order_entries(role, &self.series, &mut entries);
         let contents = CacheContents {
             tool: format!("{tool}; {LAYOUT_TAG}"),
             codec: self.codec,
             crop_shape: self.crop_shape.unwrap_or(EMPTY_VAL_SHAPE),
             series: self.series.clone(),
             shards: self.shards,
-            entries: entries.collect(),
+            entries,
             skipped: self.skipped,
             missing_series: 0,
             missing_candidates: 0,
@@ -194,40 +180,6 @@ impl SubCache {
         };
         finalize(&self.dir, contents)
     }
-}
-
-/// The scan's nodule mask over the positives whose centre lies inside it,
-/// those positives with their centre voxel, and the ones left out. The
-/// book would assert (or mark unrelated voxels) on a centre outside; one
-/// bad row should not cost the scan's other nodules, so it is left out and
-/// recorded instead.
-fn series_mask(series: &SegSeries) -> (Vec<bool>, Vec<(Positive, Irc)>, Vec<Skipped>) {
-    let volume = &series.volume;
-    let (mut inside, mut skipped) = (Vec::new(), Vec::new());
-    for p in &series.positives {
-        let reason = match volume.geometry.xyz_to_irc(p.center_xyz) {
-            Ok(irc) if (0..3).all(|a| (0..volume.shape[a] as i64).contains(&irc[a])) => {
-                inside.push((*p, irc));
-                continue;
-            }
-            Ok(irc) => format!(
-                "centre {irc:?} (i, r, c) outside the volume {:?}",
-                volume.shape
-            ),
-            Err(e) => e.to_string(),
-        };
-        skipped.push(Skipped {
-            series_uid: series.uid.clone(),
-            center_xyz: Some(p.center_xyz),
-            reason,
-        });
-    }
-    let centres: Vec<Irc> = inside.iter().map(|&(_, irc)| irc).collect();
-    // Volume::new guarantees voxels match the shape, and every centre was
-    // checked above, so neither step can fail.
-    let grid = HuGrid::new(&volume.voxels, volume.shape).expect("Volume is consistent");
-    let mask = annotation_mask(&grid, &centres, BOOK_THRESHOLD_HU).expect("centres are inside");
-    (mask, inside, skipped)
 }
 
 /// Writes `seg-train/` and `seg-val/` under one folder, a series at a time.
@@ -294,85 +246,40 @@ impl SegCacheWriter {
         if !self.seen.insert(uid.clone()) {
             return Err(SegCacheError::DuplicateSeries { uid: uid.clone() });
         }
-        let (mask, inside, skipped) = series_mask(series);
-        if self.is_validation(uid) {
-            self.val.skipped.extend(skipped);
-            self.add_val(series, &mask)
-        } else {
-            self.train.skipped.extend(skipped);
-            self.add_train(series, &mask, &inside)
-        }
-    }
-
-    fn add_train(
-        &mut self,
-        series: &SegSeries,
-        mask: &[bool],
-        inside: &[(Positive, Irc)],
-    ) -> Result<(), SegCacheError> {
-        let mut chunks = Vec::with_capacity(inside.len());
-        for &(p, irc) in inside {
-            match training_sample(&series.volume, mask, irc) {
-                Ok(sample) => chunks.push(Ok((
-                    CandidateMeta {
-                        center_xyz: p.center_xyz,
-                        center_irc: irc.map(|v| v as i32),
-                        is_nodule: true,
-                        diameter_mm: p.diameter_mm,
-                    },
-                    sample.to_chunk(),
-                ))),
-                // Too small a scan for the crop: this positive only.
-                Err(e) => self.train.skipped.push(Skipped {
-                    series_uid: series.uid.clone(),
-                    center_xyz: Some(p.center_xyz),
-                    reason: e.to_string(),
-                }),
+        if !self.is_validation(uid) {
+            if series.positives.is_empty() {
+                self.skip_series(uid, NO_POSITIVE_REASON.to_owned());
+                return Ok(());
             }
+            let samples = SeriesSamples::new(series, Role::Train);
+            return self.train.write_series(uid, samples.items());
         }
-        self.train.write_series(&series.uid, chunks.into_iter())
-    }
-
-    fn add_val(&mut self, series: &SegSeries, mask: &[bool]) -> Result<(), SegCacheError> {
-        let volume = &series.volume;
-        let [slices, rows, cols] = volume.shape;
+        let [slices, rows, cols] = series.volume.shape;
         if slices == 0 || !self.val.accepts([CHUNK_PLANES, rows, cols])? {
             let shape = self.val.crop_shape.unwrap_or(EMPTY_VAL_SHAPE);
-            self.skip_series(
-                &series.uid,
-                format!(
-                    "volume of shape {:?}: no slices, or slices not {} × {} as the cache's",
-                    volume.shape, shape[1], shape[2]
-                ),
-            );
+            self.skip_series(uid, val_shape_reason(series.volume.shape, shape));
             return Ok(());
         }
-        let centre = [rows / 2, cols / 2];
-        let chunks = (0..slices).map(|i| {
-            let sample =
-                slice_with_context(volume, mask, i).map_err(|source| SegCacheError::Sample {
-                    uid: series.uid.clone(),
-                    source,
-                })?;
-            let irc = [i, centre[0], centre[1]];
-            let meta = CandidateMeta {
-                center_xyz: volume.geometry.irc_to_xyz(irc.map(|v| v as f64)),
-                center_irc: irc.map(|v| v as i32),
-                is_nodule: sample.mask.iter().any(|&m| m),
-                diameter_mm: 0.0,
-            };
-            Ok((meta, sample.to_chunk()))
-        });
-        self.val.write_series(&series.uid, chunks)
+        let samples = SeriesSamples::new(series, Role::Val);
+        self.val.write_series(uid, samples.items())
     }
 
     /// Write both indexes and manifests (each sub-cache's manifest last).
     pub fn finish(self, tool: &str) -> Result<SegCacheManifests, SegCacheError> {
         Ok(SegCacheManifests {
-            train: self.train.finish(tool, Order::Canonical)?,
-            val: self.val.finish(tool, Order::SeriesSlice)?,
+            train: self.train.finish(tool, Role::Train)?,
+            val: self.val.finish(tool, Role::Val)?,
         })
     }
+}
+
+/// Why a validation series of `shape` is not in a `seg-val` of chunks
+/// `cache_shape`: all its chunks must share one shape.
+pub fn val_shape_reason(shape: [usize; 3], cache_shape: [usize; 3]) -> String {
+    format!(
+        "volume of shape {shape:?}: no slices, or slices not {} × {} as the cache's",
+        cache_shape[1], cache_shape[2]
+    )
 }
 
 /// [`SegCacheWriter`] over `series` in one call.

@@ -1,6 +1,12 @@
-//! `prepcache seg` on a synthetic data set (`prepcache synth`'s generator).
+//! `prepcache seg` on a synthetic data set (`prepcache synth`'s generator):
+//! what it writes here, resuming and rebuilding in [`resume`], scans and
+//! candidate lists at the edges of what works in [`edges`].
+
+mod edges;
+mod resume;
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 
 use luna_synth::{generate, Preset, SynthOptions};
 use shared::cache::{CacheReader, Codec};
@@ -10,7 +16,7 @@ use shared::luna::{find_series, load_candidates, validation_series, CandidateInf
 use shared::metaimage::read_volume;
 use shared::seg::{split_chunk, TRAIN_CHUNK_SHAPE, TRAIN_CROP, TRAIN_DIR, VAL_DIR};
 
-use super::{run, SegOptions, SegReport};
+use super::{run, SegOptions, SegReport, SegStatus};
 
 const SERIES: usize = 4;
 /// Ranks 0 and 3 of the four series are validation.
@@ -27,15 +33,32 @@ fn synth(data: &Path) {
 }
 
 fn seg(data: &Path, out: &Path) -> anyhow::Result<SegReport> {
-    run(&SegOptions {
+    match seg_status(data, out, VAL_STRIDE, false)? {
+        SegStatus::Built(report) => Ok(report),
+        _ => panic!("nothing was built"),
+    }
+}
+
+/// A run with `val_stride` that must build.
+fn seg_with_stride(data: &Path, out: &Path, val_stride: usize) -> SegReport {
+    match seg_status(data, out, val_stride, false).unwrap() {
+        SegStatus::Built(report) => report,
+        _ => panic!("nothing was built"),
+    }
+}
+
+/// A run with `val_stride`, asked to stop before it starts when `stop`.
+fn seg_status(data: &Path, out: &Path, val_stride: usize, stop: bool) -> anyhow::Result<SegStatus> {
+    let opts = SegOptions {
         data: data.to_owned(),
         out: out.to_owned(),
         candidates: None,
         annotations: None,
-        val_stride: VAL_STRIDE,
+        val_stride,
         threads: 2,
         codec: Codec::default(),
-    })
+    };
+    run(&opts, &AtomicBool::new(stop))
 }
 
 /// The book's candidate list of the data set, and its series by uid with
@@ -144,6 +167,7 @@ fn writes_both_sub_caches_from_a_synthetic_data_set_and_refuses_a_locked_folder(
     let val = CacheReader::open(&out.join(VAL_DIR)).unwrap();
     assert_eq!(train.manifest(), &report.manifests.train);
     assert!(train.manifest().skipped.is_empty() && val.manifest().skipped.is_empty());
+    assert_eq!((report.built, report.reused), (SERIES, 0));
     check_train(&data, &train, &list, &split);
     check_val(&data, &val, &list, &split);
 
