@@ -17,4 +17,5 @@ mod seg_train;
 mod task_seam;
 mod tch_smoke;
 mod tensorboard_readback;
+mod unet_layout;
 mod unet_parity;

@@ -19,7 +19,7 @@ use crate::data::augment::AugmentConfig;
 use crate::data::loader::{Batch, Loader};
 use crate::evaluate::pixels::PixelRows;
 use crate::model::compute::ComputeConfig;
-use crate::model::forward::autocast;
+use crate::model::forward::segment_with;
 use crate::model::seg_loss::segmentation_loss;
 use crate::model::{UNet, UNetConfig};
 
@@ -104,11 +104,7 @@ impl Task for Segment {
         } else {
             planes(&chunks)
         };
-        let prediction = {
-            let _autocast = autocast(&hu, self.compute);
-            self.model.forward_t(&hu, train)
-        }
-        .to_kind(Kind::Float);
+        let prediction = segment_with(&self.model, hu, train, self.compute);
         let loss = segmentation_loss(&prediction, &mask);
         Step {
             loss: loss.total,
