@@ -61,7 +61,8 @@ fn gpu_check_runs_every_check_on_the_cpu_and_writes_one_results_file() {
     assert_eq!(results.matches("-> fell.").count(), 2, "{results}");
     // The U-Net summary: both sides, training and full-slice inference.
     assert!(
-        results.contains("| tch | bf16 channels-last |") && results.contains("| pytorch | cl-bf16 |"),
+        results.contains("| tch | bf16 channels-last |")
+            && results.contains("| pytorch | cl-bf16 |"),
         "{results}"
     );
     assert!(

@@ -68,7 +68,10 @@ fn unet_in_channels_last_equals_contiguous() {
     let (p_c, g_c, e_c, _) = run(fp32(MemoryFormat::Contiguous));
     let (p_l, g_l, e_l, weights_cl) = run(fp32(MemoryFormat::ChannelsLast));
     assert!(weights_cl, "prepare_weights left a 4-D weight contiguous");
-    assert!(max_abs_diff(&p_c, &p_l) < TOLERANCE, "training output differs");
+    assert!(
+        max_abs_diff(&p_c, &p_l) < TOLERANCE,
+        "training output differs"
+    );
     assert!(max_abs_diff(&e_c, &e_l) < TOLERANCE, "eval output differs");
     assert_eq!(g_c.len(), g_l.len());
     for (a, b) in g_c.iter().zip(&g_l) {

@@ -43,7 +43,10 @@ fn book_adam() -> OptimizerConfig {
 
 /// Random HU slices `[n, channels, edge, edge]` on the bench's device.
 fn slices(bench: &StepBench, n: usize, channels: i64, edge: i64) -> Tensor {
-    Tensor::randn([n as i64, channels, edge, edge], (Kind::Float, bench.device)) * HU_SCALE
+    Tensor::randn(
+        [n as i64, channels, edge, edge],
+        (Kind::Float, bench.device),
+    ) * HU_SCALE
 }
 
 /// One training figure per batch size, then (with `--inference`) one
