@@ -158,11 +158,17 @@ PY
     then :; else FAILED+=("$2: training loss did not fall"); fi
 }
 
+# The run folder the last check's `train` named on its last line (a glob
+# would also match the run's TensorBoard folders next to it).
+last_run_dir() {
+    sed -n 's/^train: done; checkpoint and metrics in //p' "$WORK/out" | tail -n 1
+}
+
 echo "## Training (loss must fall) and eval" >>"$OUT"
 RUNS=$WORK/runs
 if check "train" 300 "$TRAIN" --cache "$CACHE" --runs "$RUNS" --device "$DEVICE" --epochs 2 --balanced --augmented \
     --epoch-samples "$EPOCH_SAMPLES" --val-samples "$VAL_SAMPLES" --momentum 0.9 --seed 1 --profile gpucheck; then
-    RUN_DIR=$(ls -d "$RUNS"/p2ch12/*-gpucheck | tail -n 1)
+    RUN_DIR=$(last_run_dir)
     loss_fell "$RUN_DIR" train
     check "eval" 120 "$TRAIN" eval --cache "$CACHE" --checkpoint "$RUN_DIR" --device "$DEVICE"
 fi
@@ -191,7 +197,7 @@ echo "## Segmentation training (loss must fall)" >>"$OUT"
 if [ -f "$SEG_CACHE/seg-train/manifest.json" ]; then
     if check "train seg" 300 "$TRAIN" seg --cache "$SEG_CACHE" --runs "$RUNS" --device "$DEVICE" --epochs 2 \
         --epoch-samples "$SEG_EPOCH_SAMPLES" --seed 1 --profile gpucheck; then
-        loss_fell "$(ls -d "$RUNS"/p2ch13/*-gpucheck | tail -n 1)" "train seg"
+        loss_fell "$(last_run_dir)" "train seg"
     fi
 else
     echo "Skipped: no segmentation cache at \`$SEG_CACHE\` (--seg-cache; \`make gpu-pack\` writes one)." >>"$OUT"
