@@ -19,17 +19,17 @@ fn fp32(memory_format: MemoryFormat) -> ComputeConfig {
     }
 }
 
-/// The same weights (seed 11) in the given layout.
-fn model(compute: ComputeConfig) -> (VarStore, UNet) {
-    tch::manual_seed(11);
-    let vs = VarStore::new(Device::Cpu);
+/// A copy of `weights` in the given layout. Copied, not re-seeded: tests
+/// run in parallel and share libtorch's generator.
+fn model(weights: &VarStore, compute: ComputeConfig) -> (VarStore, UNet) {
+    let mut vs = VarStore::new(Device::Cpu);
     let unet = UNet::new(&vs.root(), &UNetConfig::default());
+    vs.copy(weights).unwrap();
     prepare_weights(&vs, compute);
     (vs, unet)
 }
 
 fn input() -> (Tensor, Tensor) {
-    tch::manual_seed(3);
     let x = Tensor::randn([3, 7, 32, 32], (Kind::Float, Device::Cpu)) * 400.0;
     let mask = Tensor::rand([3, 1, 32, 32], (Kind::Float, Device::Cpu)).gt(0.8);
     (x, mask)
@@ -41,16 +41,19 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 
 /// Probabilities and every parameter's gradient after one training forward
 /// and backward, then eval-mode probabilities.
-fn run(compute: ComputeConfig) -> (Tensor, Vec<Tensor>, Tensor, bool) {
-    let (vs, unet) = model(compute);
+fn run(
+    weights: &VarStore,
+    (x, mask): &(Tensor, Tensor),
+    compute: ComputeConfig,
+) -> (Tensor, Vec<Tensor>, Tensor, bool) {
+    let (vs, unet) = model(weights, compute);
     let weights_cl = vs
         .variables()
         .values()
         .filter(|v| v.dim() == 4)
         .all(torch_ext::is_channels_last);
-    let (x, mask) = input();
-    let p = segment_with(&unet, x.shallow_clone(), true, compute);
-    segmentation_loss(&p, &mask).total.backward();
+    let p = segment_with(&unet, x.copy(), true, compute);
+    segmentation_loss(&p, mask).total.backward();
     // Batch norm's running statistics are variables without gradients.
     let mut names: Vec<_> = vs
         .variables()
@@ -59,14 +62,17 @@ fn run(compute: ComputeConfig) -> (Tensor, Vec<Tensor>, Tensor, bool) {
         .collect();
     names.sort_by(|a, b| a.0.cmp(&b.0));
     let grads = names.iter().map(|(_, v)| v.grad().contiguous()).collect();
-    let eval = tch::no_grad(|| segment_with(&unet, x, false, compute));
+    let eval = tch::no_grad(|| segment_with(&unet, x.copy(), false, compute));
     (p.contiguous(), grads, eval.contiguous(), weights_cl)
 }
 
 #[test]
 fn unet_in_channels_last_equals_contiguous() {
-    let (p_c, g_c, e_c, _) = run(fp32(MemoryFormat::Contiguous));
-    let (p_l, g_l, e_l, weights_cl) = run(fp32(MemoryFormat::ChannelsLast));
+    let weights = VarStore::new(Device::Cpu);
+    let _ = UNet::new(&weights.root(), &UNetConfig::default());
+    let data = input();
+    let (p_c, g_c, e_c, _) = run(&weights, &data, fp32(MemoryFormat::Contiguous));
+    let (p_l, g_l, e_l, weights_cl) = run(&weights, &data, fp32(MemoryFormat::ChannelsLast));
     assert!(weights_cl, "prepare_weights left a 4-D weight contiguous");
     assert!(
         max_abs_diff(&p_c, &p_l) < TOLERANCE,
