@@ -96,12 +96,13 @@ bench: build
 	bash scripts/bench.sh
 
 # What scripts/gpu_check.sh needs on a GPU machine without cargo (~50 MB):
-# the stripped train binary and a 6-scan cache. Copy gpu-pack/ and scripts/.
+# the stripped train binary, a 6-scan cache and its segmentation cache. Copy gpu-pack/ and scripts/.
 gpu-pack: build
 	rm -rf gpu-pack && mkdir -p gpu-pack/bin
 	strip -o gpu-pack/bin/train $(TRAIN)
 	$(PREPCACHE) synth --out gpu-pack/data --series 6 --seed $(SEED)
 	$(PREPCACHE) build --data gpu-pack/data --out gpu-pack/cache --threads $(THREADS)
+	$(PREPCACHE) seg --data gpu-pack/data --out gpu-pack/seg-cache
 	rm -rf gpu-pack/data
 	du -sh gpu-pack
 	@echo "gpu-pack: on the GPU machine run: bash scripts/gpu_check.sh --bin gpu-pack/bin"

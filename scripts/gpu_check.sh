@@ -3,8 +3,10 @@
 # cargo and no network: given the release binaries and a small cache, it runs
 # doctor, the loader bench (pinned memory), bench-step for fp32/bf16/fp16 ×
 # contiguous/channels-last, a short training run whose loss must fall, eval,
-# and the same step in PyTorch on the same device, and writes everything to
-# one Markdown file ready for BENCHMARKS.md. About 5 minutes on a GPU.
+# and the same step in PyTorch on the same device; then the same for the
+# chapter 13 U-Net: its training step and full-slice (512×512) inference,
+# tch vs PyTorch, and a short `train seg` whose loss must fall. Everything
+# goes to one Markdown file ready for BENCHMARKS.md. About 8 minutes on a GPU.
 #
 #   scripts/gpu_check.sh [--device cuda|cpu] [--cache DIR] [--bin DIR]
 #                        [--python PY] [--out FILE] [--quick]
@@ -13,6 +15,8 @@
 #              is skipped: it is CUDA-only), which is how `make test` checks
 #              this script
 #   --cache    a cache written by `prepcache build` [gpu-pack/cache]
+#   --seg-cache  a cache written by `prepcache seg` [gpu-pack/seg-cache];
+#              without one, `train seg` is skipped (the step checks need none)
 #   --bin      folder holding `train` [target/release]
 #   --python   Python with torch 2.11 [$LUNA_PYTHON, else /opt/torch/.venv/bin/python]
 #   --out      results file [gpu_check_results.md]
@@ -28,6 +32,7 @@ cd "$ROOT"
 
 DEVICE=cuda
 CACHE=gpu-pack/cache
+SEG_CACHE=gpu-pack/seg-cache
 BIN=target/release
 PY=${LUNA_PYTHON:-/opt/torch/.venv/bin/python}
 OUT=gpu_check_results.md
@@ -36,6 +41,7 @@ while [ $# -gt 0 ]; do
     case $1 in
         --device) DEVICE=$2; shift 2 ;;
         --cache) CACHE=$2; shift 2 ;;
+        --seg-cache) SEG_CACHE=$2; shift 2 ;;
         --bin) BIN=$2; shift 2 ;;
         --python) PY=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
@@ -57,8 +63,10 @@ export LD_LIBRARY_PATH=$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
 if [ "$QUICK" = 1 ]; then
     BATCHES=8; STEPS=2; WARMUP=1; LOADER_SAMPLES=512; EPOCH_SAMPLES=256; VAL_SAMPLES=128; PT_BATCHES=8
+    SEG_SIZE=128; SEG_INFER_BATCH=2; SEG_EPOCH_SAMPLES=128
 else
     BATCHES=32,128; STEPS=20; WARMUP=3; LOADER_SAMPLES=20000; EPOCH_SAMPLES=4000; VAL_SAMPLES=2000; PT_BATCHES=32,128
+    SEG_SIZE=512; SEG_INFER_BATCH=16; SEG_EPOCH_SAMPLES=4000
 fi
 PRECISIONS="fp32 bf16 fp16"
 [ "$DEVICE" = cpu ] && PRECISIONS="fp32 bf16"
@@ -67,7 +75,9 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 FAILED=()
 RAW=$WORK/raw.jsonl
+SEG_RAW=$WORK/seg_raw.jsonl
 : >"$RAW"
+: >"$SEG_RAW"
 
 {
     echo "# gpu_check: $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -133,12 +143,10 @@ if check "pytorch step" 300 "$PY" scripts/bench/torch_train_step.py --device "$D
     grep '^{' "$WORK/out" | grep -v skipped | sed 's/^{/{"who":"pytorch",/' >>"$RAW"
 fi
 
-echo "## Training (loss must fall) and eval" >>"$OUT"
-RUNS=$WORK/runs
-if check "train" 300 "$TRAIN" --cache "$CACHE" --runs "$RUNS" --device "$DEVICE" --epochs 2 --balanced --augmented \
-    --epoch-samples "$EPOCH_SAMPLES" --val-samples "$VAL_SAMPLES" --momentum 0.9 --seed 1 --profile gpucheck; then
-    RUN_DIR=$(ls -d "$RUNS"/p2ch12/*-cls-gpucheck | tail -n 1)
-    if "$PY" - "$RUN_DIR/metrics.jsonl" >>"$OUT" <<'PY'
+# Whether the training loss of RUN_DIR's metrics.jsonl fell from the first
+# epoch to the last; a failure is recorded by NAME. Usage: loss_fell RUN_DIR NAME
+loss_fell() {
+    if "$PY" - "$1/metrics.jsonl" >>"$OUT" <<'PY'
 import json, sys
 trn = [r for r in map(json.loads, open(sys.argv[1])) if r["phase"] == "trn"]
 first, last = trn[0]["loss_all"], trn[-1]["loss_all"]
@@ -147,8 +155,53 @@ print("Training loss per epoch: " + losses + " -> " + ("fell." if last < first e
 print()
 sys.exit(0 if last < first else 1)
 PY
-    then :; else FAILED+=("training loss did not fall"); fi
+    then :; else FAILED+=("$2: training loss did not fall"); fi
+}
+
+# The run folder the last check's `train` named on its last line (a glob
+# would also match the run's TensorBoard folders next to it).
+last_run_dir() {
+    sed -n 's/^train: done; checkpoint and metrics in //p' "$WORK/out" | tail -n 1
+}
+
+echo "## Training (loss must fall) and eval" >>"$OUT"
+RUNS=$WORK/runs
+if check "train" 300 "$TRAIN" --cache "$CACHE" --runs "$RUNS" --device "$DEVICE" --epochs 2 --balanced --augmented \
+    --epoch-samples "$EPOCH_SAMPLES" --val-samples "$VAL_SAMPLES" --momentum 0.9 --seed 1 --profile gpucheck; then
+    RUN_DIR=$(last_run_dir)
+    loss_fell "$RUN_DIR" train
     check "eval" 120 "$TRAIN" eval --cache "$CACHE" --checkpoint "$RUN_DIR" --device "$DEVICE"
+fi
+
+echo "## Segmentation: U-Net step and full-slice inference (tch)" >>"$OUT"
+for p in $PRECISIONS; do
+    for m in contiguous channels-last; do
+        if check "seg bench-step $p $m" 180 "$TRAIN" bench-step --model unet --device "$DEVICE" --precision "$p" \
+            --memory-format "$m" --batch-sizes 16 --window 64 --steps "$STEPS" --warmup "$WARMUP" --inference \
+            --size "$SEG_SIZE" --infer-batch "$SEG_INFER_BATCH"; then
+            grep '^{' "$WORK/out" | sed "s/^{/{\"who\":\"tch\",\"recipe\":\"$p $m\",/" >>"$SEG_RAW"
+        fi
+    done
+done
+
+echo "## Segmentation (PyTorch, same device)" >>"$OUT"
+SEG_RECIPES=eager,cl,bf16,cl-bf16,fp16
+[ "$DEVICE" = cpu ] && SEG_RECIPES=eager,cl,bf16,cl-bf16
+if check "pytorch seg step" 300 "$PY" scripts/bench/torch_seg_step.py --device "$DEVICE" --recipes "$SEG_RECIPES" \
+    --batch-size 16 --window 64 --steps "$STEPS" --warmup "$WARMUP" --inference --size "$SEG_SIZE" \
+    --infer-batch "$SEG_INFER_BATCH"; then
+    grep '^{' "$WORK/out" | grep -v skipped | sed 's/^{/{"who":"pytorch",/' >>"$SEG_RAW"
+fi
+
+echo "## Segmentation training (loss must fall)" >>"$OUT"
+if [ -f "$SEG_CACHE/seg-train/manifest.json" ]; then
+    if check "train seg" 300 "$TRAIN" seg --cache "$SEG_CACHE" --runs "$RUNS" --device "$DEVICE" --epochs 2 \
+        --epoch-samples "$SEG_EPOCH_SAMPLES" --seed 1 --profile gpucheck; then
+        loss_fell "$(last_run_dir)" "train seg"
+    fi
+else
+    echo "Skipped: no segmentation cache at \`$SEG_CACHE\` (--seg-cache; \`make gpu-pack\` writes one)." >>"$OUT"
+    echo >>"$OUT"
 fi
 
 echo "## Summary" >>"$OUT"
@@ -175,6 +228,31 @@ for batch in sorted({b for (_, _, b) in table}):
     if t and p:
         print(f"\nBatch {batch}: best tch {t:.1f} samples/s ({tr}) vs best PyTorch {p:.1f} ({pr}): "
               f"PyTorch's step time is {t / p:.2f}x ours.")
+PY
+echo >>"$OUT"
+"$PY" - "$SEG_RAW" "$SEG_SIZE" >>"$OUT" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+if not rows:
+    print("No segmentation figures were measured.")
+    sys.exit(0)
+size = sys.argv[2]
+print(f"U-Net (tch: `train bench-step --model unet`; PyTorch: `scripts/bench/torch_seg_step.py`): "
+      f"train samples/s at batch 16 of 64x64 windows, inference slices/s of {size}x{size} slices.")
+print()
+print("| who | recipe | train samples/s | inference slices/s |")
+print("|---|---|---:|---:|")
+table = {}
+for r in rows:
+    table.setdefault((r["who"], r["recipe"]), {})[r["mode"]] = r["samples_per_s"]
+for (who, recipe), v in table.items():
+    fmt = lambda k: f"{v[k]:.1f}" if k in v else "-"
+    print(f"| {who} | {recipe} | {fmt('train')} | {fmt('inference')} |")
+for mode in ("train", "inference"):
+    best = lambda who: max(((v.get(mode, 0), rec) for (w, rec), v in table.items() if w == who), default=(0, "-"))
+    (t, tr), (p, pr) = best("tch"), best("pytorch")
+    if t and p:
+        print(f"\nU-Net {mode}: best tch {t:.1f}/s ({tr}) vs best PyTorch {p:.1f}/s ({pr}): {t / p:.2f}x.")
 PY
 echo >>"$OUT"
 if [ ${#FAILED[@]} -eq 0 ]; then

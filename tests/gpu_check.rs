@@ -9,12 +9,27 @@ use luna_e2e::python::{python, scripts_dir};
 fn gpu_check_runs_every_check_on_the_cpu_and_writes_one_results_file() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = luna_e2e::prepcache::synthetic_cache(tmp.path(), 6, 3);
+    // The segmentation cache of the chapter 13 checks, as tests/segmentation.rs makes it.
+    let seg_root = tmp.path().join("seg-root");
+    let seg_data = luna_e2e::prepcache::synth(&seg_root, 6, 7);
+    let seg_cache = seg_root.join("seg");
+    luna_e2e::prepcache::ok(&[
+        "seg",
+        "--data",
+        luna_e2e::prepcache::s(&seg_data),
+        "--out",
+        luna_e2e::prepcache::s(&seg_cache),
+        "--val-stride",
+        "3",
+    ]);
     let bin = luna_e2e::train::bin();
     let out_file = tmp.path().join("results.md");
     let output = Command::new("bash")
         .arg(scripts_dir().join("gpu_check.sh"))
         .args(["--device", "cpu", "--quick", "--cache"])
         .arg(&cache)
+        .arg("--seg-cache")
+        .arg(&seg_cache)
         .arg("--bin")
         .arg(bin.parent().unwrap())
         .arg("--python")
@@ -34,12 +49,26 @@ fn gpu_check_runs_every_check_on_the_cpu_and_writes_one_results_file() {
         "### pytorch step",
         "### train",
         "### eval",
+        "### seg bench-step fp32 contiguous",
+        "### seg bench-step bf16 channels-last",
+        "### pytorch seg step",
+        "### train seg",
         "## Summary",
     ] {
         assert!(results.contains(section), "no {section:?} in\n{results}");
     }
     assert!(!results.contains("fp16"), "fp16 is CUDA-only:\n{results}");
-    assert!(results.contains("-> fell."), "{results}");
+    assert_eq!(results.matches("-> fell.").count(), 2, "{results}");
+    // The U-Net summary: both sides, training and full-slice inference.
+    assert!(
+        results.contains("| tch | bf16 channels-last |")
+            && results.contains("| pytorch | cl-bf16 |"),
+        "{results}"
+    );
+    assert!(
+        results.contains("U-Net train: best tch") && results.contains("U-Net inference: best tch"),
+        "{results}"
+    );
     // The summary has figures from both sides and the ratio line.
     assert!(
         results.contains("| tch | bf16 channels-last | 8 |"),

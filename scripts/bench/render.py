@@ -11,6 +11,8 @@ import os
 import re
 import sys
 
+import render_seg
+
 # prepcache levels built by bench.sh; the first is prepcache's default.
 LEVELS = (-1, 1)
 DEFAULT_LEVEL = LEVELS[0]
@@ -416,6 +418,8 @@ def main():
     ]
     if exists(results, "train_epoch.stdout"):
         body.append(end_to_end_section(results))
+    if exists(results, "seg/machine.env"):
+        body.append(render_seg.section(os.path.join(results, "seg")))
     with open(out + ".tmp", "w") as f:
         f.write(intro + "\n" + MARKER + "\n\n" + "\n".join(body))
     os.replace(out + ".tmp", out)

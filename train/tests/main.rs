@@ -18,4 +18,5 @@ mod seg_train;
 mod task_seam;
 mod tch_smoke;
 mod tensorboard_readback;
+mod unet_layout;
 mod unet_parity;

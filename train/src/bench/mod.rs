@@ -1,5 +1,7 @@
-//! Measurements behind `make bench`: the loader alone ([`loader`]) and the
-//! training step alone ([`step`]).
+//! Measurements behind `make bench`: the loader alone ([`loader`]), the
+//! classifier's training step alone ([`step`]) and the U-Net's step and
+//! full-slice inference ([`seg_step`]).
 
 pub mod loader;
+pub mod seg_step;
 pub mod step;

@@ -14,6 +14,8 @@ use crate::optim::{backward_and_step, LossScaler, Optimize, Sgd};
 
 #[derive(Debug, Serialize)]
 pub struct StepFigure {
+    /// `luna` (LunaModel) or `unet` (the chapter 13 U-Net).
+    pub model: &'static str,
     /// `train` (forward + backward + SGD) or `inference` (eval, no autograd).
     pub mode: &'static str,
     pub batch_size: usize,
@@ -27,6 +29,8 @@ pub struct StepFigure {
 
 /// What to time.
 pub struct StepBench<'a> {
+    /// `luna` or `unet`, as the figures name it.
+    pub model: &'static str,
     pub batch_sizes: &'a [usize],
     pub steps: usize,
     pub warmup: usize,
@@ -43,7 +47,12 @@ fn sync(device: Device) {
 }
 
 /// Times `steps` calls of `step` after `warmup` untimed ones.
-fn time(bench: &StepBench, batch: usize, mode: &'static str, mut step: impl FnMut()) -> StepFigure {
+pub(super) fn time(
+    bench: &StepBench,
+    batch: usize,
+    mode: &'static str,
+    mut step: impl FnMut(),
+) -> StepFigure {
     for _ in 0..bench.warmup {
         step();
     }
@@ -55,6 +64,7 @@ fn time(bench: &StepBench, batch: usize, mode: &'static str, mut step: impl FnMu
     sync(bench.device);
     let seconds = t.elapsed().as_secs_f64();
     StepFigure {
+        model: bench.model,
         mode,
         batch_size: batch,
         steps: bench.steps,

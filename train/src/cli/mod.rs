@@ -304,9 +304,43 @@ pub struct BenchStepArgs {
     /// channels-last, contiguous or auto.
     #[arg(long, value_name = "F", value_parser = compute::parse_memory_format, default_value = "auto")]
     pub memory_format: MemoryFormat,
-    /// Also time inference (eval mode, no autograd) per batch size.
+    /// Also time inference (eval mode, no autograd): per batch size for
+    /// luna, over whole --size slices for unet.
     #[arg(long)]
     pub inference: bool,
+    /// The model: luna (the classifier, on [1,32,48,48] crops) or unet
+    /// (chapter 13's U-Net, on [7,W,W] windows; use --batch-sizes 16 for
+    /// the book's batch).
+    #[arg(long, value_enum, default_value_t = BenchModel::Luna)]
+    pub model: BenchModel,
+    /// unet: edge of the training windows (the book's 64).
+    #[arg(long, default_value_t = 64, value_name = "W", value_parser = clap::value_parser!(i64).range(4..=4096))]
+    pub window: i64,
+    /// unet: edge of the inference slices (LUNA's 512).
+    #[arg(long, default_value_t = 512, value_name = "S", value_parser = clap::value_parser!(i64).range(4..=4096))]
+    pub size: i64,
+    /// unet: slices per inference batch.
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub infer_batch: u32,
+}
+
+/// `bench-step --model`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchModel {
+    /// LunaModel, the classifier.
+    Luna,
+    /// The chapter 13 U-Net.
+    Unet,
+}
+
+impl BenchModel {
+    /// The name the figures carry.
+    pub fn name(self) -> &'static str {
+        match self {
+            BenchModel::Luna => "luna",
+            BenchModel::Unet => "unet",
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]

@@ -3,8 +3,8 @@
 
 use anyhow::Result;
 
-use crate::bench::{loader, step};
-use crate::cli::{BenchLoaderArgs, BenchStepArgs};
+use crate::bench::{loader, seg_step, step};
+use crate::cli::{BenchLoaderArgs, BenchModel, BenchStepArgs};
 use crate::config::device::parse_device;
 use crate::config::resolve::Platform;
 use crate::config::{check_batch_size, check_num_workers, ComputeConfig};
@@ -39,6 +39,7 @@ pub fn step(a: &BenchStepArgs) -> Result<()> {
     };
     let Platform { device, compute } = Platform::resolve(&a.device, a.threads, compute)?;
     let bench = step::StepBench {
+        model: a.model.name(),
         batch_sizes: &a.batch_sizes,
         steps: a.steps,
         warmup: a.warmup,
@@ -46,7 +47,18 @@ pub fn step(a: &BenchStepArgs) -> Result<()> {
         compute,
         inference: a.inference,
     };
-    for figure in step::run(&bench) {
+    let figures = match a.model {
+        BenchModel::Luna => step::run(&bench),
+        BenchModel::Unet => seg_step::run(
+            &bench,
+            seg_step::SegShape {
+                window: a.window,
+                size: a.size,
+                infer_batch: a.infer_batch as usize,
+            },
+        ),
+    };
+    for figure in figures {
         println!("{}", serde_json::to_string(&figure)?);
     }
     Ok(())

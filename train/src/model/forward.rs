@@ -4,7 +4,7 @@
 use tch::{Device, Kind, Reduction, Tensor};
 
 use super::compute::ComputeConfig;
-use super::LunaModel;
+use super::{LunaModel, UNet};
 
 /// Per-sample results of one batch, still on the device.
 pub struct BatchOutput {
@@ -55,14 +55,18 @@ pub fn forward_batch<'a>(
     }
 }
 
-/// Puts float HU `x` into the layout `compute` asks for.
+/// Puts float HU `x` into the layout `compute` asks for: channels-last-3d
+/// for the classifier's volumes, channels-last for the U-Net's slices.
 fn prepare_input(x: Tensor, compute: ComputeConfig) -> Tensor {
-    if compute.channels_last() {
-        // A 5-D float tensor always converts; keep the input as it is otherwise.
-        torch_ext::contiguous_channels_last_3d(&x).unwrap_or(x)
-    } else {
-        x
+    if !compute.channels_last() {
+        return x;
     }
+    // A 4-D or 5-D float tensor always converts; keep anything else as it is.
+    let converted = match x.dim() {
+        4 => torch_ext::contiguous_channels_last(&x),
+        _ => torch_ext::contiguous_channels_last_3d(&x),
+    };
+    converted.unwrap_or(x)
 }
 
 /// [`forward_batch`] as `compute` asks: float HU `x` in its memory layout,
@@ -79,6 +83,21 @@ pub fn forward_batch_with<'a>(
     let x = prepare_input(x, compute);
     let _autocast = autocast(&x, compute);
     forward_batch(model, &x, target, train)
+}
+
+/// The U-Net's P(nodule) per pixel `[n, classes, H, W]`, fp32, for float HU
+/// slices `x` `[n, in_channels, H, W]`, as `compute` asks: the input in its
+/// layout, the forward pass under its autocast. Training, validation and
+/// `bench-step --model unet` all run this.
+pub fn segment_with(model: &UNet, x: Tensor, train: bool, compute: ComputeConfig) -> Tensor {
+    let x = prepare_input(x, compute);
+    let prediction = {
+        let _autocast = autocast(&x, compute);
+        model.forward_t(&x, train)
+    };
+    // Autocast leaves the sigmoid in bf16/fp16; the loss and the metrics
+    // sum over many pixels, which wants fp32.
+    prediction.to_kind(Kind::Float)
 }
 
 /// The autocast `compute` asks for on `x`'s device, for as long as the
@@ -98,8 +117,11 @@ pub fn autocast(x: &Tensor, compute: ComputeConfig) -> Option<torch_ext::Autocas
 /// before any optimizer takes hold of them.
 pub fn prepare_weights(vs: &tch::nn::VarStore, compute: ComputeConfig) {
     if compute.channels_last() {
-        // Only 5-D (conv) weights change; a failure leaves them contiguous,
+        // Only conv weights change: 5-D ones (the classifier) to
+        // channels-last-3d, 4-D ones (the U-Net) to channels-last. A model
+        // has one kind or the other. A failure leaves them contiguous,
         // which is slower but still correct.
         let _ = torch_ext::var_store_to_channels_last_3d(vs);
+        let _ = torch_ext::var_store_to_channels_last(vs);
     }
 }

@@ -9,7 +9,9 @@ pub mod seg_loss;
 pub mod torch_state;
 pub mod unet;
 
-pub use forward::{forward_batch, forward_batch_with, prepare_weights, BatchOutput, Target};
+pub use forward::{
+    forward_batch, forward_batch_with, prepare_weights, segment_with, BatchOutput, Target,
+};
 pub use luna::{
     parameter_count, BiasInit, InputNorm, LunaModel, ModelConfig, ModelConfigError, FLAT_FEATURES,
     INPUT_SHAPE, NUM_CLASSES,

@@ -143,7 +143,17 @@ impl UpBlock {
         let up = x.apply(&self.up);
         let (h, w) = (up.size()[2], up.size()[3]);
         let (bh, bw) = (bridge.size()[2], bridge.size()[3]);
-        let crop = bridge.narrow(2, (bh - h) / 2, h).narrow(3, (bw - w) / 2, w);
+        // Crop only when the sizes differ (unpadded convs). A full-size
+        // `narrow` is not free: its backward scatters the gradient into a
+        // fresh row-major zero tensor, which sent the skip's gradient, and
+        // every BatchNorm backward above it, down libtorch's slow
+        // mixed-layout path under channels-last (~10% of the step).
+        // PyTorch's `bridge[:, :, 0:h, 0:w]` records nothing in that case.
+        let crop = if (bh, bw) == (h, w) {
+            bridge.shallow_clone()
+        } else {
+            bridge.narrow(2, (bh - h) / 2, h).narrow(3, (bw - w) / 2, w)
+        };
         self.conv_block
             .forward_t(&Tensor::cat(&[up, crop], 1), train)
     }

@@ -22,7 +22,7 @@ use crate::data::augment::AugmentConfig;
 use crate::data::loader::{Batch, Loader};
 use crate::evaluate::pixels::PixelRows;
 use crate::model::compute::ComputeConfig;
-use crate::model::forward::autocast;
+use crate::model::forward::segment_with;
 use crate::model::seg_loss::segmentation_loss;
 use crate::model::{UNet, UNetConfig};
 
@@ -71,11 +71,6 @@ impl Segment {
         }
     }
 
-    /// P(nodule) per pixel of HU slices `[n, 7, H, W]`, as float.
-    fn predict(&self, hu: &Tensor, train: bool) -> Tensor {
-        let _autocast = autocast(hu, self.compute);
-        self.model.forward_t(hu, train).to_kind(Kind::Float)
-    }
 }
 
 /// Float `[n, 8, H, W]` chunks → (HU slices `[n, 7, H, W]`, mask `[n, 1, H, W]`).
@@ -125,7 +120,7 @@ impl Task for Segment {
         } else {
             planes(&chunks)
         };
-        let prediction = self.predict(&hu, train);
+        let prediction = segment_with(&self.model, hu, train, self.compute);
         let loss = segmentation_loss(&prediction, &mask);
         Step {
             loss: loss.total,
@@ -163,7 +158,11 @@ impl Task for Segment {
 
     fn validation_images(&self, epoch: usize) -> Result<Vec<(String, Png)>> {
         match &self.images {
-            Some(images) => images.draw(&|hu| self.predict(hu, false), self.device, epoch == 1),
+            Some(images) => images.draw(
+                &|hu| segment_with(&self.model, hu.shallow_clone(), false, self.compute),
+                self.device,
+                epoch == 1,
+            ),
             None => Ok(Vec::new()),
         }
     }

@@ -9,6 +9,9 @@ pub enum Error {
     /// Channels-last-3d only exists for NCDHW tensors.
     #[error("channels-last 3d needs a 5-D tensor, got {0}-D")]
     NotFiveD(usize),
+    /// Channels-last (2-D) only exists for NCHW tensors.
+    #[error("channels-last needs a 4-D tensor, got {0}-D")]
+    NotFourD(usize),
     /// Autocast only lowers to a 16-bit float type.
     #[error("autocast dtype must be BFloat16 or Half, got {0:?}")]
     AutocastDtype(Kind),

@@ -26,6 +26,6 @@ pub use error::Error;
 pub use event::CudaEvent;
 pub use host::{pin_memory, storage_is_unshared};
 pub use memory_format::{
-    contiguous_channels_last_3d, is_channels_last_3d, restride, var_store_to_channels_last_3d,
-    MemoryFormat,
+    contiguous_channels_last, contiguous_channels_last_3d, is_channels_last, is_channels_last_3d,
+    restride, var_store_to_channels_last, var_store_to_channels_last_3d, MemoryFormat,
 };

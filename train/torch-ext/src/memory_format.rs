@@ -90,6 +90,21 @@ pub fn is_channels_last_3d(t: &Tensor) -> bool {
     t.defined() && is_contiguous_with(t, MemoryFormat::ChannelsLast3d).unwrap_or(false)
 }
 
+/// `t.contiguous(memory_format=torch.channels_last)`; errs unless `t` is 4-D.
+/// The 2-D U-Net's layout: oneDNN's CPU 2-D convolutions run NHWC natively.
+pub fn contiguous_channels_last(t: &Tensor) -> Result<Tensor, Error> {
+    let dim = t.dim();
+    if dim != 4 {
+        return Err(Error::NotFourD(dim));
+    }
+    contiguous_with(t, MemoryFormat::ChannelsLast)
+}
+
+/// Whether `t` is laid out channels-last (always false unless 4-D).
+pub fn is_channels_last(t: &Tensor) -> bool {
+    t.defined() && is_contiguous_with(t, MemoryFormat::ChannelsLast).unwrap_or(false)
+}
+
 /// `model.to(memory_format=torch.channels_last_3d)` for a VarStore: every 5-D
 /// variable (conv weights) gets channels-last-3d strides in place, keeping
 /// its identity, name and `requires_grad`, so optimizers built on it stay
@@ -102,23 +117,41 @@ pub fn is_channels_last_3d(t: &Tensor) -> bool {
 /// largest) stayed contiguous and every later layer converted back: 16% of
 /// the bf16 step went to strided ReLU backward and layout copies.
 pub fn var_store_to_channels_last_3d(vs: &VarStore) -> Result<usize, Error> {
+    var_store_to(vs, MemoryFormat::ChannelsLast3d)
+}
+
+/// [`var_store_to_channels_last_3d`] for 2-D models: every 4-D variable
+/// (conv and transposed-conv weights) gets channels-last strides, as
+/// `model.to(memory_format=torch.channels_last)` does.
+pub fn var_store_to_channels_last(vs: &VarStore) -> Result<usize, Error> {
+    var_store_to(vs, MemoryFormat::ChannelsLast)
+}
+
+/// Restrides, in place, every variable of `format`'s rank (4-D for
+/// channels-last, 5-D for channels-last-3d; other formats change nothing).
+fn var_store_to(vs: &VarStore, format: MemoryFormat) -> Result<usize, Error> {
+    let rank = match format {
+        MemoryFormat::ChannelsLast => 4,
+        MemoryFormat::ChannelsLast3d => 5,
+        MemoryFormat::Contiguous | MemoryFormat::Preserve => return Ok(0),
+    };
     let _no_grad = tch::no_grad_guard();
     let mut converted = 0;
     // `variables()` hands out shallow clones that share each variable's
     // TensorImpl, and set_data swaps the impl's storage, so the store sees it.
     for (_, mut var) in vs.variables() {
-        if var.dim() != 5 {
+        if var.dim() != rank {
             continue;
         }
-        let data = restride(&var.detach(), MemoryFormat::ChannelsLast3d)?;
+        let data = restride(&var.detach(), format)?;
         if data.stride() == var.stride() {
             continue;
         }
         var.f_set_data(&data)
             .map_err(|e| Error::Torch(e.to_string()))?;
         let mut grad = var.grad();
-        if grad.defined() && grad.dim() == 5 {
-            let g = restride(&grad, MemoryFormat::ChannelsLast3d)?;
+        if grad.defined() && grad.dim() == rank {
+            let g = restride(&grad, format)?;
             grad.f_set_data(&g)
                 .map_err(|e| Error::Torch(e.to_string()))?;
         }

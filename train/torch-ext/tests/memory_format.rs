@@ -144,3 +144,26 @@ fn var_store_conversion_keeps_variables_and_results() {
     assert!(is_channels_last_3d(&g));
     assert_eq!(g.kind(), Kind::Float);
 }
+
+#[test]
+fn four_d_tensors_and_var_stores_become_channels_last() {
+    use torch_ext::{contiguous_channels_last, is_channels_last, var_store_to_channels_last};
+    let x = Tensor::randn([2, 3, 4, 5], (Kind::Float, Device::Cpu));
+    let y = contiguous_channels_last(&x).unwrap();
+    assert!(is_channels_last(&y) && !y.is_contiguous());
+    assert_eq!(y.stride(), vec![3 * 4 * 5, 1, 5 * 3, 3]);
+    assert!(y.equal(&x));
+    assert!(matches!(
+        contiguous_channels_last(&Tensor::zeros([2, 3, 4, 5, 6], (Kind::Float, Device::Cpu))),
+        Err(Error::NotFourD(5))
+    ));
+    // A 2-D conv's weights, the 1-input-channel one included (restrided,
+    // not left as `contiguous` would), and only 4-D variables.
+    let vs = nn::VarStore::new(Device::Cpu);
+    let wide = nn::conv2d(vs.root() / "wide", 4, 8, 3, Default::default());
+    let narrow = nn::conv2d(vs.root() / "narrow", 1, 8, 3, Default::default());
+    assert_eq!(var_store_to_channels_last(&vs).unwrap(), 2);
+    assert!(is_channels_last(&wide.ws));
+    assert_eq!(narrow.ws.stride(), vec![9, 1, 3, 1]);
+    assert_eq!(narrow.bs.as_ref().unwrap().dim(), 1);
+}
