@@ -61,7 +61,7 @@ train: cache
 	$(TRAIN) --config $(DEMO_CONFIG) --cache $(CACHE) --runs $(RUNS) $(if $(EPOCHS),--epochs $(EPOCHS)) $(ARGS)
 
 # Chapter 13 on the same data: the segmentation cache, then the U-Net run
-# of examples/demo-seg.toml (32,000 samples, ~2.5 min on two cores), the
+# of examples/demo-seg.toml (15,000 samples, ~1 min on two cores), the
 # run tests/learns.rs checks reaches validation recall >= 0.8.
 DEMO_SEG_CONFIG ?= examples/demo-seg.toml
 

@@ -69,7 +69,7 @@ fn the_demo_run_reaches_validation_auc_0_90() {
 /// recall >= 0.8 on whole slices of the held-out validation series (the
 /// book's chapter 13 goal is recall: the classifier prunes the false
 /// positives), while finding far fewer false positives than pixels it
-/// leaves alone. About 2.5 minutes on two cores with bf16.
+/// leaves alone. About a minute on two cores with bf16.
 #[test]
 fn the_demo_segmentation_run_reaches_validation_recall_0_8() {
     let tmp = tempfile::tempdir().unwrap();

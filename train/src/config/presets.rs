@@ -4,18 +4,9 @@
 
 use super::{OptimizerKind, RunConfig};
 use crate::data::augment::AugmentConfig;
-use crate::run::RunKind;
 
 /// The book's segmentation epoch (`TrainingLuna2dSegmentationDataset`).
 pub const BOOK_SEG_EPOCH_SAMPLES: u64 = 300_000;
-
-/// The starting configuration of a `kind` run (`train` or `train seg`).
-pub fn for_kind(kind: RunKind) -> RunConfig {
-    match kind {
-        RunKind::Classify => RunConfig::default(),
-        RunKind::Segment => segmentation(),
-    }
-}
 
 /// `train seg`'s defaults: Adam at 1e-3, batch 16, 300,000 samples an
 /// epoch, augmentation flip, offset 0.03, scale 0.2, rotate, noise 25 HU,

@@ -70,7 +70,6 @@ impl Segment {
             ..self
         }
     }
-
 }
 
 /// Float `[n, 8, H, W]` chunks → (HU slices `[n, 7, H, W]`, mask `[n, 1, H, W]`).

@@ -205,7 +205,7 @@ impl SweepFile {
         };
         if task != RunKind::Classify {
             // The base file changes the task's preset, as `--config` does.
-            let mut preset = Table::try_from(presets::for_kind(task))
+            let mut preset = Table::try_from(preset(task))
                 .map_err(|e| file_err(format!("the {} preset: {e}", task.tag())))?;
             dotted::merge(&mut preset, base_table);
             base_table = preset;
@@ -362,6 +362,14 @@ impl SweepFile {
             overrides,
             config,
         })
+    }
+}
+
+/// The starting configuration of a `task` run (`train` or `train seg`).
+fn preset(task: RunKind) -> RunConfig {
+    match task {
+        RunKind::Classify => RunConfig::default(),
+        RunKind::Segment => presets::segmentation(),
     }
 }
 
