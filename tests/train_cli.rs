@@ -1,6 +1,38 @@
 //! The command line: help, doctor, and clean errors for bad input.
 
 #[test]
+fn train_seg_help_states_the_chapter_13_defaults() {
+    let (ok, seg) = luna_e2e::train::train_output(&["seg", "--help"]);
+    assert!(ok, "{seg}");
+    let (_, cls) = luna_e2e::train::train_output(&["--help"]);
+    let flat = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let (seg, cls) = (flat(&seg), flat(&cls));
+    for (cls_says, seg_says) in [
+        (
+            "Samples per training step, 1 to 100000 [default: 32]",
+            "Samples per training step, 1 to 100000 [default: 16]",
+        ),
+        ("[default: sgd]", "[default: adam]"),
+        ("[default: p2ch12]", "[default: p2ch13]"),
+        ("written by `prepcache build`", "written by `prepcache seg`"),
+        ("Default: every epoch", "[default: 5]"),
+    ] {
+        assert!(
+            cls.contains(cls_says),
+            "train --help lacks {cls_says:?}: {cls}"
+        );
+        assert!(
+            seg.contains(seg_says),
+            "train seg --help lacks {seg_says:?}: {seg}"
+        );
+        assert!(
+            !seg.contains(cls_says),
+            "train seg --help says {cls_says:?}"
+        );
+    }
+}
+
+#[test]
 fn help_lists_the_books_flags() {
     let (ok, text) = luna_e2e::train::train_output(&["--help"]);
     assert!(ok, "{text}");

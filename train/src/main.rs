@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::Parser;
 use train::cli::{Cli, Command};
 use train::commands;
 
@@ -22,7 +21,7 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<ExitCode> {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     // Before libtorch allocates anything: see host_memory.rs.
     train::host_memory::keep_freed_memory();
     match &cli.command {

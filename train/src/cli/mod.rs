@@ -7,7 +7,7 @@ mod train;
 use std::path::PathBuf;
 
 use clap::builder::TypedValueParser;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{RunConfig, SplitBy};
 use crate::data::split::Split;
@@ -40,6 +40,53 @@ pub struct Cli {
     pub command: Option<Command>,
     #[command(flatten)]
     pub train: TrainArgs,
+}
+
+impl Cli {
+    /// Parses the command line; exits with clap's message on an error.
+    pub fn parse_args() -> Cli {
+        let matches = Cli::command()
+            .mut_subcommand("seg", segmentation_defaults)
+            .get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
+/// `train seg` shares `train`'s flags but starts from the chapter 13
+/// preset: its `--help` says the preset's defaults, not the classifier's.
+fn segmentation_defaults(seg: clap::Command) -> clap::Command {
+    const CHANGES: [(&str, &str, &str); 7] = [
+        ("cache", "`prepcache build`", "`prepcache seg`"),
+        ("batch_size", "[default: 32]", "[default: 16]"),
+        ("optimizer", "[default: sgd]", "[default: adam]"),
+        ("tb_prefix", "[default: p2ch12]", "[default: p2ch13]"),
+        (
+            "comment",
+            "[default: dwlpt; `train seg`: seg]",
+            "[default: seg]",
+        ),
+        // clap drops a one-paragraph help's final full stop.
+        ("validate_every", "Default: every epoch", "[default: 5]"),
+        (
+            "epoch_samples",
+            "or a cap on an unbalanced one",
+            "or a cap on an unbalanced one [default: 300000, the book's]",
+        ),
+    ];
+    CHANGES.iter().fold(seg, |seg, &(id, from, to)| {
+        seg.mut_arg(id, |arg| {
+            let help = arg.get_help().map(|h| h.to_string().replace(from, to));
+            let long = arg.get_long_help().map(|h| h.to_string().replace(from, to));
+            let arg = match help {
+                Some(h) => arg.help(h),
+                None => arg,
+            };
+            match long {
+                Some(h) => arg.long_help(h),
+                None => arg,
+            }
+        })
+    })
 }
 
 #[derive(Subcommand, Debug)]
