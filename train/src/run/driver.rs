@@ -236,7 +236,7 @@ impl<T: Task> EpochLoop<'_, T> {
     /// `--validate-every N`: epoch 1, every N-th and the last validate.
     fn validates(&self, epoch: usize) -> bool {
         let every = self.config.run.validate_every.unwrap_or(1).max(1) as usize;
-        epoch == 1 || epoch % every == 0 || epoch == self.config.run.epochs
+        epoch == 1 || epoch.is_multiple_of(every) || epoch == self.config.run.epochs
     }
 
     fn train(&mut self, epoch: usize) -> Result<()> {
