@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["data"],
     &["config"],
     &["run"],
-    &["inference", "bench", "compare", "sweep"],
+    &["inference", "analyze", "bench", "compare", "sweep"],
     &["cli"],
     &["commands"],
 ];

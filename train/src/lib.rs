@@ -17,7 +17,8 @@
 //! - [`evaluate`]: the one metrics core ([`evaluate::metrics`]) plus ROC/PR,
 //!   FROC/CPM and plots.
 //! - [`inference`]: a saved model over cached candidates, for `eval` and
-//!   `predict`.
+//!   `predict`; [`analyze`]: a U-Net over a whole scan, and its mask cut
+//!   into nodule candidates (chapter 14).
 //! - [`commands`]: one module per subcommand; [`bench`]: the measurements.
 //! - [`sweep`]: a study as many runs (variants × seeds) in child processes.
 //! - [`compare`]: finished runs side by side.
@@ -26,6 +27,7 @@
 //! `layers.rs`): a module uses only lower ones, so nothing below
 //! [`config`] reads the run configuration or the command line.
 
+pub mod analyze;
 pub mod bench;
 pub mod cli;
 pub mod commands;

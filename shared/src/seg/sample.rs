@@ -121,6 +121,13 @@ pub fn training_sample(
     })
 }
 
+/// The volume slice plane `k` (0..[`HU_PLANES`]) of slice `index`'s
+/// input shows: `index − 3 + k` clamped to `0..slices` (the book's
+/// `getitem_fullSlice`). `slices` must be at least 1.
+pub fn context_slice(index: usize, k: usize, slices: usize) -> usize {
+    (index + k).saturating_sub(CONTEXT_SLICES).min(slices - 1)
+}
+
 /// Slice `index` with 3 slices of context on each side, each clamped to
 /// the volume as the book's `getitem_fullSlice` does (so slice 0's first
 /// four planes are all slice 0), and slice `index`'s mask.
@@ -142,7 +149,7 @@ pub fn slice_with_context(
     let plane = rows * cols;
     let mut hu = Vec::with_capacity(HU_PLANES * plane);
     for k in 0..HU_PLANES {
-        let context = (index + k).saturating_sub(CONTEXT_SLICES).min(slices - 1);
+        let context = context_slice(index, k, slices);
         hu.extend_from_slice(&volume.voxels[context * plane..(context + 1) * plane]);
     }
     clip_hu(&mut hu);

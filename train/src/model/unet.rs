@@ -162,6 +162,7 @@ impl UpBlock {
 /// `UNetWrapper`: see the module's documentation.
 #[derive(Debug)]
 pub struct UNet {
+    config: UNetConfig,
     input_batchnorm: nn::BatchNorm,
     down: Vec<ConvBlock>,
     up: Vec<UpBlock>,
@@ -186,6 +187,7 @@ impl UNet {
             prev = channels(i);
         }
         UNet {
+            config: *config,
             input_batchnorm: nn::batch_norm2d(
                 root / "input_batchnorm",
                 config.in_channels,
@@ -195,6 +197,16 @@ impl UNet {
             up,
             last: conv(&unet / "last", prev, config.n_classes, 1, 0),
         }
+    }
+
+    /// The architecture it was built with.
+    pub fn config(&self) -> &UNetConfig {
+        &self.config
+    }
+
+    /// Where its weights live, so callers can put inputs beside them.
+    pub fn device(&self) -> tch::Device {
+        self.input_batchnorm.running_mean.device()
     }
 
     /// P(nodule) per pixel `[n, classes, H, W]` for HU slices `x`

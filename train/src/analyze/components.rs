@@ -1,0 +1,224 @@
+//! From a segmentation mask to nodule candidates: the book's
+//! `binary_erosion(mask_a, iterations=1)` (end of `segmentCt`), then
+//! `groupSegmentationOutput`: `label`, and `center_of_mass` of the HU
+//! `clip(-1000, 1000) + 1001` per component, converted to world
+//! coordinates. scipy.ndimage's defaults throughout, checked against scipy
+//! itself in `train/tests/analyze_parity.rs`.
+//!
+//! `ndarray-ndimage` does the erosion and the labelling: its `label` is a
+//! port of scipy's `_ni_label.pyx`, so components are numbered as scipy
+//! numbers them (by their first voxel in `[i][r][c]` order). Two things it
+//! does not do as needed, and are done here:
+//!
+//! - its erosion treats voxels outside the image as set (it says so: "to
+//!   avoid border effects"), where scipy's `border_value=0` treats them as
+//!   unset, so a mask touching the scan's edge loses that layer in the
+//!   book. Padding the mask with one unset voxel on every side first gives
+//!   scipy's result (the structure reaches one voxel out);
+//! - it has no `center_of_mass` (0.6), so [`centres_of_mass`] is written
+//!   here.
+
+use ndarray::{s, Array3, ArrayView3};
+use ndarray_ndimage::{binary_erosion, label, Kernel3d};
+use shared::hu::{HU_MAX, HU_MIN};
+use shared::volume::Volume;
+
+/// One connected component of the eroded mask.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Candidate {
+    /// Its label: 1, 2, … in scipy's order.
+    pub label: u32,
+    /// HU-weighted centre of mass, continuous (i, r, c).
+    pub center_irc: [f64; 3],
+    /// `center_irc` in world millimetres (the volume's geometry).
+    pub center_xyz: [f64; 3],
+    /// Voxels in the component.
+    pub voxels: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ComponentsError {
+    #[error("volume of shape {shape:?} holds {got} voxels")]
+    InconsistentVolume { shape: [usize; 3], got: usize },
+    #[error("mask holds {got} voxels, the volume of shape {shape:?} has {expected}")]
+    MaskSize {
+        shape: [usize; 3],
+        expected: usize,
+        got: usize,
+    },
+    /// Labels are u32; a volume this large could hold more components.
+    #[error("volume of shape {shape:?} has more voxels than u32 labels can number")]
+    TooLarge { shape: [usize; 3] },
+}
+
+/// The candidates of `mask` (`[i][r][c]`, the volume's shape; a
+/// segmentation's `P > 0.5`): eroded once, labelled, and each component's
+/// centre of mass weighted by its clipped HU + 1001, in label order.
+pub fn candidates_from_mask(
+    volume: &Volume,
+    mask: &[bool],
+) -> Result<Vec<Candidate>, ComponentsError> {
+    let mask = mask_view(volume, mask)?;
+    let eroded = erode(mask);
+    let (labels, count) = label_components(eroded.view());
+    let centres = centres_of_mass(&volume.voxels, labels.view(), count);
+    Ok(centres
+        .into_iter()
+        .zip(1u32..)
+        .map(|((center_irc, voxels), label)| Candidate {
+            label,
+            center_irc,
+            center_xyz: volume.geometry.irc_to_xyz(center_irc),
+            voxels,
+        })
+        .collect())
+}
+
+fn mask_view<'a>(
+    volume: &Volume,
+    mask: &'a [bool],
+) -> Result<ArrayView3<'a, bool>, ComponentsError> {
+    let shape = volume.shape;
+    let expected = shape.iter().product::<usize>();
+    if expected != volume.voxels.len() {
+        return Err(ComponentsError::InconsistentVolume {
+            shape,
+            got: volume.voxels.len(),
+        });
+    }
+    if mask.len() != expected {
+        return Err(ComponentsError::MaskSize {
+            shape,
+            expected,
+            got: mask.len(),
+        });
+    }
+    if u32::try_from(expected).is_err() {
+        return Err(ComponentsError::TooLarge { shape });
+    }
+    let [i, r, c] = shape;
+    Ok(ArrayView3::from_shape((i, r, c), mask).expect("length checked above"))
+}
+
+/// scipy's `binary_erosion(mask)`: one iteration, the 6-connected cross
+/// (`generate_binary_structure(3, 1)`), outside the volume unset
+/// (`border_value=0`).
+pub fn erode(mask: ArrayView3<bool>) -> Array3<bool> {
+    // The crate's `pad` wants numbers, not bools.
+    let (i, r, c) = mask.dim();
+    let mut padded = Array3::from_elem((i + 2, r + 2, c + 2), false);
+    padded.slice_mut(s![1..-1, 1..-1, 1..-1]).assign(&mask);
+    let eroded = binary_erosion(&padded, &Kernel3d::Star.generate(), 1);
+    eroded.slice(s![1..-1, 1..-1, 1..-1]).to_owned()
+}
+
+/// scipy's `label(mask)`: 6-connected components (its default structure,
+/// the same cross), numbered 1..=count; 0 is background.
+pub fn label_components(mask: ArrayView3<bool>) -> (Array3<u32>, usize) {
+    label::<u32>(&mask, &Kernel3d::Star.generate())
+}
+
+/// Per label 1..=count, the centre of mass (i, r, c) weighted by
+/// `hu.clip(-1000, 1000) + 1001` and the voxel count: scipy's
+/// `center_of_mass(weights, labels, index=arange(1, count + 1))`.
+///
+/// The sums are kept in integers: every weight (1..=2001) and coordinate is
+/// one, so they are exact, as scipy's float64 sums of the same integers
+/// are below 2^53; one division each then gives scipy's result to the bit,
+/// whatever the summation order.
+pub fn centres_of_mass(hu: &[i16], labels: ArrayView3<u32>, count: usize) -> Vec<([f64; 3], u64)> {
+    // Per label: Σw, Σw·i, Σw·r, Σw·c, voxels.
+    let mut sums = vec![[0u64; 5]; count + 1];
+    for (((i, r, c), &l), &v) in labels.indexed_iter().zip(hu) {
+        if l == 0 {
+            continue;
+        }
+        let w = (i32::from(v.clamp(HU_MIN, HU_MAX)) + 1001) as u64;
+        let sum = &mut sums[l as usize];
+        sum[0] += w;
+        sum[1] += w * i as u64;
+        sum[2] += w * r as u64;
+        sum[3] += w * c as u64;
+        sum[4] += 1;
+    }
+    sums[1..]
+        .iter()
+        .map(|s| {
+            let w = s[0] as f64;
+            ([s[1] as f64 / w, s[2] as f64 / w, s[3] as f64 / w], s[4])
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::geometry::Geometry;
+
+    fn volume(shape: [usize; 3], hu: Vec<i16>) -> Volume {
+        let geometry = Geometry::new(
+            [10.0, -20.0, 30.0],
+            [0.5, 0.7, 2.5],
+            [[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+        );
+        Volume::new(shape, hu, geometry).unwrap()
+    }
+
+    #[test]
+    fn a_mask_touching_the_edge_erodes_as_if_outside_were_unset() {
+        // A full 3×3×3 block: scipy's border_value=0 leaves its centre only.
+        let mask = Array3::from_elem((3, 3, 3), true);
+        let eroded = erode(mask.view());
+        let kept: Vec<_> = eroded
+            .indexed_iter()
+            .filter(|(_, &m)| m)
+            .map(|(ix, _)| ix)
+            .collect();
+        assert_eq!(kept, [(1, 1, 1)]);
+    }
+
+    #[test]
+    fn components_are_numbered_in_voxel_order_and_weighted_by_clipped_hu() {
+        // Block A (3×3×4 at columns 1..5) erodes to (2,2,2) and (2,2,3);
+        // block B (3×3×3 at columns 6..9) to (2,2,7).
+        let shape = [5, 5, 10];
+        let at = |i: usize, r: usize, c: usize| (i * 5 + r) * 10 + c;
+        let mut mask = vec![false; 5 * 5 * 10];
+        for i in 1..4 {
+            for r in 1..4 {
+                for c in (1..5).chain(6..9) {
+                    mask[at(i, r, c)] = true;
+                }
+            }
+        }
+        let mut hu = vec![0i16; mask.len()];
+        hu[at(2, 2, 2)] = 2000; // clipped to 1000: weight 2001
+        hu[at(2, 2, 3)] = -3000; // clipped to -1000: weight 1
+        let v = volume(shape, hu);
+        let found = candidates_from_mask(&v, &mask).unwrap();
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].label, 1);
+        assert_eq!(found[0].voxels, 2);
+        assert_eq!(
+            found[0].center_irc,
+            [2.0, 2.0, (2001.0 * 2.0 + 3.0) / 2002.0]
+        );
+        assert_eq!(found[1].center_irc, [2.0, 2.0, 7.0]);
+        assert_eq!(found[1].center_xyz, v.geometry.irc_to_xyz([2.0, 2.0, 7.0]));
+    }
+
+    #[test]
+    fn a_mask_of_the_wrong_size_is_refused_with_both_sizes() {
+        let v = volume([2, 2, 2], vec![0; 8]);
+        let err = candidates_from_mask(&v, &[true; 7]).unwrap_err();
+        assert_eq!(
+            err,
+            ComponentsError::MaskSize {
+                shape: [2, 2, 2],
+                expected: 8,
+                got: 7
+            }
+        );
+        assert!(err.to_string().contains("7 voxels"), "{err}");
+    }
+}

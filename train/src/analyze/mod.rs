@@ -1,0 +1,21 @@
+//! Chapter 14's first stage: from a CT volume and a trained U-Net to a list
+//! of nodule candidates, as the book's `p2ch14/nodule_analysis.py` does it.
+//!
+//! - [`segment`]: the U-Net over every slice of the scan (`segmentCt`):
+//!   P(nodule) per voxel, or the mask `P > 0.5`.
+//! - [`components`]: that mask eroded once, cut into connected components,
+//!   and each component's HU-weighted centre of mass in voxel and world
+//!   coordinates (`segmentCt`'s erosion and `groupSegmentationOutput`),
+//!   scipy.ndimage's steps with its defaults.
+//!
+//! `train analyze` (next) classifies these candidates with the chapter 12
+//! model.
+
+pub mod components;
+pub mod segment;
+
+pub use components::{candidates_from_mask, Candidate, ComponentsError};
+pub use segment::{
+    segment_probabilities, segment_scan, segment_scan_with, SegmentError, SegmentOptions,
+    MASK_THRESHOLD,
+};

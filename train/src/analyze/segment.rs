@@ -1,0 +1,214 @@
+//! The U-Net over every slice of a scan: the book's `segmentCt`.
+//!
+//! Slice `i`'s input is slices `i − 3 ..= i + 3`, each clamped to the scan
+//! (so a scan thinner than 7 slices still works), HU clipped to
+//! [−1000, 1000]: the book's `getitem_fullSlice`, the same rule
+//! [`shared::seg::context_slice`] gives the segmentation cache. The model
+//! runs in eval mode (BatchNorm's running statistics) without autograd,
+//! through [`segment_with`], so the compute settings (precision, memory
+//! format) act as in training and validation.
+//!
+//! Memory: the caller's volume, one batch of inputs and activations on the
+//! device, and what the caller keeps per slice ([`segment_scan_with`] hands
+//! each slice's probabilities over and keeps nothing).
+
+use std::ops::Range;
+
+use shared::hu::{HU_MAX, HU_MIN};
+use shared::seg::{context_slice, CONTEXT_SLICES, HU_PLANES};
+use shared::volume::Volume;
+use tch::{Device, Kind, TchError, Tensor};
+
+use crate::model::compute::ComputeConfig;
+use crate::model::{segment_with, UNet};
+
+/// The book's mask rule: `output_a > 0.5`.
+pub const MASK_THRESHOLD: f32 = 0.5;
+
+/// How to run the model over a scan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentOptions {
+    /// Slices per forward pass; only memory and speed depend on it.
+    pub batch_size: usize,
+    /// Resolved precision and memory format (not `auto`): the weights must
+    /// already be in that layout ([`crate::model::prepare_weights`]).
+    pub compute: ComputeConfig,
+}
+
+impl Default for SegmentOptions {
+    /// The book's `--batch-size 4`, in fp32 with contiguous tensors.
+    fn default() -> Self {
+        SegmentOptions {
+            batch_size: 4,
+            compute: ComputeConfig::fp32_contiguous(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    #[error("volume of shape {shape:?} holds {got} voxels")]
+    InconsistentVolume { shape: [usize; 3], got: usize },
+    #[error(
+        "the U-Net takes {model} input planes; segmentation feeds {HU_PLANES} \
+         (each slice and {CONTEXT_SLICES} on either side)"
+    )]
+    InChannels { model: i64 },
+    #[error("the U-Net gives {model} output planes; segmentation reads 1, P(nodule)")]
+    Classes { model: i64 },
+    #[error(
+        "slices of {rows}×{cols} cannot go through a U-Net of depth {depth}: \
+         both sides must be multiples of {multiple}"
+    )]
+    SliceSize {
+        rows: usize,
+        cols: usize,
+        depth: usize,
+        multiple: usize,
+    },
+    #[error("batch size must be at least 1")]
+    ZeroBatch,
+    #[error("segmenting slices {first}..{end} on {device:?}: {source}")]
+    Torch {
+        first: usize,
+        end: usize,
+        device: Device,
+        source: TchError,
+    },
+}
+
+/// The mask `P(nodule) > 0.5` per voxel, `[i][r][c]` like the volume.
+pub fn segment_scan(
+    model: &UNet,
+    volume: &Volume,
+    options: SegmentOptions,
+) -> Result<Vec<bool>, SegmentError> {
+    let mut mask = Vec::with_capacity(volume.voxels.len());
+    segment_scan_with(model, volume, options, |_, p| {
+        mask.extend(p.iter().map(|&p| p > MASK_THRESHOLD));
+    })?;
+    Ok(mask)
+}
+
+/// P(nodule) per voxel, `[i][r][c]` like the volume (4 bytes a voxel:
+/// twice the volume; [`segment_scan`] keeps one).
+pub fn segment_probabilities(
+    model: &UNet,
+    volume: &Volume,
+    options: SegmentOptions,
+) -> Result<Vec<f32>, SegmentError> {
+    let mut probabilities = Vec::with_capacity(volume.voxels.len());
+    segment_scan_with(model, volume, options, |_, p| {
+        probabilities.extend_from_slice(p)
+    })?;
+    Ok(probabilities)
+}
+
+/// Runs the model over every slice in order, batch by batch on the model's
+/// device, and hands each slice's P(nodule) (`rows × cols`, row-major) to
+/// `each` with the slice's index.
+pub fn segment_scan_with(
+    model: &UNet,
+    volume: &Volume,
+    options: SegmentOptions,
+    mut each: impl FnMut(usize, &[f32]),
+) -> Result<(), SegmentError> {
+    check(model, volume, options)?;
+    let [slices, rows, cols] = volume.shape;
+    let device = model.device();
+    let _no_grad = tch::no_grad_guard();
+    for first in (0..slices).step_by(options.batch_size) {
+        let end = (first + options.batch_size).min(slices);
+        let wrap = |source| SegmentError::Torch {
+            first,
+            end,
+            device,
+            source,
+        };
+        let input = batch_input(volume, first..end, device).map_err(wrap)?;
+        let prediction = segment_with(model, input, false, options.compute);
+        let probabilities = to_host(&prediction).map_err(wrap)?;
+        for (k, plane) in probabilities.chunks_exact(rows * cols).enumerate() {
+            each(first + k, plane);
+        }
+    }
+    Ok(())
+}
+
+fn check(model: &UNet, volume: &Volume, options: SegmentOptions) -> Result<(), SegmentError> {
+    let shape = volume.shape;
+    if shape.iter().product::<usize>() != volume.voxels.len() {
+        return Err(SegmentError::InconsistentVolume {
+            shape,
+            got: volume.voxels.len(),
+        });
+    }
+    let config = model.config();
+    if config.in_channels != HU_PLANES as i64 {
+        return Err(SegmentError::InChannels {
+            model: config.in_channels,
+        });
+    }
+    if config.n_classes != 1 {
+        return Err(SegmentError::Classes {
+            model: config.n_classes,
+        });
+    }
+    // Each level but the last halves the slice and the way up doubles it
+    // again; an odd size on the way down would not meet its skip.
+    let multiple = 1usize << config.depth.saturating_sub(1);
+    let [_, rows, cols] = shape;
+    if rows % multiple != 0 || cols % multiple != 0 {
+        return Err(SegmentError::SliceSize {
+            rows,
+            cols,
+            depth: config.depth,
+            multiple,
+        });
+    }
+    if options.batch_size == 0 {
+        return Err(SegmentError::ZeroBatch);
+    }
+    Ok(())
+}
+
+/// The float input `[n, 7, rows, cols]` of slices `batch`, on `device`.
+///
+/// The slices the batch's context reaches are copied to the device once
+/// each, as stored (int16), and the 7 planes per slice are picked there:
+/// 7 × 2 = 14 times fewer bytes to copy than assembling float planes on the
+/// host, which matters when the device is a GPU.
+fn batch_input(volume: &Volume, batch: Range<usize>, device: Device) -> Result<Tensor, TchError> {
+    let [slices, rows, cols] = volume.shape;
+    let plane = rows * cols;
+    let lo = batch.start.saturating_sub(CONTEXT_SLICES);
+    let hi = (batch.end + CONTEXT_SLICES).min(slices);
+    let n = batch.len() as i64;
+    let (rows, cols) = (rows as i64, cols as i64);
+    let stored = Tensor::f_from_slice(&volume.voxels[lo * plane..hi * plane])?.f_view([
+        (hi - lo) as i64,
+        rows,
+        cols,
+    ])?;
+    let hu = stored
+        .f_to_device(device)?
+        .f_to_kind(Kind::Float)?
+        .f_clamp(f64::from(HU_MIN), f64::from(HU_MAX))?;
+    let picks: Vec<i64> = batch
+        .flat_map(|i| (0..HU_PLANES).map(move |k| (context_slice(i, k, slices) - lo) as i64))
+        .collect();
+    let picks = Tensor::f_from_slice(&picks)?.f_to_device(device)?;
+    hu.f_index_select(0, &picks)?
+        .f_view([n, HU_PLANES as i64, rows, cols])
+}
+
+/// The prediction `[n, 1, rows, cols]` as host floats, slice after slice.
+fn to_host(prediction: &Tensor) -> Result<Vec<f32>, TchError> {
+    // Channels-last or not, one class plane makes the layouts agree; the
+    // contiguous copy only costs when they do not.
+    let flat = prediction
+        .f_to_device(Device::Cpu)?
+        .f_contiguous()?
+        .f_view([-1])?;
+    Vec::<f32>::try_from(&flat)
+}
