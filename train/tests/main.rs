@@ -4,6 +4,7 @@
 mod common;
 mod pytorch_support;
 
+mod analyze_parity;
 mod checkpoint_roundtrip;
 mod import_state;
 mod loader_stream;
