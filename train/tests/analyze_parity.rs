@@ -192,6 +192,44 @@ fn components_of_a_noisy_mask_match_scipy() {
     assert!(count > 50, "only {count} components: a weak test");
 }
 
+/// The book's `segmentCt` and `getitem_fullSlice`, transcribed (its
+/// DataLoader's batches of 4, in order), over scripts/unet_model.py's
+/// `UNetWrapper` with the weights Rust saved; writes P per voxel.
+const BOOK_SEGMENT_CT: &str = r#"
+import torch
+from safetensors.torch import load_file
+from unet_model import UNetWrapper
+
+def getitem_fullSlice(slice_ndx, contextSlices_count=3):
+    ct_t = torch.zeros((contextSlices_count * 2 + 1, shape[1], shape[2]))
+    start_ndx = slice_ndx - contextSlices_count
+    end_ndx = slice_ndx + contextSlices_count + 1
+    for i, context_ndx in enumerate(range(start_ndx, end_ndx)):
+        context_ndx = max(context_ndx, 0)
+        context_ndx = min(context_ndx, hu_a.shape[0] - 1)
+        ct_t[i] = torch.from_numpy(hu_a[context_ndx].astype(np.float32))
+    ct_t.clamp_(-1000, 1000)
+    return ct_t
+
+seg_model = UNetWrapper(in_channels=7, n_classes=1, depth=3, wf=4, padding=True, batch_norm=True, up_mode="upconv")
+missing, unexpected = seg_model.load_state_dict(load_file(cfg["weights"]), strict=False)
+assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing)
+seg_model.eval()
+with torch.no_grad():  # segmentCt, its DataLoader's batches of 4 in order
+    output_a = np.zeros_like(hu_a, dtype=np.float32)
+    for start in range(0, shape[0], 4):
+        slice_ndx_list = list(range(start, min(start + 4, shape[0])))
+        input_g = torch.stack([getitem_fullSlice(s) for s in slice_ndx_list])
+        prediction_g = seg_model(input_g)
+        for i, slice_ndx in enumerate(slice_ndx_list):
+            output_a[slice_ndx] = prediction_g[i].cpu().numpy()
+    mask_a = output_a > 0.5
+    mask_a = ndimage.binary_erosion(mask_a, iterations=1)
+output_a.astype("<f4").tofile(cfg["out"])
+_, n = group(mask_a)
+print(json.dumps(dict(count=int(n))))
+"#;
+
 /// A U-Net with the book's architecture, its BatchNorm statistics moved
 /// off their defaults by training-mode passes, and its last bias shifted so
 /// that ~3% of `volume`'s voxels come out above 0.5 (an untrained model's
@@ -225,42 +263,7 @@ fn check_segmentation_against_the_book(volume: &Volume, batch_size: usize) {
     let (_vs, model) = unet(&weights, volume);
     let out = dir.path().join("output.raw");
     let cfg = config(dir.path(), volume, json!({"weights": weights, "out": out}));
-    let script = format!(
-        r#"{BOOK_PRELUDE}
-import torch
-from safetensors.torch import load_file
-from unet_model import UNetWrapper
-
-def getitem_fullSlice(slice_ndx, contextSlices_count=3):
-    ct_t = torch.zeros((contextSlices_count * 2 + 1, shape[1], shape[2]))
-    start_ndx = slice_ndx - contextSlices_count
-    end_ndx = slice_ndx + contextSlices_count + 1
-    for i, context_ndx in enumerate(range(start_ndx, end_ndx)):
-        context_ndx = max(context_ndx, 0)
-        context_ndx = min(context_ndx, hu_a.shape[0] - 1)
-        ct_t[i] = torch.from_numpy(hu_a[context_ndx].astype(np.float32))
-    ct_t.clamp_(-1000, 1000)
-    return ct_t
-
-seg_model = UNetWrapper(in_channels=7, n_classes=1, depth=3, wf=4, padding=True, batch_norm=True, up_mode="upconv")
-missing, unexpected = seg_model.load_state_dict(load_file(cfg["weights"]), strict=False)
-assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing)
-seg_model.eval()
-with torch.no_grad():  # segmentCt, its DataLoader's batches of 4 in order
-    output_a = np.zeros_like(hu_a, dtype=np.float32)
-    for start in range(0, shape[0], 4):
-        slice_ndx_list = list(range(start, min(start + 4, shape[0])))
-        input_g = torch.stack([getitem_fullSlice(s) for s in slice_ndx_list])
-        prediction_g = seg_model(input_g)
-        for i, slice_ndx in enumerate(slice_ndx_list):
-            output_a[slice_ndx] = prediction_g[i].cpu().numpy()
-    mask_a = output_a > 0.5
-    mask_a = ndimage.binary_erosion(mask_a, iterations=1)
-output_a.astype("<f4").tofile(cfg["out"])
-_, n = group(mask_a)
-print(json.dumps(dict(count=int(n))))
-"#
-    );
+    let script = format!("{BOOK_PRELUDE}{BOOK_SEGMENT_CT}");
     let got = run_python(&script, &[cfg.as_os_str()]);
     let theirs = read_le(&out, f32::from_le_bytes);
     let options = SegmentOptions {
@@ -347,6 +350,7 @@ fn segment_scan_speed_on_a_luna_sized_scan() {
             precision,
             memory_format,
         };
+        tch::manual_seed(1); // the same weights in every mode
         let vs = VarStore::new(Device::Cpu);
         let model = UNet::new(&vs.root(), &UNetConfig::default());
         prepare_weights(&vs, compute);

@@ -79,7 +79,9 @@ pub mod sample;
 pub mod series;
 pub mod writer;
 
-pub use sample::{context_slice, slice_with_context, split_chunk, training_sample, SegError, SegSample};
+pub use sample::{
+    context_slice, slice_with_context, split_chunk, training_sample, SegError, SegSample,
+};
 pub use series::{order_entries, Role, SeriesItem, SeriesSamples, NO_POSITIVE_REASON};
 pub use writer::{
     val_shape_reason, write_seg_cache, Positive, SegCacheError, SegCacheManifests, SegCacheWriter,

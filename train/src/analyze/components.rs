@@ -106,10 +106,11 @@ fn mask_view<'a>(
 pub fn erode(mask: ArrayView3<bool>) -> Array3<bool> {
     // The crate's `pad` wants numbers, not bools.
     let (i, r, c) = mask.dim();
+    let inside = s![1..i + 1, 1..r + 1, 1..c + 1];
     let mut padded = Array3::from_elem((i + 2, r + 2, c + 2), false);
-    padded.slice_mut(s![1..-1, 1..-1, 1..-1]).assign(&mask);
+    padded.slice_mut(inside).assign(&mask);
     let eroded = binary_erosion(&padded, &Kernel3d::Star.generate(), 1);
-    eroded.slice(s![1..-1, 1..-1, 1..-1]).to_owned()
+    eroded.slice(inside).to_owned()
 }
 
 /// scipy's `label(mask)`: 6-connected components (its default structure,
