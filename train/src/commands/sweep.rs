@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use shared::lock::FolderLock;
 use shared::signals::{self, Second};
 
@@ -80,24 +80,12 @@ pub fn run(args: &SweepArgs) -> Result<ExitCode> {
 }
 
 /// The runs' cache is one for their task, before any run starts: a
-/// classifier cache, or a segmentation cache's training half.
+/// classifier cache, or a segmentation cache.
 fn check_cache(config: &RunConfig, task: RunKind) -> Result<()> {
     match task {
-        RunKind::Classify => {
-            config.cache()?;
-        }
-        RunKind::Segment => {
-            let root = config.data.cache.as_deref().context("no --cache given")?;
-            let train = root.join(shared::seg::TRAIN_DIR);
-            if !train.join(shared::cache::format::MANIFEST_FILE).is_file() {
-                bail!(
-                    "{}: not a segmentation cache (no {}); write one with `prepcache seg`",
-                    root.display(),
-                    shared::seg::TRAIN_DIR
-                );
-            }
-        }
-    }
+        RunKind::Classify => config.cache()?,
+        RunKind::Segment => config.seg_cache()?,
+    };
     Ok(())
 }
 

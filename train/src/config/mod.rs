@@ -266,6 +266,8 @@ pub enum ConfigError {
     NoCache,
     #[error("{0}: not a cache (no manifest.json); write one with `prepcache build --data DIR --out {0}`")]
     NotACache(PathBuf),
+    #[error("{0}: not a segmentation cache (no seg-train/manifest.json); write one with `prepcache seg --data DIR --out {0}`")]
+    NotASegCache(PathBuf),
     #[error("{path}: {reason}")]
     File { path: PathBuf, reason: String },
     #[error("--resume continues a run with its saved settings; only --cache, --epochs, --num-workers, --device, --threads and --profile may be given (start a new run with --config <run>/config.toml to change others)")]
@@ -508,6 +510,17 @@ impl RunConfig {
         Ok(cache)
     }
 
+    /// The segmentation cache folder (`prepcache seg`'s), checked to hold
+    /// its training half.
+    pub fn seg_cache(&self) -> Result<&Path, ConfigError> {
+        let cache = self.data.cache.as_deref().ok_or(ConfigError::NoCache)?;
+        let train = cache.join(shared::seg::TRAIN_DIR);
+        if !train.join(shared::cache::format::MANIFEST_FILE).is_file() {
+            return Err(ConfigError::NotASegCache(cache.to_owned()));
+        }
+        Ok(cache)
+    }
+
     /// Reads a `config.toml`; unknown keys and other versions are errors.
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
         RunConfig::read_on(path, RunConfig::default())
@@ -520,28 +533,9 @@ impl RunConfig {
             path: path.to_owned(),
             reason,
         };
-        // Checked alone first, so that errors point at the file's lines.
-        let own = RunConfig::read_alone(path)?;
-        if base == RunConfig::default() {
-            return Ok(own);
-        }
         let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
         let file: toml::Table = toml::from_str(&text).map_err(|e| file_err(e.to_string()))?;
-        let mut merged = toml::Table::try_from(&base).map_err(|e| file_err(e.to_string()))?;
-        dotted::merge(&mut merged, file);
-        merged
-            .try_into()
-            .map_err(|e: toml::de::Error| file_err(e.to_string()))
-    }
-
-    fn read_alone(path: &Path) -> Result<Self, ConfigError> {
-        let file_err = |reason: String| ConfigError::File {
-            path: path.to_owned(),
-            reason,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
-        let raw: toml::Table = toml::from_str(&text).map_err(|e| file_err(e.to_string()))?;
-        let found = raw
+        let found = file
             .get("version")
             .and_then(toml::Value::as_integer)
             .ok_or_else(|| file_err("no `version = 1` key".to_owned()))?;
@@ -551,7 +545,17 @@ impl RunConfig {
                 found: found.try_into().unwrap_or(u32::MAX),
             });
         }
-        toml::from_str(&text).map_err(|e| file_err(e.to_string()))
+        // Checked alone first, from the text, so that errors point at the
+        // file's lines.
+        let own: RunConfig = toml::from_str(&text).map_err(|e| file_err(e.to_string()))?;
+        if base == RunConfig::default() {
+            return Ok(own);
+        }
+        let mut merged = toml::Table::try_from(&base).map_err(|e| file_err(e.to_string()))?;
+        dotted::merge(&mut merged, file);
+        merged
+            .try_into()
+            .map_err(|e: toml::de::Error| file_err(e.to_string()))
     }
 
     /// The TOML text `config.toml` holds.
@@ -700,5 +704,16 @@ mod tests {
             err.contains("not a cache") && err.contains("prepcache build"),
             "{err}"
         );
+        // A classifier cache is not a segmentation cache.
+        std::fs::write(dir.path().join(shared::cache::format::MANIFEST_FILE), "{}").unwrap();
+        let err = c.seg_cache().unwrap_err().to_string();
+        assert!(
+            err.contains("not a segmentation cache") && err.contains("prepcache seg"),
+            "{err}"
+        );
+        let train = dir.path().join(shared::seg::TRAIN_DIR);
+        std::fs::create_dir(&train).unwrap();
+        std::fs::write(train.join(shared::cache::format::MANIFEST_FILE), "{}").unwrap();
+        assert_eq!(c.seg_cache().unwrap(), dir.path());
     }
 }
