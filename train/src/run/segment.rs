@@ -31,10 +31,8 @@ pub const TRAIN_WINDOW: i64 = 64;
 
 pub struct Segment {
     model: UNet,
-    config: UNetConfig,
     augment: AugmentConfig,
     compute: ComputeConfig,
-    device: Device,
     images: Option<SliceImages>,
 }
 
@@ -55,10 +53,8 @@ impl Segment {
     ) -> Self {
         Segment {
             model: UNet::new(root, config),
-            config: *config,
             augment,
             compute,
-            device: root.device(),
             images: None,
         }
     }
@@ -159,7 +155,7 @@ impl Task for Segment {
         match &self.images {
             Some(images) => images.draw(
                 &|hu| segment_with(&self.model, hu.shallow_clone(), false, self.compute),
-                self.device,
+                self.model.device(),
                 epoch == 1,
             ),
             None => Ok(Vec::new()),
@@ -167,7 +163,7 @@ impl Task for Segment {
     }
 
     fn architecture(&self) -> Option<Architecture> {
-        Architecture::unet(&self.config).ok()
+        Architecture::unet(self.model.config()).ok()
     }
 }
 
