@@ -42,6 +42,9 @@ fn run() -> Result<ExitCode> {
         Some(Command::ImportState(a)) => {
             commands::import_state::run(a)?;
         }
+        Some(Command::Analyze(a)) => {
+            commands::analyze::run(a)?;
+        }
         Some(Command::Compare(a)) => {
             commands::compare::run(a)?;
         }

@@ -90,7 +90,7 @@ pub use files::describe_file_type;
 pub use header::{read_header, DataFile, Header, HeaderSize};
 pub use inspect::inspect;
 pub use mapped::{open_scan, open_scan_reusing};
-pub use writer::write_volume;
+pub use writer::{write_u8_image, write_volume};
 
 use crate::geometry::Geometry;
 use crate::volume::Volume;

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 
+use crate::geometry::Geometry;
 use crate::volume::Volume;
 use crate::MetaImageError;
 
@@ -23,15 +24,46 @@ use crate::MetaImageError;
 /// of values or the `.raw` name is not UTF-8, and [`MetaImageError::Io`]
 /// when a file cannot be written.
 pub fn write_volume(mhd: impl AsRef<Path>, volume: &Volume) -> Result<(), MetaImageError> {
-    let mhd = mhd.as_ref();
-    let (voxels, geometry) = (&volume.voxels, &volume.geometry);
-    if Some(voxels.len())
-        != volume
-            .shape
-            .iter()
-            .try_fold(1usize, |n, &d| n.checked_mul(d))
-    {
-        let reason = format!("{} voxels given for shape {:?}", voxels.len(), volume.shape);
+    let bytes: Vec<u8> = volume.voxels.iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_image(
+        mhd.as_ref(),
+        volume.shape,
+        &volume.geometry,
+        "MET_SHORT",
+        &bytes,
+        volume.voxels.len(),
+    )
+}
+
+/// Writes a uint8 image (`MET_UCHAR`: a mask or a label map, one byte per
+/// voxel in `[i][r][c]` order) with `geometry`, as [`write_volume`] writes
+/// a scan: both files atomically, the data file first.
+pub fn write_u8_image(
+    mhd: impl AsRef<Path>,
+    shape: [usize; 3],
+    geometry: &Geometry,
+    voxels: &[u8],
+) -> Result<(), MetaImageError> {
+    write_image(
+        mhd.as_ref(),
+        shape,
+        geometry,
+        "MET_UCHAR",
+        voxels,
+        voxels.len(),
+    )
+}
+
+fn write_image(
+    mhd: &Path,
+    shape: [usize; 3],
+    geometry: &Geometry,
+    element_type: &str,
+    bytes: &[u8],
+    count: usize,
+) -> Result<(), MetaImageError> {
+    if Some(count) != shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) {
+        let reason = format!("{count} voxels given for shape {shape:?}");
         return Err(MetaImageError::invalid(mhd, reason));
     }
     let raw = mhd.with_extension("raw");
@@ -45,18 +77,17 @@ pub fn write_volume(mhd: impl AsRef<Path>, volume: &Volume) -> Result<(), MetaIm
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let [ni, nr, nc] = volume.shape;
+    let [ni, nr, nc] = shape;
     let header = format!(
         "ObjectType = Image\nNDims = 3\nBinaryData = True\nBinaryDataByteOrderMSB = False\nCompressedData = False\n\
          TransformMatrix = {}\nOffset = {}\nCenterOfRotation = 0 0 0\nAnatomicalOrientation = RAI\n\
-         ElementSpacing = {}\nDimSize = {nc} {nr} {ni}\nElementType = MET_SHORT\nElementDataFile = {raw_name}\n",
+         ElementSpacing = {}\nDimSize = {nc} {nr} {ni}\nElementType = {element_type}\nElementDataFile = {raw_name}\n",
         fmt(&geometry.transform_matrix()),
         fmt(&geometry.origin),
         fmt(&geometry.spacing),
     );
-    let bytes: Vec<u8> = voxels.iter().flat_map(|v| v.to_le_bytes()).collect();
     // The data file first: a header that exists always finds its voxels.
-    write_atomically(&raw, &bytes).map_err(|e| MetaImageError::io(&raw, e))?;
+    write_atomically(&raw, bytes).map_err(|e| MetaImageError::io(&raw, e))?;
     write_atomically(mhd, header.as_bytes()).map_err(|e| MetaImageError::io(mhd, e))
 }
 

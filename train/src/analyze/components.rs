@@ -58,11 +58,20 @@ pub fn candidates_from_mask(
     volume: &Volume,
     mask: &[bool],
 ) -> Result<Vec<Candidate>, ComponentsError> {
+    candidates_and_eroded_mask(volume, mask).map(|(candidates, _)| candidates)
+}
+
+/// [`candidates_from_mask`] and the eroded mask they were labelled in
+/// (`[i][r][c]`), for a caller that keeps it.
+pub fn candidates_and_eroded_mask(
+    volume: &Volume,
+    mask: &[bool],
+) -> Result<(Vec<Candidate>, Array3<bool>), ComponentsError> {
     let mask = mask_view(volume, mask)?;
     let eroded = erode(mask);
     let (labels, count) = label_components(eroded.view());
     let centres = centres_of_mass(&volume.voxels, labels.view(), count);
-    Ok(centres
+    let candidates = centres
         .into_iter()
         .zip(1u32..)
         .map(|((center_irc, voxels), label)| Candidate {
@@ -71,7 +80,8 @@ pub fn candidates_from_mask(
             center_xyz: volume.geometry.irc_to_xyz(center_irc),
             voxels,
         })
-        .collect())
+        .collect();
+    Ok((candidates, eroded))
 }
 
 fn mask_view<'a>(

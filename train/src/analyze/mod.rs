@@ -8,10 +8,20 @@
 //!   coordinates (`segmentCt`'s erosion and `groupSegmentationOutput`),
 //!   scipy.ndimage's steps with its defaults.
 //!
-//! `train analyze` (next) classifies these candidates with the chapter 12
-//! model.
+//! - [`classify`]: each candidate's crop through the nodule (and the
+//!   malignancy) classifier.
+//! - [`scan`]: the three stages over one scan; [`inputs`], [`matching`],
+//!   [`picture`], [`report`] and [`models`] are what `train analyze` reads,
+//!   scores and writes around it.
 
+pub mod classify;
 pub mod components;
+pub mod inputs;
+pub mod matching;
+pub mod models;
+pub mod picture;
+pub mod report;
+pub mod scan;
 pub mod segment;
 
 pub use components::{candidates_from_mask, Candidate, ComponentsError};

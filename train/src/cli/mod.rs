@@ -119,6 +119,13 @@ pub enum Command {
     /// `eval` and `predict` load like a run's.
     #[command(long_about = IMPORT_STATE_HELP)]
     ImportState(ImportStateArgs),
+    /// Find the nodules in CT scans (chapter 14): the U-Net over every
+    /// slice, its mask's components as candidates, each classified as a
+    /// nodule and, with --mal-model, as malignant; writes nodules.csv,
+    /// report.json and a picture per scan, and with annotations the book's
+    /// table and the LUNA16 FROC/CPM.
+    #[command(long_about = ANALYZE_HELP)]
+    Analyze(Box<AnalyzeArgs>),
     /// Compare runs side by side: the settings that differ, the best and
     /// last epochs' validation metrics (mean ± sd over runs that differ
     /// only in their seed); writes compare.md, compare.csv and F1/recall
@@ -140,6 +147,97 @@ only tensors and plain values are read. The model is recognised by its tensor na
 name and shape must be those of that model in the book's configuration; the first that \
 is not is named. Writes DIR/model.safetensors with the architecture metadata training \
 records: a classifier is then scored with `train eval --checkpoint DIR`.";
+
+const ANALYZE_HELP: &str = "Find the nodules in CT scans, as the book's chapter 14 \
+(p2ch14/nodule_analysis.py) does.\n\nFor each scan: the U-Net (--seg-model) runs over every \
+slice with 3 context slices on either side; P > 0.5 is the mask, eroded once (the 3-D cross) \
+and cut into 6-connected components; each component's HU-weighted centre of mass is a \
+candidate, classified by --cls-model on the 32×48×48 crop around it and, at or above \
+--threshold, by --mal-model. Models are a run's checkpoint folder (its best epoch when it has \
+one), a model.safetensors, or the book's .state files as they are.\n\nWrites OUT/nodules.csv \
+(every candidate: seriesuid,coordX,coordY,coordZ,probability,malignancy; `train score` reads \
+it), OUT/report.json, OUT/<seriesuid>.png (each nodule on its slice) and with --keep-mask \
+OUT/<seriesuid>.mask.mhd. With annotations (--annotations, or the data folder's \
+annotations_with_malignancy.csv or annotations.csv) it prints the book's table (non-nodules, \
+benign, malignant against complete miss, filtered out, predicted benign, predicted \
+malignant; a detection matches a nodule within 0.7 of its diameter) and scores nodules.csv \
+with the official LUNA16 FROC/CPM over the analysed scans.";
+
+/// `train analyze`.
+#[derive(Args, Debug, Clone)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["scan", "data"])))]
+pub struct AnalyzeArgs {
+    /// A scan to analyse (a .mhd file; repeat for more). Its file name is
+    /// its series UID, as in LUNA16.
+    #[arg(long, value_name = "PATH")]
+    pub scan: Vec<PathBuf>,
+    /// A LUNA16-layout folder (subset*/<uid>.mhd, annotations): analyse
+    /// the series of --split, as the book's --run-validation does.
+    #[arg(long, value_name = "DIR", conflicts_with = "scan")]
+    pub data: Option<PathBuf>,
+    /// With --data: val (every --val-stride-th series of the sorted list,
+    /// those `prepcache seg` and `--split-by series` hold out), train or all.
+    #[arg(long, value_parser = split_parser(), default_value = "val", requires = "data")]
+    pub split: Split,
+    /// With --data: every N-th series is validation.
+    #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u32).range(2..))]
+    pub val_stride: u32,
+    /// The segmentation U-Net: a `train seg` run's folder, its
+    /// model.safetensors, or the book's seg_*.state.
+    #[arg(long, value_name = "MODEL")]
+    pub seg_model: PathBuf,
+    /// The nodule classifier: a `train` run's folder, its
+    /// model.safetensors, or the book's cls_*.state.
+    #[arg(long, value_name = "MODEL")]
+    pub cls_model: PathBuf,
+    /// The malignancy classifier (optional), in the same forms.
+    #[arg(long, value_name = "MODEL")]
+    pub mal_model: Option<PathBuf>,
+    /// Folder for nodules.csv, report.json and the pictures (created;
+    /// never inside a training run's folder).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// P(nodule) from which a candidate is a nodule (the book's 0.5).
+    #[arg(long, default_value_t = 0.5, value_name = "P", value_parser = probability)]
+    pub threshold: f32,
+    /// P(malignant) from which a nodule is predicted malignant.
+    #[arg(long, default_value_t = 0.5, value_name = "P", value_parser = probability)]
+    pub mal_threshold: f32,
+    /// Annotations to score against (annotations.csv columns; with
+    /// mal_bool, as annotations_with_malignancy.csv, the table splits
+    /// benign from malignant). Default with --data: the folder's.
+    #[arg(long, value_name = "CSV")]
+    pub annotations: Option<PathBuf>,
+    /// Also write each scan's eroded mask as OUT/<seriesuid>.mask.mhd
+    /// (uint8, the scan's geometry) for 3D Slicer and friends.
+    #[arg(long)]
+    pub keep_mask: bool,
+    /// Slices per U-Net pass.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub batch_size: u32,
+    /// Crops per classifier pass.
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100000))]
+    pub cls_batch_size: u32,
+    /// Where to run: auto (CUDA when available), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto", value_name = "DEVICE")]
+    pub device: String,
+    /// CPU threads libtorch may use (default: libtorch's choice).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: Option<u32>,
+    /// fp32, bf16, fp16 (CUDA) or auto: see `train --help`.
+    #[arg(long, value_name = "P", value_parser = compute::parse_precision, default_value = "auto")]
+    pub precision: Precision,
+    /// channels-last, contiguous or auto: see `train --help`.
+    #[arg(long, value_name = "F", value_parser = compute::parse_memory_format, default_value = "auto")]
+    pub memory_format: MemoryFormat,
+}
+
+fn probability(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("{s:?}: a probability from 0 to 1")),
+    }
+}
 
 fn split_by_parser() -> impl clap::builder::TypedValueParser<Value = SplitBy> {
     clap::builder::PossibleValuesParser::new(["candidate", "series"])

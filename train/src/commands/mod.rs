@@ -1,6 +1,7 @@
 //! One module per subcommand: each turns its parsed arguments into work
 //! and output. `main.rs` only dispatches.
 
+pub mod analyze;
 pub mod bench;
 pub mod compare;
 pub mod doctor;

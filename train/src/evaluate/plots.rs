@@ -87,7 +87,7 @@ fn write_plots_with_text(
     Ok(written)
 }
 
-type Root<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+pub(crate) type Root<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 type DrawFn = fn(&Root<'_>, &EvalReport, bool) -> Result<(), String>;
 
 fn fmt_opt(v: Option<f64>) -> String {
@@ -177,14 +177,32 @@ pub(crate) fn write_png(
     path: &Path,
     draw: impl FnOnce(&Root<'_>) -> Result<(), String>,
 ) -> Result<(), PlotError> {
+    let (width, height) = SIZE;
+    let black = vec![0u8; width as usize * height as usize * 3];
+    write_png_over(path, SIZE, black, draw)
+}
+
+/// [`write_png`] of a `size` picture whose RGB `pixels` are already there
+/// (a CT slice, say) before `draw` adds to them.
+pub(crate) fn write_png_over(
+    path: &Path,
+    size: (u32, u32),
+    mut pixels: Vec<u8>,
+    draw: impl FnOnce(&Root<'_>) -> Result<(), String>,
+) -> Result<(), PlotError> {
     let fail = |reason: String| PlotError {
         path: path.to_owned(),
         reason,
     };
-    let (width, height) = SIZE;
-    let mut pixels = vec![0u8; width as usize * height as usize * 3];
+    let (width, height) = size;
+    if pixels.len() != width as usize * height as usize * 3 {
+        return Err(fail(format!(
+            "{} bytes of pixels for a {width}×{height} RGB picture",
+            pixels.len()
+        )));
+    }
     {
-        let root = BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
         draw(&root).and_then(|()| root.present().map_err(|e| e.to_string()))
     }
     .map_err(fail)?;

@@ -85,6 +85,16 @@ pub fn forward_batch_with<'a>(
     forward_batch(model, &x, target, train)
 }
 
+/// P(class 1) per sample `[n]`, fp32, of `model` in eval mode on float HU
+/// crops `x` `[n,1,32,48,48]`, as `compute` asks: what `train analyze`'s
+/// nodule and malignancy classifiers give (no labels, so no loss).
+pub fn classify_with(model: &LunaModel, x: Tensor, compute: ComputeConfig) -> Tensor {
+    let x = prepare_input(x, compute);
+    let _autocast = autocast(&x, compute);
+    let (_, probs) = model.forward(&x, false);
+    probs.select(1, 1).to_kind(Kind::Float)
+}
+
 /// The U-Net's P(nodule) per pixel `[n, classes, H, W]`, fp32, for float HU
 /// slices `x` `[n, in_channels, H, W]`, as `compute` asks: the input in its
 /// layout, the forward pass under its autocast. Training, validation and

@@ -10,7 +10,8 @@ pub mod torch_state;
 pub mod unet;
 
 pub use forward::{
-    forward_batch, forward_batch_with, prepare_weights, segment_with, BatchOutput, Target,
+    classify_with, forward_batch, forward_batch_with, prepare_weights, segment_with, BatchOutput,
+    Target,
 };
 pub use luna::{
     parameter_count, BiasInit, InputNorm, LunaModel, ModelConfig, ModelConfigError, FLAT_FEATURES,

@@ -304,12 +304,45 @@ pub fn model_file(arg: &Path) -> PathBuf {
 /// (the book's model when the file has none).
 pub fn read_architecture(ckpt: &Path) -> Result<ModelConfig, CheckpointError> {
     let path = model_file(ckpt);
-    match tensor_file::read_metadata(&path)?.get(ARCHITECTURE_KEY) {
+    let meta = tensor_file::read_metadata(&path)?;
+    luna_architecture(&path, &meta)
+}
+
+fn luna_architecture(
+    path: &Path,
+    meta: &HashMap<String, String>,
+) -> Result<ModelConfig, CheckpointError> {
+    match meta.get(ARCHITECTURE_KEY) {
         None => Ok(ModelConfig::default()),
         Some(json) => serde_json::from_str(json).map_err(|e| CheckpointError::Format {
-            path: path.clone(),
+            path: path.to_owned(),
             reason: format!("architecture: {e}"),
         }),
+    }
+}
+
+/// Which model a `model.safetensors` holds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SavedArchitecture {
+    /// LunaModel (the nodule or the malignancy classifier).
+    Luna(ModelConfig),
+    /// Chapter 13's U-Net.
+    UNet(UNetConfig),
+}
+
+/// The model recorded in the checkpoint's `model.safetensors`: the U-Net
+/// when its key is there, else LunaModel as [`read_architecture`] reads it.
+pub fn read_saved_architecture(ckpt: &Path) -> Result<SavedArchitecture, CheckpointError> {
+    let path = model_file(ckpt);
+    let meta = tensor_file::read_metadata(&path)?;
+    match meta.get(UNET_ARCHITECTURE_KEY) {
+        Some(json) => serde_json::from_str(json)
+            .map(SavedArchitecture::UNet)
+            .map_err(|e| CheckpointError::Format {
+                path: path.clone(),
+                reason: format!("U-Net architecture: {e}"),
+            }),
+        None => luna_architecture(&path, &meta).map(SavedArchitecture::Luna),
     }
 }
 

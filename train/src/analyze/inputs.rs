@@ -1,0 +1,127 @@
+//! What `train analyze` runs over: the scans a user names, or a data set's
+//! series split as training splits it (the book's `--run-validation`), and
+//! the truth to score against when there is one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use shared::luna::split::validation_series;
+use shared::luna::{find_series, LunaError};
+
+use super::matching::TrueNodule;
+use crate::data::split::Split;
+use crate::evaluate::luna16::{self, Finding, InputError};
+
+/// A scan to analyse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanInput {
+    /// The file's stem, which LUNA16 names after the series.
+    pub series_uid: String,
+    pub path: PathBuf,
+}
+
+impl ScanInput {
+    pub fn of_path(path: &Path) -> ScanInput {
+        let series_uid = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        ScanInput {
+            series_uid,
+            path: path.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InputsError {
+    #[error(transparent)]
+    Data(#[from] LunaError),
+    #[error("{dir}: no series in the {split} split (of {series} with --val-stride {stride})")]
+    EmptySplit {
+        dir: PathBuf,
+        split: &'static str,
+        series: usize,
+        stride: u32,
+    },
+    #[error(transparent)]
+    Annotations(#[from] InputError),
+}
+
+/// The series of `data` (a LUNA16 folder: `subset*/<uid>.mhd`) in `split`:
+/// every `val_stride`-th of the sorted series list is validation, the rule
+/// `prepcache seg` and `--split-by series` use.
+pub fn split_scans(
+    data: &Path,
+    split: Split,
+    val_stride: u32,
+) -> Result<Vec<ScanInput>, InputsError> {
+    let series: BTreeMap<String, PathBuf> = find_series(data)?;
+    let uids: Vec<&String> = series.keys().collect();
+    let validation = validation_series(&uids, val_stride as usize)?;
+    let scans: Vec<ScanInput> = series
+        .iter()
+        .zip(validation)
+        .filter(|(_, is_val)| match split {
+            Split::Val => *is_val,
+            Split::Train => !*is_val,
+            Split::All => true,
+        })
+        .map(|((uid, path), _)| ScanInput {
+            series_uid: uid.clone(),
+            path: path.clone(),
+        })
+        .collect();
+    if scans.is_empty() {
+        return Err(InputsError::EmptySplit {
+            dir: data.to_owned(),
+            split: split.log_name(),
+            series: series.len(),
+            stride: val_stride,
+        });
+    }
+    Ok(scans)
+}
+
+/// The annotations a data folder carries: with malignancy when it has
+/// `annotations_with_malignancy.csv`, else `annotations.csv`, else none.
+pub fn default_annotations(data: &Path) -> Option<PathBuf> {
+    ["annotations_with_malignancy.csv", "annotations.csv"]
+        .iter()
+        .map(|name| data.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The true nodules of every scan, and the findings the LUNA16 score reads.
+pub struct Truth {
+    pub file: PathBuf,
+    pub findings: Vec<Finding>,
+    pub by_series: BTreeMap<String, Vec<TrueNodule>>,
+}
+
+impl Truth {
+    pub fn read(path: &Path) -> Result<Truth, InputsError> {
+        let findings = luna16::read_annotations(path)?;
+        let mut by_series: BTreeMap<String, Vec<TrueNodule>> = BTreeMap::new();
+        for f in &findings {
+            by_series
+                .entry(f.seriesuid.clone())
+                .or_default()
+                .push(TrueNodule {
+                    center_xyz: f.center,
+                    diameter_mm: f.diameter_mm,
+                    malignant: None,
+                });
+        }
+        Ok(Truth {
+            file: path.to_owned(),
+            findings,
+            by_series,
+        })
+    }
+
+    /// The nodules of `series_uid` (none when it has none).
+    pub fn of(&self, series_uid: &str) -> &[TrueNodule] {
+        self.by_series.get(series_uid).map_or(&[], Vec::as_slice)
+    }
+}
