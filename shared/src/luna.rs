@@ -2,7 +2,8 @@
 //!
 //! [`find_series`] finds the scans on disk, [`read_candidates_csv`] and
 //! [`read_annotations_csv`] parse the two CSVs (with [`table`], the one
-//! reader of LUNA16's point tables), [`build_candidate_list`] (or
+//! reader of LUNA16's point tables; [`read_annotations_with_malignancy_csv`]
+//! reads chapter 14's malignancy labels), [`build_candidate_list`] (or
 //! [`load_candidates`], which does all three) reproduces the book's
 //! `getCandidateInfoList`, [`canonical_order`] is the order every tool
 //! keeps, and [`split`](mod@split) its train/validation split.
@@ -80,9 +81,41 @@ pub struct AnnotationRow {
     pub diameter_mm: f64,
 }
 
+/// One row of the book's `annotations_with_malignancy.csv` (chapter 14),
+/// the columns its malignancy classifier uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MalignancyRow {
+    pub series_uid: String,
+    pub center_xyz: Xyz,
+    pub diameter_mm: f64,
+    /// `mal_bool`.
+    pub malignant: bool,
+}
+
 pub const CANDIDATES_HEADER: [&str; 5] = ["seriesuid", "coordX", "coordY", "coordZ", "class"];
 pub const ANNOTATIONS_HEADER: [&str; 5] =
     ["seriesuid", "coordX", "coordY", "coordZ", "diameter_mm"];
+/// The header of the book's `annotations_with_malignancy.csv`:
+/// annotations.csv's columns, then `mal_bool` (`True`/`False`),
+/// `mal_details` (the LIDC readers' malignancy ratings 1–5 as a quoted
+/// list, `"[4, 2, 4, 2]"`), the nodule's box in world millimetres
+/// (`bboxLow*`, `bboxHigh*`) and `len_mal_details` (how many ratings).
+pub const ANNOTATIONS_WITH_MALIGNANCY_HEADER: [&str; 14] = [
+    "seriesuid",
+    "coordX",
+    "coordY",
+    "coordZ",
+    "diameter_mm",
+    "mal_bool",
+    "mal_details",
+    "bboxLowX",
+    "bboxLowY",
+    "bboxLowZ",
+    "bboxHighX",
+    "bboxHighY",
+    "bboxHighZ",
+    "len_mal_details",
+];
 
 /// `uid → .mhd path` for every `<uid>.mhd` under `data_dir` (any depth) whose
 /// path below `data_dir` passes through a folder named `subset*` — the book's
@@ -401,17 +434,7 @@ pub fn read_candidates_csv_lines(path: &Path) -> Result<Vec<(u64, CandidateRow)>
 /// quarter of it, and LUNA's "size unknown" -1 belongs only to
 /// `annotations_excluded.csv`, which the list does not read.
 pub fn read_annotations_csv(path: &Path) -> Result<Vec<AnnotationRow>, LunaError> {
-    let column = ANNOTATIONS_HEADER[4];
-    let points = table::read_points(path, column, |text| {
-        let diameter_mm = table::finite_number(column, text)?;
-        if diameter_mm < 0.0 {
-            return Err(table::Reason::Invalid {
-                column,
-                message: format!("must not be negative, got {diameter_mm}"),
-            });
-        }
-        Ok(diameter_mm)
-    })?;
+    let points = table::read_points(path, ANNOTATIONS_HEADER[4], diameter)?;
     Ok(points
         .into_iter()
         .map(|p| AnnotationRow {
@@ -420,4 +443,57 @@ pub fn read_annotations_csv(path: &Path) -> Result<Vec<AnnotationRow>, LunaError
             diameter_mm: p.value,
         })
         .collect())
+}
+
+/// `diameter_mm` as read from an annotations file: finite, not negative.
+fn diameter(text: &str) -> Result<f64, table::Reason> {
+    let column = ANNOTATIONS_HEADER[4];
+    let diameter_mm = table::finite_number(column, text)?;
+    if diameter_mm < 0.0 {
+        return Err(table::Reason::Invalid {
+            column,
+            message: format!("must not be negative, got {diameter_mm}"),
+        });
+    }
+    Ok(diameter_mm)
+}
+
+/// Parse the book's `annotations_with_malignancy.csv` (chapter 14; see
+/// [`ANNOTATIONS_WITH_MALIGNANCY_HEADER`]): each row's seriesuid, centre,
+/// diameter (as [`read_annotations_csv`] takes it) and `mal_bool`.
+///
+/// Columns are found by name and the others (`mal_details`, the box,
+/// `len_mal_details`) are not read, so their quoted commas are the csv
+/// reader's business only. `mal_bool` is `True` or `False` as pandas
+/// writes it; `true`/`false` and `1`/`0` are taken too. A bad value is one
+/// line naming the file, the line and the column.
+pub fn read_annotations_with_malignancy_csv(path: &Path) -> Result<Vec<MalignancyRow>, LunaError> {
+    let columns = [
+        ANNOTATIONS_WITH_MALIGNANCY_HEADER[4],
+        ANNOTATIONS_WITH_MALIGNANCY_HEADER[5],
+    ];
+    let points = table::read_points_with(path, &columns, |fields| {
+        Ok((diameter(fields[0])?, mal_bool(fields[1])?))
+    })?;
+    Ok(points
+        .into_iter()
+        .map(|p| MalignancyRow {
+            series_uid: p.series_uid,
+            center_xyz: p.center_xyz,
+            diameter_mm: p.value.0,
+            malignant: p.value.1,
+        })
+        .collect())
+}
+
+/// A `mal_bool` field: `True`/`False` (pandas), `true`/`false`, `1`/`0`.
+fn mal_bool(text: &str) -> Result<bool, table::Reason> {
+    match text {
+        "True" | "true" | "1" => Ok(true),
+        "False" | "false" | "0" => Ok(false),
+        _ => Err(table::Reason::Invalid {
+            column: ANNOTATIONS_WITH_MALIGNANCY_HEADER[5],
+            message: format!("must be True or False (or true/false, 1/0), got {text:?}"),
+        }),
+    }
 }

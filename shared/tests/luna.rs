@@ -5,7 +5,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use shared::luna::{
-    find_series, load_candidates, read_annotations_csv, read_candidates_csv, split, LunaError,
+    find_series, load_candidates, read_annotations_csv, read_annotations_with_malignancy_csv,
+    read_candidates_csv, split, LunaError, MalignancyRow,
 };
 
 const CAND_HEADER: &str = "seriesuid,coordX,coordY,coordZ,class\n";
@@ -372,5 +373,138 @@ fn a_csv_that_is_a_fifo_is_refused_without_blocking() {
     assert!(
         msg.contains("candidates.csv") && msg.contains("not a regular file"),
         "{msg}"
+    );
+}
+
+const MAL_HEADER: &str = "seriesuid,coordX,coordY,coordZ,diameter_mm,mal_bool,mal_details,\
+bboxLowX,bboxLowY,bboxLowZ,bboxHighX,bboxHighY,bboxHighZ,len_mal_details\n";
+
+fn mal_row(uid: &str, xyz: [f64; 3], diameter_mm: f64, malignant: bool) -> MalignancyRow {
+    MalignancyRow {
+        series_uid: uid.to_owned(),
+        center_xyz: xyz,
+        diameter_mm,
+        malignant,
+    }
+}
+
+#[test]
+fn malignancy_rows_read_back_with_quoted_details() {
+    let dir = tempfile::tempdir().unwrap();
+    // The book's first row, then every accepted spelling of mal_bool.
+    let body = "\
+1.3.6.860,-128.6994211,-175.31927180000002,-298.38750639999995,5.651470635,True,\"[4, 2, 4, 2]\",\
+-131.89648,-178.25976125,-299.8000036716461,-125.4511675,-172.45898,-296.2000037670135,4
+s,1,2,3,4.5,False,\"[3, 2, 3]\",0,1,2,2,3,4,3
+s,4,5,6,7,true,\"[5]\",3,4,5,5,6,7,1
+t,7,8,9,10,false,\"[1, 1]\",6,7,8,8,9,10,2
+t,-1,-2,-3,0,1,\"[]\",-1,-2,-3,-1,-2,-3,0
+u,1e1,2,3,6,0,\"[2, 2, 2, 2]\",9,1,2,11,3,4,4
+";
+    let path = write(
+        dir.path(),
+        "annotations_with_malignancy.csv",
+        &format!("{MAL_HEADER}{body}"),
+    );
+    let rows = read_annotations_with_malignancy_csv(&path).unwrap();
+    assert_eq!(
+        rows,
+        [
+            mal_row(
+                "1.3.6.860",
+                [-128.6994211, -175.31927180000002, -298.38750639999995],
+                5.651470635,
+                true
+            ),
+            mal_row("s", [1.0, 2.0, 3.0], 4.5, false),
+            mal_row("s", [4.0, 5.0, 6.0], 7.0, true),
+            mal_row("t", [7.0, 8.0, 9.0], 10.0, false),
+            mal_row("t", [-1.0, -2.0, -3.0], 0.0, true),
+            mal_row("u", [10.0, 2.0, 3.0], 6.0, false),
+        ]
+    );
+}
+
+#[test]
+fn malignancy_columns_are_found_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "mal_details,mal_bool,extra,diameter_mm,coordZ,coordY,coordX,seriesuid\n\
+\"[4, 4]\",True,\"a, b\",8,3,2,1,s\n";
+    let path = write(dir.path(), "m.csv", text);
+    let rows = read_annotations_with_malignancy_csv(&path).unwrap();
+    assert_eq!(rows, [mal_row("s", [1.0, 2.0, 3.0], 8.0, true)]);
+}
+
+#[test]
+fn bad_malignancy_rows_name_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = "s,1,2,3,4,True,\"[4, 4, 4]\",0,1,2,2,3,4,3\n";
+    let cases = [
+        (
+            format!("{ok}{ok}s,1,2,3,4,maybe,\"[4, 4]\",0,1,2,2,3,4,2\n"),
+            "line 4: mal_bool must be True or False",
+        ),
+        (
+            format!("{ok}s,1,2,3,4,TRUE,\"[4]\",0,1,2,2,3,4,1\n"),
+            "line 3: mal_bool",
+        ),
+        (
+            format!("{ok}s,1,2,3,4,,\"[4]\",0,1,2,2,3,4,1\n"),
+            "line 3: mal_bool",
+        ),
+        (
+            format!("{ok}s,1,2,3,-4,True\n"),
+            "line 3: diameter_mm must not be negative",
+        ),
+        (format!("{ok}s,1,2,3,4\n"), "line 3: missing field mal_bool"),
+        // An unquoted list splits into fields but is still read by name.
+        (
+            format!("{ok}s,1,2,x,4,True,[4, 4]\n"),
+            "line 3: coordZ is not a number",
+        ),
+    ];
+    for (k, (body, needle)) in cases.iter().enumerate() {
+        let name = format!("mal{k}.csv");
+        let path = write(dir.path(), &name, &format!("{MAL_HEADER}{body}"));
+        let msg = read_annotations_with_malignancy_csv(&path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains(&name) && msg.contains(needle) && !msg.contains('\n'),
+            "{msg}"
+        );
+    }
+    // annotations.csv has no mal_bool column.
+    let path = write(
+        dir.path(),
+        "annotations.csv",
+        &format!("{ANN_HEADER}s,1,2,3,4\n"),
+    );
+    let msg = read_annotations_with_malignancy_csv(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("missing column `mal_bool`"), "{msg}");
+}
+
+/// The book's own file (1,182 annotations, 378 malignant); run with
+/// `LUNA_MALIGNANCY_CSV=/path/to/annotations_with_malignancy.csv cargo test
+/// -p shared --test shared -- --ignored reads_the_books`.
+#[test]
+#[ignore]
+fn reads_the_books_annotations_with_malignancy() {
+    let path = std::env::var_os("LUNA_MALIGNANCY_CSV").expect("set LUNA_MALIGNANCY_CSV");
+    let rows = read_annotations_with_malignancy_csv(Path::new(&path)).unwrap();
+    assert_eq!(rows.len(), 1182);
+    assert_eq!(rows.iter().filter(|r| r.malignant).count(), 378);
+    assert!(rows.iter().all(|r| r.diameter_mm > 0.0));
+    let first = &rows[0];
+    assert!(first.series_uid.ends_with("836860"));
+    assert_eq!(
+        (first.center_xyz, first.diameter_mm, first.malignant),
+        (
+            [-128.6994211, -175.31927180000002, -298.38750639999995],
+            5.651470635,
+            true
+        )
     );
 }

@@ -1,7 +1,9 @@
 //! The one reader of LUNA16's point tables: `candidates.csv`,
-//! `annotations.csv`, `annotations_excluded.csv` and a submission of CAD
-//! marks, each a CSV whose header names `seriesuid,coordX,coordY,coordZ` and
-//! one value column (`class`, `diameter_mm`, `probability`).
+//! `annotations.csv`, `annotations_excluded.csv`, a submission of CAD
+//! marks and the book's `annotations_with_malignancy.csv`, each a CSV whose
+//! header names `seriesuid,coordX,coordY,coordZ` and one value column
+//! (`class`, `diameter_mm`, `probability`) or several
+//! (`diameter_mm,mal_bool`, see [`read_points_with`]).
 //!
 //! Columns are found by name (the first of that name, like Python's
 //! `list.index`), so their order does not matter and extra columns are
@@ -126,6 +128,17 @@ pub fn read_points<T>(
     value_column: &'static str,
     parse_value: impl Fn(&str) -> Result<T, Reason>,
 ) -> Result<Vec<Point<T>>, TableError> {
+    read_points_with(path, &[value_column], |fields| parse_value(fields[0]))
+}
+
+/// [`read_points`] with several value columns: `parse_values` gets the
+/// row's fields of `value_columns`, in that order, and names the column in
+/// any [`Reason`] it returns.
+pub fn read_points_with<T>(
+    path: &Path,
+    value_columns: &[&'static str],
+    parse_values: impl Fn(&[&str]) -> Result<T, Reason>,
+) -> Result<Vec<Point<T>>, TableError> {
     let bytes = read_csv_bytes(path)?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -144,7 +157,7 @@ pub fn read_points<T>(
     if header.iter().all(str::is_empty) {
         return Err(at(None, Reason::Empty));
     }
-    let columns = Columns::find(&header, value_column).map_err(|r| at(Some(1), r))?;
+    let columns = Columns::find(&header, value_columns).map_err(|r| at(Some(1), r))?;
     let mut lines = Lines::new(&bytes);
     let mut record = csv::StringRecord::new();
     let mut points = Vec::new();
@@ -154,7 +167,7 @@ pub fn read_points<T>(
     {
         let line = record.position().map_or(0, |p| lines.line_of(p.byte()));
         let point = columns
-            .point(&record, line, &parse_value)
+            .point(&record, line, &parse_values)
             .map_err(|r| at(Some(line), r))?;
         points.push(point);
     }
@@ -174,26 +187,28 @@ pub fn malformed(path: &Path, bytes: &[u8], error: csv::Error) -> TableError {
     }
 }
 
-/// Where the five columns read are in the header.
+/// The point columns, before the value columns.
+const POINT_COLUMNS: [&str; 4] = ["seriesuid", "coordX", "coordY", "coordZ"];
+
+/// Where the columns read (the point's four, then the value columns) are
+/// in the header.
 struct Columns {
-    names: [&'static str; 5],
-    index: [usize; 5],
+    names: Vec<&'static str>,
+    index: Vec<usize>,
     header_fields: usize,
 }
 
 impl Columns {
-    fn find(header: &csv::StringRecord, value_column: &'static str) -> Result<Self, Reason> {
-        let names = ["seriesuid", "coordX", "coordY", "coordZ", value_column];
-        let mut index = [0; 5];
-        for (slot, column) in index.iter_mut().zip(names) {
-            *slot =
-                header
-                    .iter()
-                    .position(|h| h == column)
-                    .ok_or_else(|| Reason::MissingColumn {
-                        column,
-                        expected: names.join(","),
-                    })?;
+    fn find(header: &csv::StringRecord, value_columns: &[&'static str]) -> Result<Self, Reason> {
+        let names: Vec<&'static str> = POINT_COLUMNS.iter().chain(value_columns).copied().collect();
+        let mut index = Vec::with_capacity(names.len());
+        for &column in &names {
+            index.push(header.iter().position(|h| h == column).ok_or_else(|| {
+                Reason::MissingColumn {
+                    column,
+                    expected: names.join(","),
+                }
+            })?);
         }
         Ok(Columns {
             names,
@@ -210,13 +225,14 @@ impl Columns {
         })
     }
 
-    /// Checked in column order (seriesuid, x, y, z, value), so the first
-    /// fault of a row is the one reported.
+    /// Checked in column order (seriesuid, x, y, z, values), so the first
+    /// fault of a row is the one reported (within the values, the parser's
+    /// order).
     fn point<T>(
         &self,
         record: &csv::StringRecord,
         line: u64,
-        parse_value: impl Fn(&str) -> Result<T, Reason>,
+        parse_values: impl Fn(&[&str]) -> Result<T, Reason>,
     ) -> Result<Point<T>, Reason> {
         let series_uid = self.field(record, 0)?;
         if series_uid.is_empty() {
@@ -226,11 +242,15 @@ impl Columns {
         for (k, v) in center_xyz.iter_mut().enumerate() {
             *v = finite_number(self.names[k + 1], self.field(record, k + 1)?)?;
         }
+        // Every value field must be there before any is parsed.
+        let values = (POINT_COLUMNS.len()..self.names.len())
+            .map(|k| self.field(record, k))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Point {
             line,
             series_uid: series_uid.to_owned(),
             center_xyz,
-            value: parse_value(self.field(record, 4)?)?,
+            value: parse_values(&values)?,
         })
     }
 }

@@ -281,25 +281,7 @@ impl Anatomy {
         let reach = n.semi.iter().cloned().fold(0.0, f64::max) * (1.0 + n.lobulation) + EDGE_MM;
         let lo = sub(n.center, [reach; 3]);
         let hi = add(n.center, [reach; 3]);
-        let (sin, cos) = n.theta.sin_cos();
-        self.paint(hu, lo, hi, n.hu, |p| {
-            let d = sub(p, n.center);
-            // Rotate into the nodule's own axes (about z) and normalise.
-            let u = [
-                (cos * d[0] + sin * d[1]) / n.semi[0],
-                (-sin * d[0] + cos * d[1]) / n.semi[1],
-                d[2] / n.semi[2],
-            ];
-            let q = norm(u);
-            let bumps = if q > 1e-9 {
-                let (ux, uy, uz) = (u[0] / q, u[1] / q, u[2] / q);
-                1.0 + n.lobulation * (3.0 * ux + n.phase).sin() * (2.0 * uy + 3.0 * uz).cos()
-            } else {
-                1.0
-            };
-            let mean_semi = (n.semi[0] * n.semi[1] * n.semi[2]).cbrt();
-            ((bumps - q) * mean_semi / EDGE_MM + 0.5).clamp(0.0, 1.0)
-        });
+        self.paint(hu, lo, hi, n.hu, |p| n.coverage(p));
     }
 }
 
@@ -447,6 +429,35 @@ pub struct Nodule {
 }
 
 impl Nodule {
+    /// How much of the voxel at `p` the nodule fills, 0 to 1: a ramp
+    /// `EDGE_MM` wide across its bumpy surface, one half on the surface.
+    pub fn coverage(&self, p: V3) -> f64 {
+        let (sin, cos) = self.theta.sin_cos();
+        let d = sub(p, self.center);
+        // Rotate into the nodule's own axes (about z) and normalise.
+        let u = [
+            (cos * d[0] + sin * d[1]) / self.semi[0],
+            (-sin * d[0] + cos * d[1]) / self.semi[1],
+            d[2] / self.semi[2],
+        ];
+        let q = norm(u);
+        let bumps = if q > 1e-9 {
+            let (ux, uy, uz) = (u[0] / q, u[1] / q, u[2] / q);
+            self.bumps([ux, uy, uz])
+        } else {
+            1.0
+        };
+        let mean_semi = (self.semi[0] * self.semi[1] * self.semi[2]).cbrt();
+        ((bumps - q) * mean_semi / EDGE_MM + 0.5).clamp(0.0, 1.0)
+    }
+
+    /// The surface's normalised radius along the unit direction `u` of
+    /// the nodule's own (normalised) frame: 1 for the smooth ellipsoid,
+    /// `1 ± lobulation` at the bumps.
+    pub fn bumps(&self, u: V3) -> f64 {
+        1.0 + self.lobulation * (3.0 * u[0] + self.phase).sin() * (2.0 * u[1] + 3.0 * u[2]).cos()
+    }
+
     pub fn random(rng: &mut ChaCha8Rng, center: V3, diameter_mm: f64) -> Nodule {
         let r = 0.5 * diameter_mm;
         Nodule {

@@ -1,7 +1,9 @@
 //! Deterministic synthetic LUNA-like dataset (`prepcache synth`).
 //!
 //! Writes `subset*/<uid>.mhd + .raw`, `candidates.csv` and `annotations.csv`
-//! in LUNA's layout, so every tool runs on it unchanged. Each series is a
+//! in LUNA's layout, so every tool runs on it unchanged, plus the book's
+//! chapter 14 `annotations_with_malignancy.csv` (labels by
+//! [`is_malignant`], see [`malignancy`](mod@malignancy)). Each series is a
 //! crude chest CT (body, fat, spine, lungs, branching vessels, nodules,
 //! pleural plaques that look like nodules but are not, noise) with anisotropic spacing, non-zero origins and, for some series,
 //! flipped x/y axes; candidates are placed in the grid and converted to
@@ -11,6 +13,7 @@
 
 mod anatomy;
 mod lookalikes;
+pub mod malignancy;
 mod placement;
 mod sample;
 
@@ -29,9 +32,16 @@ use placement::{place_candidates, place_nodules, CandidateParams, NoduleParams};
 use sample::{normal, uniform};
 use shared::durable::write_atomically;
 use shared::geometry::{Geometry, IDENTITY};
-use shared::luna::{AnnotationRow, CandidateRow, ANNOTATIONS_HEADER, CANDIDATES_HEADER};
+use shared::luna::{
+    AnnotationRow, CandidateRow, ANNOTATIONS_HEADER, ANNOTATIONS_WITH_MALIGNANCY_HEADER,
+    CANDIDATES_HEADER,
+};
 use shared::metaimage::{write_volume, MetaImageError};
 use shared::volume::Volume;
+
+pub use malignancy::{
+    is_malignant, reader_ratings, NoduleMalignancy, MALIGNANT_BUMP_MM, MALIGNANT_DIAMETER_MM,
+};
 
 /// Size of the generated scans.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -117,12 +127,18 @@ pub struct SynthSeries {
     /// In the order written to candidates.csv; coordinates as written.
     pub candidates: Vec<CandidateRow>,
     pub annotations: Vec<AnnotationRow>,
+    /// One per annotation, in the same order: what
+    /// annotations_with_malignancy.csv adds to it.
+    pub malignancy: Vec<NoduleMalignancy>,
     /// World centres of the look-alikes (pleural plaques): neither
     /// annotated nor candidates.
     pub lookalikes_xyz: Vec<[f64; 3]>,
 }
 
 pub const UID_PREFIX: &str = "1.3.6.1.4.1.14519.5.2.1.6279.6001.";
+
+/// The chapter 14 annotations file written beside annotations.csv.
+pub const ANNOTATIONS_WITH_MALIGNANCY_CSV: &str = "annotations_with_malignancy.csv";
 
 struct PresetParams {
     in_plane: usize,
@@ -207,6 +223,11 @@ pub fn generate_series(seed: u64, index: usize, preset: Preset) -> SynthSeries {
         &p.candidates,
         &geometry,
     );
+    // No draws from here on: the labels follow from the nodules as painted.
+    let malignancy = nodules
+        .iter()
+        .map(|n| n.malignancy(&grid, &geometry))
+        .collect();
     let lookalikes_xyz = plaques
         .iter()
         .map(|n| geometry.irc_to_xyz(grid.irc(n.center)))
@@ -216,6 +237,7 @@ pub fn generate_series(seed: u64, index: usize, preset: Preset) -> SynthSeries {
         volume: Volume::new(grid.shape, hu, geometry).expect("one voxel per grid point"),
         candidates,
         annotations,
+        malignancy,
         lookalikes_xyz,
     }
 }
@@ -392,7 +414,13 @@ fn create_subset_dirs(opts: &SynthOptions) -> Result<(), SynthError> {
 }
 
 /// One written series' CSV rows and the bytes its scan took.
-type SeriesRows = (Vec<CandidateRow>, Vec<AnnotationRow>, u64);
+#[derive(Debug, Clone)]
+struct SeriesRows {
+    candidates: Vec<CandidateRow>,
+    annotations: Vec<AnnotationRow>,
+    malignancy: Vec<NoduleMalignancy>,
+    bytes: u64,
+}
 
 /// Generates and writes every series on worker threads; the rows come back
 /// in series order, whatever order the workers finished in.
@@ -421,7 +449,12 @@ fn write_all_series(
                 match write_series(&opts.out, index, opts.series, &series) {
                     Ok(bytes) => {
                         if let Ok(mut r) = results.lock() {
-                            r[index] = Some((series.candidates, series.annotations, bytes));
+                            r[index] = Some(SeriesRows {
+                                candidates: series.candidates,
+                                annotations: series.annotations,
+                                malignancy: series.malignancy,
+                                bytes,
+                            });
                         }
                         progress(done.fetch_add(1, Ordering::Relaxed) + 1, opts.series);
                     }
@@ -443,8 +476,8 @@ fn write_all_series(
     Ok(results.into_iter().flatten().collect())
 }
 
-/// Writes candidates.csv and annotations.csv from every series' rows and
-/// sums up the run.
+/// Writes candidates.csv, annotations.csv and annotations_with_malignancy.csv
+/// from every series' rows and sums up the run.
 fn write_csvs(opts: &SynthOptions, rows: Vec<SeriesRows>) -> Result<SynthSummary, SynthError> {
     let mut summary = SynthSummary {
         series: opts.series,
@@ -454,7 +487,14 @@ fn write_csvs(opts: &SynthOptions, rows: Vec<SeriesRows>) -> Result<SynthSummary
     };
     let mut cand_csv = format!("{}\n", CANDIDATES_HEADER.join(","));
     let mut ann_csv = format!("{}\n", ANNOTATIONS_HEADER.join(","));
-    for (candidates, annotations, bytes) in rows {
+    let mut mal_csv = format!("{}\n", ANNOTATIONS_WITH_MALIGNANCY_HEADER.join(","));
+    for series in rows {
+        let SeriesRows {
+            candidates,
+            annotations,
+            malignancy,
+            bytes,
+        } = series;
         summary.bytes += bytes;
         summary.candidates += candidates.len();
         for c in &candidates {
@@ -467,12 +507,29 @@ fn write_csvs(opts: &SynthOptions, rows: Vec<SeriesRows>) -> Result<SynthSummary
                 u8::from(c.is_nodule)
             );
         }
-        for a in &annotations {
+        for (a, m) in annotations.iter().zip(&malignancy) {
             let [x, y, z] = a.center_xyz;
             let _ = writeln!(ann_csv, "{},{x},{y},{z},{}", a.series_uid, a.diameter_mm);
+            // The same text as annotations.csv, then the book's extra columns.
+            let [lx, ly, lz] = m.bbox_low_xyz;
+            let [hx, hy, hz] = m.bbox_high_xyz;
+            let details: Vec<String> = m.ratings.iter().map(u8::to_string).collect();
+            let _ = writeln!(
+                mal_csv,
+                "{},{x},{y},{z},{},{},\"[{}]\",{lx},{ly},{lz},{hx},{hy},{hz},{}",
+                a.series_uid,
+                a.diameter_mm,
+                if m.malignant { "True" } else { "False" },
+                details.join(", "),
+                m.ratings.len()
+            );
         }
     }
-    for (name, text) in [("candidates.csv", cand_csv), ("annotations.csv", ann_csv)] {
+    for (name, text) in [
+        ("candidates.csv", cand_csv),
+        ("annotations.csv", ann_csv),
+        (ANNOTATIONS_WITH_MALIGNANCY_CSV, mal_csv),
+    ] {
         let path = opts.out.join(name);
         write_atomically(&path, text.as_bytes())?;
         summary.bytes += text.len() as u64;

@@ -5,9 +5,15 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use luna_synth::{generate, generate_series, Preset, SynthError, SynthOptions, UID_PREFIX};
+use luna_synth::{
+    generate, generate_series, is_malignant, Preset, SynthError, SynthOptions,
+    ANNOTATIONS_WITH_MALIGNANCY_CSV, MALIGNANT_BUMP_MM, MALIGNANT_DIAMETER_MM, UID_PREFIX,
+};
 use shared::crop::{crop_candidate, CROP_SHAPE, CROP_VOXELS};
-use shared::luna::{find_series, load_candidates, read_annotations_csv, read_candidates_csv};
+use shared::luna::{
+    find_series, load_candidates, read_annotations_csv, read_annotations_with_malignancy_csv,
+    read_candidates_csv, ANNOTATIONS_WITH_MALIGNANCY_HEADER,
+};
 use shared::metaimage::read_volume;
 use shared::volume::Volume;
 
@@ -51,8 +57,8 @@ fn same_seed_gives_byte_identical_files_and_another_seed_does_not() {
         all_files(b.path()),
         all_files(c.path()),
     );
-    // 3 series × (.mhd + .raw) + 2 CSVs
-    assert_eq!(fa.len(), 8);
+    // 3 series × (.mhd + .raw) + 3 CSVs
+    assert_eq!(fa.len(), 9);
     assert!(fa == fb, "same seed must reproduce every byte");
     assert_ne!(
         fa.get(Path::new("candidates.csv")),
@@ -254,4 +260,125 @@ fn pleural_plaques_look_like_tissue_lie_clear_of_nodules_and_stay_out_of_their_m
         }
     }
     assert!(plaques >= 16, "{plaques} plaques in 8 series");
+}
+
+/// The fields of a CSV line, quotes respected (`"[4, 2]"` is one field).
+fn fields(line: &str) -> Vec<String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(line.as_bytes());
+    let record = reader.records().next().unwrap().unwrap();
+    record.iter().map(str::to_owned).collect()
+}
+
+#[test]
+fn malignancy_csv_matches_annotations_row_for_row_and_follows_the_rule() {
+    let (dir, _, _) = demo();
+    let mal_text = fs::read_to_string(dir.path().join(ANNOTATIONS_WITH_MALIGNANCY_CSV)).unwrap();
+    let ann_text = fs::read_to_string(dir.path().join("annotations.csv")).unwrap();
+    let mut mal_lines = mal_text.lines();
+    assert_eq!(
+        mal_lines.next().unwrap(),
+        "seriesuid,coordX,coordY,coordZ,diameter_mm,mal_bool,mal_details,\
+         bboxLowX,bboxLowY,bboxLowZ,bboxHighX,bboxHighY,bboxHighZ,len_mal_details"
+    );
+    assert_eq!(
+        ANNOTATIONS_WITH_MALIGNANCY_HEADER.join(","),
+        mal_text.lines().next().unwrap()
+    );
+    let ann_lines: Vec<&str> = ann_text.lines().skip(1).collect();
+    let mal_lines: Vec<&str> = mal_lines.collect();
+    assert_eq!(mal_lines.len(), ann_lines.len());
+    assert!(ann_lines.len() > 30, "{} annotations", ann_lines.len());
+    let mut malignant = 0;
+    for (mal, ann) in mal_lines.iter().zip(&ann_lines) {
+        // The same seriesuid, coordinates and diameter, as the same text.
+        assert!(mal.starts_with(&format!("{ann},")), "{mal}\nvs {ann}");
+        let f = fields(mal);
+        assert_eq!(f.len(), 14, "{mal}");
+        let number = |k: usize| f[k].parse::<f64>().unwrap();
+        let is_true = match f[5].as_str() {
+            "True" => true,
+            "False" => false,
+            other => panic!("mal_bool {other:?}"),
+        };
+        malignant += usize::from(is_true);
+        let details = f[6]
+            .strip_prefix('[')
+            .and_then(|d| d.strip_suffix(']'))
+            .unwrap();
+        let ratings: Vec<u8> = details.split(", ").map(|r| r.parse().unwrap()).collect();
+        assert_eq!(f[13], ratings.len().to_string());
+        assert!(ratings.iter().all(|r| (1..=5).contains(r)), "{mal}");
+        let mean = ratings.iter().map(|r| f64::from(*r)).sum::<f64>() / ratings.len() as f64;
+        assert_eq!(mean >= 3.0, is_true, "{mal}");
+        // What the test can check of the rule from the file alone: large
+        // nodules are malignant, and those too small for 0.2 mm bumps are not.
+        let diameter = number(4);
+        if diameter >= MALIGNANT_DIAMETER_MM {
+            assert!(is_true, "{mal}");
+        }
+        if diameter < 4.4 {
+            assert!(!is_true, "{mal}");
+        }
+        for k in 0..3 {
+            let (centre, low, high) = (number(1 + k), number(7 + k), number(10 + k));
+            assert!(low < centre && centre < high, "{mal}");
+            let width = high - low;
+            assert!(
+                (0.75 * diameter..1.3 * diameter).contains(&width),
+                "box {width} mm for {diameter} mm: {mal}"
+            );
+        }
+    }
+    let share = malignant as f64 / mal_lines.len() as f64;
+    assert!(
+        (0.2..0.5).contains(&share),
+        "{malignant} of {} malignant",
+        mal_lines.len()
+    );
+
+    // The reader gives back the generator's rows.
+    let rows =
+        read_annotations_with_malignancy_csv(&dir.path().join(ANNOTATIONS_WITH_MALIGNANCY_CSV))
+            .unwrap();
+    let annotations = read_annotations_csv(&dir.path().join("annotations.csv")).unwrap();
+    assert_eq!(rows.len(), annotations.len());
+    for (r, a) in rows.iter().zip(&annotations) {
+        assert_eq!(
+            (&r.series_uid, r.center_xyz, r.diameter_mm),
+            (&a.series_uid, a.center_xyz, a.diameter_mm)
+        );
+    }
+    assert_eq!(rows.iter().filter(|r| r.malignant).count(), malignant);
+}
+
+#[test]
+fn malignancy_follows_the_documented_rule_on_the_nodules_features() {
+    let (mut by_size, mut by_margin_alone, mut benign) = (0, 0, 0);
+    for index in 0..12 {
+        let series = generate_series(7, index, Preset::Tiny);
+        assert_eq!(series.malignancy.len(), series.annotations.len());
+        for (m, a) in series.malignancy.iter().zip(&series.annotations) {
+            assert_eq!(m.diameter_mm, a.diameter_mm);
+            let expected = m.diameter_mm >= MALIGNANT_DIAMETER_MM || m.bump_mm >= MALIGNANT_BUMP_MM;
+            assert_eq!(m.malignant, expected, "{m:?}");
+            assert_eq!(m.malignant, is_malignant(m.diameter_mm, m.bump_mm));
+            // bump = lobulation (< 0.08) × mean semi-axis (< 1.12 × radius).
+            assert!(m.bump_mm >= 0.0 && m.bump_mm < 0.08 * 1.12 * 0.5 * m.diameter_mm);
+            if !m.malignant {
+                benign += 1;
+            } else if m.diameter_mm >= MALIGNANT_DIAMETER_MM {
+                by_size += 1;
+            } else {
+                by_margin_alone += 1;
+            }
+        }
+    }
+    // Both signs make malignant nodules, and benign ones stay the majority.
+    assert!(
+        by_size >= 3 && by_margin_alone >= 3,
+        "{by_size} {by_margin_alone}"
+    );
+    assert!(benign > by_size + by_margin_alone, "{benign} benign");
 }
