@@ -2,6 +2,7 @@
 //! (synthetic scans → cache → training → resume → eval → predict), and the
 //! bad-input cases a user meets. One binary, one link.
 
+mod analyze;
 mod bench_loader;
 mod cache_folder;
 mod checkpoint_integrity;
