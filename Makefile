@@ -5,6 +5,11 @@
 DATA    ?= data/demo
 CACHE   ?= cache/demo
 SEG_CACHE ?= cache/demo-seg
+# Scans no model of the demo has seen, for `make analyze`.
+TEST_DATA ?= data/demo-test
+TEST_SERIES ?= 10
+TEST_SEED ?= 1007
+ANALYSIS ?= $(RUNS)/analysis-demo
 RUNS    ?= runs
 EPOCHS  ?=
 SERIES  ?= 40
@@ -22,7 +27,7 @@ BIN     := target/release
 PREPCACHE := $(BIN)/prepcache
 TRAIN   := $(BIN)/train
 
-.PHONY: all setup build demo test bench data cache train seg-cache seg-train clean doctor gpu-pack
+.PHONY: all setup build demo test bench data cache train seg-cache seg-train test-data analyze clean doctor gpu-pack
 
 all: build
 
@@ -71,6 +76,21 @@ seg-cache: data
 seg-train: seg-cache
 	$(TRAIN) seg --config $(DEMO_SEG_CONFIG) --cache $(SEG_CACHE) --runs $(RUNS) $(if $(EPOCHS),--epochs $(EPOCHS)) $(ARGS)
 
+test-data: build
+	@if [ -f $(TEST_DATA)/candidates.csv ]; then \
+		echo "test-data: $(TEST_DATA) exists (delete it or set TEST_DATA= to regenerate)"; \
+	else \
+		$(PREPCACHE) synth --out $(TEST_DATA) --series $(TEST_SERIES) --seed $(TEST_SEED); \
+	fi
+
+# Chapter 14 over the held-out scans with the latest demo runs' models.
+analyze: test-data
+	@seg=$$(ls -d $(RUNS)/p2ch13/*-seg-demo 2>/dev/null | sort | tail -n 1); \
+	cls=$$(ls -d $(RUNS)/p2ch12/*-cls-demo 2>/dev/null | sort | tail -n 1); \
+	if [ -z "$$seg" ] || [ -z "$$cls" ]; then echo "analyze: run make train and make seg-train first" >&2; exit 1; fi; \
+	echo "$(TRAIN) analyze --data $(TEST_DATA) --split all --seg-model $$seg --cls-model $$cls --out $(ANALYSIS)"; \
+	$(TRAIN) analyze --data $(TEST_DATA) --split all --seg-model "$$seg" --cls-model "$$cls" --out $(ANALYSIS) $(ARGS)
+
 demo: build
 	$(TRAIN) doctor
 	$(MAKE) --no-print-directory train
@@ -83,6 +103,8 @@ demo: build
 	@seg=$$(ls -d $(RUNS)/p2ch13/*-seg-demo 2>/dev/null | sort | tail -n 1); \
 	if [ -z "$$seg" ]; then echo "demo: no segmentation run found under $(RUNS)/p2ch13" >&2; exit 1; fi; \
 	echo "demo: segmentation run $$seg (metrics.jsonl; slices with prediction over label: tensorboard --logdir $(RUNS))"
+	$(MAKE) --no-print-directory analyze
+	@echo "demo: nodules found in the held-out scans: $(ANALYSIS)/nodules.csv, report.json, one picture per scan: $(ANALYSIS)/<seriesuid>.png"
 
 test: $(TORCH_ENV)
 	$(MAKE) --no-print-directory _test

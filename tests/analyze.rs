@@ -209,11 +209,18 @@ fn analyze_equals_the_books_pipeline_on_the_same_scan_and_state_files() {
         "--keep-mask".as_ref(),
     ]);
     assert!(ok, "{text}");
-    assert_eq!(book["near"], 0, "voxels at P ≈ 0.5 would make the masks a coin toss");
+    assert_eq!(
+        book["near"], 0,
+        "voxels at P ≈ 0.5 would make the masks a coin toss"
+    );
 
     let ours_mask = std::fs::read(out.join(format!("{uid}.mask.raw"))).unwrap();
     let book_mask = std::fs::read(tmp.path().join("book_mask.raw")).unwrap();
-    let differ = ours_mask.iter().zip(&book_mask).filter(|(a, b)| a != b).count();
+    let differ = ours_mask
+        .iter()
+        .zip(&book_mask)
+        .filter(|(a, b)| a != b)
+        .count();
     assert_eq!(ours_mask.len(), book_mask.len());
     assert_eq!(differ, 0, "eroded masks differ in {differ} voxels");
     let set = ours_mask.iter().filter(|&&m| m == 1).count();
@@ -231,7 +238,10 @@ fn analyze_equals_the_books_pipeline_on_the_same_scan_and_state_files() {
         d_p = d_p.max((p - book["p"][k].as_f64().unwrap()).abs());
         assert_eq!(mal, "", "no malignancy model, no malignancy");
     }
-    println!("cut at the {} quantile of the logits: {set} mask voxels", book["share"]);
+    println!(
+        "cut at the {} quantile of the logits: {set} mask voxels",
+        book["share"]
+    );
     println!("{count} candidates; centres within {d_xyz:e} mm, P within {d_p:e}");
     assert!(d_xyz <= CENTRE_TOLERANCE, "centres differ by {d_xyz} mm");
     assert!(d_p <= P_TOLERANCE, "probabilities differ by {d_p}");
@@ -254,7 +264,10 @@ fn assert_one_line_failure(ok: bool, text: &str, needles: &[&str]) {
     for needle in needles {
         assert!(errors[0].contains(needle), "{needle:?} in {text}");
     }
-    assert!(!text.contains("panicked") && !text.contains("backtrace"), "{text}");
+    assert!(
+        !text.contains("panicked") && !text.contains("backtrace"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -296,14 +309,22 @@ fn wrong_models_a_run_folder_and_unusable_scans_are_one_line_each() {
     // with no other scan, nothing could be analysed.
     let mut volume = shared::metaimage::read_volume(&mhd).unwrap();
     volume.shape[0] = 20;
-    volume.voxels.truncate(20 * volume.shape[1] * volume.shape[2]);
+    volume
+        .voxels
+        .truncate(20 * volume.shape[1] * volume.shape[2]);
     let thin = tmp.path().join("thin.mhd");
     shared::metaimage::write_volume(&thin, &volume).unwrap();
     let (ok, text) = run(&seg.legacy, &files.zip, &thin, &out);
     println!("{text}");
-    assert!(text.contains("skipped") || text.contains("no candidate"), "{text}");
+    assert!(
+        text.contains("skipped") || text.contains("no candidate"),
+        "{text}"
+    );
     if !ok {
         assert_one_line_failure(ok, &text, &["no scan could be analysed"]);
-        assert!(text.contains("smaller than the classifier's crop"), "{text}");
+        assert!(
+            text.contains("smaller than the classifier's crop"),
+            "{text}"
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use shared::luna::split::validation_series;
-use shared::luna::{find_series, LunaError};
+use shared::luna::{find_series, read_annotations_with_malignancy_csv, LunaError};
 
 use super::matching::TrueNodule;
 use crate::data::split::Split;
@@ -100,17 +100,34 @@ pub struct Truth {
 }
 
 impl Truth {
+    /// Reads an annotations file; with a `mal_bool` column (the book's
+    /// `annotations_with_malignancy.csv`) each nodule's malignancy too.
     pub fn read(path: &Path) -> Result<Truth, InputsError> {
-        let findings = luna16::read_annotations(path)?;
+        let (findings, malignant) = if has_malignancy(path) {
+            let rows = read_annotations_with_malignancy_csv(path)?;
+            let findings = rows
+                .iter()
+                .map(|r| Finding {
+                    seriesuid: r.series_uid.clone(),
+                    center: r.center_xyz,
+                    diameter_mm: r.diameter_mm,
+                })
+                .collect();
+            (findings, rows.iter().map(|r| Some(r.malignant)).collect())
+        } else {
+            let findings = luna16::read_annotations(path)?;
+            let unknown = vec![None; findings.len()];
+            (findings, unknown)
+        };
         let mut by_series: BTreeMap<String, Vec<TrueNodule>> = BTreeMap::new();
-        for f in &findings {
+        for (f, malignant) in findings.iter().zip(malignant) {
             by_series
                 .entry(f.seriesuid.clone())
                 .or_default()
                 .push(TrueNodule {
                     center_xyz: f.center,
                     diameter_mm: f.diameter_mm,
-                    malignant: None,
+                    malignant,
                 });
         }
         Ok(Truth {
@@ -120,8 +137,27 @@ impl Truth {
         })
     }
 
+    /// Whether any nodule's malignancy is known.
+    pub fn knows_malignancy(&self) -> bool {
+        self.by_series
+            .values()
+            .flatten()
+            .any(|n| n.malignant.is_some())
+    }
+
     /// The nodules of `series_uid` (none when it has none).
     pub fn of(&self, series_uid: &str) -> &[TrueNodule] {
         self.by_series.get(series_uid).map_or(&[], Vec::as_slice)
     }
+}
+
+/// Whether the CSV's header names a `mal_bool` column.
+fn has_malignancy(path: &Path) -> bool {
+    use std::io::BufRead;
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut header = String::new();
+    let _ = std::io::BufReader::new(file).read_line(&mut header);
+    header.split(',').any(|c| c.trim() == "mal_bool")
 }

@@ -87,8 +87,10 @@ impl Confusion {
     }
 
     /// The table as the book prints it: with a malignancy model its four
-    /// columns, else "Pred. nodule" for the last two together.
-    pub fn render(&self, title: &str, with_malignancy: bool) -> String {
+    /// columns, else "Pred. nodule" for the last two together; when the
+    /// annotations do not tell benign from malignant (`truth_malignancy`
+    /// false) every nodule is in the second row, called "Nodules".
+    pub fn render(&self, title: &str, with_malignancy: bool, truth_malignancy: bool) -> String {
         let cell = |s: &str| format!("{s:>16}");
         let mut columns = vec![String::new()];
         columns.extend(COLUMNS[..2].iter().map(|s| s.to_string()));
@@ -105,7 +107,13 @@ impl Confusion {
                 .collect::<Vec<_>>()
                 .join(" | "),
         ];
-        for (i, (label, row)) in ROWS.iter().zip(&self.counts).enumerate() {
+        let rows = if truth_malignancy { 3 } else { 2 };
+        for (i, (label, row)) in ROWS.iter().zip(&self.counts).take(rows).enumerate() {
+            let label = if truth_malignancy || i == 0 {
+                label
+            } else {
+                &"Nodules"
+            };
             let mut values: Vec<String> = row[..2].iter().map(u64::to_string).collect();
             if with_malignancy {
                 values.extend(row[2..].iter().map(u64::to_string));
@@ -225,12 +233,19 @@ mod tests {
     fn the_render_merges_the_predicted_columns_without_malignancy() {
         let mut c = Confusion::default();
         c.counts[1] = [1, 2, 3, 4];
-        let text = c.render("Total", false);
+        let text = c.render("Total", false, true);
         assert!(text.contains("Pred. nodule"), "{text}");
         assert!(
             text.lines().nth(3).unwrap().ends_with("               7"),
             "{text}"
         );
-        assert!(c.render("Total", true).contains("Pred. malignant"));
+        assert!(c.render("Total", true, true).contains("Pred. malignant"));
+        // Annotations without malignancy: one nodule row, "Nodules".
+        let unknown = c.render("Total", false, false);
+        assert_eq!(unknown.lines().count(), 4, "{unknown}");
+        assert!(
+            unknown.lines().nth(3).unwrap().contains("Nodules"),
+            "{unknown}"
+        );
     }
 }

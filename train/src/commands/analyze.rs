@@ -339,7 +339,10 @@ fn score(
         total += c;
     }
     let with_malignancy = args.mal_model.is_some();
-    println!("{}", total.render("analyze: total", with_malignancy));
+    println!(
+        "{}",
+        total.render("analyze: total", with_malignancy, truth.knows_malignancy())
+    );
     let table = TableRecord::new(&truth.file, &total, records.len());
     println!(
         "analyze: {} of {} nodules found ({:.1}%), {:.2} false positives per scan",
