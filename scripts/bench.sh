@@ -6,6 +6,7 @@
 #   BENCH_QUICK=1 bash scripts/bench.sh    # 2 series, fewer repeats: checks the script
 #   bash scripts/bench.sh seg              # only section 7, segmentation (scripts/bench/seg.sh):
 #                                          # prints its table, leaves BENCHMARKS.md alone
+#   bash scripts/bench.sh analysis         # only section 8, whole-scan analysis (scripts/bench/analysis.sh)
 #
 # Everything runs on synthetic data under bench-out/ (gitignored). Every
 # figure is taken with a warm page cache: each input file is read once before
@@ -18,6 +19,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 if [ "${1:-}" = seg ]; then
     exec bash scripts/bench/seg.sh
+fi
+if [ "${1:-}" = analysis ]; then
+    exec bash scripts/bench/analysis.sh
 fi
 
 QUICK=${BENCH_QUICK:-0}
@@ -108,12 +112,12 @@ RAWS=("$DATA"/subset*/*.raw)
 say "warming the page cache"
 cat "${RAWS[@]}" "${SCANS[@]}" "$DATA"/*.csv >/dev/null
 
-say "1/7 scan reading: read_volume vs cat, per scan"
+say "1/8 scan reading: read_volume vs cat, per scan"
 record read_volume "$READ_VOLUME" --repeats 3 "${SCANS[@]}" >"$RESULTS/read_volume.jsonl"
 # The report shows the glob, not every file name.
 echo "$READ_VOLUME --repeats 3 $DATA/subset*/*.mhd" >"$RESULTS/read_volume.cmd"
 
-say "2/7 prepcache build (levels -1 and 1, 1 and 2 threads)"
+say "2/8 prepcache build (levels -1 and 1, 1 and 2 threads)"
 REPEATS=3 best_of read_all "" cat "${RAWS[@]}"
 echo "cat $DATA/subset*/*.raw > /dev/null" >"$RESULTS/read_all.cmd"
 for level in -1 1; do
@@ -133,11 +137,11 @@ say "    the book's prepcache (SimpleITK, float32, pickles in diskcache, 2 worke
 rm -rf "$OUT/book-cache"
 record book_prepcache "$PY" scripts/bench/book_prepcache.py "$DATA" "$OUT/book-cache" --workers 2 >"$RESULTS/book_prepcache.json"
 
-say "3/7 the book's loader (balanced, augmented on the CPU, batch 32, 2 workers)"
+say "3/8 the book's loader (balanced, augmented on the CPU, batch 32, 2 workers)"
 record book_loader "$PY" scripts/bench/book_loader.py "$DATA" "$OUT/book-cache" \
     --batches "$LOADER_BATCHES" --workers 2 >"$RESULTS/book_loader.json"
 
-say "4/7 LunaModel train step and inference, CPU, 2 threads: PyTorch recipes vs train bench-step modes (slow: minutes)"
+say "4/8 LunaModel train step and inference, CPU, 2 threads: PyTorch recipes vs train bench-step modes (slow: minutes)"
 if [ "$QUICK" = 1 ]; then STEP_ARGS=(--batch-sizes 32 --warmup 1 --steps 1); RECIPES=eager,cl-bf16; else STEP_ARGS=(--batch-sizes 32 --warmup 2 --steps 8); RECIPES=eager,cl,bf16,cl-bf16,compile; fi
 record torch_train_step "$PY" scripts/bench/torch_train_step.py "${STEP_ARGS[@]}" --threads 2 \
     --recipes "$RECIPES" --inference >"$RESULTS/torch_train_step.jsonl"
@@ -150,11 +154,11 @@ for precision in fp32 bf16; do
     done
 done
 
-say "5/7 Rust loader (train bench-loader, balanced like the book loader)"
+say "5/8 Rust loader (train bench-loader, balanced like the book loader)"
 record train_bench_loader "$TRAIN" bench-loader --cache "$OUT/cache-l-1-t2" --num-workers 2 --batch-size 32 \
     --balanced --samples "$LOADER_SAMPLES" --device cpu --json >"$RESULTS/train_bench_loader.json"
 
-say "6/7 one training epoch end to end, CPU, 2 threads, 2 workers: the book's loop vs train (slow: minutes)"
+say "6/8 one training epoch end to end, CPU, 2 threads, 2 workers: the book's loop vs train (slow: minutes)"
 record book_train_epoch "$PY" scripts/bench/book_train_epoch.py "$DATA" "$OUT/book-cache" \
     --samples "$EPOCH_SAMPLES" --workers 2 --threads 2 >"$RESULTS/book_train_epoch.json"
 rm -rf "$OUT/runs"
@@ -162,8 +166,11 @@ record train_epoch "$TRAIN" --cache "$OUT/cache-l-1-t2" --runs "$OUT/runs" --epo
     --epoch-samples "$EPOCH_SAMPLES" --val-samples 64 --balanced --augmented --momentum 0.99 \
     --num-workers 2 --threads 2 --device cpu --seed 1 --profile bench >"$RESULTS/train_epoch.stdout"
 
-say "7/7 segmentation (chapter 13): the book's training app vs train seg, U-Net step and full-slice inference vs PyTorch (slow: minutes)"
+say "7/8 segmentation (chapter 13): the book's training app vs train seg, U-Net step and full-slice inference vs PyTorch (slow: minutes)"
 BENCH_OUT=$OUT bash scripts/bench/seg.sh >/dev/null
+
+say "8/8 whole-scan analysis (chapter 14): the book's nodule_analysis.py path vs train analyze on a LUNA-size scan (slow: minutes)"
+BENCH_OUT=$OUT bash scripts/bench/analysis.sh >/dev/null
 
 echo "load_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS/machine.env"
 "$PY" scripts/bench/render.py "$RESULTS" BENCHMARKS.md

@@ -11,6 +11,7 @@ import os
 import re
 import sys
 
+import render_analysis
 import render_seg
 
 # prepcache levels built by bench.sh; the first is prepcache's default.
@@ -420,6 +421,8 @@ def main():
         body.append(end_to_end_section(results))
     if exists(results, "seg/machine.env"):
         body.append(render_seg.section(os.path.join(results, "seg")))
+    if exists(results, "analysis/machine.env"):
+        body.append(render_analysis.section(os.path.join(results, "analysis")))
     with open(out + ".tmp", "w") as f:
         f.write(intro + "\n" + MARKER + "\n\n" + "\n".join(body))
     os.replace(out + ".tmp", out)

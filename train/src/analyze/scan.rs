@@ -43,6 +43,8 @@ pub struct ClassifiedCandidate {
 /// Seconds spent per stage.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct StageSeconds {
+    /// Reading and decoding the scan (the caller's).
+    pub read: f64,
     pub segment: f64,
     pub components: f64,
     pub classify: f64,

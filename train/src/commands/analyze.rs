@@ -242,8 +242,10 @@ fn analyze_one(
         mal: loadout.mal.as_ref().map(|m| &m.model),
         device: loadout.platform.device,
     };
-    let analysis = analyze_volume(&models, &volume, options(args, loadout.platform.compute))
+    let read = clock.elapsed().as_secs_f64();
+    let mut analysis = analyze_volume(&models, &volume, options(args, loadout.platform.compute))
         .map_err(classify_failure)?;
+    analysis.seconds.read = read;
     report::csv_rows(&scan.series_uid, &analysis, csv);
     let nodules = analysis.nodules(args.threshold);
     let picture = args.out.join(format!("{}.png", scan.series_uid));
