@@ -328,3 +328,57 @@ fn wrong_models_a_run_folder_and_unusable_scans_are_one_line_each() {
         );
     }
 }
+
+#[test]
+fn a_scan_without_candidates_gets_an_empty_table_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth(tmp.path(), 1, 21);
+    let (uid, mhd) = scans(&data).remove(0);
+    // A U-Net that sets no voxel: its last layer's bias far below zero.
+    let empty = r#"
+with torch.no_grad():
+    m.unet.last.bias.fill_(-1e4)
+torch.save({"model_state": m.state_dict()}, stem + ".empty.state")
+"#;
+    let seg = luna_e2e::book_state::write(tmp.path(), "seg", "unet", 4, empty);
+    let cls = luna_e2e::book_state::write(tmp.path(), "cls", "luna", 4, "");
+    let out = tmp.path().join("out");
+    let annotations = data.join("annotations.csv");
+    let (ok, text) = analyze(&[
+        "--scan".as_ref(),
+        mhd.as_os_str(),
+        "--seg-model".as_ref(),
+        tmp.path().join("seg.empty.state").as_os_str(),
+        "--cls-model".as_ref(),
+        cls.zip.as_os_str(),
+        "--annotations".as_ref(),
+        annotations.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    drop(seg);
+    assert!(ok, "{text}");
+    assert!(text.contains(&format!("{uid}: 0 candidates")), "{text}");
+    assert!(
+        text.contains("no candidates: the segmentation marked nothing"),
+        "{text}"
+    );
+    // Every annotated nodule of the scan is a complete miss.
+    let nodules = std::fs::read_to_string(&annotations)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with(&uid))
+        .count() as u64;
+    assert!(nodules > 0, "the scan has no nodules: a weak test");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        report["table"]["counts"][1][0], nodules,
+        "{}",
+        report["table"]
+    );
+    assert_eq!(report["table"]["found"], 0);
+    let rows = nodule_rows(&out.join("nodules.csv"));
+    assert!(rows.is_empty(), "{rows:?}");
+    assert!(out.join(format!("{uid}.png")).is_file());
+}

@@ -123,8 +123,12 @@ pub fn csv_rows(series_uid: &str, analysis: &ScanAnalysis, out: &mut String) {
     }
 }
 
-/// The terminal's lines for a scan's nodules (none: one line saying so).
-pub fn nodule_table(nodules: &[&ClassifiedCandidate], threshold: f32) -> String {
+/// The terminal's lines for a scan's nodules (none: one line saying why).
+pub fn nodule_table(nodules: &[&ClassifiedCandidate], candidates: usize, threshold: f32) -> String {
+    if candidates == 0 {
+        return "  no candidates: the segmentation marked nothing that survives the erosion\n"
+            .into();
+    }
     if nodules.is_empty() {
         return format!("  no candidate reaches P(nodule) {threshold}\n");
     }

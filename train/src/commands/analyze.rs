@@ -273,7 +273,11 @@ fn analyze_one(
         args.threshold,
         clock.elapsed().as_secs_f64()
     );
-    lines.push_str(&report::nodule_table(&nodules, args.threshold));
+    lines.push_str(&report::nodule_table(
+        &nodules,
+        analysis.candidates.len(),
+        args.threshold,
+    ));
     if let Some(c) = &confusion {
         lines.push_str(&format!(
             "  truth: {} of {} nodules found, {} false positives\n",
