@@ -16,6 +16,7 @@ mod interrupt;
 mod learns;
 mod limits;
 mod lunacache_py;
+mod malignancy;
 mod prepcache_build;
 mod prepcache_seg;
 mod prepcache_skipped;

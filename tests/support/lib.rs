@@ -8,6 +8,7 @@
 pub mod book_state;
 pub mod prepcache;
 pub mod python;
+pub mod safetensors;
 pub mod train;
 
 use std::path::PathBuf;

@@ -13,7 +13,7 @@ use tch::nn::VarStore;
 use tch::{Device, Kind};
 
 use crate::config::resolve::Resolved;
-use crate::config::ComputeConfig;
+use crate::config::{ComputeConfig, Label};
 use crate::data::loader::{Loader, LoaderConfig};
 use crate::data::split::{Split, SplitRule};
 use crate::evaluate::{MetricRows, Samples};
@@ -95,6 +95,9 @@ impl SavedModel {
     /// another cache than the one they are about to score.
     fn note_provenance(&self, tool: &str, cache_dir: &Path) {
         let file = self.model_file.display();
+        if let Ok(Some(Label::Malignancy)) = checkpoint::read_label(&self.model_file) {
+            println!("{tool}: note: {file} classifies malignancy (chapter 14); {tool} scores its P(malignant) against the cache's nodule labels, so the figures below are no malignancy scores (the run's own are in its metrics.jsonl)");
+        }
         if !self.weights.checksummed {
             println!("{tool}: note: {file} carries no tensor checksums (an older train or a PyTorch export): loaded unverified");
         }

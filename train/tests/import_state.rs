@@ -68,7 +68,15 @@ fn a_book_unet_state_reads_bit_for_bit_in_both_formats_and_runs_as_pytorch_does(
         assert_eq!(imported.bn_steps, 2, "two training steps");
         let out = tempfile::tempdir().unwrap();
         let arch = Architecture::unet(&UNetConfig::default()).unwrap();
-        checkpoint::write_model(out.path(), &imported.vs, imported.bn_steps, &arch, None).unwrap();
+        checkpoint::write_model(
+            out.path(),
+            &imported.vs,
+            imported.bn_steps,
+            &arch,
+            None,
+            None,
+        )
+        .unwrap();
         assert_same_outputs_as_pytorch(out.path(), &files);
     }
 }

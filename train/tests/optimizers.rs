@@ -379,13 +379,14 @@ fn a_trainer_refuses_a_checkpoint_of_adam_as_adamw() {
     let dir = tempfile::tempdir().unwrap();
     checkpoint::save(dir.path(), &vs, &adam, &run_state(config.clone())).unwrap();
 
-    let mut same = Trainer::new(&config, Device::Cpu, 12);
+    let mut same = Trainer::new(&config, Device::Cpu, 12).unwrap();
     assert_eq!(
         same.restore(dir.path()).unwrap().config.optimizer,
         config.optimizer
     );
     config.optimizer.name = OptimizerKind::AdamW;
     let err = Trainer::new(&config, Device::Cpu, 12)
+        .unwrap()
         .restore(dir.path())
         .unwrap_err();
     assert!(err.to_string().contains("AdamW"), "{err}");

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::config::{
-    BalanceSampler, BalanceSchedule, ConfigError, LrSchedule, OptimizerKind, RunConfig, Select,
-    SplitBy,
+    BalanceSampler, BalanceSchedule, ConfigError, Label, LrSchedule, OptimizerKind, RunConfig,
+    Select, SplitBy,
 };
 use crate::model::compute::{self, MemoryFormat, Precision};
 use crate::model::{BiasInit, InputNorm};
@@ -245,6 +245,35 @@ pub struct TrainArgs {
     #[arg(long)]
     pub profile: bool,
 
+    /// What to classify: nodule (nodules against other candidates, chapters
+    /// 11-12) or malignancy (malignant against benign nodules and
+    /// non-nodules, chapter 14; needs --malignancy-csv). With --balanced a
+    /// malignancy epoch is the book's: 1/2 malignant, 1/4 benign, 1/4
+    /// non-nodules; validation scores the split's nodules only [default:
+    /// nodule].
+    #[arg(long, value_name = "L", value_parser = parse_from_str::<Label>, help_heading = "Malignancy (chapter 14)")]
+    pub label: Option<Label>,
+
+    /// The book's annotations_with_malignancy.csv (`prepcache synth` writes
+    /// one): a positive candidate takes mal_bool of the nearest row of its
+    /// series whose box (diameter/2 each way) holds it; positives in no box
+    /// are left out, and counted.
+    #[arg(long, value_name = "CSV", help_heading = "Malignancy (chapter 14)")]
+    pub malignancy_csv: Option<PathBuf>,
+
+    /// Start from this LunaModel's weights, all but the head's (fresh): a
+    /// run folder (its best/ epoch when it has one), a model.safetensors or
+    /// the book's .state file. Blocks outside --finetune-depth stay frozen
+    /// (no gradient, BatchNorm statistics fixed), also when resumed.
+    #[arg(long, value_name = "MODEL", help_heading = "Malignancy (chapter 14)")]
+    pub finetune: Option<PathBuf>,
+
+    /// With --finetune: how many parameterised blocks train, counted from
+    /// the head (1: head_linear alone; 2: also block4 of the book's model)
+    /// [default: 1].
+    #[arg(long, value_name = "N", help_heading = "Malignancy (chapter 14)")]
+    pub finetune_depth: Option<u32>,
+
     /// Initialise biases like the book's code actually does (normal with mean
     /// -1/sqrt(fan_out)) instead of the intended uniform(±1/sqrt(fan_out)).
     #[arg(long)]
@@ -433,6 +462,10 @@ impl TrainArgs {
         if self.book_bias_init {
             c.init.bias = BiasInit::Book;
         }
+        set(&mut c.data.label, &self.label);
+        set_some(&mut c.data.malignancy_csv, &self.malignancy_csv);
+        set_some(&mut c.init.finetune, &self.finetune);
+        set_some(&mut c.init.finetune_depth, &self.finetune_depth);
         let m = &mut c.model;
         set(&mut m.width, &self.width);
         set(&mut m.depth, &self.depth);

@@ -34,6 +34,8 @@ pub fn run(args: &ImportStateArgs) -> Result<ImportOutcome> {
         &imported.vs,
         imported.bn_steps,
         &architecture,
+        // The book's file does not say whether it classifies nodules or malignancy.
+        None,
         None,
     )?;
     let from = if state.nested {

@@ -52,6 +52,9 @@ fn open(root: &Path, sub: &str, fits: impl Fn([usize; 3]) -> bool) -> Result<Arc
 
 /// The U-Net task over the cache, ready for [`run_task`].
 fn assemble(config: &RunConfig, device: Device) -> Result<TaskRun<Segment>> {
+    if !config.data.label.is_nodule() || config.init.finetune.is_some() {
+        bail!("train seg: --label, --malignancy-csv and --finetune are the classifier's (`train`), not the U-Net's");
+    }
     let root = config.data.cache.as_deref().context("no --cache given")?;
     let train = open(root, TRAIN_DIR, |shape| shape == TRAIN_CHUNK_SHAPE)?;
     let val = open(root, VAL_DIR, |shape| shape[0] == CHUNK_PLANES)?;

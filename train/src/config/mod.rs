@@ -24,6 +24,7 @@ use crate::model::{BiasInit, ModelConfig, ModelConfigError, INPUT_SHAPE};
 // Each section type lives in the module that uses it; these re-exports
 // keep `config::X` the one place that names them all.
 pub use crate::data::balance::{self, BalanceSampler, BalanceSchedule};
+pub use crate::data::malignancy::Label;
 pub use crate::data::split::SplitRule;
 pub use crate::evaluate::select::{self, Select};
 pub use crate::model::compute::{self, ComputeConfig, MemoryFormat, Precision};
@@ -126,13 +127,37 @@ pub struct DataConfig {
     pub epoch_samples: Option<u64>,
     /// Validate on the first N samples of the validation split only.
     pub val_samples: Option<u64>,
+    /// What the run classifies: nodules (chapters 11–12) or malignancy
+    /// (chapter 14). Left out of config.toml when `nodule`.
+    #[serde(skip_serializing_if = "Label::is_nodule")]
+    pub label: Label,
+    /// `label = "malignancy"`: the book's `annotations_with_malignancy.csv`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub malignancy_csv: Option<PathBuf>,
 }
 
 /// How the weights start.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InitConfig {
     pub bias: BiasInit,
+    /// Fine-tuning (chapter 14): start from this LunaModel's weights (a run
+    /// folder, a model.safetensors or the book's .state), all but the
+    /// head's, and train only the last `finetune_depth` blocks. Recorded,
+    /// so a resumed run keeps the same blocks frozen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finetune: Option<PathBuf>,
+    /// How many of the model's parameterised blocks, counted from the
+    /// head, train; 1 (the head alone) when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finetune_depth: Option<u32>,
+}
+
+impl InitConfig {
+    /// The blocks that train when fine-tuning: `finetune_depth`, else 1.
+    pub fn finetune_depth(&self) -> usize {
+        self.finetune_depth.unwrap_or(1) as usize
+    }
 }
 
 /// Where and how long the run goes, and what it is called.
@@ -216,6 +241,8 @@ impl Default for DataConfig {
             balanced_schedule: None,
             epoch_samples: None,
             val_samples: None,
+            label: Label::Nodule,
+            malignancy_csv: None,
         }
     }
 }
@@ -224,6 +251,8 @@ impl Default for InitConfig {
     fn default() -> Self {
         InitConfig {
             bias: BiasInit::Uniform,
+            finetune: None,
+            finetune_depth: None,
         }
     }
 }
@@ -262,6 +291,8 @@ pub enum ConfigError {
     },
     #[error("model (--width/--depth/--dropout): {0}")]
     Model(#[from] ModelConfigError),
+    #[error("init.finetune_depth (--finetune-depth) = {depth}: the model has {blocks} blocks with parameters; 1 trains the head alone, {blocks} every block")]
+    FinetuneDepth { depth: u32, blocks: usize },
     #[error("no cache given: pass --cache DIR (a folder written by `prepcache build`)")]
     NoCache,
     #[error("{0}: not a cache (no manifest.json); write one with `prepcache build --data DIR --out {0}`")]
@@ -295,9 +326,84 @@ impl RunConfig {
     /// written; the cache itself is checked by [`RunConfig::cache`].
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_data()?;
+        self.validate_label()?;
         self.model.validate(INPUT_SHAPE)?;
+        self.validate_finetune()?;
         self.validate_optimizer_and_augment()?;
         self.validate_run()
+    }
+
+    /// `--label malignancy` needs its CSV, and balances only the book's
+    /// way: its interleave has no ratio, schedule or weights.
+    fn validate_label(&self) -> Result<(), ConfigError> {
+        let d = &self.data;
+        if d.label.is_nodule() {
+            return match &d.malignancy_csv {
+                Some(csv) => Err(invalid(
+                    "data.malignancy_csv",
+                    "malignancy-csv",
+                    csv.display(),
+                    "labels only a --label malignancy run",
+                )),
+                None => Ok(()),
+            };
+        }
+        if d.malignancy_csv.is_none() {
+            return Err(invalid(
+                "data.label",
+                "label",
+                d.label,
+                "needs --malignancy-csv CSV (the book's annotations_with_malignancy.csv)",
+            ));
+        }
+        const FIXED: &str = "the malignancy interleave is fixed (1/2 malignant, 1/4 benign, 1/4 non-nodules): give a bare --balanced";
+        if d.balanced.is_some_and(|r| r != 1) {
+            return Err(invalid(
+                "data.balanced",
+                "balanced",
+                d.balanced.unwrap_or(1),
+                FIXED,
+            ));
+        }
+        if d.sampler != BalanceSampler::Ratio {
+            return Err(invalid(
+                "data.sampler",
+                "balanced-sampler",
+                "weighted",
+                FIXED,
+            ));
+        }
+        if let Some(schedule) = &d.balanced_schedule {
+            return Err(invalid(
+                "data.balanced_schedule",
+                "balanced-schedule",
+                schedule,
+                FIXED,
+            ));
+        }
+        Ok(())
+    }
+
+    /// `--finetune-depth` within the model's parameterised blocks, and only
+    /// with a model to fine-tune.
+    fn validate_finetune(&self) -> Result<(), ConfigError> {
+        let i = &self.init;
+        let Some(depth) = i.finetune_depth else {
+            return Ok(());
+        };
+        if i.finetune.is_none() {
+            return Err(invalid(
+                "init.finetune_depth",
+                "finetune-depth",
+                depth,
+                "needs --finetune MODEL",
+            ));
+        }
+        let blocks = crate::model::luna::block_names(&self.model).len();
+        if depth == 0 || depth as usize > blocks {
+            return Err(ConfigError::FinetuneDepth { depth, blocks });
+        }
+        Ok(())
     }
 
     fn validate_data(&self) -> Result<(), ConfigError> {
@@ -691,6 +797,56 @@ mod tests {
             let err = c.validate().unwrap_err().to_string();
             assert!(err.contains(flag), "{flag}: {err}");
         }
+    }
+
+    #[test]
+    fn malignancy_and_finetune_settings_are_checked_and_recorded() {
+        let mut c = RunConfig::default();
+        c.data.label = Label::Malignancy;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("--malignancy-csv"), "{err}");
+        c.data.malignancy_csv = Some("annotations_with_malignancy.csv".into());
+        c.data.balanced = Some(1);
+        c.init.finetune = Some("runs/nodule".into());
+        c.init.finetune_depth = Some(2);
+        c.validate().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CONFIG_FILE);
+        std::fs::write(&path, c.to_toml()).unwrap();
+        assert_eq!(RunConfig::read(&path).unwrap(), c);
+        // The interleave has no ratio, weights or schedule.
+        type Breaks = fn(&mut RunConfig);
+        let cases: [(&str, Breaks); 5] = [
+            ("--balanced", |c| c.data.balanced = Some(3)),
+            ("--balanced-sampler", |c| {
+                c.data.sampler = BalanceSampler::Weighted
+            }),
+            ("--balanced-schedule", |c| {
+                c.data.balanced_schedule = Some("1:1".parse().unwrap())
+            }),
+            ("--finetune-depth", |c| c.init.finetune_depth = Some(7)),
+            ("--finetune-depth", |c| c.init.finetune = None),
+        ];
+        for (flag, break_it) in cases {
+            let mut broken = c.clone();
+            break_it(&mut broken);
+            let err = broken.validate().unwrap_err().to_string();
+            assert!(err.contains(flag), "{flag}: {err}");
+        }
+        // The book's model has 6 blocks with parameters; depth 6 trains all.
+        c.init.finetune_depth = Some(6);
+        c.validate().unwrap();
+        // A nodule run neither needs nor takes the CSV, and its file says
+        // nothing of labels or fine-tuning (as before these keys existed).
+        let mut nodule = RunConfig::default();
+        let text = nodule.to_toml();
+        assert!(
+            !text.contains("label") && !text.contains("finetune") && !text.contains("malignancy"),
+            "{text}"
+        );
+        nodule.data.malignancy_csv = Some("x.csv".into());
+        let err = nodule.validate().unwrap_err().to_string();
+        assert!(err.contains("--malignancy-csv"), "{err}");
     }
 
     #[test]

@@ -32,7 +32,8 @@ pub struct Batch<'slot> {
     pub start: usize,
     /// int16 HU `[n,1,32,48,48]`.
     pub images: SlotView<'slot>,
-    /// int64 class labels `[n]` (1 = nodule), from the cache index.
+    /// int64 class labels `[n]`: 1 = nodule, from the cache index, or the
+    /// loader's own labels ([`Loader::with_targets`]).
     pub labels: Tensor,
 }
 
@@ -64,6 +65,9 @@ pub struct Loader {
     /// Time the last `run_epoch` spent blocked on workers: the share of an
     /// epoch the training loop starved for data.
     waited: Duration,
+    /// The label of each cache index when it is not the index's
+    /// `is_nodule` (chapter 14: malignant or not).
+    targets: Option<Vec<bool>>,
 }
 
 impl Loader {
@@ -83,7 +87,15 @@ impl Loader {
             shape,
             ring: SlotRing::new(shape, cfg.device),
             waited: Duration::ZERO,
+            targets: None,
         }
+    }
+
+    /// Labels batches with `targets[cache index]` instead of the cache's
+    /// `is_nodule` (an index past `targets` is labelled 0).
+    pub fn with_targets(mut self, targets: Vec<bool>) -> Self {
+        self.targets = Some(targets);
+        self
     }
 
     /// Makes the ring fit an epoch of `samples`: slots of
@@ -97,6 +109,12 @@ impl Loader {
     }
 
     fn labels(&self, order: &[u32]) -> Vec<i64> {
+        if let Some(targets) = &self.targets {
+            return order
+                .iter()
+                .map(|&i| targets.get(i as usize).map_or(0, |&t| t as i64))
+                .collect();
+        }
         let entries = self.reader.entries();
         order
             .iter()

@@ -24,10 +24,39 @@ pub fn balanced_pick(ndx: usize, ratio: usize, positives: &[u32], negatives: &[u
     }
 }
 
+/// Chapter 14's `MalignantLunaDataset.__getitem__` with a ratio: odd
+/// samples walk the malignant list, every fourth (from 0) the benign one,
+/// the rest the non-nodules; each list wraps. So an epoch is half
+/// malignant, a quarter benign and a quarter non-nodules.
+pub fn malignancy_pick(ndx: usize, lists: &MalignancyLists) -> u32 {
+    let (list, k) = if !ndx.is_multiple_of(2) {
+        (&lists.malignant, ndx / 2)
+    } else if ndx.is_multiple_of(4) {
+        (&lists.benign, ndx / 4)
+    } else {
+        (&lists.non_nodules, ndx / 4)
+    };
+    list[k % list.len()]
+}
+
+/// The three lists chapter 14's balanced epoch walks, cache indices each.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MalignancyLists {
+    pub malignant: Vec<u32>,
+    pub benign: Vec<u32>,
+    pub non_nodules: Vec<u32>,
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SamplerError {
     #[error("--balanced needs positive and negative training candidates; the training split has {positives} positives and {negatives} negatives")]
     CannotBalance { positives: usize, negatives: usize },
+    #[error("--balanced with --label malignancy needs malignant and benign nodules and non-nodules in training; the training split has {malignant}, {benign} and {non_nodules}")]
+    CannotBalanceMalignancy {
+        malignant: usize,
+        benign: usize,
+        non_nodules: usize,
+    },
     #[error("the training split is empty")]
     Empty,
 }
@@ -70,6 +99,9 @@ pub struct TrainSampler {
     all: Vec<u32>,
     positives: Vec<u32>,
     negatives: Vec<u32>,
+    /// Chapter 14's balanced epoch, which walks these instead of
+    /// `balance`'s two lists.
+    malignancy: Option<MalignancyLists>,
 }
 
 impl TrainSampler {
@@ -105,6 +137,38 @@ impl TrainSampler {
             all: train,
             positives,
             negatives,
+            malignancy: None,
+        })
+    }
+
+    /// Chapter 14's balanced epochs over `lists` (the training split's
+    /// labelled candidates): `epoch_samples` long, 200,000 by default, as
+    /// a balanced chapter 12 epoch.
+    pub fn malignancy(
+        lists: MalignancyLists,
+        epoch_samples: Option<usize>,
+        seed: u64,
+    ) -> Result<Self, SamplerError> {
+        let MalignancyLists {
+            malignant,
+            benign,
+            non_nodules,
+        } = &lists;
+        if malignant.is_empty() || benign.is_empty() || non_nodules.is_empty() {
+            return Err(SamplerError::CannotBalanceMalignancy {
+                malignant: malignant.len(),
+                benign: benign.len(),
+                non_nodules: non_nodules.len(),
+            });
+        }
+        Ok(TrainSampler {
+            seed,
+            balance: None,
+            samples_per_epoch: epoch_samples.unwrap_or(BALANCED_EPOCH_SAMPLES),
+            all: Vec::new(),
+            positives: Vec::new(),
+            negatives: Vec::new(),
+            malignancy: Some(lists),
         })
     }
 
@@ -120,6 +184,9 @@ impl TrainSampler {
     /// The cache indices of epoch `epoch` (1-based like the book's log), in order.
     pub fn epoch_order(&self, epoch: usize) -> Vec<u32> {
         let mut rng = epoch_rng(self.seed, epoch);
+        if let Some(lists) = &self.malignancy {
+            return malignancy_order(lists, self.samples_per_epoch, &mut rng);
+        }
         let Some(balance) = &self.balance else {
             let mut order = self.all.clone();
             order.shuffle(&mut rng);
@@ -155,6 +222,18 @@ impl TrainSampler {
             }
         }
     }
+}
+
+/// A chapter 14 balanced epoch: the book shuffles each list at the
+/// epoch's start, then interleaves them.
+fn malignancy_order(lists: &MalignancyLists, samples: usize, rng: &mut ChaCha8Rng) -> Vec<u32> {
+    let mut shuffled = lists.clone();
+    shuffled.non_nodules.shuffle(rng);
+    shuffled.benign.shuffle(rng);
+    shuffled.malignant.shuffle(rng);
+    (0..samples)
+        .map(|ndx| malignancy_pick(ndx, &shuffled))
+        .collect()
 }
 
 /// An RNG owned by one epoch: independent of every other epoch's draws.
@@ -302,6 +381,81 @@ mod tests {
             TrainSampler::new(vec![], |_| false, None, None, 0).unwrap_err(),
             SamplerError::Empty
         );
+    }
+
+    fn lists() -> MalignancyLists {
+        MalignancyLists {
+            malignant: vec![100, 101, 102],
+            benign: vec![200, 201],
+            non_nodules: vec![300, 301, 302, 303, 304],
+        }
+    }
+
+    #[test]
+    fn the_malignancy_interleave_is_the_books_half_quarter_quarter() {
+        let l = lists();
+        // ndx: 0→ben[0]; 1→mal[0]; 2→neg[0]; 3→mal[1]; 4→ben[1]; 5→mal[2];
+        // 6→neg[1]; 7→mal[3%3]; 8→ben[2%2]; 9→mal[4%3]; 10→neg[2]; 11→mal[5%3].
+        let got: Vec<u32> = (0..12).map(|n| malignancy_pick(n, &l)).collect();
+        assert_eq!(
+            got,
+            [200, 100, 300, 101, 201, 102, 301, 100, 200, 101, 302, 102]
+        );
+        let s = TrainSampler::malignancy(l.clone(), Some(400), 3).unwrap();
+        assert_eq!(s.samples_per_epoch(), 400);
+        assert_eq!(s.ratio_at(1), None);
+        let order = s.epoch_order(1);
+        let count =
+            |range: std::ops::Range<u32>| order.iter().filter(|i| range.contains(i)).count();
+        assert_eq!(
+            (count(100..200), count(200..300), count(300..400)),
+            (200, 100, 100)
+        );
+        assert!(order
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .all(|&i| (100..200).contains(&i)));
+        assert!(order.iter().step_by(4).all(|&i| (200..300).contains(&i)));
+        // Every member of each list comes, in a shuffled order per epoch.
+        for i in l.malignant.iter().chain(&l.benign).chain(&l.non_nodules) {
+            assert!(order.contains(i), "{i}");
+        }
+        assert_eq!(
+            order,
+            TrainSampler::malignancy(l.clone(), Some(400), 3)
+                .unwrap()
+                .epoch_order(1)
+        );
+        assert_ne!(order, s.epoch_order(2));
+        assert_eq!(
+            TrainSampler::malignancy(l, None, 3)
+                .unwrap()
+                .samples_per_epoch(),
+            BALANCED_EPOCH_SAMPLES
+        );
+    }
+
+    #[test]
+    fn the_malignancy_interleave_needs_all_three_lists() {
+        let err = TrainSampler::malignancy(
+            MalignancyLists {
+                benign: Vec::new(),
+                ..lists()
+            },
+            None,
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            SamplerError::CannotBalanceMalignancy {
+                malignant: 3,
+                benign: 0,
+                non_nodules: 5
+            }
+        );
+        assert!(err.to_string().contains("3, 0 and 5"), "{err}");
     }
 
     #[test]

@@ -214,6 +214,20 @@ impl LunaBlock {
         }
     }
 
+    /// The block's learned tensors (BatchNorm statistics are not).
+    fn parameters(&self) -> Vec<&Tensor> {
+        let mut out = vec![&self.conv1.ws, &self.conv2.ws];
+        out.extend(self.conv1.bs.iter().chain(self.conv2.bs.iter()));
+        if let Some((bn1, bn2)) = &self.batchnorms {
+            out.extend([bn1, bn2].into_iter().flat_map(batch_norm_parameters));
+        }
+        if let Some(Some(projection)) = &self.shortcut {
+            out.push(&projection.ws);
+            out.extend(projection.bs.iter());
+        }
+        out
+    }
+
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         let mut y = x.apply(&self.conv1);
         if let Some((bn1, _)) = &self.batchnorms {
@@ -247,6 +261,35 @@ pub struct LunaModel {
     blocks: Vec<LunaBlock>,
     dropout: f64,
     head_linear: nn::Linear,
+    /// How many of [`block_names`], from the first, are frozen: their
+    /// parameters need no gradient and their BatchNorms keep their
+    /// statistics (eval mode) while the rest trains.
+    frozen: usize,
+}
+
+/// The top-level module of the input BatchNorm and of the head, as the
+/// book's `state_dict` names them.
+pub const TAIL_BLOCK: &str = "tail_batchnorm";
+pub const HEAD_BLOCK: &str = "head_linear";
+
+/// The top-level modules of `config`'s model that hold parameters, in
+/// forward order: chapter 14's `model_blocks`, whose last N fine-tuning
+/// trains (`tail_batchnorm`, `block1`…, `head_linear` for the book's).
+pub fn block_names(config: &ModelConfig) -> Vec<String> {
+    let tail = (config.input_norm == InputNorm::BatchNorm).then(|| TAIL_BLOCK.to_owned());
+    tail.into_iter()
+        .chain((1..=config.depth).map(|i| format!("block{i}")))
+        .chain([HEAD_BLOCK.to_owned()])
+        .collect()
+}
+
+/// The block a `state_dict` name belongs to (`block4` of `block4.conv1.weight`).
+pub fn block_of(name: &str) -> &str {
+    name.split('.').next().unwrap_or(name)
+}
+
+fn batch_norm_parameters(bn: &nn::BatchNorm) -> impl Iterator<Item = &Tensor> {
+    bn.ws.iter().chain(bn.bs.iter())
 }
 
 impl LunaModel {
@@ -289,16 +332,46 @@ impl LunaModel {
             blocks,
             dropout: config.dropout,
             head_linear,
+            frozen: 0,
         }
+    }
+
+    /// Fine-tuning's freeze: every block but the last `trainable` of
+    /// [`block_names`] stops requiring gradients (so an optimizer made
+    /// afterwards leaves it alone, weight decay and momentum included) and
+    /// runs in eval mode, its BatchNorm statistics kept as they were
+    /// loaded. The book's `model.train()` would go on updating a frozen
+    /// tail BatchNorm's statistics; here a frozen block is fixed whole.
+    pub fn freeze_all_but_last(&mut self, trainable: usize) -> Result<(), tch::TchError> {
+        let tail = usize::from(self.tail_batchnorm.is_some());
+        let total = tail + self.blocks.len() + 1;
+        self.frozen = total.saturating_sub(trainable.max(1));
+        let mut frozen: Vec<&Tensor> = Vec::new();
+        if self.frozen > 0 {
+            frozen.extend(self.tail_batchnorm.iter().flat_map(batch_norm_parameters));
+        }
+        let blocks = self.frozen.saturating_sub(tail).min(self.blocks.len());
+        frozen.extend(self.blocks[..blocks].iter().flat_map(LunaBlock::parameters));
+        for t in frozen {
+            // In place: the returned handle shares the variable's flag.
+            t.f_set_requires_grad(false).map(drop)?;
+        }
+        Ok(())
+    }
+
+    /// Whether block `k` of [`block_names`] runs in training mode.
+    fn trains(&self, k: usize, train: bool) -> bool {
+        train && k >= self.frozen
     }
 
     /// `[N,1,32,48,48]` float HU → (logits `[N,2]`, softmax `[N,2]`).
     /// `train` selects BatchNorm's batch statistics (and updates its running
     /// averages) versus the running averages, and switches dropout on.
     pub fn forward(&self, input: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let mut x = self.normalize_input(input, train);
-        for block in &self.blocks {
-            x = block.forward(&x, train);
+        let mut x = self.normalize_input(input, self.trains(0, train));
+        let first = usize::from(self.tail_batchnorm.is_some());
+        for (k, block) in self.blocks.iter().enumerate() {
+            x = block.forward(&x, self.trains(first + k, train));
         }
         let mut x = x.flatten(1, -1);
         if self.dropout > 0.0 {

@@ -39,17 +39,15 @@ pub struct ActivationProbe {
 
 impl ActivationProbe {
     /// The first [`SAMPLES_PER_CLASS`] positives and negatives of `val`
-    /// (fewer when it holds fewer), read from `reader` onto `device`;
-    /// `None` when `val` is empty.
+    /// (fewer when it holds fewer; `is_positive` says which is which),
+    /// read from `reader` onto `device`; `None` when `val` is empty.
     pub fn load(
         reader: &CacheReader,
         val: &[u32],
+        is_positive: impl Fn(u32) -> bool,
         device: Device,
     ) -> Result<Option<Self>, ActivationError> {
-        let entries = reader.entries();
-        let indices = pick(val, |i| {
-            entries.get(i as usize).is_some_and(|e| e.is_nodule)
-        });
+        let indices = pick(val, is_positive);
         if indices.is_empty() {
             return Ok(None);
         }

@@ -16,7 +16,7 @@ use shared::durable::DurableWriteError;
 
 use super::best::BestEpoch;
 use super::tensor_file::{self, HostTensor, TensorFile};
-use crate::config::{legacy, RunConfig};
+use crate::config::{legacy, Label, RunConfig};
 use crate::model::{ModelConfig, UNetConfig};
 use crate::optim::{LossScaleState, Optimize};
 
@@ -26,6 +26,10 @@ const RUN_STATE_KEY: &str = "run_state";
 /// `model.safetensors` metadata key holding the [`ModelConfig`] JSON; files
 /// without it (older runs, PyTorch exports) hold the book's model.
 const ARCHITECTURE_KEY: &str = "luna_architecture";
+/// `model.safetensors` metadata key saying what a LunaModel classifies
+/// (`nodule` or `malignancy`, [`Label`]); files without it (older runs,
+/// imports, PyTorch exports) do not say.
+const LABEL_KEY: &str = "luna_label";
 /// `model.safetensors` metadata key holding the fingerprint (the index
 /// hash) of the cache the weights were trained on, for `eval`/`predict`.
 const CACHE_KEY: &str = "luna_cache_fingerprint";
@@ -174,13 +178,15 @@ impl Architecture {
 
 /// Writes `dir/model.safetensors` alone: the weights of `vs`, a
 /// `num_batches_tracked` of `bn_steps` beside each BatchNorm (what a
-/// strict PyTorch `load_state_dict` wants), the architecture and the
-/// cache's fingerprint when known. Returns the file's path.
+/// strict PyTorch `load_state_dict` wants), the architecture, what the
+/// model classifies and the cache's fingerprint when known. Returns the
+/// file's path.
 pub fn write_model(
     dir: &Path,
     vs: &VarStore,
     bn_steps: i64,
     architecture: &Architecture,
+    label: Option<Label>,
     cache_fingerprint: Option<&str>,
 ) -> Result<PathBuf, CheckpointError> {
     fs::create_dir_all(dir).map_err(io_err(dir))?;
@@ -198,6 +204,9 @@ pub fn write_model(
         }
     }
     let mut meta = BTreeMap::from([(architecture.key.to_owned(), architecture.json.clone())]);
+    if let Some(label) = label {
+        meta.insert(LABEL_KEY.to_owned(), label.to_string());
+    }
     if let Some(fingerprint) = cache_fingerprint {
         meta.insert(CACHE_KEY.to_owned(), fingerprint.to_owned());
     }
@@ -218,7 +227,7 @@ pub fn save(
 }
 
 /// [`save`] for any model: `architecture` is what the weights file
-/// records (LunaModel's from `state` when `None`).
+/// records (LunaModel's from `state` when `None`, with the run's label).
 pub fn save_as(
     dir: &Path,
     vs: &VarStore,
@@ -226,12 +235,16 @@ pub fn save_as(
     state: &RunState,
     architecture: Option<&Architecture>,
 ) -> Result<(), CheckpointError> {
-    let architecture = match architecture {
-        Some(a) => a.clone(),
-        None => Architecture::luna(&state.config.model).map_err(|e| CheckpointError::Format {
-            path: dir.join(MODEL_FILE),
-            reason: e.to_string(),
-        })?,
+    let (architecture, label) = match architecture {
+        Some(a) => (a.clone(), None),
+        None => {
+            let luna =
+                Architecture::luna(&state.config.model).map_err(|e| CheckpointError::Format {
+                    path: dir.join(MODEL_FILE),
+                    reason: e.to_string(),
+                })?;
+            (luna, Some(state.config.data.label))
+        }
     };
     let bn_steps = state.steps as i64;
     write_model(
@@ -239,6 +252,7 @@ pub fn save_as(
         vs,
         bn_steps,
         &architecture,
+        label,
         state.cache_fingerprint.as_deref(),
     )?;
     let optimizer_state: Vec<(String, HostTensor)> = optimizer
@@ -319,6 +333,22 @@ fn luna_architecture(
             reason: format!("architecture: {e}"),
         }),
     }
+}
+
+/// What the checkpoint's LunaModel classifies, as its `model.safetensors`
+/// records it: `None` for a file that does not say (a run of an older
+/// `train`, an import, a PyTorch export, a U-Net).
+pub fn read_label(ckpt: &Path) -> Result<Option<Label>, CheckpointError> {
+    let path = model_file(ckpt);
+    let meta = tensor_file::read_metadata(&path)?;
+    meta.get(LABEL_KEY)
+        .map(|text| {
+            text.parse().map_err(|why| CheckpointError::Format {
+                path: path.clone(),
+                reason: format!("{LABEL_KEY}: {why}"),
+            })
+        })
+        .transpose()
 }
 
 /// Which model a `model.safetensors` holds.

@@ -24,10 +24,16 @@ pub struct Classify {
 }
 
 impl Classify {
-    /// LunaModel as `config` describes it, its weights under `root`.
-    pub fn new(root: &Path, config: &RunConfig) -> Self {
-        Classify {
-            model: LunaModel::with_config(root, &config.model, config.init.bias),
+    /// LunaModel as `config` describes it, its weights under `root`; when
+    /// fine-tuning, all but its last `finetune_depth` blocks frozen (the
+    /// weights themselves are loaded later, by [`super::finetune`]).
+    pub fn new(root: &Path, config: &RunConfig) -> Result<Self, tch::TchError> {
+        let mut model = LunaModel::with_config(root, &config.model, config.init.bias);
+        if config.init.finetune.is_some() {
+            model.freeze_all_but_last(config.init.finetune_depth())?;
+        }
+        Ok(Classify {
+            model,
             name: if config.model.is_book() {
                 "LunaModel".to_owned()
             } else {
@@ -35,7 +41,7 @@ impl Classify {
             },
             augment: config.augment,
             compute: config.compute,
-        }
+        })
     }
 
     /// The batch as float HU, augmented (on the CPU the warp reads the

@@ -11,6 +11,8 @@ use shared::lock::FolderLock;
 use super::activations::ActivationProbe;
 use super::best::{BestEpoch, BEST_DIR};
 use super::checkpoint::RunState;
+use super::classifier_data::ClassifierData;
+use super::finetune::{self, Pretrained};
 use super::interrupt::{Interrupted, StopRequested};
 use super::phase::{run_phase, AfterStep, Phase, PhaseKind};
 use super::recorder::{PhaseExtras, Recorder};
@@ -19,7 +21,8 @@ use super::task::Task;
 use super::trainer::Trainer;
 use crate::config::resolve::Resolved;
 use crate::config::{BalanceSampler, RunConfig, SplitBy};
-use crate::data::loader::{Loader, LoaderConfig};
+use crate::data::loader::LoaderConfig;
+use crate::data::malignancy::MalignancyLabels;
 use crate::data::sampler::{Balance, TrainSampler};
 use crate::evaluate::{EpochMetrics, MetricsLine};
 
@@ -54,14 +57,11 @@ impl Epochs {
     /// is split); `is_positive` is what balancing balances.
     pub fn new(
         train: Vec<u32>,
-        mut val: Vec<u32>,
+        val: Vec<u32>,
         is_positive: impl Fn(u32) -> bool,
         config: &RunConfig,
     ) -> Result<Self> {
         let d = &config.data;
-        if let Some(n) = d.val_samples {
-            val.truncate(n as usize);
-        }
         let train_len = train.len();
         let sampler = TrainSampler::new(
             train,
@@ -74,11 +74,39 @@ impl Epochs {
             d.epoch_samples.map(|n| n as usize),
             config.seed(),
         )?;
-        Ok(Epochs {
+        Ok(Epochs::of(sampler, val, train_len, config))
+    }
+
+    /// Chapter 14's lists over labelled `train` and `val` samples: a
+    /// balanced run walks the book's malignant/benign/non-nodule
+    /// interleave, an unbalanced one shuffles them all.
+    pub fn malignancy(
+        train: Vec<u32>,
+        val: Vec<u32>,
+        labels: &MalignancyLabels,
+        config: &RunConfig,
+    ) -> Result<Self> {
+        let d = &config.data;
+        let train_len = train.len();
+        let epoch_samples = d.epoch_samples.map(|n| n as usize);
+        let sampler = if d.balanced.is_some() {
+            TrainSampler::malignancy(labels.lists(&train), epoch_samples, config.seed())?
+        } else {
+            let is_malignant = |i| labels.class(i).is_malignant();
+            TrainSampler::new(train, is_malignant, None, epoch_samples, config.seed())?
+        };
+        Ok(Epochs::of(sampler, val, train_len, config))
+    }
+
+    fn of(sampler: TrainSampler, mut val: Vec<u32>, train_len: usize, config: &RunConfig) -> Self {
+        if let Some(n) = config.data.val_samples {
+            val.truncate(n as usize);
+        }
+        Epochs {
             sampler,
             val,
             train_len,
-        })
+        }
     }
 
     /// Training samples per epoch.
@@ -102,23 +130,30 @@ pub fn run_until(plan: &TrainPlan, resolved: Resolved, stop: &AtomicBool) -> Res
         reader,
     } = resolved;
     let cache = config.cache()?.to_owned();
-    let entries = reader.entries();
-    let rule = config.data.split_rule();
-    let (train, val) = rule.parts(&reader);
-    let epochs = Epochs::new(train, val, |i| entries[i as usize].is_nodule, &config)
+    let data = ClassifierData::new(&config, &reader)
         .with_context(|| format!("sampling {}", cache.display()))?;
-    let trainer = Trainer::new(&config, device, epochs.samples_per_epoch());
+    let samples = data.epochs.samples_per_epoch();
+    let trainer = Trainer::new(&config, device, samples).context("building the model")?;
+    if let Some(source) = config.init.finetune.as_deref() {
+        // A resumed run's weights, frozen ones included, are its checkpoint's.
+        if plan.resume.is_none() {
+            Pretrained::read(source, &config.model)?.load_into(trainer.var_store())?;
+        }
+    }
     let probe = if config.run.tb_activations {
-        ActivationProbe::load(&reader, &epochs.val, device).with_context(|| {
-            format!(
-                "reading the --tb-activations samples of {}",
-                cache.display()
-            )
-        })?
+        let is_positive = |i| data.targets.is_positive(&reader, i);
+        ActivationProbe::load(&reader, &data.epochs.val, is_positive, device).with_context(
+            || {
+                format!(
+                    "reading the --tb-activations samples of {}",
+                    cache.display()
+                )
+            },
+        )?
     } else {
         None
     };
-    let loader = Loader::new(
+    let loader = data.loader(
         Arc::clone(&reader),
         LoaderConfig {
             batch_size: config.data.batch_size as usize,
@@ -126,8 +161,17 @@ pub fn run_until(plan: &TrainPlan, resolved: Resolved, stop: &AtomicBool) -> Res
             device,
         },
     );
+    let mut lines = vec![data_line(&config, &reader, &data.epochs)];
+    lines.extend(data.label_line);
+    lines.extend(finetune::describe_run(
+        &config,
+        trainer.trainable_count(),
+        trainer.parameter_count(),
+        plan.resume.is_some(),
+    ));
+    let epochs = data.epochs;
     let task_run = TaskRun {
-        data_line: data_line(&config, &reader, &epochs),
+        data_line: lines.join("\n"),
         fingerprint: reader.manifest().fingerprint.clone(),
         config,
         epochs,
@@ -146,7 +190,7 @@ pub struct TaskRun<T: Task> {
     pub source: T::Source,
     /// The data's fingerprint: checkpoints record it, a resume checks it.
     pub fingerprint: String,
-    /// The run log's line about the data.
+    /// The run log's lines about the data (and the start, when fine-tuning).
     pub data_line: String,
     /// `--tb-activations`' fixed samples.
     pub probe: Option<ActivationProbe>,
@@ -513,6 +557,9 @@ fn balance_description(config: &RunConfig) -> String {
     let Some(ratio) = d.balanced else {
         return String::new();
     };
+    if !d.label.is_nodule() {
+        return ", balanced 1/2 malignant, 1/4 benign, 1/4 non-nodules".to_owned();
+    }
     let mut how = Vec::new();
     if d.sampler == BalanceSampler::Weighted {
         how.push("weighted".to_owned());

@@ -43,10 +43,15 @@ pub struct Trainer<T = Classify> {
 }
 
 impl Trainer<Classify> {
-    /// LunaModel classification as `config` describes it: see
-    /// [`Trainer::with_task`].
-    pub fn new(config: &RunConfig, device: Device, samples_per_epoch: usize) -> Self {
-        Trainer::with_task(config, device, samples_per_epoch, |root| {
+    /// LunaModel classification as `config` describes it (fine-tuning
+    /// freezes its blocks before the optimizer takes the trainable ones):
+    /// see [`Trainer::with_task`].
+    pub fn new(
+        config: &RunConfig,
+        device: Device,
+        samples_per_epoch: usize,
+    ) -> Result<Self, tch::TchError> {
+        Trainer::try_with_task(config, device, samples_per_epoch, |root| {
             Classify::new(root, config)
         })
     }
@@ -64,9 +69,26 @@ impl<T: Task> Trainer<T> {
         samples_per_epoch: usize,
         build: impl FnOnce(&nn::Path) -> T,
     ) -> Self {
+        let built = Trainer::try_with_task(config, device, samples_per_epoch, |root| {
+            Ok::<T, std::convert::Infallible>(build(root))
+        });
+        match built {
+            Ok(trainer) => trainer,
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`Trainer::with_task`] for a `build` that may fail. The optimizer
+    /// steps the variables that require a gradient once `build` returns.
+    pub fn try_with_task<E>(
+        config: &RunConfig,
+        device: Device,
+        samples_per_epoch: usize,
+        build: impl FnOnce(&nn::Path) -> Result<T, E>,
+    ) -> Result<Self, E> {
         tch::manual_seed(config.seed() as i64);
         let vs = VarStore::new(device);
-        let task = build(&vs.root());
+        let task = build(&vs.root())?;
         prepare_weights(&vs, config.compute);
         let optimizer = Optimizer::from_config(&vs, &config.optimizer);
         let run_length = RunLength::of(
@@ -75,7 +97,7 @@ impl<T: Task> Trainer<T> {
             config.run.epochs,
             samples_per_epoch,
         );
-        Trainer {
+        Ok(Trainer {
             vs,
             task,
             optimizer,
@@ -89,7 +111,7 @@ impl<T: Task> Trainer<T> {
             seed: config.seed(),
             device,
             steps: 0,
-        }
+        })
     }
 
     pub fn task(&self) -> &T {
@@ -102,6 +124,22 @@ impl<T: Task> Trainer<T> {
 
     pub fn parameter_count(&self) -> i64 {
         parameter_count(&self.vs)
+    }
+
+    /// The scalars the optimizer steps (fewer than
+    /// [`Trainer::parameter_count`] when blocks are frozen).
+    pub fn trainable_count(&self) -> i64 {
+        self.optimizer
+            .params()
+            .iter()
+            .map(|(_, p)| p.numel() as i64)
+            .sum()
+    }
+
+    /// The model's variables, for loading pretrained weights into them
+    /// before the first step (fine-tuning).
+    pub fn var_store(&self) -> &VarStore {
+        &self.vs
     }
 
     /// `--tb-histograms-every`: histograms of every trainable parameter and
