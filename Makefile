@@ -27,7 +27,7 @@ BIN     := target/release
 PREPCACHE := $(BIN)/prepcache
 TRAIN   := $(BIN)/train
 
-.PHONY: all setup build demo test bench data cache train seg-cache seg-train test-data analyze clean doctor gpu-pack
+.PHONY: all setup build demo test bench data cache train seg-cache seg-train mal-train test-data analyze clean doctor gpu-pack
 
 all: build
 
@@ -57,7 +57,7 @@ cache: data
 	$(PREPCACHE) build --data $(DATA) --out $(CACHE) --threads $(THREADS)
 
 # The demo's run is examples/demo.toml (chapter 12's balanced, augmented
-# recipe with momentum 0.9, 24,000 samples, ~3.6 min on two cores), the
+# recipe with momentum 0.9, 36,000 samples, ~5.4 min on two cores), the
 # same run tests/learns.rs checks reaches validation ROC AUC >= 0.90.
 # EPOCHS=N or ARGS="--flag ..." override it.
 DEMO_CONFIG ?= examples/demo.toml
@@ -66,7 +66,7 @@ train: cache
 	$(TRAIN) --config $(DEMO_CONFIG) --cache $(CACHE) --runs $(RUNS) $(if $(EPOCHS),--epochs $(EPOCHS)) $(ARGS)
 
 # Chapter 13 on the same data: the segmentation cache, then the U-Net run
-# of examples/demo-seg.toml (15,000 samples, ~1 min on two cores), the
+# of examples/demo-seg.toml (30,000 samples, ~2 min on two cores), the
 # run tests/learns.rs checks reaches validation recall >= 0.8.
 DEMO_SEG_CONFIG ?= examples/demo-seg.toml
 
@@ -76,6 +76,19 @@ seg-cache: data
 seg-train: seg-cache
 	$(TRAIN) seg --config $(DEMO_SEG_CONFIG) --cache $(SEG_CACHE) --runs $(RUNS) $(if $(EPOCHS),--epochs $(EPOCHS)) $(ARGS)
 
+# Chapter 14's malignancy model: examples/demo-mal.toml fine-tunes the latest
+# demo nodule classifier (head and block4) on the data's
+# annotations_with_malignancy.csv (6,000 samples, ~40 s on two cores).
+DEMO_MAL_CONFIG ?= examples/demo-mal.toml
+
+mal-train: cache
+	@cls=$$(ls -d $(RUNS)/p2ch12/*-cls-demo 2>/dev/null | sort | tail -n 1); \
+	if [ -z "$$cls" ]; then echo "mal-train: run make train first" >&2; exit 1; fi; \
+	echo "$(TRAIN) --config $(DEMO_MAL_CONFIG) --cache $(CACHE) --malignancy-csv $(DATA)/annotations_with_malignancy.csv --finetune $$cls"; \
+	$(TRAIN) --config $(DEMO_MAL_CONFIG) --cache $(CACHE) --runs $(RUNS) \
+		--malignancy-csv $(DATA)/annotations_with_malignancy.csv --finetune "$$cls" \
+		$(if $(EPOCHS),--epochs $(EPOCHS)) $(ARGS)
+
 test-data: build
 	@if [ -f $(TEST_DATA)/candidates.csv ]; then \
 		echo "test-data: $(TEST_DATA) exists (delete it or set TEST_DATA= to regenerate)"; \
@@ -83,13 +96,15 @@ test-data: build
 		$(PREPCACHE) synth --out $(TEST_DATA) --series $(TEST_SERIES) --seed $(TEST_SEED); \
 	fi
 
-# Chapter 14 over the held-out scans with the latest demo runs' models.
+# Chapter 14 over the held-out scans with the latest demo runs' models (the
+# malignancy model when make mal-train made one).
 analyze: test-data
 	@seg=$$(ls -d $(RUNS)/p2ch13/*-seg-demo 2>/dev/null | sort | tail -n 1); \
 	cls=$$(ls -d $(RUNS)/p2ch12/*-cls-demo 2>/dev/null | sort | tail -n 1); \
+	mal=$$(ls -d $(RUNS)/p2ch14/*-cls-demo 2>/dev/null | sort | tail -n 1); \
 	if [ -z "$$seg" ] || [ -z "$$cls" ]; then echo "analyze: run make train and make seg-train first" >&2; exit 1; fi; \
-	echo "$(TRAIN) analyze --data $(TEST_DATA) --split all --seg-model $$seg --cls-model $$cls --out $(ANALYSIS)"; \
-	$(TRAIN) analyze --data $(TEST_DATA) --split all --seg-model "$$seg" --cls-model "$$cls" --out $(ANALYSIS) $(ARGS)
+	echo "$(TRAIN) analyze --data $(TEST_DATA) --split all --seg-model $$seg --cls-model $$cls $${mal:+--mal-model $$mal }--out $(ANALYSIS)"; \
+	$(TRAIN) analyze --data $(TEST_DATA) --split all --seg-model "$$seg" --cls-model "$$cls" $${mal:+--mal-model "$$mal"} --out $(ANALYSIS) $(ARGS)
 
 demo: build
 	$(TRAIN) doctor
@@ -103,6 +118,7 @@ demo: build
 	@seg=$$(ls -d $(RUNS)/p2ch13/*-seg-demo 2>/dev/null | sort | tail -n 1); \
 	if [ -z "$$seg" ]; then echo "demo: no segmentation run found under $(RUNS)/p2ch13" >&2; exit 1; fi; \
 	echo "demo: segmentation run $$seg (metrics.jsonl; slices with prediction over label: tensorboard --logdir $(RUNS))"
+	$(MAKE) --no-print-directory mal-train
 	$(MAKE) --no-print-directory analyze
 	@echo "demo: nodules found in the held-out scans: $(ANALYSIS)/nodules.csv, report.json, one picture per scan: $(ANALYSIS)/<seriesuid>.png"
 
@@ -122,6 +138,7 @@ bench: build
 gpu-pack: build
 	rm -rf gpu-pack && mkdir -p gpu-pack/bin
 	strip -o gpu-pack/bin/train $(TRAIN)
+	strip -o gpu-pack/bin/prepcache $(PREPCACHE)
 	$(PREPCACHE) synth --out gpu-pack/data --series 6 --seed $(SEED)
 	$(PREPCACHE) build --data gpu-pack/data --out gpu-pack/cache --threads $(THREADS)
 	$(PREPCACHE) seg --data gpu-pack/data --out gpu-pack/seg-cache

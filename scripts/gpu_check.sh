@@ -5,8 +5,10 @@
 # contiguous/channels-last, a short training run whose loss must fall, eval,
 # and the same step in PyTorch on the same device; then the same for the
 # chapter 13 U-Net: its training step and full-slice (512×512) inference,
-# tch vs PyTorch, and a short `train seg` whose loss must fall. Everything
-# goes to one Markdown file ready for BENCHMARKS.md. About 8 minutes on a GPU.
+# tch vs PyTorch, and a short `train seg` whose loss must fall; then
+# `train analyze` of a LUNA-size scan with those two runs (chapter 14).
+# Everything goes to one Markdown file ready for BENCHMARKS.md. About 9
+# minutes on a GPU.
 #
 #   scripts/gpu_check.sh [--device cuda|cpu] [--cache DIR] [--bin DIR]
 #                        [--python PY] [--out FILE] [--quick]
@@ -23,7 +25,7 @@
 #   --quick    fewer steps and samples (for the CPU test)
 #
 # Preparing the pack on the build machine (at most 64 MiB with the binaries):
-#   make gpu-pack    (stripped train in gpu-pack/bin, a 6-scan cache in gpu-pack/cache)
+#   make gpu-pack    (stripped train and prepcache in gpu-pack/bin, 6-scan caches)
 # Exit status: 0 when every check passed, 1 otherwise (each failure is named
 # in the results file and on stderr).
 set -uo pipefail
@@ -197,10 +199,40 @@ echo "## Segmentation training (loss must fall)" >>"$OUT"
 if [ -f "$SEG_CACHE/seg-train/manifest.json" ]; then
     if check "train seg" 300 "$TRAIN" seg --cache "$SEG_CACHE" --runs "$RUNS" --device "$DEVICE" --epochs 2 \
         --epoch-samples "$SEG_EPOCH_SAMPLES" --seed 1 --profile gpucheck; then
-        loss_fell "$(last_run_dir)" "train seg"
+        SEG_RUN=$(last_run_dir)
+        loss_fell "$SEG_RUN" "train seg"
     fi
 else
     echo "Skipped: no segmentation cache at \`$SEG_CACHE\` (--seg-cache; \`make gpu-pack\` writes one)." >>"$OUT"
+    echo >>"$OUT"
+fi
+
+echo "## Whole-scan analysis (chapter 14)" >>"$OUT"
+# The two runs above as the models (times depend on the weights only through
+# the candidate count, which is reported), on a LUNA-size synthetic scan
+# written here (a tiny one with --quick); twice, the first pays start-up.
+if [ -x "$BIN/prepcache" ] && [ -n "${RUN_DIR:-}" ] && [ -n "${SEG_RUN:-}" ]; then
+    PRESET=luna
+    [ "$QUICK" = 1 ] && PRESET=tiny
+    if check "synth scan" 180 "$BIN/prepcache" synth --out "$WORK/scan" --series 1 --seed 5 --preset "$PRESET"; then
+        SCAN=$(ls "$WORK"/scan/subset*/*.mhd | head -n 1)
+        for round in 1 2; do
+            if check "analyze $round" 300 "$TRAIN" analyze --scan "$SCAN" --seg-model "$SEG_RUN" \
+                --cls-model "$RUN_DIR" --out "$WORK/analysis$round" --device "$DEVICE"; then
+                "$PY" - "$WORK/analysis$round/report.json" >>"$OUT" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+s = r["scans"][0]
+t = s["seconds"]
+print(f"Scan {'x'.join(map(str, s['shape']))} ({r['compute']}): {sum(t.values()):.2f} s in all "
+      + ", ".join(f"{k} {v:.2f} s" for k, v in t.items()) + f"; {s['candidates']} candidates.")
+print()
+PY
+            fi
+        done
+    fi
+else
+    echo "Skipped: needs \`prepcache\` beside \`train\` (\`make gpu-pack\` puts it there) and both training runs above." >>"$OUT"
     echo >>"$OUT"
 fi
 

@@ -53,6 +53,9 @@ fn gpu_check_runs_every_check_on_the_cpu_and_writes_one_results_file() {
         "### seg bench-step bf16 channels-last",
         "### pytorch seg step",
         "### train seg",
+        "### synth scan",
+        "### analyze 1",
+        "### analyze 2",
         "## Summary",
     ] {
         assert!(results.contains(section), "no {section:?} in\n{results}");
@@ -76,6 +79,9 @@ fn gpu_check_runs_every_check_on_the_cpu_and_writes_one_results_file() {
     );
     assert!(results.contains("| pytorch | cl-bf16 | 8 |"), "{results}");
     assert!(results.contains("PyTorch's step time is"), "{results}");
+    // Chapter 14: the whole-scan times, per stage, and the candidate count.
+    assert_eq!(results.matches(" s in all read ").count(), 2, "{results}");
+    assert!(results.contains(" candidates."), "{results}");
     assert!(results.ends_with("All checks passed.\n"), "{results}");
 
     // A wrong argument is one clear line, not a half-written file.

@@ -53,6 +53,14 @@ pub const COLUMNS: [&str; 4] = [
     "Pred. malignant",
 ];
 
+/// The table as shown: row and column labels and the counts under them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ShapedTable {
+    pub rows: Vec<String>,
+    pub columns: Vec<String>,
+    pub counts: Vec<Vec<u64>>,
+}
+
 /// Counts by truth (rows [`ROWS`]) and outcome (columns [`COLUMNS`]); the
 /// non-nodule row has no "complete miss" (those are never seen).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -89,41 +97,52 @@ impl Confusion {
     /// The table as the book prints it: with a malignancy model its four
     /// columns, else "Pred. nodule" for the last two together; when the
     /// annotations do not tell benign from malignant (`truth_malignancy`
-    /// false) every nodule is in the second row, called "Nodules".
-    pub fn render(&self, title: &str, with_malignancy: bool, truth_malignancy: bool) -> String {
-        let cell = |s: &str| format!("{s:>16}");
-        let mut columns = vec![String::new()];
-        columns.extend(COLUMNS[..2].iter().map(|s| s.to_string()));
+    /// false) every nodule is in the second row, called "Nodules". The
+    /// terminal and report.json both show this shape.
+    pub fn shaped(&self, with_malignancy: bool, truth_malignancy: bool) -> ShapedTable {
+        let mut columns: Vec<String> = COLUMNS[..2].iter().map(|s| s.to_string()).collect();
         if with_malignancy {
             columns.extend(COLUMNS[2..].iter().map(|s| s.to_string()));
         } else {
             columns.push("Pred. nodule".into());
         }
+        let rows = if truth_malignancy { 3 } else { 2 };
+        let mut labels = Vec::with_capacity(rows);
+        let mut counts = Vec::with_capacity(rows);
+        for (i, (label, row)) in ROWS.iter().zip(&self.counts).take(rows).enumerate() {
+            let nodules_row = !truth_malignancy && i == 1;
+            labels.push(if nodules_row { "Nodules" } else { label }.to_string());
+            let mut values = row[..2].to_vec();
+            if with_malignancy {
+                values.extend(&row[2..]);
+            } else {
+                values.push(row[2] + row[3]);
+            }
+            counts.push(values);
+        }
+        ShapedTable {
+            rows: labels,
+            columns,
+            counts,
+        }
+    }
+
+    /// [`Confusion::shaped`] as text, under `title`.
+    pub fn render(&self, title: &str, with_malignancy: bool, truth_malignancy: bool) -> String {
+        let table = self.shaped(with_malignancy, truth_malignancy);
+        let cell = |s: &str| format!("{s:>16}");
+        let header = std::iter::once(String::new()).chain(table.columns.iter().cloned());
         let mut lines = vec![
             title.to_owned(),
-            columns
-                .iter()
-                .map(|s| cell(s))
-                .collect::<Vec<_>>()
-                .join(" | "),
+            header.map(|s| cell(&s)).collect::<Vec<_>>().join(" | "),
         ];
-        let rows = if truth_malignancy { 3 } else { 2 };
-        for (i, (label, row)) in ROWS.iter().zip(&self.counts).take(rows).enumerate() {
-            let label = if truth_malignancy || i == 0 {
-                label
-            } else {
-                &"Nodules"
-            };
-            let mut values: Vec<String> = row[..2].iter().map(u64::to_string).collect();
-            if with_malignancy {
-                values.extend(row[2..].iter().map(u64::to_string));
-            } else {
-                values.push((row[2] + row[3]).to_string());
-            }
+        for (i, (label, row)) in table.rows.iter().zip(&table.counts).enumerate() {
+            let mut values: Vec<String> = row.iter().map(u64::to_string).collect();
+            // Non-nodules are never "completely missed": nothing saw them.
             if i == 0 {
                 values[0].clear();
             }
-            let cells = std::iter::once(label.to_string()).chain(values);
+            let cells = std::iter::once(label.clone()).chain(values);
             lines.push(cells.map(|s| cell(&s)).collect::<Vec<_>>().join(" | "));
         }
         lines.join("\n")
@@ -247,5 +266,22 @@ mod tests {
             unknown.lines().nth(3).unwrap().contains("Nodules"),
             "{unknown}"
         );
+    }
+
+    #[test]
+    fn report_json_gets_the_shape_the_terminal_shows() {
+        let mut c = Confusion::default();
+        c.counts = [[0, 5, 1, 2], [1, 2, 3, 4], [0, 1, 0, 6]];
+        let shaped = c.shaped(false, false);
+        assert_eq!(shaped.rows, ["Non-nodules", "Nodules"]);
+        assert_eq!(
+            shaped.columns,
+            ["Complete miss", "Filtered out", "Pred. nodule"]
+        );
+        assert_eq!(shaped.counts, [vec![0, 5, 3], vec![1, 2, 7]]);
+        let full = c.shaped(true, true);
+        assert_eq!(full.rows, ROWS);
+        assert_eq!(full.columns, COLUMNS);
+        assert_eq!(full.counts[2], [0, 1, 0, 6]);
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::matching::{Confusion, Thresholds, COLUMNS, ROWS};
+use super::matching::{Confusion, ShapedTable, Thresholds};
 use super::scan::{ClassifiedCandidate, ScanAnalysis, StageSeconds};
 use crate::evaluate::luna16::Score;
 
@@ -69,13 +69,13 @@ pub struct ModelFiles {
     pub malignancy: Option<PathBuf>,
 }
 
-/// The table over every scanned nodule and candidate, as report.json has it.
+/// The table over every scanned nodule and candidate, as report.json has it
+/// (the shape the terminal shows).
 #[derive(Clone, Debug, Serialize)]
 pub struct TableRecord {
     pub annotations: PathBuf,
-    pub rows: [&'static str; 3],
-    pub columns: [&'static str; 4],
-    pub counts: [[u64; 4]; 3],
+    #[serde(flatten)]
+    pub table: ShapedTable,
     pub nodules: u64,
     pub found: u64,
     pub false_positives: u64,
@@ -83,12 +83,10 @@ pub struct TableRecord {
 }
 
 impl TableRecord {
-    pub fn new(annotations: &Path, total: &Confusion, scans: usize) -> Self {
+    pub fn new(annotations: &Path, total: &Confusion, table: ShapedTable, scans: usize) -> Self {
         TableRecord {
             annotations: annotations.to_owned(),
-            rows: ROWS,
-            columns: COLUMNS,
-            counts: total.counts,
+            table,
             nodules: total.nodules(),
             found: total.found(),
             false_positives: total.false_positives(),

@@ -25,6 +25,7 @@ use crate::evaluate::METRICS_FILE;
 use crate::model::compute::ComputeConfig;
 use crate::model::{LunaModel, UNet};
 use crate::run::checkpoint::TRAINER_FILE;
+use tch::Device;
 
 /// What `train analyze` did.
 #[derive(Debug)]
@@ -160,10 +161,15 @@ fn load_models(args: &AnalyzeArgs) -> Result<Loadout> {
     })
 }
 
-fn options(args: &AnalyzeArgs, compute: ComputeConfig) -> AnalyzeOptions {
+fn options(args: &AnalyzeArgs, platform: &Platform) -> AnalyzeOptions {
+    let compute = platform.compute;
+    let slices = match platform.device {
+        Device::Cpu => 2,
+        _ => 16,
+    };
     AnalyzeOptions {
         segment: SegmentOptions {
-            batch_size: args.batch_size as usize,
+            batch_size: args.batch_size.map_or(slices, |n| n as usize),
             compute,
         },
         classify: ClassifyOptions {
@@ -243,7 +249,7 @@ fn analyze_one(
         device: loadout.platform.device,
     };
     let read = clock.elapsed().as_secs_f64();
-    let mut analysis = analyze_volume(&models, &volume, options(args, loadout.platform.compute))
+    let mut analysis = analyze_volume(&models, &volume, options(args, &loadout.platform))
         .map_err(classify_failure)?;
     analysis.seconds.read = read;
     report::csv_rows(&scan.series_uid, &analysis, csv);
@@ -344,12 +350,10 @@ fn score(
     for c in records.iter().filter_map(|r| r.confusion) {
         total += c;
     }
-    let with_malignancy = args.mal_model.is_some();
-    println!(
-        "{}",
-        total.render("analyze: total", with_malignancy, truth.knows_malignancy())
-    );
-    let table = TableRecord::new(&truth.file, &total, records.len());
+    let (with_malignancy, knows) = (args.mal_model.is_some(), truth.knows_malignancy());
+    println!("{}", total.render("analyze: total", with_malignancy, knows));
+    let shaped = total.shaped(with_malignancy, knows);
+    let table = TableRecord::new(&truth.file, &total, shaped, records.len());
     println!(
         "analyze: {} of {} nodules found ({:.1}%), {:.2} false positives per scan",
         table.found,

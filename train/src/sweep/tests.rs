@@ -244,9 +244,9 @@ fn the_augmentation_example_is_the_books_study() {
             "flip, offset ±0.1, scale ±0.2, rotate, noise σ=25 HU",
         ]
     );
-    // Otherwise the demo's run.
+    // Otherwise chapter 12's run at demo scale.
     let demo =
-        RunConfig::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo.toml"))
+        RunConfig::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/chapter12.toml"))
             .unwrap();
     let all = &sweep.variants[6].config;
     assert_eq!(all, &demo);
