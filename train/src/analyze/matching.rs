@@ -270,8 +270,9 @@ mod tests {
 
     #[test]
     fn report_json_gets_the_shape_the_terminal_shows() {
-        let mut c = Confusion::default();
-        c.counts = [[0, 5, 1, 2], [1, 2, 3, 4], [0, 1, 0, 6]];
+        let c = Confusion {
+            counts: [[0, 5, 1, 2], [1, 2, 3, 4], [0, 1, 0, 6]],
+        };
         let shaped = c.shaped(false, false);
         assert_eq!(shaped.rows, ["Non-nodules", "Nodules"]);
         assert_eq!(
