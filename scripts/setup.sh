@@ -13,7 +13,7 @@
 set -euo pipefail
 
 TORCH_VERSION="2.11.0"
-PY_PACKAGES=(numpy zstandard SimpleITK tensorboard diskcache safetensors scipy)
+PY_PACKAGES=(numpy zstandard SimpleITK tensorboard diskcache safetensors scipy pydicom)
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${TORCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/luna-toolkit/venv}"
 python_bin="${PYTHON:-python3}"

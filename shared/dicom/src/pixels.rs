@@ -1,0 +1,120 @@
+//! One slice's stored pixels → int16 values: decoded by dicom-pixeldata,
+//! then stored × RescaleSlope + RescaleIntercept of that slice.
+
+use std::path::Path;
+
+use dicom_core::value::Value;
+use dicom_dictionary_std::tags;
+use dicom_object::DefaultDicomObject;
+use dicom_pixeldata::{PixelDecoder, PixelRepresentation};
+
+use crate::error::DicomError;
+use crate::file::chain;
+use crate::header::SliceHeader;
+
+/// Encapsulated (compressed) pixel data may decode to at most this many
+/// times its size plus [`SLACK_BYTES`]: a corrupt Rows × Columns must not
+/// make a small file allocate gigabytes. Far above real CT compression
+/// ratios (lossless ≤ ~4×, lossy JPEG of a CT slice ≤ ~50×).
+const MAX_RATIO: usize = 1024;
+const SLACK_BYTES: usize = 1 << 20;
+
+/// Fills `out` (rows × columns values) with the slice's rescaled values.
+pub(crate) fn decode_slice(
+    obj: &DefaultDicomObject,
+    header: &SliceHeader,
+    path: &Path,
+    out: &mut [i16],
+) -> Result<(), DicomError> {
+    let bad = |reason: String| DicomError::file(path, reason);
+    let bytes_per_pixel = check_size(obj, out.len()).map_err(bad)?;
+    let decoded = obj
+        .decode_pixel_data()
+        .map_err(|e| bad(format!("cannot decode pixel data: {}", chain(&e))))?;
+    let data = decoded.data();
+    let needed = out.len() * bytes_per_pixel;
+    if data.len() < needed {
+        return Err(bad(format!(
+            "pixel data holds {} bytes, {}×{} pixels need {needed}",
+            data.len(),
+            header.rows,
+            header.columns
+        )));
+    }
+    let format = Format {
+        bits_allocated: decoded.bits_allocated(),
+        bits_stored: decoded.bits_stored().clamp(1, decoded.bits_allocated()),
+        signed: decoded.pixel_representation() == PixelRepresentation::Signed,
+    };
+    let rescale = |stored: i32| {
+        // `as` saturates: values past the int16 range become its ends.
+        (f64::from(stored) * header.slope + header.intercept).round_ties_even() as i16
+    };
+    match format.bits_allocated {
+        16 => {
+            for (v, b) in out.iter_mut().zip(data.chunks_exact(2)) {
+                *v = rescale(format.value(u32::from(u16::from_le_bytes([b[0], b[1]]))));
+            }
+        }
+        _ => {
+            for (v, &b) in out.iter_mut().zip(data) {
+                *v = rescale(format.value(u32::from(b)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Bytes per pixel, once the stored pixel data is known to be large enough
+/// (native) or small enough to be plausible (encapsulated) for `pixels`.
+fn check_size(obj: &DefaultDicomObject, pixels: usize) -> Result<usize, String> {
+    let bits = crate::header::uint(obj, tags::BITS_ALLOCATED).unwrap_or(0);
+    let bytes_per_pixel = if bits == 8 { 1 } else { 2 };
+    let needed = pixels * bytes_per_pixel;
+    let element = obj
+        .element_opt(tags::PIXEL_DATA)
+        .ok()
+        .flatten()
+        .ok_or("no PixelData")?;
+    match element.value() {
+        Value::PixelSequence(seq) => {
+            let stored: usize = seq.fragments().iter().map(Vec::len).sum();
+            if needed > stored.saturating_mul(MAX_RATIO) + SLACK_BYTES {
+                return Err(format!(
+                    "{stored} bytes of compressed pixel data cannot hold {needed} bytes of pixels"
+                ));
+            }
+        }
+        Value::Primitive(p) => {
+            let stored = p.calculate_byte_len();
+            if stored < needed {
+                return Err(format!(
+                    "truncated pixel data: {stored} bytes where {needed} are needed"
+                ));
+            }
+        }
+        Value::Sequence(_) => return Err("PixelData is a sequence".into()),
+    }
+    Ok(bytes_per_pixel)
+}
+
+/// How stored pixel bits become an integer.
+struct Format {
+    bits_allocated: u16,
+    bits_stored: u16,
+    signed: bool,
+}
+
+impl Format {
+    /// The stored value: bits above BitsStored dropped (they may hold
+    /// overlays or junk) and the sign bit extended, as GDCM does.
+    fn value(&self, raw: u32) -> i32 {
+        let bits = u32::from(self.bits_stored);
+        let masked = raw & ((1u32 << bits) - 1);
+        if self.signed && masked >> (bits - 1) & 1 == 1 {
+            masked as i32 - (1i32 << bits)
+        } else {
+            masked as i32
+        }
+    }
+}
