@@ -135,28 +135,40 @@ impl Walk<'_> {
     /// sequences and items are entered (their contents are elements with
     /// lengths of their own), other values skipped.
     fn dataset(&mut self) -> Result<(), String> {
+        // One entry per open undefined-length sequence: the encoding to go
+        // back to at its delimiter. An undefined-length UN (or an unknown
+        // VR, which dicom-parser reads as UN) holds implicit VR items.
+        let mut open: Vec<bool> = Vec::new();
         while self.pos < self.bytes.len() {
             let h = self.header(self.implicit)?;
             if h.len == UNDEFINED {
-                if h.tag == Tag(0x7FE0, 0x0010) {
+                if h.tag == Tag(0x7FE0, 0x0010) && !self.implicit_un(&h) {
                     self.fragments = true;
-                } else if h.vr == Some(*b"UN") {
-                    // Its contents are implicit VR whatever the file's
-                    // encoding; dicom-parser reads them as one sequence.
-                    // Rare enough to stop checking rather than model it.
-                    return Ok(());
+                } else if h.tag.0 != 0xFFFE {
+                    open.push(self.implicit);
+                    self.implicit |= self.implicit_un(&h);
                 }
                 continue;
             }
             self.fits(&h)?;
             if h.tag == Tag(0xFFFE, 0xE0DD) {
-                self.fragments = false;
+                if self.fragments {
+                    self.fragments = false;
+                } else if let Some(implicit) = open.pop() {
+                    self.implicit = implicit;
+                }
             }
             if !self.enters(&h) {
                 self.pos += h.len as usize;
             }
         }
         Ok(())
+    }
+
+    /// Whether an undefined-length element switches its contents to
+    /// implicit VR: an explicit VR other than SQ, OB or OW.
+    fn implicit_un(&self, h: &Header) -> bool {
+        h.vr.is_some_and(|vr| !matches!(&vr, b"SQ" | b"OB" | b"OW"))
     }
 
     /// Whether a defined-length value holds further elements to check.
@@ -171,23 +183,33 @@ impl Walk<'_> {
     }
 }
 
-/// VRs whose explicit header has a 32-bit length after two reserved bytes.
+/// Whether an explicit header has a 32-bit length after two reserved
+/// bytes: every VR but those with a 16-bit length, unknown ones included
+/// (dicom-parser reads an unknown VR as UN).
 fn long_length(vr: [u8; 2]) -> bool {
-    matches!(
+    !matches!(
         &vr,
-        b"OB"
-            | b"OD"
-            | b"OF"
-            | b"OL"
-            | b"OV"
-            | b"OW"
-            | b"SQ"
-            | b"SV"
-            | b"UC"
-            | b"UN"
-            | b"UR"
-            | b"UT"
-            | b"UV"
+        b"AE"
+            | b"AS"
+            | b"AT"
+            | b"CS"
+            | b"DA"
+            | b"DS"
+            | b"DT"
+            | b"FL"
+            | b"FD"
+            | b"IS"
+            | b"LO"
+            | b"LT"
+            | b"PN"
+            | b"SH"
+            | b"SL"
+            | b"SS"
+            | b"ST"
+            | b"TM"
+            | b"UI"
+            | b"UL"
+            | b"US"
     )
 }
 

@@ -59,7 +59,12 @@ pub fn read_series(series: &SeriesFiles) -> Result<Volume, DicomError> {
         .map(|path| {
             let obj = file::open(path)?;
             check_series(&obj, uid, path)?;
-            header::slice_header(&obj, path)
+            let header = header::slice_header(&obj, path)?;
+            // Before the volume is allocated: its size must be backed by
+            // pixel data actually present, not just claimed by Rows × Columns.
+            pixels::check_size(&obj, header.rows as usize * header.columns as usize)
+                .map_err(|reason| DicomError::file(path, reason))?;
+            Ok(header)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let stack = stack::arrange(uid, &headers)?;

@@ -67,7 +67,7 @@ pub(crate) fn decode_slice(
 
 /// Bytes per pixel, once the stored pixel data is known to be large enough
 /// (native) or small enough to be plausible (encapsulated) for `pixels`.
-fn check_size(obj: &DefaultDicomObject, pixels: usize) -> Result<usize, String> {
+pub(crate) fn check_size(obj: &DefaultDicomObject, pixels: usize) -> Result<usize, String> {
     let bits = crate::header::uint(obj, tags::BITS_ALLOCATED).unwrap_or(0);
     let bytes_per_pixel = if bits == 8 { 1 } else { 2 };
     let needed = pixels * bytes_per_pixel;

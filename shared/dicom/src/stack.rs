@@ -149,7 +149,7 @@ fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let mid = sorted.len() / 2;
-    if sorted.len() % 2 == 0 {
+    if sorted.len().is_multiple_of(2) {
         (sorted[mid - 1] + sorted[mid]) / 2.0
     } else {
         sorted[mid]
@@ -180,4 +180,41 @@ fn norm(a: [f64; 3]) -> f64 {
 fn unit(a: [f64; 3]) -> Option<[f64; 3]> {
     let n = norm(a);
     (n > 1e-6).then(|| a.map(|x| x / n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slice(z: f64) -> SliceHeader {
+        SliceHeader {
+            rows: 512,
+            columns: 512,
+            orientation: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+            position: [0.0, 0.0, z],
+            pixel_spacing: [0.7, 0.7],
+            slope: 1.0,
+            intercept: 0.0,
+            thickness: None,
+        }
+    }
+
+    #[test]
+    fn volume_limits_are_checked_from_headers() {
+        let mut big = slice(0.0);
+        (big.rows, big.columns) = (MAX_DIM, MAX_DIM);
+        let err = check_shape(&big, 1).unwrap_err();
+        assert!(err.contains("over the limit of 2147483648"), "{err}");
+        let err = check_shape(&slice(0.0), MAX_DIM as usize + 1).unwrap_err();
+        assert!(err.contains("slices, over the limit"), "{err}");
+        assert_eq!(check_shape(&slice(0.0), 8192).unwrap(), [8192, 512, 512]);
+    }
+
+    #[test]
+    fn uneven_but_complete_gaps_use_the_median() {
+        let slices: Vec<_> = [0.0, 1.0, 2.2, 3.0, 4.0].map(slice).into();
+        let stack = arrange("uid", &slices).unwrap();
+        assert_eq!(stack.geometry.spacing[2], 1.0);
+        assert_eq!(stack.order, [0, 1, 2, 3, 4]);
+    }
 }

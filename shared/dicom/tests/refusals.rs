@@ -1,1 +1,187 @@
+//! Every refusal: a series written wrong in one way must fail with one
+//! error naming the series (or file) and the reason, never a volume.
 
+use dicom_series::{find_series, read_series_dir, DicomError};
+
+use crate::write::{axial_series, write_series, Slice};
+
+/// Writes `slices` into a fresh folder and returns the error reading them.
+fn refused(slices: &[Slice]) -> DicomError {
+    let dir = tempfile::tempdir().unwrap();
+    write_series(dir.path(), slices);
+    match read_series_dir(dir.path()) {
+        Ok(v) => panic!("read a volume of shape {:?} from a bad series", v.shape),
+        Err(e) => e,
+    }
+}
+
+fn assert_series_error(e: &DicomError, reason: &str) {
+    let text = e.to_string();
+    assert!(
+        matches!(e, DicomError::Series { series_uid, .. } if series_uid == "1.2.3.4.5"),
+        "not a series error: {text}"
+    );
+    assert!(text.contains(reason), "{text:?} does not say {reason:?}");
+}
+
+fn assert_file_error(e: &DicomError, file: &str, reason: &str) {
+    let text = e.to_string();
+    assert!(
+        matches!(e, DicomError::File { path, .. } if path.ends_with(file)),
+        "not an error about {file}: {text}"
+    );
+    assert!(text.contains(reason), "{text:?} does not say {reason:?}");
+}
+
+#[test]
+fn a_valid_series_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut slices = axial_series(3);
+    slices[1].slope = 2.0;
+    slices.reverse();
+    write_series(dir.path(), &slices);
+    let vol = read_series_dir(dir.path()).unwrap();
+    assert_eq!(vol.shape, [3, 4, 3]);
+    assert_eq!(vol.geometry.origin, [-10.0, 20.0, -100.0]);
+    assert_eq!(vol.geometry.spacing, [0.5, 0.75, 2.0]);
+    assert_eq!(vol.get([0, 0, 1]), 37 - 200 - 1024);
+    assert_eq!(
+        vol.get([1, 0, 1]),
+        2 * (37 - 200) - 1024,
+        "slope of slice 1"
+    );
+}
+
+#[test]
+fn mixed_orientations_are_refused() {
+    let mut slices = axial_series(4);
+    slices[2].orientation = [0.0, 1.0, 0.0, 1.0, 0.0, 0.0];
+    assert_series_error(&refused(&slices), "mixed orientations");
+}
+
+#[test]
+fn mixed_pixel_spacing_is_refused() {
+    let mut slices = axial_series(4);
+    slices[3].pixel_spacing = [0.75, 0.6];
+    assert_series_error(&refused(&slices), "mixed pixel spacing");
+}
+
+#[test]
+fn mixed_sizes_are_refused() {
+    let mut slices = axial_series(4);
+    slices[1].rows = 5;
+    assert_series_error(&refused(&slices), "mixed slice sizes");
+}
+
+#[test]
+fn a_missing_slice_is_refused() {
+    let mut slices = axial_series(6);
+    slices.remove(3);
+    assert_series_error(&refused(&slices), "missing slice");
+}
+
+#[test]
+fn duplicate_positions_are_refused() {
+    let mut slices = axial_series(4);
+    slices[2].position = slices[1].position;
+    assert_series_error(&refused(&slices), "duplicate slice position");
+}
+
+#[test]
+fn gantry_tilt_is_refused() {
+    // Each slice 2 mm up and 0.35 mm along y: a 10° tilt.
+    let mut slices = axial_series(4);
+    for (k, s) in slices.iter_mut().enumerate() {
+        s.position[1] += 0.35 * k as f64;
+    }
+    assert_series_error(&refused(&slices), "gantry tilt");
+}
+
+#[test]
+fn multi_frame_objects_are_refused() {
+    let mut slices = axial_series(2);
+    slices[0].frames = Some(2);
+    slices[0].pixels = Some(vec![0; 24]);
+    assert_file_error(&refused(&slices), "slice0.dcm", "multi-frame");
+}
+
+#[test]
+fn non_ct_modality_is_refused() {
+    let mut slices = axial_series(3);
+    slices[1].modality = "MR".into();
+    assert_file_error(&refused(&slices), "slice1.dcm", "not CT");
+}
+
+#[test]
+fn a_truncated_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let slices = axial_series(3);
+    write_series(dir.path(), &slices);
+    let path = dir.path().join("slice2.dcm");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 7]).unwrap();
+    let e = read_series_dir(dir.path()).unwrap_err();
+    assert_file_error(&e, "slice2.dcm", "truncated");
+}
+
+#[test]
+fn an_absurd_element_length_is_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = Slice::default().encode(0);
+    // The pixel data's 32-bit length, the last element's header: 4 GiB.
+    let at = bytes.len() - 24 - 4;
+    bytes[at..at + 4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    std::fs::write(dir.path().join("bad.dcm"), &bytes).unwrap();
+    let e = find_series(dir.path()).unwrap_err();
+    assert_file_error(&e, "bad.dcm", "truncated");
+}
+
+#[test]
+fn pixel_data_shorter_than_rows_by_columns_is_refused() {
+    let mut slices = axial_series(2);
+    slices[1].pixels = Some(vec![0; 5]);
+    assert_file_error(&refused(&slices), "slice1.dcm", "truncated pixel data");
+}
+
+#[test]
+fn huge_dimensions_are_refused() {
+    let mut slices = axial_series(2);
+    for s in &mut slices {
+        (s.rows, s.columns) = (0, 3);
+    }
+    assert_file_error(&refused(&slices), "slice0.dcm", "Rows 0 is outside");
+    // Within the size limits but not backed by pixel data: refused before
+    // the 3 GB buffer is allocated.
+    let mut slices = axial_series(1);
+    (slices[0].rows, slices[0].columns, slices[0].pixels) = (40000, 40000, Some(vec![0; 12]));
+    assert_file_error(&refused(&slices), "slice0.dcm", "truncated pixel data");
+    // The largest slice claimed without the bytes for it: refused from
+    // that file (the series-wide voxel limit is a unit test in stack.rs).
+    let mut slices = axial_series(2);
+    for s in &mut slices {
+        (s.rows, s.columns, s.pixels) = (65535, 65535, Some(vec![0; 12]));
+    }
+    assert_file_error(&refused(&slices), "slice0.dcm", "truncated pixel data");
+}
+
+#[test]
+fn a_folder_without_series_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not DICOM").unwrap();
+    let e = read_series_dir(dir.path()).unwrap_err();
+    assert!(matches!(e, DicomError::Folder { .. }), "{e}");
+    assert!(e.to_string().contains("no DICOM image series"), "{e}");
+}
+
+#[test]
+fn a_garbled_dicom_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = vec![0u8; 128];
+    bytes.extend_from_slice(b"DICM\x02\x00\x10\x00UI");
+    std::fs::write(dir.path().join("garbled"), &bytes).unwrap();
+    let e = find_series(dir.path()).unwrap_err();
+    assert!(
+        matches!(e, DicomError::File { ref path, .. } if path.ends_with("garbled")),
+        "{e}"
+    );
+}
