@@ -7,13 +7,17 @@ Usage: dicom_crosscheck.py OUT_DIR
 
 Each case is a folder OUT_DIR/<name>/ holding one series (plus, in some,
 files the reader must skip: a non-image object, a DICOMDIR, an XML file).
-OUT_DIR/manifest.json lists, per case: dir, series_uid, size (x, y, z),
+OUT_DIR/manifest.json lists, per case: dir, series_uid, ts (transfer
+syntax), tolerance (voxel difference allowed: 0, or for lossy JPEG one
+stored step times its slope of 4, as IDCT implementations round
+differently), size (x, y, z),
 voxels (file of SimpleITK's voxels rounded half to even and clipped to
 int16, little-endian, x fastest) and origin/spacing/direction as IEEE-754
 bit patterns (u64), so the comparison does not depend on JSON float
 parsing.
 """
 
+import io
 import json
 import math
 import os
@@ -23,12 +27,17 @@ import sys
 import numpy as np
 import pydicom
 import SimpleITK as sitk
+from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
 from pydicom.uid import (
     CTImageStorage,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGLosslessSV1,
     RLELossless,
     generate_uid,
 )
@@ -85,7 +94,37 @@ def slice_dataset(series_uid, study_uid, pos, iop, pixels, k, case):
     if meta.TransferSyntaxUID == RLELossless:
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds.compress(RLELossless, encoding_plugin="pydicom")
+    elif "encode" in case:
+        ds.PixelData = encapsulate([case["encode"](pixels)])
+        ds["PixelData"].VR = "OB"
     return ds
+
+
+def pillow(fmt, **options):
+    """A frame encoder: Pillow writes the JPEG or JPEG 2000 codestream."""
+    def encode(pixels):
+        mode = "I;16" if pixels.dtype.itemsize == 2 else "L"
+        rows, cols = pixels.shape
+        out = io.BytesIO()
+        Image.frombytes(mode, (cols, rows), pixels.tobytes()).save(out, format=fmt, **options)
+        return out.getvalue()
+    return encode
+
+
+def sitk_recompress(folder, compressor):
+    """Rewrites every slice with GDCM's encoder (its JPEG is lossless
+    process 14, selection value 1); UIDs and geometry are kept."""
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(path)
+        img = reader.Execute()
+        writer = sitk.ImageFileWriter()
+        writer.KeepOriginalImageUIDOn()
+        writer.SetUseCompression(True)
+        writer.SetCompressor(compressor)
+        writer.SetFileName(path)
+        writer.Execute(img)
 
 
 def write_series(folder, case):
@@ -163,6 +202,14 @@ CASES = {
     "implicit_vr": dict(iop=(1, 0, 0, 0, 1, 0), pixels=ints("<i2", -1024, 3000), rescale=FLAT, ts=ImplicitVRLittleEndian),
     "deflated": dict(iop=(1, 0, 0, 0, 1, 0), pixels=ints("<i2", -1024, 3000), rescale=FLAT, ts=DeflatedExplicitVRLittleEndian),
     # GDCM cannot decode pydicom's RLE of a 6×5 slice; 48×40 it can.
+    "jpeg_baseline": dict(iop=(1, 0, 0, 0, 1, 0), pixels=ints("u1", 60, 190, (48, 40)), rescale=lambda k: (4.0, -400.0),
+                          ts=JPEGBaseline8Bit, encode=pillow("JPEG", quality=90), tolerance=4),
+    # Slope 1, intercept 0: SimpleITK must read the slice back as int16 to
+    # write it as JPEG (an intercept would make it int32).
+    "jpeg_lossless": dict(iop=(1, 0, 0, 0, 1, 0), pixels=ints("<i2", -1024, 3000, (48, 40)),
+                          rescale=lambda k: (1.0, 0.0), recompress="JPEG"),
+    "jpeg2000_lossless": dict(iop=(1, 0, 0, 0, 1, 0), pixels=ints("<u2", 0, 4095, (48, 40)), rescale=FLAT,
+                              ts=JPEG2000Lossless, encode=pillow("JPEG2000", no_jp2=True)),
     "rle": dict(iop=(1, 0, 0, 0, 1, 0), pixels=ints("<i2", -1024, 3000, (48, 40)), rescale=FLAT, ts=RLELossless),
 }
 
@@ -180,7 +227,7 @@ def read_back(folder, series_uid):
     reader.SetOutputPixelType(sitk.sitkFloat64)
     img = reader.Execute()
     voxels = np.clip(np.round(sitk.GetArrayFromImage(img)), -32768, 32767).astype("<i2")
-    return img, voxels, len(files)
+    return img, voxels, files
 
 
 def main(out):
@@ -189,15 +236,19 @@ def main(out):
         folder = os.path.join(out, name)
         os.makedirs(folder, exist_ok=True)
         series_uid = write_series(folder, case)
+        if "recompress" in case:
+            sitk_recompress(folder, case["recompress"])
         if case.get("distractors"):
             write_distractors(folder, generate_uid())
-        img, voxels, n = read_back(folder, series_uid)
-        assert n == SLICES, f"{name}: SimpleITK found {n} files"
+        img, voxels, files = read_back(folder, series_uid)
+        assert len(files) == SLICES, f"{name}: SimpleITK found {len(files)} files"
         voxels.tofile(os.path.join(out, name + ".voxels"))
         manifest.append(dict(
             dir=name, series_uid=series_uid, size=list(img.GetSize()),
             voxels=name + ".voxels", origin_bits=bits(img.GetOrigin()),
             spacing_bits=bits(img.GetSpacing()), direction_bits=bits(img.GetDirection()),
+            ts=str(pydicom.dcmread(files[0]).file_meta.TransferSyntaxUID),
+            tolerance=case.get("tolerance", 0),
         ))
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f)
