@@ -113,11 +113,13 @@ fn check_pixel_format(obj: &DefaultDicomObject, path: &Path) -> Result<(), Dicom
     if modality != "CT" {
         return bad(format!("Modality is {modality:?}, not CT"));
     }
-    let frames = text(obj, tags::NUMBER_OF_FRAMES).unwrap_or_else(|| "1".into());
-    if frames.trim() != "1" {
-        return bad(format!(
-            "multi-frame object (NumberOfFrames {frames}); one file per slice is required"
-        ));
+    // Absent or empty means one frame; "01" is one frame too.
+    if let Some(frames) = text(obj, tags::NUMBER_OF_FRAMES).filter(|f| !f.is_empty()) {
+        if frames.parse::<u32>().ok() != Some(1) {
+            return bad(format!(
+                "multi-frame object (NumberOfFrames {frames}); one file per slice is required"
+            ));
+        }
     }
     let samples = uint(obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1);
     let photometric = text(obj, tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_default();

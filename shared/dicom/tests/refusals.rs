@@ -185,3 +185,18 @@ fn a_garbled_dicom_file_is_named() {
         "{e}"
     );
 }
+
+#[test]
+fn a_segmentation_in_the_series_is_skipped() {
+    // A SEG object with pixel data and even the same series UID is not a
+    // slice: find_series leaves it out and the series still reads.
+    let dir = tempfile::tempdir().unwrap();
+    let mut slices = axial_series(4);
+    slices[3].sop_class = "1.2.840.10008.5.1.4.1.1.66.4".into();
+    slices[3].modality = "SEG".into();
+    write_series(dir.path(), &slices);
+    let found = find_series(dir.path()).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].files.len(), 3, "{found:?}");
+    assert_eq!(read_series_dir(dir.path()).unwrap().shape, [3, 4, 3]);
+}

@@ -7,6 +7,7 @@ use std::path::Path;
 /// One CT slice's attributes; `Slice::default()` is a valid 4×3 axial slice.
 #[derive(Clone)]
 pub struct Slice {
+    pub sop_class: String,
     pub series_uid: String,
     pub modality: String,
     pub rows: u16,
@@ -24,6 +25,7 @@ pub struct Slice {
 impl Default for Slice {
     fn default() -> Self {
         Slice {
+            sop_class: "1.2.840.10008.5.1.4.1.1.2".into(),
             series_uid: "1.2.3.4.5".into(),
             modality: "CT".into(),
             rows: 4,
@@ -79,7 +81,7 @@ impl Slice {
             &mut body,
             (0x0008, 0x0016),
             b"UI",
-            b"1.2.840.10008.5.1.4.1.1.2",
+            self.sop_class.as_bytes(),
         );
         put(&mut body, (0x0008, 0x0018), b"UI", instance.as_bytes());
         put(&mut body, (0x0008, 0x0060), b"CS", self.modality.as_bytes());
@@ -142,21 +144,16 @@ impl Slice {
         put(&mut body, (0x7FE0, 0x0010), b"OW", &pixel_bytes);
         let mut file = vec![0u8; 128];
         file.extend_from_slice(b"DICM");
-        file.extend(meta_group(&instance));
+        file.extend(meta_group(&self.sop_class, &instance));
         file.extend(body);
         file
     }
 }
 
-fn meta_group(instance: &str) -> Vec<u8> {
+fn meta_group(sop_class: &str, instance: &str) -> Vec<u8> {
     let mut meta = Vec::new();
     put(&mut meta, (0x0002, 0x0001), b"OB", &[0, 1]);
-    put(
-        &mut meta,
-        (0x0002, 0x0002),
-        b"UI",
-        b"1.2.840.10008.5.1.4.1.1.2",
-    );
+    put(&mut meta, (0x0002, 0x0002), b"UI", sop_class.as_bytes());
     put(&mut meta, (0x0002, 0x0003), b"UI", instance.as_bytes());
     put(&mut meta, (0x0002, 0x0010), b"UI", b"1.2.840.10008.1.2.1");
     put(&mut meta, (0x0002, 0x0012), b"UI", b"1.2.3.4.99");
