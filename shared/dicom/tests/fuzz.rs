@@ -1,12 +1,12 @@
 //! The reader must answer any bytes with Ok or an error, never a panic, a
-//! hang or an absurd allocation: a valid slice truncated, with bytes
-//! overwritten, or with a 32-bit window set to a huge length, in the middle
-//! of a three-slice series.
+//! hang or an absurd allocation: a valid slice (explicit VR, implicit VR or
+//! RLE) truncated, with bytes overwritten, or with a 32-bit window set to a
+//! huge length, in the middle of a three-slice series.
 
 use dicom_series::{find_series, read_series};
 use proptest::prelude::*;
 
-use crate::write::{axial_series, write_series};
+use crate::write::{axial_series, write_series, Encoding};
 
 #[derive(Debug, Clone)]
 enum Mutation {
@@ -53,9 +53,16 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
     #[test]
-    fn mutated_files_never_panic(m in mutation(), also_16bit_dims in any::<bool>()) {
+    fn mutated_files_never_panic(
+        m in mutation(),
+        also_16bit_dims in any::<bool>(),
+        encoding in prop::sample::select(vec![Encoding::Explicit, Encoding::Implicit, Encoding::Rle]),
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let mut slices = axial_series(3);
+        for s in &mut slices {
+            s.encoding = encoding;
+        }
         if also_16bit_dims {
             slices[1].columns = 4;
             slices[1].pixels = Some(vec![-1000; 16]);

@@ -3,7 +3,7 @@
 
 use dicom_series::{find_series, read_series_dir, DicomError};
 
-use crate::write::{axial_series, write_series, Slice};
+use crate::write::{axial_series, write_series, Encoding, Slice};
 
 /// Writes `slices` into a fresh folder and returns the error reading them.
 fn refused(slices: &[Slice]) -> DicomError {
@@ -199,4 +199,27 @@ fn a_segmentation_in_the_series_is_skipped() {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].files.len(), 3, "{found:?}");
     assert_eq!(read_series_dir(dir.path()).unwrap().shape, [3, 4, 3]);
+}
+
+#[test]
+fn implicit_vr_and_rle_slices_read_as_explicit_ones() {
+    let read = |encoding| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut slices = axial_series(3);
+        for s in &mut slices {
+            s.encoding = encoding;
+        }
+        write_series(dir.path(), &slices);
+        read_series_dir(dir.path()).unwrap_or_else(|e| panic!("{encoding:?}: {e}"))
+    };
+    let explicit = read(Encoding::Explicit);
+    assert_eq!(read(Encoding::Implicit), explicit);
+    assert_eq!(read(Encoding::Rle), explicit);
+}
+
+#[test]
+fn an_unsupported_transfer_syntax_is_named() {
+    let mut slices = axial_series(2);
+    slices[1].encoding = Encoding::JpegLs;
+    assert_file_error(&refused(&slices), "slice1.dcm", "1.2.840.10008.1.2.4.80");
 }

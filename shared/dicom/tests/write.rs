@@ -1,12 +1,37 @@
-//! A minimal DICOM writer for the tests: explicit VR little endian CT
-//! slices assembled byte by byte, so that refusals and fuzzing need neither
-//! Python nor a DICOM writing library, and any attribute can be made wrong.
+//! A minimal DICOM writer for the tests: CT slices assembled byte by byte
+//! (explicit or implicit VR little endian, or RLE-compressed), so that
+//! refusals and fuzzing need neither Python nor a DICOM writing library,
+//! and any attribute can be made wrong.
 
 use std::path::Path;
+
+/// How the dataset and its pixel data are encoded.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Encoding {
+    Explicit,
+    Implicit,
+    /// Explicit VR, pixel data RLE-compressed in one encapsulated fragment.
+    Rle,
+    /// Explicit VR with pixel data encapsulated under JPEG-LS, which this
+    /// reader does not decode (the fragment is RLE bytes, never looked at).
+    JpegLs,
+}
+
+impl Encoding {
+    fn transfer_syntax(self) -> &'static [u8] {
+        match self {
+            Encoding::Explicit => b"1.2.840.10008.1.2.1",
+            Encoding::Implicit => b"1.2.840.10008.1.2",
+            Encoding::Rle => b"1.2.840.10008.1.2.5",
+            Encoding::JpegLs => b"1.2.840.10008.1.2.4.80",
+        }
+    }
+}
 
 /// One CT slice's attributes; `Slice::default()` is a valid 4×3 axial slice.
 #[derive(Clone)]
 pub struct Slice {
+    pub encoding: Encoding,
     pub sop_class: String,
     pub series_uid: String,
     pub modality: String,
@@ -25,6 +50,7 @@ pub struct Slice {
 impl Default for Slice {
     fn default() -> Self {
         Slice {
+            encoding: Encoding::Explicit,
             sop_class: "1.2.840.10008.5.1.4.1.1.2".into(),
             series_uid: "1.2.3.4.5".into(),
             modality: "CT".into(),
@@ -59,130 +85,156 @@ pub fn write_series(dir: &Path, slices: &[Slice]) {
     }
 }
 
-fn ds(values: &[f64]) -> String {
-    values
-        .iter()
-        .map(|v| format!("{v}"))
-        .collect::<Vec<_>>()
-        .join("\\")
+/// Decimal strings, backslash-separated.
+fn ds(values: &[f64]) -> Vec<u8> {
+    let text: Vec<String> = values.iter().map(|v| format!("{v}")).collect();
+    text.join("\\").into_bytes()
 }
 
 impl Slice {
     /// The file's bytes; `k` makes the SOP instance UID unique.
     pub fn encode(&self, k: usize) -> Vec<u8> {
         let instance = format!("1.2.3.4.6.{k}");
+        let sop = self.sop_class.as_bytes();
+        let mut out = Out {
+            bytes: Vec::new(),
+            implicit: self.encoding == Encoding::Implicit,
+        };
+        out.put((0x0008, 0x0016), b"UI", sop);
+        out.put((0x0008, 0x0018), b"UI", instance.as_bytes());
+        out.put((0x0008, 0x0060), b"CS", self.modality.as_bytes());
+        out.put((0x0020, 0x000E), b"UI", self.series_uid.as_bytes());
+        out.put((0x0020, 0x0032), b"DS", &ds(&self.position));
+        out.put((0x0020, 0x0037), b"DS", &ds(&self.orientation));
+        out.put((0x0028, 0x0002), b"US", &1u16.to_le_bytes());
+        out.put((0x0028, 0x0004), b"CS", b"MONOCHROME2");
+        if let Some(frames) = self.frames {
+            out.put((0x0028, 0x0008), b"IS", frames.to_string().as_bytes());
+        }
+        out.put((0x0028, 0x0010), b"US", &self.rows.to_le_bytes());
+        out.put((0x0028, 0x0011), b"US", &self.columns.to_le_bytes());
+        out.put((0x0028, 0x0030), b"DS", &ds(&self.pixel_spacing));
+        for (element, value) in [(0x0100, 16u16), (0x0101, 16), (0x0102, 15), (0x0103, 1)] {
+            out.put((0x0028, element), b"US", &value.to_le_bytes());
+        }
+        out.put((0x0028, 0x1052), b"DS", &ds(&[self.intercept]));
+        out.put((0x0028, 0x1053), b"DS", &ds(&[self.slope]));
+        self.put_pixels(&mut out);
+        let mut file = vec![0u8; 128];
+        file.extend_from_slice(b"DICM");
+        file.extend(meta_group(sop, instance.as_bytes(), self.encoding));
+        file.extend(out.bytes);
+        file
+    }
+
+    fn put_pixels(&self, out: &mut Out) {
         let pixels: Vec<i16> = self.pixels.clone().unwrap_or_else(|| {
             let n = usize::from(self.rows) * usize::from(self.columns);
             (0..n as i16).map(|v| v * 37 - 200).collect()
         });
-        let pixel_bytes: Vec<u8> = pixels.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let mut body = Vec::new();
-        put(
-            &mut body,
-            (0x0008, 0x0016),
-            b"UI",
-            self.sop_class.as_bytes(),
-        );
-        put(&mut body, (0x0008, 0x0018), b"UI", instance.as_bytes());
-        put(&mut body, (0x0008, 0x0060), b"CS", self.modality.as_bytes());
-        put(
-            &mut body,
-            (0x0020, 0x000E),
-            b"UI",
-            self.series_uid.as_bytes(),
-        );
-        put(
-            &mut body,
-            (0x0020, 0x0032),
-            b"DS",
-            ds(&self.position).as_bytes(),
-        );
-        put(
-            &mut body,
-            (0x0020, 0x0037),
-            b"DS",
-            ds(&self.orientation).as_bytes(),
-        );
-        put(&mut body, (0x0028, 0x0002), b"US", &1u16.to_le_bytes());
-        put(&mut body, (0x0028, 0x0004), b"CS", b"MONOCHROME2");
-        if let Some(frames) = self.frames {
-            put(
-                &mut body,
-                (0x0028, 0x0008),
-                b"IS",
-                frames.to_string().as_bytes(),
-            );
+        match self.encoding {
+            Encoding::Explicit | Encoding::Implicit => {
+                let bytes: Vec<u8> = pixels.iter().flat_map(|v| v.to_le_bytes()).collect();
+                out.put((0x7FE0, 0x0010), b"OW", &bytes);
+            }
+            Encoding::Rle | Encoding::JpegLs => out.encapsulated(&rle_frame(&pixels)),
         }
-        put(&mut body, (0x0028, 0x0010), b"US", &self.rows.to_le_bytes());
-        put(
-            &mut body,
-            (0x0028, 0x0011),
-            b"US",
-            &self.columns.to_le_bytes(),
-        );
-        put(
-            &mut body,
-            (0x0028, 0x0030),
-            b"DS",
-            ds(&self.pixel_spacing).as_bytes(),
-        );
-        for (element, value) in [(0x0100, 16u16), (0x0101, 16), (0x0102, 15), (0x0103, 1)] {
-            put(&mut body, (0x0028, element), b"US", &value.to_le_bytes());
-        }
-        put(
-            &mut body,
-            (0x0028, 0x1052),
-            b"DS",
-            ds(&[self.intercept]).as_bytes(),
-        );
-        put(
-            &mut body,
-            (0x0028, 0x1053),
-            b"DS",
-            ds(&[self.slope]).as_bytes(),
-        );
-        put(&mut body, (0x7FE0, 0x0010), b"OW", &pixel_bytes);
-        let mut file = vec![0u8; 128];
-        file.extend_from_slice(b"DICM");
-        file.extend(meta_group(&self.sop_class, &instance));
-        file.extend(body);
-        file
     }
 }
 
-fn meta_group(sop_class: &str, instance: &str) -> Vec<u8> {
-    let mut meta = Vec::new();
-    put(&mut meta, (0x0002, 0x0001), b"OB", &[0, 1]);
-    put(&mut meta, (0x0002, 0x0002), b"UI", sop_class.as_bytes());
-    put(&mut meta, (0x0002, 0x0003), b"UI", instance.as_bytes());
-    put(&mut meta, (0x0002, 0x0010), b"UI", b"1.2.840.10008.1.2.1");
-    put(&mut meta, (0x0002, 0x0012), b"UI", b"1.2.3.4.99");
-    let mut group = Vec::new();
-    put(
-        &mut group,
-        (0x0002, 0x0000),
-        b"UL",
-        &(meta.len() as u32).to_le_bytes(),
-    );
-    group.extend(meta);
-    group
+/// An RLE frame of 16-bit values: two segments (high bytes, then low
+/// bytes), each a series of literal runs of at most 128 bytes.
+fn rle_frame(pixels: &[i16]) -> Vec<u8> {
+    let segment = |byte: usize| -> Vec<u8> {
+        let plane: Vec<u8> = pixels.iter().map(|v| v.to_be_bytes()[byte]).collect();
+        let mut seg = Vec::new();
+        for run in plane.chunks(128) {
+            seg.push((run.len() - 1) as u8);
+            seg.extend_from_slice(run);
+        }
+        if seg.len() % 2 == 1 {
+            seg.push(0);
+        }
+        seg
+    };
+    let (high, low) = (segment(0), segment(1));
+    let mut header = [0u32; 16];
+    header[0] = 2;
+    header[1] = 64;
+    header[2] = 64 + high.len() as u32;
+    let mut frame: Vec<u8> = header.iter().flat_map(|v| v.to_le_bytes()).collect();
+    frame.extend(high);
+    frame.extend(low);
+    frame
 }
 
-/// One explicit VR little endian element, its value padded to even length
-/// (UIs with NUL, text with a space).
-fn put(out: &mut Vec<u8>, tag: (u16, u16), vr: &[u8; 2], value: &[u8]) {
-    let mut value = value.to_vec();
-    if value.len() % 2 == 1 {
-        value.push(if vr == b"UI" { 0 } else { b' ' });
+fn meta_group(sop_class: &[u8], instance: &[u8], encoding: Encoding) -> Vec<u8> {
+    let mut meta = Out {
+        bytes: Vec::new(),
+        implicit: false,
+    };
+    meta.put((0x0002, 0x0001), b"OB", &[0, 1]);
+    meta.put((0x0002, 0x0002), b"UI", sop_class);
+    meta.put((0x0002, 0x0003), b"UI", instance);
+    meta.put((0x0002, 0x0010), b"UI", encoding.transfer_syntax());
+    meta.put((0x0002, 0x0012), b"UI", b"1.2.3.4.99");
+    let mut group = Out {
+        bytes: Vec::new(),
+        implicit: false,
+    };
+    let len = meta.bytes.len() as u32;
+    group.put((0x0002, 0x0000), b"UL", &len.to_le_bytes());
+    group.bytes.extend(meta.bytes);
+    group.bytes
+}
+
+/// Encoded elements, in the dataset's VR encoding.
+struct Out {
+    bytes: Vec<u8>,
+    implicit: bool,
+}
+
+impl Out {
+    fn tag(&mut self, tag: (u16, u16)) {
+        self.bytes.extend_from_slice(&tag.0.to_le_bytes());
+        self.bytes.extend_from_slice(&tag.1.to_le_bytes());
     }
-    out.extend_from_slice(&tag.0.to_le_bytes());
-    out.extend_from_slice(&tag.1.to_le_bytes());
-    out.extend_from_slice(vr);
-    if matches!(vr, b"OB" | b"OW" | b"SQ" | b"UN" | b"UT") {
-        out.extend_from_slice(&[0, 0]);
-        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
-    } else {
-        out.extend_from_slice(&(value.len() as u16).to_le_bytes());
+
+    /// One element, its value padded to even length (UIs with NUL, text
+    /// with a space).
+    fn put(&mut self, tag: (u16, u16), vr: &[u8; 2], value: &[u8]) {
+        let mut value = value.to_vec();
+        if value.len() % 2 == 1 {
+            value.push(if vr == b"UI" { 0 } else { b' ' });
+        }
+        self.tag(tag);
+        let len = value.len() as u32;
+        if self.implicit {
+            self.bytes.extend_from_slice(&len.to_le_bytes());
+        } else if matches!(vr, b"OB" | b"OW" | b"SQ" | b"UN" | b"UT") {
+            self.bytes.extend_from_slice(vr);
+            self.bytes.extend_from_slice(&[0, 0]);
+            self.bytes.extend_from_slice(&len.to_le_bytes());
+        } else {
+            self.bytes.extend_from_slice(vr);
+            self.bytes.extend_from_slice(&(len as u16).to_le_bytes());
+        }
+        self.bytes.extend(value);
     }
-    out.extend(value);
+
+    /// Encapsulated PixelData: an empty offset table, one fragment, the
+    /// sequence delimiter.
+    fn encapsulated(&mut self, fragment: &[u8]) {
+        self.tag((0x7FE0, 0x0010));
+        self.bytes.extend_from_slice(b"OB\0\0");
+        self.bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+        for item in [&[][..], fragment] {
+            self.tag((0xFFFE, 0xE000));
+            self.bytes
+                .extend_from_slice(&(item.len() as u32).to_le_bytes());
+            self.bytes.extend_from_slice(item);
+        }
+        self.tag((0xFFFE, 0xE0DD));
+        self.bytes.extend_from_slice(&0u32.to_le_bytes());
+    }
 }
