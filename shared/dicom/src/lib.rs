@@ -88,20 +88,25 @@ pub fn read_series(series: &SeriesFiles) -> Result<Volume, DicomError> {
 pub fn read_series_dir(dir: impl AsRef<Path>) -> Result<Volume, DicomError> {
     let dir = dir.as_ref();
     let mut series = find_series(dir)?;
-    match series.len() {
-        1 => read_series(&series.remove(0)),
-        n => {
-            Err(DicomError::Folder {
-                path: dir.to_owned(),
-                reason: match n {
-                    0 => "no DICOM image series found".to_owned(),
-                    _ => format!(
-                    "{n} series found ({}); read them one by one with find_series and read_series",
-                    series.iter().map(|s| s.series_uid.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-                },
-            })
-        }
+    if series.len() != 1 {
+        return Err(not_one_series(dir, &series));
+    }
+    read_series(&series.remove(0))
+}
+
+/// The error for a folder with no series or several, listing them.
+fn not_one_series(dir: &Path, series: &[SeriesFiles]) -> DicomError {
+    let uids: Vec<&str> = series.iter().map(|s| s.series_uid.as_str()).collect();
+    let reason = match uids.len() {
+        0 => "no DICOM image series found".to_owned(),
+        n => format!(
+            "{n} series found ({}); read them one by one with find_series and read_series",
+            uids.join(", ")
+        ),
+    };
+    DicomError::Folder {
+        path: dir.to_owned(),
+        reason,
     }
 }
 

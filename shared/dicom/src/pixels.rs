@@ -27,12 +27,24 @@ pub(crate) fn decode_slice(
     out: &mut [i16],
 ) -> Result<(), DicomError> {
     let bad = |reason: String| DicomError::file(path, reason);
-    let bytes_per_pixel = check_size(obj, out.len()).map_err(bad)?;
+    check_size(obj, out.len()).map_err(bad)?;
     let decoded = obj
         .decode_pixel_data()
         .map_err(|e| bad(format!("cannot decode pixel data: {}", chain(&e))))?;
+    // The decoder's own view of the format, which is what its bytes follow.
+    let bits_allocated = decoded.bits_allocated();
+    if !matches!(bits_allocated, 8 | 16) {
+        return Err(bad(format!(
+            "decoded to {bits_allocated} bits per pixel; only 8 and 16 are read"
+        )));
+    }
+    let format = Format {
+        bits_allocated,
+        bits_stored: decoded.bits_stored().clamp(1, bits_allocated),
+        signed: decoded.pixel_representation() == PixelRepresentation::Signed,
+    };
     let data = decoded.data();
-    let needed = out.len() * bytes_per_pixel;
+    let needed = out.len() * usize::from(bits_allocated / 8);
     if data.len() < needed {
         return Err(bad(format!(
             "pixel data holds {} bytes, {}×{} pixels need {needed}",
@@ -41,11 +53,6 @@ pub(crate) fn decode_slice(
             header.columns
         )));
     }
-    let format = Format {
-        bits_allocated: decoded.bits_allocated(),
-        bits_stored: decoded.bits_stored().clamp(1, decoded.bits_allocated()),
-        signed: decoded.pixel_representation() == PixelRepresentation::Signed,
-    };
     let rescale = |stored: i32| {
         // `as` saturates: values past the int16 range become its ends.
         (f64::from(stored) * header.slope + header.intercept).round_ties_even() as i16
@@ -65,9 +72,9 @@ pub(crate) fn decode_slice(
     Ok(())
 }
 
-/// Bytes per pixel, once the stored pixel data is known to be large enough
-/// (native) or small enough to be plausible (encapsulated) for `pixels`.
-pub(crate) fn check_size(obj: &DefaultDicomObject, pixels: usize) -> Result<usize, String> {
+/// Checks that the stored pixel data is large enough (native) or small
+/// enough to be plausible (encapsulated) for `pixels` values.
+pub(crate) fn check_size(obj: &DefaultDicomObject, pixels: usize) -> Result<(), String> {
     let bits = crate::header::uint(obj, tags::BITS_ALLOCATED).unwrap_or(0);
     let bytes_per_pixel = if bits == 8 { 1 } else { 2 };
     let needed = pixels * bytes_per_pixel;
@@ -95,7 +102,7 @@ pub(crate) fn check_size(obj: &DefaultDicomObject, pixels: usize) -> Result<usiz
         }
         Value::Sequence(_) => return Err("PixelData is a sequence".into()),
     }
-    Ok(bytes_per_pixel)
+    Ok(())
 }
 
 /// How stored pixel bits become an integer.
