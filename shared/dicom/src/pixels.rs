@@ -125,3 +125,37 @@ impl Format {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Format;
+
+    #[test]
+    fn bits_above_bits_stored_are_dropped_and_the_sign_extended() {
+        let signed12 = Format {
+            bits_allocated: 16,
+            bits_stored: 12,
+            signed: true,
+        };
+        // -2000 as int16 (0xF830), and with junk in the top nibble.
+        assert_eq!(signed12.value(0xF830), -2000);
+        assert_eq!(signed12.value(0x5830), -2000);
+        assert_eq!(signed12.value(0x07FF), 2047);
+        let unsigned12 = Format {
+            signed: false,
+            ..signed12
+        };
+        assert_eq!(unsigned12.value(0xFFFF), 4095);
+        let signed16 = Format {
+            bits_stored: 16,
+            ..signed12
+        };
+        assert_eq!(signed16.value(0x8000), -32768);
+        let unsigned8 = Format {
+            bits_allocated: 8,
+            bits_stored: 8,
+            signed: false,
+        };
+        assert_eq!(unsigned8.value(0xFF), 255);
+    }
+}
