@@ -13,8 +13,8 @@ use dicom_dictionary_std::StandardDataDictionary;
 const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
 /// Explicit VR Big Endian (retired): refused, nothing current writes it.
 const EXPLICIT_BE: &str = "1.2.840.10008.1.2.2";
-/// Deflated Explicit VR Little Endian: the dataset is compressed, so its
-/// lengths cannot be walked without inflating it first.
+/// Deflated Explicit VR Little Endian: the dataset is a raw deflate stream,
+/// inflated (bounded) to be walked.
 const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
 const UNDEFINED: u32 = u32::MAX;
 
@@ -33,12 +33,45 @@ pub(crate) fn check_lengths(bytes: &[u8]) -> Result<(), String> {
     let ts = walk.meta_group()?;
     match ts.as_str() {
         EXPLICIT_BE => Err("explicit VR big endian (retired) is not supported".into()),
-        DEFLATED => Ok(()),
+        DEFLATED => {
+            let inflated = inflate(&bytes[walk.pos.min(bytes.len())..])?;
+            Walk {
+                bytes: &inflated,
+                pos: 0,
+                implicit: false,
+                fragments: false,
+            }
+            .dataset()
+        }
         _ => {
             walk.implicit = ts == IMPLICIT_LE;
             walk.dataset()
         }
     }
+}
+
+/// Inflating at most this many times the stream's size (plus
+/// [`INFLATE_SLACK`]): far above what a CT slice deflates by (~2–4×), far
+/// below what a deflate bomb claims.
+const MAX_INFLATE_RATIO: usize = 1024;
+const INFLATE_SLACK: usize = 1 << 20;
+
+/// The deflated dataset, inflated up to the ratio bound.
+fn inflate(stream: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let limit = stream.len().saturating_mul(MAX_INFLATE_RATIO) + INFLATE_SLACK;
+    let mut out = Vec::new();
+    flate2::read::DeflateDecoder::new(stream)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("corrupt deflated dataset: {e}"))?;
+    if out.len() > limit {
+        return Err(format!(
+            "deflated dataset of {} bytes inflates to over {limit} bytes",
+            stream.len()
+        ));
+    }
+    Ok(out)
 }
 
 /// Whether `bytes` start with a 128-byte preamble and the `DICM` marker.

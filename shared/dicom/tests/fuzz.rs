@@ -1,7 +1,7 @@
 //! The reader must answer any bytes with Ok or an error, never a panic, a
-//! hang or an absurd allocation: a valid slice (explicit VR, implicit VR or
-//! RLE) truncated, with bytes overwritten, or with a 32-bit window set to a
-//! huge length, in the middle of a three-slice series.
+//! hang or an absurd allocation: a valid slice (explicit VR, implicit VR,
+//! RLE or deflated) truncated, with bytes overwritten, or with a 32-bit
+//! window set to a huge length, in the middle of a three-slice series.
 
 use dicom_series::{find_series, read_series};
 use proptest::prelude::*;
@@ -56,7 +56,7 @@ proptest! {
     fn mutated_files_never_panic(
         m in mutation(),
         also_16bit_dims in any::<bool>(),
-        encoding in prop::sample::select(vec![Encoding::Explicit, Encoding::Implicit, Encoding::Rle]),
+        encoding in prop::sample::select(vec![Encoding::Explicit, Encoding::Implicit, Encoding::Rle, Encoding::Deflated]),
     ) {
         let dir = tempfile::tempdir().unwrap();
         let mut slices = axial_series(3);

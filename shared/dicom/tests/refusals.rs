@@ -202,7 +202,7 @@ fn a_segmentation_in_the_series_is_skipped() {
 }
 
 #[test]
-fn implicit_vr_and_rle_slices_read_as_explicit_ones() {
+fn implicit_vr_rle_and_deflated_slices_read_as_explicit_ones() {
     let read = |encoding| {
         let dir = tempfile::tempdir().unwrap();
         let mut slices = axial_series(3);
@@ -215,6 +215,7 @@ fn implicit_vr_and_rle_slices_read_as_explicit_ones() {
     let explicit = read(Encoding::Explicit);
     assert_eq!(read(Encoding::Implicit), explicit);
     assert_eq!(read(Encoding::Rle), explicit);
+    assert_eq!(read(Encoding::Deflated), explicit);
 }
 
 #[test]
@@ -222,4 +223,28 @@ fn an_unsupported_transfer_syntax_is_named() {
     let mut slices = axial_series(2);
     slices[1].encoding = Encoding::JpegLs;
     assert_file_error(&refused(&slices), "slice1.dcm", "1.2.840.10008.1.2.4.80");
+}
+
+#[test]
+fn an_absurd_length_inside_a_deflated_dataset_is_refused() {
+    // The pixel data's length set to 4 GiB, then the dataset deflated: the
+    // bound must hold after inflation too.
+    let dir = tempfile::tempdir().unwrap();
+    // Preamble, DICM, the group length element and the group it counts.
+    let meta_end =
+        |file: &[u8]| 144 + u32::from_le_bytes(file[140..144].try_into().unwrap()) as usize;
+    let plain = Slice::default().encode(0);
+    let mut dataset = plain[meta_end(&plain)..].to_vec();
+    let at = dataset.len() - 24 - 4;
+    dataset[at..at + 4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    let mut deflated = Slice {
+        encoding: Encoding::Deflated,
+        ..Slice::default()
+    }
+    .encode(0);
+    deflated.truncate(meta_end(&deflated));
+    deflated.extend(crate::write::deflate(&dataset));
+    std::fs::write(dir.path().join("bomb.dcm"), &deflated).unwrap();
+    let e = find_series(dir.path()).unwrap_err();
+    assert_file_error(&e, "bomb.dcm", "truncated");
 }

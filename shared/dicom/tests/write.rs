@@ -12,6 +12,8 @@ pub enum Encoding {
     Implicit,
     /// Explicit VR, pixel data RLE-compressed in one encapsulated fragment.
     Rle,
+    /// Explicit VR, the whole dataset one raw deflate stream.
+    Deflated,
     /// Explicit VR with pixel data encapsulated under JPEG-LS, which this
     /// reader does not decode (the fragment is RLE bytes, never looked at).
     JpegLs,
@@ -23,6 +25,7 @@ impl Encoding {
             Encoding::Explicit => b"1.2.840.10008.1.2.1",
             Encoding::Implicit => b"1.2.840.10008.1.2",
             Encoding::Rle => b"1.2.840.10008.1.2.5",
+            Encoding::Deflated => b"1.2.840.10008.1.2.1.99",
             Encoding::JpegLs => b"1.2.840.10008.1.2.4.80",
         }
     }
@@ -123,7 +126,11 @@ impl Slice {
         let mut file = vec![0u8; 128];
         file.extend_from_slice(b"DICM");
         file.extend(meta_group(sop, instance.as_bytes(), self.encoding));
-        file.extend(out.bytes);
+        if self.encoding == Encoding::Deflated {
+            file.extend(deflate(&out.bytes));
+        } else {
+            file.extend(out.bytes);
+        }
         file
     }
 
@@ -133,13 +140,22 @@ impl Slice {
             (0..n as i16).map(|v| v * 37 - 200).collect()
         });
         match self.encoding {
-            Encoding::Explicit | Encoding::Implicit => {
+            Encoding::Explicit | Encoding::Implicit | Encoding::Deflated => {
                 let bytes: Vec<u8> = pixels.iter().flat_map(|v| v.to_le_bytes()).collect();
                 out.put((0x7FE0, 0x0010), b"OW", &bytes);
             }
             Encoding::Rle | Encoding::JpegLs => out.encapsulated(&rle_frame(&pixels)),
         }
     }
+}
+
+/// A raw deflate stream (no zlib header), as DICOM's deflated syntax has.
+pub fn deflate(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
 }
 
 /// An RLE frame of 16-bit values: two segments (high bytes, then low
