@@ -13,7 +13,7 @@
 set -euo pipefail
 
 TORCH_VERSION="2.11.0"
-PY_PACKAGES=(numpy zstandard SimpleITK tensorboard diskcache safetensors scipy)
+PY_PACKAGES=(numpy zstandard SimpleITK tensorboard diskcache safetensors scipy pydicom pillow)
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${TORCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/luna-toolkit/venv}"
 python_bin="${PYTHON:-python3}"
@@ -42,6 +42,7 @@ missing=()
 for pkg in "${PY_PACKAGES[@]}"; do
     mod="$pkg"
     [[ "$pkg" == "SimpleITK" ]] && mod="SimpleITK"
+    [[ "$pkg" == "pillow" ]] && mod="PIL"
     "$venv/bin/python" -c "import $mod" 2>/dev/null || missing+=("$pkg")
 done
 if ((${#missing[@]})); then

@@ -1,0 +1,65 @@
+//! Opening one DICOM file: read it whole (bounded), check its lengths, then
+//! let dicom-object parse it from memory.
+
+use std::io::Read;
+use std::path::Path;
+
+use dicom_object::file::ReadPreamble;
+use dicom_object::{DefaultDicomObject, OpenFileOptions};
+
+use crate::error::DicomError;
+use crate::guard;
+
+/// The largest file read: 2 GiB, four times a 16-bit 16384² slice. A
+/// bigger one cannot be a slice this reader accepts.
+pub(crate) const MAX_FILE_BYTES: u64 = 2 << 30;
+
+/// Whether `path` starts like a DICOM file (`DICM` at offset 128), judged
+/// from its first 132 bytes so that other files cost one small read.
+pub(crate) fn sniff(path: &Path) -> Result<bool, DicomError> {
+    let mut head = Vec::with_capacity(132);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(132).read_to_end(&mut head))
+        .map_err(|e| DicomError::io(path, e))?;
+    Ok(guard::has_preamble(&head))
+}
+
+/// Reads and parses a whole DICOM file (preamble, meta group, dataset).
+pub(crate) fn open(path: &Path) -> Result<DefaultDicomObject, DicomError> {
+    let bytes = read_bounded(path)?;
+    guard::check_lengths(&bytes).map_err(|reason| DicomError::file(path, reason))?;
+    OpenFileOptions::new()
+        .read_preamble(ReadPreamble::Never)
+        .from_reader(&bytes[128..])
+        .map_err(|e| DicomError::file(path, format!("unreadable DICOM: {}", chain(&e))))
+}
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, DicomError> {
+    let file = std::fs::File::open(path).map_err(|e| DicomError::io(path, e))?;
+    let size = file.metadata().map_err(|e| DicomError::io(path, e))?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(DicomError::file(
+            path,
+            format!("{size} bytes, over the {MAX_FILE_BYTES}-byte limit for one slice"),
+        ));
+    }
+    let mut bytes = Vec::new();
+    // `take`: the file may grow after the size was read.
+    file.take(MAX_FILE_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(|e| DicomError::io(path, e))?;
+    Ok(bytes)
+}
+
+/// An error with its sources, "a: b: c": dicom-rs errors put the detail
+/// (which element, which offset) in the source chain.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

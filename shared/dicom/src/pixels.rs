@@ -1,0 +1,161 @@
+//! One slice's stored pixels → int16 values: decoded by dicom-pixeldata,
+//! then stored × RescaleSlope + RescaleIntercept of that slice.
+
+use std::path::Path;
+
+use dicom_core::value::Value;
+use dicom_dictionary_std::tags;
+use dicom_object::DefaultDicomObject;
+use dicom_pixeldata::{PixelDecoder, PixelRepresentation};
+
+use crate::error::DicomError;
+use crate::file::chain;
+use crate::header::SliceHeader;
+
+/// Encapsulated (compressed) pixel data may decode to at most this many
+/// times its size plus [`SLACK_BYTES`]: a corrupt Rows × Columns must not
+/// make a small file allocate gigabytes. Far above real CT compression
+/// ratios (lossless ≤ ~4×, lossy JPEG of a CT slice ≤ ~50×).
+const MAX_RATIO: usize = 1024;
+const SLACK_BYTES: usize = 1 << 20;
+
+/// Fills `out` (rows × columns values) with the slice's rescaled values.
+pub(crate) fn decode_slice(
+    obj: &DefaultDicomObject,
+    header: &SliceHeader,
+    path: &Path,
+    out: &mut [i16],
+) -> Result<(), DicomError> {
+    let bad = |reason: String| DicomError::file(path, reason);
+    check_size(obj, out.len()).map_err(bad)?;
+    let decoded = obj
+        .decode_pixel_data()
+        .map_err(|e| bad(format!("cannot decode pixel data: {}", chain(&e))))?;
+    // The decoder's own view of the format, which is what its bytes follow.
+    let bits_allocated = decoded.bits_allocated();
+    if !matches!(bits_allocated, 8 | 16) {
+        return Err(bad(format!(
+            "decoded to {bits_allocated} bits per pixel; only 8 and 16 are read"
+        )));
+    }
+    let format = Format {
+        bits_allocated,
+        bits_stored: decoded.bits_stored().clamp(1, bits_allocated),
+        signed: decoded.pixel_representation() == PixelRepresentation::Signed,
+    };
+    let data = decoded.data();
+    let needed = out.len() * usize::from(bits_allocated / 8);
+    if data.len() < needed {
+        return Err(bad(format!(
+            "pixel data holds {} bytes, {}×{} pixels need {needed}",
+            data.len(),
+            header.rows,
+            header.columns
+        )));
+    }
+    let rescale = |stored: i32| {
+        // `as` saturates: values past the int16 range become its ends.
+        (f64::from(stored) * header.slope + header.intercept).round_ties_even() as i16
+    };
+    match format.bits_allocated {
+        16 => {
+            for (v, b) in out.iter_mut().zip(data.chunks_exact(2)) {
+                *v = rescale(format.value(u32::from(u16::from_le_bytes([b[0], b[1]]))));
+            }
+        }
+        _ => {
+            for (v, &b) in out.iter_mut().zip(data) {
+                *v = rescale(format.value(u32::from(b)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the stored pixel data is large enough (native) or small
+/// enough to be plausible (encapsulated) for `pixels` values.
+pub(crate) fn check_size(obj: &DefaultDicomObject, pixels: usize) -> Result<(), String> {
+    let bits = crate::header::uint(obj, tags::BITS_ALLOCATED).unwrap_or(0);
+    let bytes_per_pixel = if bits == 8 { 1 } else { 2 };
+    let needed = pixels * bytes_per_pixel;
+    let element = obj
+        .element_opt(tags::PIXEL_DATA)
+        .ok()
+        .flatten()
+        .ok_or("no PixelData")?;
+    match element.value() {
+        Value::PixelSequence(seq) => {
+            let stored: usize = seq.fragments().iter().map(Vec::len).sum();
+            if needed > stored.saturating_mul(MAX_RATIO) + SLACK_BYTES {
+                return Err(format!(
+                    "{stored} bytes of compressed pixel data cannot hold {needed} bytes of pixels"
+                ));
+            }
+        }
+        Value::Primitive(p) => {
+            let stored = p.calculate_byte_len();
+            if stored < needed {
+                return Err(format!(
+                    "truncated pixel data: {stored} bytes where {needed} are needed"
+                ));
+            }
+        }
+        Value::Sequence(_) => return Err("PixelData is a sequence".into()),
+    }
+    Ok(())
+}
+
+/// How stored pixel bits become an integer.
+struct Format {
+    bits_allocated: u16,
+    bits_stored: u16,
+    signed: bool,
+}
+
+impl Format {
+    /// The stored value: bits above BitsStored dropped (they may hold
+    /// overlays or junk) and the sign bit extended, as GDCM does.
+    fn value(&self, raw: u32) -> i32 {
+        let bits = u32::from(self.bits_stored);
+        let masked = raw & ((1u32 << bits) - 1);
+        if self.signed && masked >> (bits - 1) & 1 == 1 {
+            masked as i32 - (1i32 << bits)
+        } else {
+            masked as i32
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Format;
+
+    #[test]
+    fn bits_above_bits_stored_are_dropped_and_the_sign_extended() {
+        let signed12 = Format {
+            bits_allocated: 16,
+            bits_stored: 12,
+            signed: true,
+        };
+        // -2000 as int16 (0xF830), and with junk in the top nibble.
+        assert_eq!(signed12.value(0xF830), -2000);
+        assert_eq!(signed12.value(0x5830), -2000);
+        assert_eq!(signed12.value(0x07FF), 2047);
+        let unsigned12 = Format {
+            signed: false,
+            ..signed12
+        };
+        assert_eq!(unsigned12.value(0xFFFF), 4095);
+        let signed16 = Format {
+            bits_stored: 16,
+            ..signed12
+        };
+        assert_eq!(signed16.value(0x8000), -32768);
+        let unsigned8 = Format {
+            bits_allocated: 8,
+            bits_stored: 8,
+            signed: false,
+        };
+        assert_eq!(unsigned8.value(0xFF), 255);
+    }
+}
