@@ -254,6 +254,63 @@ fn analyze_equals_the_books_pipeline_on_the_same_scan_and_state_files() {
     assert!(png.starts_with(b"\x89PNG"), "picture");
     let mhd_text = std::fs::read_to_string(out.join(format!("{uid}.mask.mhd"))).unwrap();
     assert!(mhd_text.contains("ElementType = MET_UCHAR"), "{mhd_text}");
+
+    the_same_scan_as_a_dicom_series_gives_the_same_analysis(tmp.path(), &mhd, &out);
+}
+
+/// The scan written as a DICOM series (scripts/mhd_to_dicom.py: shuffled
+/// file names, unsigned storage with an intercept, in a patient/study/series
+/// tree) analysed with the same models: the same nodules.csv and mask, byte
+/// for byte, and `prepcache inspect` of the folder sees the same voxels.
+fn the_same_scan_as_a_dicom_series_gives_the_same_analysis(dir: &Path, mhd: &Path, mhd_out: &Path) {
+    let series = dir.join("dicom/patient/study/series");
+    let script = luna_e2e::python::scripts_dir().join("mhd_to_dicom.py");
+    let status = std::process::Command::new(luna_e2e::python::python())
+        .arg(&script)
+        .args([mhd, &series])
+        .args(["--shuffle", "--rescale"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "{}", script.display());
+    let out = dir.join("out-dicom");
+    let (ok, text) = analyze(&[
+        "--scan".as_ref(),
+        dir.join("dicom").as_os_str(),
+        "--seg-model".as_ref(),
+        dir.join("seg.state").as_os_str(),
+        "--cls-model".as_ref(),
+        dir.join("cls.state").as_os_str(),
+        "--precision".as_ref(),
+        "fp32".as_ref(),
+        "--memory-format".as_ref(),
+        "contiguous".as_ref(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--keep-mask".as_ref(),
+    ]);
+    assert!(ok, "{text}");
+    for file in [
+        "nodules.csv".to_owned(),
+        format!("{}.mask.raw", uid_of(mhd)),
+    ] {
+        let (a, b) = (
+            std::fs::read(mhd_out.join(&file)),
+            std::fs::read(out.join(&file)),
+        );
+        assert!(
+            a.unwrap() == b.unwrap(),
+            "{file} differs between the .mhd and the series"
+        );
+    }
+    let values = |path: &Path| {
+        let text = luna_e2e::prepcache::ok(&["inspect", s(path)]);
+        text[text.find("values:").expect("a values section")..].to_owned()
+    };
+    assert_eq!(values(&series), values(mhd));
+}
+
+fn uid_of(mhd: &Path) -> String {
+    mhd.file_stem().unwrap().to_string_lossy().into_owned()
 }
 
 /// A failure is one line on stderr and no panic or backtrace.

@@ -154,9 +154,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = synth::PresetArg::Tiny)]
         preset: synth::PresetArg,
     },
-    /// Print a MetaImage file's header and a summary of its voxels.
+    /// Print a scan's header (or a DICOM series' geometry) and a summary of
+    /// its voxels.
     Inspect {
-        #[arg(value_name = "FILE.mhd")]
+        /// A .mhd/.mha file, or a folder holding one DICOM series.
+        #[arg(value_name = "FILE.mhd|DIR")]
         file: PathBuf,
     },
 }
@@ -250,7 +252,14 @@ fn run(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Inspect { file } => {
-            let text = shared::metaimage::inspect(&file)?;
+            let text = if file.is_dir() {
+                shared::metaimage::inspect_volume(
+                    &file,
+                    &shared::dicom_series::read_series_dir(&file)?,
+                )
+            } else {
+                shared::metaimage::inspect(&file)?
+            };
             let mut out = io::stdout().lock();
             out.write_all(text.as_bytes())?;
             if !text.ends_with('\n') {

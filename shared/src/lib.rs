@@ -8,9 +8,10 @@
 //! masks ([`nodule_mask`]) and its segmentation samples and cache
 //! ([`seg`]), plus crash-safe file
 //! writing ([`durable`]) and one-writer folder locks ([`lock`]) for every
-//! tool. Reading the scans themselves is the [`metaimage`] crate's job; it
-//! is re-exported here with its [`geometry`] and [`volume`] modules so the
-//! tools need one data dependency.
+//! tool. Reading the scans themselves is the [`metaimage`] and
+//! [`dicom_series`] crates' job, behind one [`scan_source::ScanSource`];
+//! metaimage is re-exported here with its [`geometry`] and [`volume`]
+//! modules so the tools need one data dependency.
 
 pub mod cache;
 pub mod crop;
@@ -21,7 +22,9 @@ pub mod hu;
 pub mod lock;
 pub mod luna;
 pub mod nodule_mask;
+pub mod scan_source;
 pub mod seg;
 pub mod signals;
 
+pub use dicom_series;
 pub use metaimage::{self, geometry, volume};

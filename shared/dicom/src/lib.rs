@@ -4,7 +4,8 @@
 //!
 //! - [`find_series`]: the image series under a folder, at any depth.
 //! - [`read_series`]: one series → [`Volume`] (`[slice][row][column]`).
-//! - [`read_series_dir`]: the single series in a folder → [`Volume`].
+//! - [`find_one_series`], [`read_series_dir`]: the single series in a
+//!   folder, its files or its [`Volume`].
 //!
 //! Slices are ordered by ImagePositionPatient projected on the normal
 //! n = row × column of ImageOrientationPatient; z spacing is the median
@@ -86,12 +87,18 @@ pub fn read_series(series: &SeriesFiles) -> Result<Volume, DicomError> {
 /// Reads the only series under `dir` (at any depth); a folder with none or
 /// several is [`DicomError::Folder`].
 pub fn read_series_dir(dir: impl AsRef<Path>) -> Result<Volume, DicomError> {
+    read_series(&find_one_series(dir)?)
+}
+
+/// The only series under `dir` (at any depth); a folder with none or
+/// several is [`DicomError::Folder`], listing what it holds.
+pub fn find_one_series(dir: impl AsRef<Path>) -> Result<SeriesFiles, DicomError> {
     let dir = dir.as_ref();
     let mut series = find_series(dir)?;
     if series.len() != 1 {
         return Err(not_one_series(dir, &series));
     }
-    read_series(&series.remove(0))
+    Ok(series.remove(0))
 }
 
 /// The error for a folder with no series or several, listing them.

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::element::{with_voxels, Element};
 use super::{payload, read_header, read_typed, Header, MetaImageError, VoxelData};
+use crate::volume::Volume;
 
 /// Bin edges of the coarse HU histogram: air, lung, fat, soft tissue, bone.
 const HISTOGRAM_EDGES: [f64; 8] = [
@@ -27,39 +28,60 @@ pub(crate) struct Stats {
 }
 
 pub(crate) fn stats(data: &VoxelData) -> Stats {
-    let mut s = Stats {
-        count: 0,
-        min: f64::INFINITY,
-        max: f64::NEG_INFINITY,
-        mean: 0.0,
-        std: 0.0,
-        below_minus_900: 0,
-        histogram: [0; HISTOGRAM_EDGES.len() + 1],
-    };
-    // Welford's update: stable for 10^8 voxels where sum/sum² would lose digits.
-    let mut m2 = 0.0;
+    let mut acc = Accumulator::new();
     with_voxels!(data, values => {
         for &v in values {
-            let x = v.to_f64();
-            if x.is_nan() {
-                continue;
-            }
-            s.count += 1;
-            s.min = s.min.min(x);
-            s.max = s.max.max(x);
-            let delta = x - s.mean;
-            s.mean += delta / s.count as f64;
-            m2 += delta * (x - s.mean);
-            if x < -900.0 {
-                s.below_minus_900 += 1;
-            }
-            s.histogram[HISTOGRAM_EDGES.partition_point(|&e| e <= x)] += 1;
+            acc.push(v.to_f64());
         }
     });
-    if s.count > 0 {
-        s.std = (m2 / s.count as f64).sqrt();
+    acc.finish()
+}
+
+/// Welford's update: stable for 10^8 voxels where sum/sum² would lose digits.
+struct Accumulator {
+    s: Stats,
+    m2: f64,
+}
+
+impl Accumulator {
+    fn new() -> Self {
+        Accumulator {
+            s: Stats {
+                count: 0,
+                min: f64::INFINITY,
+                max: f64::NEG_INFINITY,
+                mean: 0.0,
+                std: 0.0,
+                below_minus_900: 0,
+                histogram: [0; HISTOGRAM_EDGES.len() + 1],
+            },
+            m2: 0.0,
+        }
     }
-    s
+
+    fn push(&mut self, x: f64) {
+        if x.is_nan() {
+            return;
+        }
+        let s = &mut self.s;
+        s.count += 1;
+        s.min = s.min.min(x);
+        s.max = s.max.max(x);
+        let delta = x - s.mean;
+        s.mean += delta / s.count as f64;
+        self.m2 += delta * (x - s.mean);
+        if x < -900.0 {
+            s.below_minus_900 += 1;
+        }
+        s.histogram[HISTOGRAM_EDGES.partition_point(|&e| e <= x)] += 1;
+    }
+
+    fn finish(mut self) -> Stats {
+        if self.s.count > 0 {
+            self.s.std = (self.m2 / self.s.count as f64).sqrt();
+        }
+        self.s
+    }
 }
 
 /// Header keys, geometry, data files and HU statistics of one image, as a
@@ -77,14 +99,30 @@ pub fn inspect(path: impl AsRef<Path>) -> Result<String, MetaImageError> {
     Ok(report(&header, &plan.describe(), &stats(&data)))
 }
 
+/// [`inspect`]'s report for a volume read some other way (a DICOM series,
+/// say), named by `path`: its size, geometry and the same statistics.
+pub fn inspect_volume(path: impl AsRef<Path>, volume: &Volume) -> String {
+    let mut out = String::new();
+    let [slices, rows, columns] = volume.shape;
+    let g = &volume.geometry;
+    let _ = writeln!(out, "scan:        {}", path.as_ref().display());
+    let _ = writeln!(
+        out,
+        "dims:        {columns} × {rows} × {slices} (x fastest)"
+    );
+    let _ = writeln!(out, "element:     MET_SHORT (2 B, as decoded)");
+    let direction: Vec<f64> = g.direction.iter().flatten().copied().collect();
+    geometry_lines(&mut out, &g.spacing, &g.origin, &direction);
+    let mut acc = Accumulator::new();
+    for &v in &volume.voxels {
+        acc.push(f64::from(v));
+    }
+    values_lines(&mut out, &acc.finish());
+    out
+}
+
 fn report(h: &Header, data_files: &str, s: &Stats) -> String {
     let mut out = String::new();
-    let list = |v: &[f64]| {
-        v.iter()
-            .map(|x| format!("{x}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
     // Writing to a String cannot fail.
     let _ = writeln!(out, "file:        {}", h.path.display());
     let _ = writeln!(out, "header:");
@@ -117,12 +155,24 @@ fn report(h: &Header, data_files: &str, s: &Stats) -> String {
             "little-endian"
         }
     );
-    let _ = writeln!(out, "spacing:     {}", list(&h.spacing));
-    let _ = writeln!(out, "origin:      {}", list(&h.origin));
-    let n = h.ndims();
-    let direction = h.direction();
+    geometry_lines(&mut out, &h.spacing, &h.origin, &h.direction());
+    let _ = writeln!(out, "data:        {data_files}");
+    values_lines(&mut out, s);
+    out
+}
+
+/// Spacing, origin and the row-major direction matrix.
+fn geometry_lines(out: &mut String, spacing: &[f64], origin: &[f64], direction: &[f64]) {
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let _ = writeln!(out, "spacing:     {}", list(spacing));
+    let _ = writeln!(out, "origin:      {}", list(origin));
     let _ = writeln!(out, "direction:   (ITK, row-major; column k = axis k)");
-    for row in direction.chunks(n.max(1)) {
+    for row in direction.chunks(spacing.len().max(1)) {
         let _ = writeln!(
             out,
             "  [{}]",
@@ -132,10 +182,13 @@ fn report(h: &Header, data_files: &str, s: &Stats) -> String {
                 .join(" ")
         );
     }
-    let _ = writeln!(out, "data:        {data_files}");
+}
+
+/// The value count, min/max/mean/std, the air share and the histogram.
+fn values_lines(out: &mut String, s: &Stats) {
     let _ = writeln!(out, "values:      {} voxels", s.count);
     if s.count == 0 {
-        return out;
+        return;
     }
     let pct = |k: usize| 100.0 * k as f64 / s.count as f64;
     let _ = writeln!(
@@ -155,7 +208,6 @@ fn report(h: &Header, data_files: &str, s: &Stats) -> String {
         let bar = "#".repeat((BAR_WIDTH * count as f64 / top as f64).round() as usize);
         let _ = writeln!(out, "  {label:>14} {:>6.2}% {bar}", pct(count));
     }
-    out
 }
 
 #[cfg(test)]

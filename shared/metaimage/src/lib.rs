@@ -17,7 +17,8 @@
 //!   the voxels are one uncompressed little-endian MET_SHORT run (LUNA16),
 //!   so crops read only the pages they touch; otherwise decoded as
 //!   `read_volume` does.
-//! - [`inspect`]: a human-readable report of one image.
+//! - [`inspect`]: a human-readable report of one image ([`inspect_volume`]:
+//!   of a volume read some other way).
 //! - [`geometry`]: world (x, y, z millimetres) ↔ voxel index (i, r, c).
 //! - [`write_volume`]: writes a [`volume::Volume`] as an uncompressed
 //!   little-endian int16 `.mhd` + `.raw` pair.
@@ -88,7 +89,7 @@ use std::path::{Path, PathBuf};
 pub use element::{ElementType, VoxelData};
 pub use files::describe_file_type;
 pub use header::{read_header, DataFile, Header, HeaderSize};
-pub use inspect::inspect;
+pub use inspect::{inspect, inspect_volume};
 pub use mapped::{open_scan, open_scan_reusing};
 pub use writer::{write_u8_image, write_volume};
 

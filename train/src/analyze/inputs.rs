@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use shared::luna::split::validation_series;
 use shared::luna::{find_series, read_annotations_with_malignancy_csv, LunaError};
+use shared::scan_source::{ScanError, ScanSource};
 
 use super::matching::TrueNodule;
 use crate::data::split::Split;
@@ -15,20 +16,26 @@ use crate::evaluate::luna16::{self, Finding, InputError};
 /// A scan to analyse.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScanInput {
-    /// The file's stem, which LUNA16 names after the series.
+    /// A DICOM series' own UID; a MetaImage file's stem, which LUNA16 names
+    /// after the series.
     pub series_uid: String,
+    /// The file, or the series' folder, for messages.
     pub path: PathBuf,
+    pub source: ScanSource,
 }
 
 impl ScanInput {
-    pub fn of_path(path: &Path) -> ScanInput {
-        let series_uid = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+    /// The scan at `path`: a MetaImage file, or a folder holding one DICOM
+    /// series.
+    pub fn at(path: &Path) -> Result<ScanInput, ScanError> {
+        Ok(ScanInput::of(ScanSource::at(path)?, path))
+    }
+
+    fn of(source: ScanSource, path: &Path) -> ScanInput {
         ScanInput {
-            series_uid,
+            series_uid: source.series_uid().unwrap_or_default().to_owned(),
             path: path.to_owned(),
+            source,
         }
     }
 }
@@ -70,6 +77,7 @@ pub fn split_scans(
         .map(|((uid, path), _)| ScanInput {
             series_uid: uid.clone(),
             path: path.clone(),
+            source: ScanSource::MetaImage(path.clone()),
         })
         .collect();
     if scans.is_empty() {

@@ -167,8 +167,10 @@ with the official LUNA16 FROC/CPM over the analysed scans.";
 #[derive(Args, Debug, Clone)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["scan", "data"])))]
 pub struct AnalyzeArgs {
-    /// A scan to analyse (a .mhd file; repeat for more). Its file name is
-    /// its series UID, as in LUNA16.
+    /// A scan to analyse (repeat for more): a .mhd/.mha file, whose name is
+    /// its series UID as in LUNA16, or a folder holding one DICOM series
+    /// (at any depth, e.g. LIDC-IDRI's patient/study/series), which names
+    /// itself.
     #[arg(long, value_name = "PATH")]
     pub scan: Vec<PathBuf>,
     /// A LUNA16-layout folder (subset*/<uid>.mhd, annotations): analyse

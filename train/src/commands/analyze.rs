@@ -117,7 +117,11 @@ fn refuse_run_folder(out: &Path) -> Result<()> {
 fn scans_of(args: &AnalyzeArgs) -> Result<Vec<ScanInput>> {
     match &args.data {
         Some(data) => Ok(split_scans(data, args.split, args.val_stride)?),
-        None => Ok(args.scan.iter().map(|p| ScanInput::of_path(p)).collect()),
+        None => args
+            .scan
+            .iter()
+            .map(|p| ScanInput::at(p).map_err(anyhow::Error::from))
+            .collect(),
     }
 }
 
@@ -240,8 +244,10 @@ fn analyze_one(
     csv: &mut String,
 ) -> Result<(ScanRecord, String), Failure> {
     let clock = Instant::now();
-    let volume =
-        shared::metaimage::read_volume(&scan.path).map_err(|e| Failure::Scan(format!("{e}")))?;
+    let volume = scan
+        .source
+        .read_volume()
+        .map_err(|e| Failure::Scan(format!("{e}")))?;
     let models = Models {
         seg: &loadout.seg.model,
         cls: &loadout.cls.model,

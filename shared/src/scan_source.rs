@@ -1,0 +1,84 @@
+//! Where a scan's voxels come from: a MetaImage file (LUNA16's `.mhd` +
+//! `.raw`, or `.mha`) or a DICOM series (LIDC-IDRI's and every hospital's
+//! CT), behind one type so that every tool that reads a scan takes both.
+//! Both readers give the same [`Volume`]: int16 as stored (HU for CT),
+//! `[slice][row][column]`, ITK's geometry.
+
+use std::path::{Path, PathBuf};
+
+use dicom_series::{DicomError, SeriesFiles};
+use metaimage::volume::{Scan, Volume};
+use metaimage::MetaImageError;
+
+/// A scan on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ScanSource {
+    /// A `.mhd` or `.mha` file.
+    MetaImage(PathBuf),
+    /// The files of one DICOM series.
+    Dicom(SeriesFiles),
+}
+
+/// Why a scan could not be read: the reader's error, which names the file
+/// or series and the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error(transparent)]
+    MetaImage(#[from] MetaImageError),
+    #[error(transparent)]
+    Dicom(#[from] DicomError),
+}
+
+impl ScanSource {
+    /// The scan at `path`: a folder is the one DICOM series below it (at any
+    /// depth; none or several is an error listing them), anything else a
+    /// MetaImage file.
+    pub fn at(path: &Path) -> Result<ScanSource, ScanError> {
+        if path.is_dir() {
+            Ok(ScanSource::Dicom(dicom_series::find_one_series(path)?))
+        } else {
+            Ok(ScanSource::MetaImage(path.to_owned()))
+        }
+    }
+
+    /// What to name the scan by in messages: the MetaImage file, or the
+    /// folder of the series' first file.
+    pub fn path(&self) -> &Path {
+        match self {
+            ScanSource::MetaImage(path) => path,
+            ScanSource::Dicom(series) => series
+                .files
+                .first()
+                .and_then(|f| f.parent())
+                .unwrap_or(Path::new(".")),
+        }
+    }
+
+    /// The series UID the scan says it has: a DICOM series' own, LUNA's
+    /// file stem for a MetaImage file (`<seriesuid>.mhd`).
+    pub fn series_uid(&self) -> Option<&str> {
+        match self {
+            ScanSource::MetaImage(path) => path.file_stem().and_then(|s| s.to_str()),
+            ScanSource::Dicom(series) => Some(&series.series_uid),
+        }
+    }
+
+    /// The whole volume, decoded.
+    pub fn read_volume(&self) -> Result<Volume, ScanError> {
+        match self {
+            ScanSource::MetaImage(path) => Ok(metaimage::read_volume(path)?),
+            ScanSource::Dicom(series) => Ok(dicom_series::read_series(series)?),
+        }
+    }
+
+    /// The scan for cropping: a MetaImage file mapped when its layout
+    /// allows (see [`metaimage::open_scan_reusing`]), anything else decoded,
+    /// into `buffer` when that is a MetaImage's int16 data.
+    pub fn open_reusing(&self, buffer: Vec<i16>) -> Result<Scan, ScanError> {
+        match self {
+            ScanSource::MetaImage(path) => Ok(metaimage::open_scan_reusing(path, buffer)?),
+            ScanSource::Dicom(series) => Ok(Scan::Owned(dicom_series::read_series(series)?)),
+        }
+    }
+}
