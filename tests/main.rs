@@ -8,6 +8,7 @@ mod cache_folder;
 mod checkpoint_integrity;
 mod compare;
 mod config;
+mod dicom;
 mod eval_predict;
 mod experiments;
 mod gpu_check;

@@ -289,10 +289,10 @@ fn without_duplicates(
     (kept, duplicates)
 }
 
-pub fn load_candidates(
+pub fn load_candidates<S>(
     candidates_csv: &Path,
     annotations_csv: &Path,
-    present: &BTreeMap<String, PathBuf>,
+    present: &BTreeMap<String, S>,
 ) -> Result<CandidateList, LunaError> {
     let candidates = read_candidates_csv_lines(candidates_csv)?;
     let annotations = read_annotations_csv(annotations_csv)?;
@@ -309,10 +309,11 @@ pub fn load_candidates(
 /// Python's. Unlike the book, a row identical to an earlier one is left out
 /// and listed in [`CandidateList::duplicates`]: the book would store the
 /// candidate twice, possibly once in each split.
-pub fn build_candidate_list(
+/// `present`: the scans on disk by series UID (only the UIDs count).
+pub fn build_candidate_list<S>(
     candidates: &[(u64, CandidateRow)],
     annotations: &[AnnotationRow],
-    present: &BTreeMap<String, PathBuf>,
+    present: &BTreeMap<String, S>,
 ) -> CandidateList {
     let mut by_series: HashMap<&str, Vec<&AnnotationRow>> = HashMap::new();
     for a in annotations {

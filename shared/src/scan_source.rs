@@ -4,11 +4,14 @@
 //! Both readers give the same [`Volume`]: int16 as stored (HU for CT),
 //! `[slice][row][column]`, ITK's geometry.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use dicom_series::{DicomError, SeriesFiles};
 use metaimage::volume::{Scan, Volume};
 use metaimage::MetaImageError;
+
+use crate::luna::{find_series, LunaError};
 
 /// A scan on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +31,45 @@ pub enum ScanError {
     MetaImage(#[from] MetaImageError),
     #[error(transparent)]
     Dicom(#[from] DicomError),
+}
+
+/// Why the scans under a folder could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum FindError {
+    #[error(transparent)]
+    Luna(#[from] LunaError),
+    #[error(transparent)]
+    Dicom(#[from] DicomError),
+    #[error("series {uid} is on disk twice: {first} and the DICOM series in {second}")]
+    Duplicate {
+        uid: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+}
+
+/// Every scan under `data_dir` by series UID: LUNA16's
+/// `subset*/<uid>.mhd` files ([`find_series`]'s rules) and the DICOM
+/// series at any depth (LIDC-IDRI's `patient/study/series/*.dcm`), side by
+/// side. A UID found both ways is an error naming both places.
+pub fn find_scans(data_dir: &Path) -> Result<BTreeMap<String, ScanSource>, FindError> {
+    let mut found: BTreeMap<String, ScanSource> = find_series(data_dir)?
+        .into_iter()
+        .map(|(uid, path)| (uid, ScanSource::MetaImage(path)))
+        .collect();
+    for series in dicom_series::find_series(data_dir)? {
+        let source = ScanSource::Dicom(series);
+        let uid = source.series_uid().unwrap_or_default().to_owned();
+        if let Some(first) = found.get(&uid) {
+            return Err(FindError::Duplicate {
+                first: first.path().to_owned(),
+                second: source.path().to_owned(),
+                uid,
+            });
+        }
+        found.insert(uid, source);
+    }
+    Ok(found)
 }
 
 impl ScanSource {

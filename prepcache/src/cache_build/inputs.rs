@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use shared::luna::{
-    build_candidate_list, find_series, read_annotations_csv, read_candidates_csv_lines,
-    CandidateList,
+    build_candidate_list, read_annotations_csv, read_candidates_csv_lines, CandidateList,
 };
+use shared::scan_source::{find_scans, ScanSource};
 
 use super::BuildOptions;
 
@@ -35,8 +35,8 @@ impl BuildOptions {
 
 /// What the build reads, besides the scans' voxels.
 pub(crate) struct Inputs {
-    /// Series uid → its `.mhd`.
-    pub series: BTreeMap<String, PathBuf>,
+    /// Series uid → its `.mhd` or DICOM series.
+    pub series: BTreeMap<String, ScanSource>,
     pub list: CandidateList,
     /// The candidates CSV used.
     pub csv: PathBuf,
@@ -59,11 +59,11 @@ pub(crate) fn discover(opts: &Sources, strict: bool) -> Result<Inputs> {
     let annotations_csv = opts
         .annotations
         .map_or_else(|| opts.data.join("annotations.csv"), Path::to_owned);
-    let series = find_series(opts.data)
+    let series = find_scans(opts.data)
         .with_context(|| format!("looking for scans under {}", opts.data.display()))?;
     if series.is_empty() {
         bail!(
-            "no scans found: expected {}/subset*/<seriesuid>.mhd",
+            "no scans found: expected {}/subset*/<seriesuid>.mhd or DICOM series at any depth",
             opts.data.display()
         );
     }
@@ -95,7 +95,7 @@ pub(crate) fn discover(opts: &Sources, strict: bool) -> Result<Inputs> {
 fn check_on_disk(inputs: &Inputs, opts: &Sources) -> Result<()> {
     if let Some(m) = inputs.list.missing.first() {
         bail!(
-            "--strict: {} line {}: series {} is not on disk (no {}.mhd in a subset* folder under {}); nothing was written",
+            "--strict: {} line {}: series {} is not on disk (no {}.mhd in a subset* folder and no DICOM series of that UID under {}); nothing was written",
             inputs.csv.display(),
             m.line,
             m.series_uid,

@@ -9,6 +9,7 @@ use std::time::UNIX_EPOCH;
 use anyhow::{Context, Result};
 use shared::cache::{Codec, FORMAT_VERSION};
 use shared::luna::CandidateInfo;
+use shared::scan_source::ScanSource;
 
 /// Settings that change every chunk when they change.
 #[derive(Clone, Copy, Debug)]
@@ -20,7 +21,7 @@ pub struct ChunkParams {
 
 pub struct ScanPlan {
     pub uid: String,
-    pub mhd: PathBuf,
+    pub source: ScanSource,
     /// Size of the header and its data file(s): the bytes a build reads.
     pub input_bytes: u64,
     /// This scan's candidates, in canonical order.
@@ -33,7 +34,7 @@ pub struct ScanPlan {
 /// Group `candidates` (canonical order) by scan and fingerprint each scan.
 /// Scans without candidates have nothing to cache and are left out.
 pub fn plan_scans(
-    series: &BTreeMap<String, PathBuf>,
+    series: &BTreeMap<String, ScanSource>,
     candidates: &[CandidateInfo],
     params: &ChunkParams,
 ) -> Result<Vec<ScanPlan>> {
@@ -44,24 +45,13 @@ pub fn plan_scans(
             .or_default()
             .push(c.clone());
     }
-    let mut listings: BTreeMap<PathBuf, Vec<(String, u64, u128)>> = BTreeMap::new();
+    let mut listings = Listings::default();
     let mut plans = Vec::with_capacity(by_uid.len());
     for (uid, cands) in by_uid {
-        let Some(mhd) = series.get(uid) else { continue };
-        let dir = mhd.parent().unwrap_or(Path::new(".")).to_owned();
-        if !listings.contains_key(&dir) {
-            listings.insert(dir.clone(), list_dir(&dir)?);
-        }
-        let files: Vec<&(String, u64, u128)> = listings[&dir]
-            .iter()
-            .filter(|(name, _, _)| name.strip_prefix(uid).is_some_and(|r| r.starts_with('.')))
-            .collect();
-        // An unreadable header (a dangling link, say) is the scan's problem,
-        // not the build's: opening it fails again and skips it with the
-        // reason. Its error text stands in for the bytes, so the record
-        // stays fresh until the file appears.
-        let header =
-            read_header_text(mhd).unwrap_or_else(|e| format!("unreadable: {e}").into_bytes());
+        let Some(source) = series.get(uid) else {
+            continue;
+        };
+        let (files, header) = scan_files(uid, source, &mut listings)?;
         let mut h = blake3::Hasher::new();
         h.update(b"prepcache scan fingerprint 1\0");
         h.update(&FORMAT_VERSION.to_le_bytes());
@@ -89,13 +79,79 @@ pub fn plan_scans(
         }
         plans.push(ScanPlan {
             uid: uid.to_owned(),
-            mhd: mhd.clone(),
+            source: source.clone(),
             input_bytes: files.iter().map(|f| f.1).sum(),
             candidates: cands,
             fingerprint: h.finalize().to_hex().to_string(),
         });
     }
     Ok(plans)
+}
+
+/// `(name, size, mtime ns)` of one input file.
+type FileEntry = (String, u64, u128);
+
+/// A folder's files, listed once per folder.
+type Listings = BTreeMap<PathBuf, Vec<FileEntry>>;
+
+/// The files a scan's shard depends on, and the header bytes to hash: a
+/// MetaImage's `<uid>.*` files beside it and its header text; a DICOM
+/// series' files (their paths, sizes and times say when one changes).
+fn scan_files(
+    uid: &str,
+    source: &ScanSource,
+    listings: &mut Listings,
+) -> Result<(Vec<FileEntry>, Vec<u8>)> {
+    match source {
+        ScanSource::MetaImage(mhd) => {
+            let dir = mhd.parent().unwrap_or(Path::new(".")).to_owned();
+            if !listings.contains_key(&dir) {
+                listings.insert(dir.clone(), list_dir(&dir)?);
+            }
+            let files = listings[&dir]
+                .iter()
+                .filter(|(name, _, _)| name.strip_prefix(uid).is_some_and(|r| r.starts_with('.')))
+                .cloned()
+                .collect();
+            // An unreadable header (a dangling link, say) is the scan's
+            // problem, not the build's: opening it fails again and skips it
+            // with the reason. Its error text stands in for the bytes, so
+            // the record stays fresh until the file appears.
+            let header =
+                read_header_text(mhd).unwrap_or_else(|e| format!("unreadable: {e}").into_bytes());
+            Ok((files, header))
+        }
+        ScanSource::Dicom(series) => {
+            let files = series
+                .files
+                .iter()
+                .map(|f| file_entry(f))
+                .collect::<Result<_>>()?;
+            Ok((files, Vec::new()))
+        }
+        _ => anyhow::bail!(
+            "{}: a kind of scan this build does not know",
+            source.path().display()
+        ),
+    }
+}
+
+/// `(path, size, mtime ns)` of one file.
+fn file_entry(path: &Path) -> Result<FileEntry> {
+    let meta =
+        fs::metadata(path).with_context(|| format!("reading metadata of {}", path.display()))?;
+    Ok((
+        path.to_string_lossy().into_owned(),
+        meta.len(),
+        mtime_ns(&meta),
+    ))
+}
+
+fn mtime_ns(meta: &fs::Metadata) -> u128 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
 }
 
 /// The most header bytes hashed: the reader's own header cap. The size and
@@ -113,7 +169,7 @@ fn read_header_text(mhd: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 /// `(name, size, mtime ns)` of the regular files in `dir`.
-fn list_dir(dir: &Path) -> Result<Vec<(String, u64, u128)>> {
+fn list_dir(dir: &Path) -> Result<Vec<FileEntry>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
         let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
@@ -123,15 +179,10 @@ fn list_dir(dir: &Path) -> Result<Vec<(String, u64, u128)>> {
         if !meta.is_file() {
             continue;
         }
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
         out.push((
             entry.file_name().to_string_lossy().into_owned(),
             meta.len(),
-            mtime,
+            mtime_ns(&meta),
         ));
     }
     out.sort();

@@ -16,7 +16,6 @@ use shared::cache::ChunkEncoder;
 use shared::crop::{crop_candidate, CropError, CROP_SHAPE, CROP_VOXELS};
 use shared::ct_geometry::check_ct_geometry;
 use shared::luna::CandidateInfo;
-use shared::metaimage::open_scan_reusing;
 use shared::volume::{Scan, VoxelSource};
 
 use super::plan::{ChunkParams, ScanPlan};
@@ -106,7 +105,7 @@ pub fn build_scan(
             ),
         })
     };
-    let volume = match open_scan_reusing(&plan.mhd, spares.take()) {
+    let volume = match plan.source.open_reusing(spares.take()) {
         Ok(v) => v,
         Err(e) => return failed(e.to_string()),
     };
@@ -114,7 +113,7 @@ pub fn build_scan(
     // to nonsense voxels under their CSV labels: the scan is unusable.
     if let Err(e) = check_ct_geometry(volume.geometry()) {
         spares.give(volume);
-        return failed(format!("{}: {e}", plan.mhd.display()));
+        return failed(format!("{}: {e}", plan.source.path().display()));
     }
     let written = match too_small(&volume) {
         Some(reason) => Err(Unusable(reason)),
@@ -124,7 +123,7 @@ pub fn build_scan(
     let (shard, rows) = match written {
         Ok(w) => w,
         Err(WriteError::Unusable(reason)) => {
-            return failed(format!("{}: {reason}", plan.mhd.display()))
+            return failed(format!("{}: {reason}", plan.source.path().display()))
         }
         Err(WriteError::Cache(e)) => return Err(e),
     };

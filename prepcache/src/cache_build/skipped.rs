@@ -20,7 +20,8 @@ pub struct SkippedRow<'a> {
     reason: &'a str,
 }
 
-const NOT_ON_DISK: &str = "scan not found on disk (no subset*/<seriesuid>.mhd in the data folder)";
+const NOT_ON_DISK: &str =
+    "scan not found on disk (no subset*/<seriesuid>.mhd and no DICOM series of that UID in the data folder)";
 
 /// Every candidate row left out, in CSV line order: rows of scans not on
 /// disk, every row of an unusable scan, and rows whose centre is outside

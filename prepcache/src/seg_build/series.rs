@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use shared::cache::writer::ShardWriter;
 use shared::cache::ChunkEncoder;
 use shared::ct_geometry::check_ct_geometry;
-use shared::metaimage::read_volume;
+use shared::scan_source::ScanSource;
 use shared::seg::{Role, SegSeries, SeriesItem, SeriesSamples};
 use shared::volume::Volume;
 
@@ -33,7 +33,7 @@ pub(super) fn build_series(
     if plan.role == Role::Train && plan.positives.is_empty() {
         return write_shard(plan, cache, codec, None, 0);
     }
-    let record = match open(&scan.mhd) {
+    let record = match open(&scan.source) {
         Err(reason) => Sidecar::new(
             &scan.uid,
             &scan.fingerprint,
@@ -45,7 +45,7 @@ pub(super) fn build_series(
             &scan.fingerprint,
             scan.input_bytes,
             ScanOutcome::Failed {
-                reason: format!("{}: the volume has no slices", scan.mhd.display()),
+                reason: format!("{}: the volume has no slices", scan.source.path().display()),
             },
         ),
         Ok(volume) => {
@@ -63,9 +63,9 @@ pub(super) fn build_series(
 
 /// Read a scan and refuse a geometry no CT has: it would put the
 /// positives' masks at nonsense voxels (as `build` refuses it).
-fn open(mhd: &Path) -> Result<Volume, String> {
-    let volume = read_volume(mhd).map_err(|e| e.to_string())?;
-    check_ct_geometry(&volume.geometry).map_err(|e| format!("{}: {e}", mhd.display()))?;
+fn open(source: &ScanSource) -> Result<Volume, String> {
+    let volume = source.read_volume().map_err(|e| e.to_string())?;
+    check_ct_geometry(&volume.geometry).map_err(|e| format!("{}: {e}", source.path().display()))?;
     Ok(volume)
 }
 

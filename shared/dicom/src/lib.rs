@@ -40,6 +40,8 @@ pub struct ReadmeDoctests;
 
 use std::path::Path;
 
+use rayon::prelude::*;
+
 pub use error::DicomError;
 pub use header::MAX_DIM;
 pub use metaimage::geometry::Geometry;
@@ -52,36 +54,47 @@ pub use stack::MAX_VOXELS;
 ///
 /// Every file is read twice (headers first, then pixels in slice order),
 /// so that only the output volume and one slice are in memory at once.
+///
+/// Files are parsed on rayon's threads (a series is hundreds of files);
+/// the first error in file order is the one returned, whatever the timing.
 pub fn read_series(series: &SeriesFiles) -> Result<Volume, DicomError> {
     let uid = &series.series_uid;
-    let headers = series
-        .files
-        .iter()
-        .map(|path| {
-            let obj = file::open(path)?;
-            check_series(&obj, uid, path)?;
-            let header = header::slice_header(&obj, path)?;
-            // Before the volume is allocated: its size must be backed by
-            // pixel data actually present, not just claimed by Rows × Columns.
-            pixels::check_size(&obj, header.rows as usize * header.columns as usize)
-                .map_err(|reason| DicomError::file(path, reason))?;
-            Ok(header)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let headers = first_error(series.files.par_iter().map(|path| {
+        let obj = file::open(path)?;
+        check_series(&obj, uid, path)?;
+        let header = header::slice_header(&obj, path)?;
+        // Before the volume is allocated: its size must be backed by
+        // pixel data actually present, not just claimed by Rows × Columns.
+        pixels::check_size(&obj, header.rows as usize * header.columns as usize)
+            .map_err(|reason| DicomError::file(path, reason))?;
+        Ok(header)
+    }))?;
     let stack = stack::arrange(uid, &headers)?;
     let [_, rows, columns] = stack.shape;
     let mut voxels = allocate(uid, stack.shape)?;
-    for (slice, &k) in voxels.chunks_exact_mut(rows * columns).zip(&stack.order) {
+    let slices = voxels
+        .par_chunks_exact_mut(rows * columns)
+        .zip(&stack.order);
+    first_error(slices.map(|(slice, &k)| {
         let path = &series.files[k];
         let obj = file::open(path)?;
         let header = header::slice_header(&obj, path)?;
         if header != headers[k] {
             return Err(DicomError::file(path, "changed while the series was read"));
         }
-        pixels::decode_slice(&obj, &header, path, slice)?;
-    }
+        pixels::decode_slice(&obj, &header, path, slice)
+    }))?;
     Volume::new(stack.shape, voxels, stack.geometry)
         .ok_or_else(|| DicomError::series(uid, "internal error: voxel count does not match shape"))
+}
+
+/// The values in order, or the first error in order (not the first to
+/// happen on some thread), so a broken series always names the same file.
+pub(crate) fn first_error<T: Send>(
+    results: impl IndexedParallelIterator<Item = Result<T, DicomError>>,
+) -> Result<Vec<T>, DicomError> {
+    let all: Vec<Result<T, DicomError>> = results.collect();
+    all.into_iter().collect()
 }
 
 /// Reads the only series under `dir` (at any depth); a folder with none or

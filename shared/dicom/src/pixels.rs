@@ -53,10 +53,41 @@ pub(crate) fn decode_slice(
             header.columns
         )));
     }
-    let rescale = |stored: i32| {
+    match Rescale::of(header) {
+        Rescale::Integer { slope, intercept } => convert(&format, data, out, |stored| {
+            (i64::from(stored) * slope + intercept).clamp(i16::MIN.into(), i16::MAX.into()) as i16
+        }),
         // `as` saturates: values past the int16 range become its ends.
-        (f64::from(stored) * header.slope + header.intercept).round_ties_even() as i16
-    };
+        Rescale::Real { slope, intercept } => convert(&format, data, out, |stored| {
+            (f64::from(stored) * slope + intercept).round_ties_even() as i16
+        }),
+    }
+    Ok(())
+}
+
+/// Stored values to HU. Integer slope and intercept (CT's usual 1 and
+/// -1024) take integer arithmetic: the float formula's result, several
+/// times faster over a whole series.
+enum Rescale {
+    Integer { slope: i64, intercept: i64 },
+    Real { slope: f64, intercept: f64 },
+}
+
+impl Rescale {
+    fn of(header: &SliceHeader) -> Rescale {
+        let integer = |x: f64| (x.fract() == 0.0 && x.abs() <= 1e9).then_some(x as i64);
+        match (integer(header.slope), integer(header.intercept)) {
+            (Some(slope), Some(intercept)) => Rescale::Integer { slope, intercept },
+            _ => Rescale::Real {
+                slope: header.slope,
+                intercept: header.intercept,
+            },
+        }
+    }
+}
+
+/// Every stored value of `data` through `rescale` into `out`.
+fn convert(format: &Format, data: &[u8], out: &mut [i16], rescale: impl Fn(i32) -> i16) {
     match format.bits_allocated {
         16 => {
             for (v, b) in out.iter_mut().zip(data.chunks_exact(2)) {
@@ -69,7 +100,6 @@ pub(crate) fn decode_slice(
             }
         }
     }
-    Ok(())
 }
 
 /// Checks that the stored pixel data is large enough (native) or small

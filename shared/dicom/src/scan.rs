@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 use crate::error::DicomError;
 use crate::file;
 use crate::header::{classify, Kind};
@@ -38,21 +40,27 @@ impl SeriesFiles {
 /// DICOM file that cannot be parsed is an error naming it.
 pub fn find_series(dir: impl AsRef<Path>) -> Result<Vec<SeriesFiles>, DicomError> {
     let dir = dir.as_ref();
-    let mut groups: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    let mut paths = Vec::new();
     for entry in walkdir::WalkDir::new(dir).follow_links(true) {
         let entry = entry.map_err(|e| {
             let path = e.path().unwrap_or(dir).to_owned();
             DicomError::io(&path, e.into())
         })?;
-        if !entry.file_type().is_file() || !file::sniff(entry.path())? {
-            continue;
+        if entry.file_type().is_file() {
+            paths.push(entry.into_path());
         }
-        let obj = file::open(entry.path())?;
-        if let Kind::Image { series_uid } = classify(&obj, entry.path())? {
-            groups
-                .entry(series_uid)
-                .or_default()
-                .push(entry.into_path());
+    }
+    // Parsing every file is the cost: on rayon's threads.
+    let kinds = crate::first_error(paths.par_iter().map(|path| {
+        if !file::sniff(path)? {
+            return Ok(Kind::Skip);
+        }
+        classify(&file::open(path)?, path)
+    }))?;
+    let mut groups: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    for (path, kind) in paths.into_iter().zip(kinds) {
+        if let Kind::Image { series_uid } = kind {
+            groups.entry(series_uid).or_default().push(path);
         }
     }
     Ok(groups

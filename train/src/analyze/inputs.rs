@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use shared::luna::split::validation_series;
-use shared::luna::{find_series, read_annotations_with_malignancy_csv, LunaError};
-use shared::scan_source::{ScanError, ScanSource};
+use shared::luna::{read_annotations_with_malignancy_csv, LunaError};
+use shared::scan_source::{find_scans, FindError, ScanError, ScanSource};
 
 use super::matching::TrueNodule;
 use crate::data::split::Split;
@@ -44,6 +44,8 @@ impl ScanInput {
 pub enum InputsError {
     #[error(transparent)]
     Data(#[from] LunaError),
+    #[error(transparent)]
+    Scans(#[from] FindError),
     #[error("{dir}: no series in the {split} split (of {series} with --val-stride {stride})")]
     EmptySplit {
         dir: PathBuf,
@@ -55,15 +57,15 @@ pub enum InputsError {
     Annotations(#[from] InputError),
 }
 
-/// The series of `data` (a LUNA16 folder: `subset*/<uid>.mhd`) in `split`:
-/// every `val_stride`-th of the sorted series list is validation, the rule
-/// `prepcache seg` and `--split-by series` use.
+/// The scans of `data` (LUNA16's `subset*/<uid>.mhd` and DICOM series at
+/// any depth) in `split`: every `val_stride`-th of the sorted series list
+/// is validation, the rule `prepcache seg` and `--split-by series` use.
 pub fn split_scans(
     data: &Path,
     split: Split,
     val_stride: u32,
 ) -> Result<Vec<ScanInput>, InputsError> {
-    let series: BTreeMap<String, PathBuf> = find_series(data)?;
+    let series: BTreeMap<String, ScanSource> = find_scans(data)?;
     let uids: Vec<&String> = series.keys().collect();
     let validation = validation_series(&uids, val_stride as usize)?;
     let scans: Vec<ScanInput> = series
@@ -74,10 +76,10 @@ pub fn split_scans(
             Split::Train => !*is_val,
             Split::All => true,
         })
-        .map(|((uid, path), _)| ScanInput {
+        .map(|((uid, source), _)| ScanInput {
             series_uid: uid.clone(),
-            path: path.clone(),
-            source: ScanSource::MetaImage(path.clone()),
+            path: source.path().to_owned(),
+            source: source.clone(),
         })
         .collect();
     if scans.is_empty() {
