@@ -4,11 +4,12 @@
 use std::io::Read;
 use std::path::Path;
 
+use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
 
 use crate::error::DicomError;
-use crate::guard;
+use crate::guard::{self, PixelBytes};
 
 /// The largest file read: 2 GiB, four times a 16-bit 16384² slice. A
 /// bigger one cannot be a slice this reader accepts.
@@ -24,14 +25,31 @@ pub(crate) fn sniff(path: &Path) -> Result<bool, DicomError> {
     Ok(guard::has_preamble(&head))
 }
 
-/// Reads and parses a whole DICOM file (preamble, meta group, dataset).
-pub(crate) fn open(path: &Path) -> Result<DefaultDicomObject, DicomError> {
+/// Reads and parses a whole DICOM file (preamble, meta group, dataset),
+/// with how much pixel data its lengths declare.
+pub(crate) fn open(path: &Path) -> Result<(DefaultDicomObject, PixelBytes), DicomError> {
+    parse(path, OpenFileOptions::new())
+}
+
+/// Reads a DICOM file and parses everything before its pixel data: a
+/// series' headers cost a fraction of its pixels. The lengths are checked
+/// over the whole file all the same, and how much pixel data it holds
+/// comes with it.
+pub(crate) fn open_header(path: &Path) -> Result<(DefaultDicomObject, PixelBytes), DicomError> {
+    parse(path, OpenFileOptions::new().read_until(tags::PIXEL_DATA))
+}
+
+fn parse(
+    path: &Path,
+    options: OpenFileOptions,
+) -> Result<(DefaultDicomObject, PixelBytes), DicomError> {
     let bytes = read_bounded(path)?;
-    guard::check_lengths(&bytes).map_err(|reason| DicomError::file(path, reason))?;
-    OpenFileOptions::new()
+    let pixels = guard::check_lengths(&bytes).map_err(|reason| DicomError::file(path, reason))?;
+    let obj = options
         .read_preamble(ReadPreamble::Never)
         .from_reader(&bytes[128..])
-        .map_err(|e| DicomError::file(path, format!("unreadable DICOM: {}", chain(&e))))
+        .map_err(|e| DicomError::file(path, format!("unreadable DICOM: {}", chain(&e))))?;
+    Ok((obj, pixels))
 }
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>, DicomError> {

@@ -18,34 +18,39 @@ const EXPLICIT_BE: &str = "1.2.840.10008.1.2.2";
 const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
 const UNDEFINED: u32 = u32::MAX;
 
+/// The pixel data of a file's root dataset, as its lengths declare it:
+/// what a parse that stops before PixelData still needs to know (whether
+/// the file is an image, and whether its pixels can fill Rows × Columns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PixelBytes {
+    None,
+    /// Native (uncompressed) pixel data of this many bytes.
+    Native(u64),
+    /// Encapsulated (compressed) fragments of this many bytes in all.
+    Encapsulated(u64),
+}
+
 /// Checks the DICM preamble and that every declared length fits in the
-/// file; the error is the reason, for the caller to attach the path to.
-pub(crate) fn check_lengths(bytes: &[u8]) -> Result<(), String> {
+/// file, and finds the root dataset's pixel data; the error is the reason,
+/// for the caller to attach the path to.
+pub(crate) fn check_lengths(bytes: &[u8]) -> Result<PixelBytes, String> {
     if !has_preamble(bytes) {
         return Err("not a DICOM file (no DICM marker at offset 128)".into());
     }
-    let mut walk = Walk {
-        bytes,
-        pos: 132,
-        implicit: false,
-        fragments: false,
-    };
+    let mut walk = Walk::new(bytes, 132);
     let ts = walk.meta_group()?;
     match ts.as_str() {
         EXPLICIT_BE => Err("explicit VR big endian (retired) is not supported".into()),
         DEFLATED => {
             let inflated = inflate(&bytes[walk.pos.min(bytes.len())..])?;
-            Walk {
-                bytes: &inflated,
-                pos: 0,
-                implicit: false,
-                fragments: false,
-            }
-            .dataset()
+            let mut walk = Walk::new(&inflated, 0);
+            walk.dataset()?;
+            Ok(walk.pixels)
         }
         _ => {
             walk.implicit = ts == IMPLICIT_LE;
-            walk.dataset()
+            walk.dataset()?;
+            Ok(walk.pixels)
         }
     }
 }
@@ -85,6 +90,11 @@ struct Walk<'a> {
     implicit: bool,
     /// Inside encapsulated pixel data, whose items are opaque fragments.
     fragments: bool,
+    /// Where each entered defined-length sequence or item ends: none open
+    /// (and no undefined-length one) is the root dataset.
+    ends: Vec<usize>,
+    /// The root dataset's PixelData (an icon's, inside a sequence, is not).
+    pixels: PixelBytes,
 }
 
 /// One element header: tag, explicit VR (None when implicit or an item)
@@ -95,7 +105,18 @@ struct Header {
     len: u32,
 }
 
-impl Walk<'_> {
+impl<'a> Walk<'a> {
+    fn new(bytes: &'a [u8], pos: usize) -> Self {
+        Walk {
+            bytes,
+            pos,
+            implicit: false,
+            fragments: false,
+            ends: Vec::new(),
+            pixels: PixelBytes::None,
+        }
+    }
+
     fn u16_at(&self, at: usize) -> Result<u16, String> {
         self.bytes
             .get(at..at + 2)
@@ -173,10 +194,17 @@ impl Walk<'_> {
         // VR, which dicom-parser reads as UN) holds implicit VR items.
         let mut open: Vec<bool> = Vec::new();
         while self.pos < self.bytes.len() {
+            while self.ends.last().is_some_and(|&end| self.pos >= end) {
+                self.ends.pop();
+            }
+            let root = open.is_empty() && self.ends.is_empty();
             let h = self.header(self.implicit)?;
             if h.len == UNDEFINED {
                 if h.tag == Tag(0x7FE0, 0x0010) && !self.implicit_un(&h) {
                     self.fragments = true;
+                    if root {
+                        self.pixels = PixelBytes::Encapsulated(0);
+                    }
                 } else if h.tag.0 != 0xFFFE {
                     open.push(self.implicit);
                     self.implicit |= self.implicit_un(&h);
@@ -184,6 +212,7 @@ impl Walk<'_> {
                 continue;
             }
             self.fits(&h)?;
+            self.note_pixels(&h, root);
             if h.tag == Tag(0xFFFE, 0xE0DD) {
                 if self.fragments {
                     self.fragments = false;
@@ -191,11 +220,26 @@ impl Walk<'_> {
                     self.implicit = implicit;
                 }
             }
-            if !self.enters(&h) {
+            if self.enters(&h) {
+                self.ends.push(self.pos + h.len as usize);
+            } else {
                 self.pos += h.len as usize;
             }
         }
         Ok(())
+    }
+
+    /// Counts the root dataset's native pixel data and the fragments of its
+    /// encapsulated pixel data (an offset table included: a bound, not a
+    /// size).
+    fn note_pixels(&mut self, h: &Header, root: bool) {
+        if h.tag == Tag(0x7FE0, 0x0010) && root {
+            self.pixels = PixelBytes::Native(u64::from(h.len));
+        } else if self.fragments && h.tag == Tag(0xFFFE, 0xE000) {
+            if let PixelBytes::Encapsulated(n) = &mut self.pixels {
+                *n += u64::from(h.len);
+            }
+        }
     }
 
     /// Whether an undefined-length element switches its contents to
@@ -251,4 +295,54 @@ fn is_sequence(tag: Tag) -> bool {
     StandardDataDictionary
         .by_tag(tag)
         .is_some_and(|e| matches!(e.vr(), VirtualVr::Exact(VR::SQ)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_lengths, PixelBytes};
+
+    /// An explicit VR little endian element with a 32-bit length.
+    fn long(group: u16, element: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
+        let mut out = [group.to_le_bytes(), element.to_le_bytes()].concat();
+        out.extend_from_slice(vr);
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        out.extend_from_slice(value);
+        out
+    }
+
+    /// Preamble, `DICM`, a meta group naming explicit VR little endian,
+    /// then `dataset`.
+    fn file(dataset: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; 128];
+        out.extend_from_slice(b"DICM");
+        let ts = b"1.2.840.10008.1.2.1\0";
+        out.extend_from_slice(&[0x02, 0x00, 0x10, 0x00]);
+        out.extend_from_slice(b"UI");
+        out.extend_from_slice(&(ts.len() as u16).to_le_bytes());
+        out.extend_from_slice(ts);
+        out.extend_from_slice(dataset);
+        out
+    }
+
+    fn item(content: &[u8]) -> Vec<u8> {
+        let mut out = vec![0xFE, 0xFF, 0x00, 0xE0];
+        out.extend_from_slice(&(content.len() as u32).to_le_bytes());
+        out.extend_from_slice(content);
+        out
+    }
+
+    #[test]
+    fn only_the_root_datasets_pixel_data_counts() {
+        // An icon image sequence holding pixel data of its own.
+        let icon = long(
+            0x0088,
+            0x0200,
+            b"SQ",
+            &item(&long(0x7FE0, 0x0010, b"OW", &[0; 4])),
+        );
+        assert_eq!(check_lengths(&file(&icon)), Ok(PixelBytes::None));
+        let root = [icon, long(0x7FE0, 0x0010, b"OW", &[0; 8])].concat();
+        assert_eq!(check_lengths(&file(&root)), Ok(PixelBytes::Native(8)));
+    }
 }

@@ -8,6 +8,7 @@ use dicom_dictionary_std::{tags, uids};
 use dicom_object::DefaultDicomObject;
 
 use crate::error::DicomError;
+use crate::guard::PixelBytes;
 
 /// The largest number of rows, columns or slices accepted.
 pub const MAX_DIM: u32 = 65536;
@@ -48,14 +49,18 @@ const NON_IMAGE_CLASSES: &[&str] = &[
 
 /// Sorts a parsed file: DICOMDIRs, objects without PixelData and non-image
 /// SOP classes are skipped; images must name their series.
-pub(crate) fn classify(obj: &DefaultDicomObject, path: &Path) -> Result<Kind, DicomError> {
+pub(crate) fn classify(
+    obj: &DefaultDicomObject,
+    pixels: PixelBytes,
+    path: &Path,
+) -> Result<Kind, DicomError> {
     let media_class = obj.meta().media_storage_sop_class_uid();
     let sop_class = text(obj, tags::SOP_CLASS_UID).unwrap_or_default();
     let non_image = |class: &str| NON_IMAGE_CLASSES.iter().any(|p| class.starts_with(p));
     if media_class == uids::MEDIA_STORAGE_DIRECTORY_STORAGE
         || non_image(&sop_class)
         || non_image(media_class)
-        || !matches!(obj.element_opt(tags::PIXEL_DATA), Ok(Some(_)))
+        || pixels == PixelBytes::None
     {
         return Ok(Kind::Skip);
     }

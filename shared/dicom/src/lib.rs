@@ -60,12 +60,12 @@ pub use stack::MAX_VOXELS;
 pub fn read_series(series: &SeriesFiles) -> Result<Volume, DicomError> {
     let uid = &series.series_uid;
     let headers = first_error(series.files.par_iter().map(|path| {
-        let obj = file::open(path)?;
-        check_series(&obj, uid, path)?;
+        let (obj, stored) = file::open_header(path)?;
+        check_series(&obj, stored, uid, path)?;
         let header = header::slice_header(&obj, path)?;
         // Before the volume is allocated: its size must be backed by
         // pixel data actually present, not just claimed by Rows × Columns.
-        pixels::check_size(&obj, header.rows as usize * header.columns as usize)
+        pixels::check_size(&obj, stored, header.rows as usize * header.columns as usize)
             .map_err(|reason| DicomError::file(path, reason))?;
         Ok(header)
     }))?;
@@ -77,12 +77,12 @@ pub fn read_series(series: &SeriesFiles) -> Result<Volume, DicomError> {
         .zip(&stack.order);
     first_error(slices.map(|(slice, &k)| {
         let path = &series.files[k];
-        let obj = file::open(path)?;
+        let (obj, stored) = file::open(path)?;
         let header = header::slice_header(&obj, path)?;
         if header != headers[k] {
             return Err(DicomError::file(path, "changed while the series was read"));
         }
-        pixels::decode_slice(&obj, &header, path, slice)
+        pixels::decode_slice((&obj, stored), &header, path, slice)
     }))?;
     Volume::new(stack.shape, voxels, stack.geometry)
         .ok_or_else(|| DicomError::series(uid, "internal error: voxel count does not match shape"))
@@ -133,10 +133,11 @@ fn not_one_series(dir: &Path, series: &[SeriesFiles]) -> DicomError {
 /// A file handed to [`read_series`] must be an image of that series.
 fn check_series(
     obj: &dicom_object::DefaultDicomObject,
+    stored: guard::PixelBytes,
     uid: &str,
     path: &Path,
 ) -> Result<(), DicomError> {
-    match header::classify(obj, path)? {
+    match header::classify(obj, stored, path)? {
         header::Kind::Image { series_uid } if series_uid == *uid => Ok(()),
         header::Kind::Image { series_uid } => Err(DicomError::file(
             path,

@@ -3,13 +3,13 @@
 
 use std::path::Path;
 
-use dicom_core::value::Value;
 use dicom_dictionary_std::tags;
 use dicom_object::DefaultDicomObject;
 use dicom_pixeldata::{PixelDecoder, PixelRepresentation};
 
 use crate::error::DicomError;
 use crate::file::chain;
+use crate::guard::PixelBytes;
 use crate::header::SliceHeader;
 
 /// Encapsulated (compressed) pixel data may decode to at most this many
@@ -21,13 +21,13 @@ const SLACK_BYTES: usize = 1 << 20;
 
 /// Fills `out` (rows × columns values) with the slice's rescaled values.
 pub(crate) fn decode_slice(
-    obj: &DefaultDicomObject,
+    (obj, stored): (&DefaultDicomObject, PixelBytes),
     header: &SliceHeader,
     path: &Path,
     out: &mut [i16],
 ) -> Result<(), DicomError> {
     let bad = |reason: String| DicomError::file(path, reason);
-    check_size(obj, out.len()).map_err(bad)?;
+    check_size(obj, stored, out.len()).map_err(bad)?;
     let decoded = obj
         .decode_pixel_data()
         .map_err(|e| bad(format!("cannot decode pixel data: {}", chain(&e))))?;
@@ -102,40 +102,35 @@ fn convert(format: &Format, data: &[u8], out: &mut [i16], rescale: impl Fn(i32) 
     }
 }
 
-/// Checks that the stored pixel data is large enough (native) or small
-/// enough to be plausible (encapsulated) for `pixels` values.
-pub(crate) fn check_size(obj: &DefaultDicomObject, pixels: usize) -> Result<(), String> {
+/// Whether `stored` pixel bytes can fill `pixels` pixels of `obj`'s
+/// BitsAllocated: native data at least that long, compressed data at most
+/// [`MAX_RATIO`] times smaller (plus [`SLACK_BYTES`]). Checked from the
+/// file's declared lengths before a volume is allocated for it.
+pub(crate) fn check_size(
+    obj: &DefaultDicomObject,
+    stored: PixelBytes,
+    pixels: usize,
+) -> Result<(), String> {
     let bits = crate::header::uint(obj, tags::BITS_ALLOCATED).unwrap_or(0);
     let bytes_per_pixel = if bits == 8 { 1 } else { 2 };
-    let needed = pixels * bytes_per_pixel;
-    let element = obj
-        .element_opt(tags::PIXEL_DATA)
-        .ok()
-        .flatten()
-        .ok_or("no PixelData")?;
-    match element.value() {
-        Value::PixelSequence(seq) => {
-            let stored: usize = seq.fragments().iter().map(Vec::len).sum();
-            if needed > stored.saturating_mul(MAX_RATIO) + SLACK_BYTES {
+    let needed = (pixels * bytes_per_pixel) as u64;
+    match stored {
+        PixelBytes::None => Err("no PixelData".into()),
+        PixelBytes::Encapsulated(n) => {
+            if needed > n.saturating_mul(MAX_RATIO as u64) + SLACK_BYTES as u64 {
                 return Err(format!(
-                    "{stored} bytes of compressed pixel data cannot hold {needed} bytes of pixels"
+                    "{n} bytes of compressed pixel data cannot hold {needed} bytes of pixels"
                 ));
             }
+            Ok(())
         }
-        Value::Primitive(p) => {
-            let stored = p.calculate_byte_len();
-            if stored < needed {
-                return Err(format!(
-                    "truncated pixel data: {stored} bytes where {needed} are needed"
-                ));
-            }
-        }
-        Value::Sequence(_) => return Err("PixelData is a sequence".into()),
+        PixelBytes::Native(n) if n < needed => Err(format!(
+            "truncated pixel data: {n} bytes where {needed} are needed"
+        )),
+        PixelBytes::Native(_) => Ok(()),
     }
-    Ok(())
 }
 
-/// How stored pixel bits become an integer.
 struct Format {
     bits_allocated: u16,
     bits_stored: u16,

@@ -55,7 +55,8 @@ pub fn find_series(dir: impl AsRef<Path>) -> Result<Vec<SeriesFiles>, DicomError
         if !file::sniff(path)? {
             return Ok(Kind::Skip);
         }
-        classify(&file::open(path)?, path)
+        let (obj, stored) = file::open_header(path)?;
+        classify(&obj, stored, path)
     }))?;
     let mut groups: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     for (path, kind) in paths.into_iter().zip(kinds) {
