@@ -42,10 +42,16 @@ pub fn find_series(dir: impl AsRef<Path>) -> Result<Vec<SeriesFiles>, DicomError
     let dir = dir.as_ref();
     let mut paths = Vec::new();
     for entry in walkdir::WalkDir::new(dir).follow_links(true) {
-        let entry = entry.map_err(|e| {
-            let path = e.path().unwrap_or(dir).to_owned();
-            DicomError::io(&path, e.into())
-        })?;
+        let entry = match entry {
+            Ok(entry) => entry,
+            // A link to nothing holds no slice; were it one, the series
+            // it belonged to is refused for the gap, naming it.
+            Err(e) if dangling_link(&e) => continue,
+            Err(e) => {
+                let path = e.path().unwrap_or(dir).to_owned();
+                return Err(DicomError::io(&path, e.into()));
+            }
+        };
         if entry.file_type().is_file() {
             paths.push(entry.into_path());
         }
@@ -71,4 +77,14 @@ pub fn find_series(dir: impl AsRef<Path>) -> Result<Vec<SeriesFiles>, DicomError
             SeriesFiles { series_uid, files }
         })
         .collect())
+}
+
+/// Whether a walk error is a symbolic link whose target is gone.
+fn dangling_link(e: &walkdir::Error) -> bool {
+    let missing = e
+        .io_error()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound);
+    missing
+        && e.path()
+            .is_some_and(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()))
 }

@@ -34,6 +34,14 @@ fn assert_file_error(e: &DicomError, file: &str, reason: &str) {
 }
 
 #[test]
+fn a_dangling_link_beside_a_series_is_passed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    write_series(dir.path(), &axial_series(3));
+    std::os::unix::fs::symlink(dir.path().join("gone.dcm"), dir.path().join("link.dcm")).unwrap();
+    assert_eq!(read_series_dir(dir.path()).unwrap().shape, [3, 4, 3]);
+}
+
+#[test]
 fn a_valid_series_reads() {
     let dir = tempfile::tempdir().unwrap();
     let mut slices = axial_series(3);
