@@ -54,6 +54,9 @@ pub(crate) fn decode_slice(
         )));
     }
     match Rescale::of(header) {
+        Rescale::Integer { slope, intercept } if full_16_bit(&format) => {
+            convert_16(data, out, format.signed, slope, intercept)
+        }
         Rescale::Integer { slope, intercept } => convert(&format, data, out, |stored| {
             (i64::from(stored) * slope + intercept).clamp(i16::MIN.into(), i16::MAX.into()) as i16
         }),
@@ -82,6 +85,40 @@ impl Rescale {
                 slope: header.slope,
                 intercept: header.intercept,
             },
+        }
+    }
+}
+
+/// 16 bits allocated and stored: no masking, no sign bit to move.
+fn full_16_bit(format: &Format) -> bool {
+    format.bits_allocated == 16 && format.bits_stored == 16
+}
+
+/// CT's common case, in straight loops the compiler vectorises: 16-bit
+/// values and a small integer slope and intercept, in i32 without
+/// overflow (|65535 × 1024| + 2^24 < 2^31). A whole series' pixels go
+/// through here: it was most of a read's CPU time.
+fn convert_16(data: &[u8], out: &mut [i16], signed: bool, slope: i64, intercept: i64) {
+    if slope.abs() > 1024 || intercept.abs() > 1 << 24 {
+        let rescale = |s: i32| (i64::from(s) * slope + intercept).clamp(-32768, 32767) as i16;
+        return convert_each(data, out, signed, rescale);
+    }
+    let (slope, intercept) = (slope as i32, intercept as i32);
+    let (lo, hi) = (i32::from(i16::MIN), i32::from(i16::MAX));
+    convert_each(data, out, signed, |s| {
+        (s * slope + intercept).clamp(lo, hi) as i16
+    });
+}
+
+fn convert_each(data: &[u8], out: &mut [i16], signed: bool, rescale: impl Fn(i32) -> i16) {
+    let pairs = out.iter_mut().zip(data.chunks_exact(2));
+    if signed {
+        for (v, b) in pairs {
+            *v = rescale(i32::from(i16::from_le_bytes([b[0], b[1]])));
+        }
+    } else {
+        for (v, b) in pairs {
+            *v = rescale(i32::from(u16::from_le_bytes([b[0], b[1]])));
         }
     }
 }
