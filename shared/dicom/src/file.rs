@@ -39,12 +39,32 @@ pub(crate) fn open_header(path: &Path) -> Result<(DefaultDicomObject, PixelBytes
     parse(path, OpenFileOptions::new().read_until(tags::PIXEL_DATA))
 }
 
+/// [`open_header`] with the file's bytes, for pixels read in place.
+pub(crate) fn open_header_with_bytes(
+    path: &Path,
+) -> Result<(DefaultDicomObject, PixelBytes, Vec<u8>), DicomError> {
+    let bytes = read_bounded(path)?;
+    let (obj, pixels) = parse_bytes(
+        path,
+        &bytes,
+        OpenFileOptions::new().read_until(tags::PIXEL_DATA),
+    )?;
+    Ok((obj, pixels, bytes))
+}
+
 fn parse(
     path: &Path,
     options: OpenFileOptions,
 ) -> Result<(DefaultDicomObject, PixelBytes), DicomError> {
-    let bytes = read_bounded(path)?;
-    let pixels = guard::check_lengths(&bytes).map_err(|reason| DicomError::file(path, reason))?;
+    parse_bytes(path, &read_bounded(path)?, options)
+}
+
+fn parse_bytes(
+    path: &Path,
+    bytes: &[u8],
+    options: OpenFileOptions,
+) -> Result<(DefaultDicomObject, PixelBytes), DicomError> {
+    let pixels = guard::check_lengths(bytes).map_err(|reason| DicomError::file(path, reason))?;
     let obj = options
         .read_preamble(ReadPreamble::Never)
         .from_reader(&bytes[128..])

@@ -26,6 +26,12 @@ pub(crate) enum PixelBytes {
     None,
     /// Native (uncompressed) pixel data of this many bytes.
     Native(u64),
+    /// Native pixel data of `len` bytes at byte `at` of the file itself
+    /// (not of a deflated dataset), readable in place.
+    NativeAt {
+        at: usize,
+        len: u64,
+    },
     /// Encapsulated (compressed) fragments of this many bytes in all.
     Encapsulated(u64),
 }
@@ -45,7 +51,11 @@ pub(crate) fn check_lengths(bytes: &[u8]) -> Result<PixelBytes, String> {
             let inflated = inflate(&bytes[walk.pos.min(bytes.len())..])?;
             let mut walk = Walk::new(&inflated, 0);
             walk.dataset()?;
-            Ok(walk.pixels)
+            // Offsets into the inflated copy mean nothing in the file.
+            Ok(match walk.pixels {
+                PixelBytes::NativeAt { len, .. } => PixelBytes::Native(len),
+                other => other,
+            })
         }
         _ => {
             walk.implicit = ts == IMPLICIT_LE;
@@ -234,7 +244,10 @@ impl<'a> Walk<'a> {
     /// size).
     fn note_pixels(&mut self, h: &Header, root: bool) {
         if h.tag == Tag(0x7FE0, 0x0010) && root {
-            self.pixels = PixelBytes::Native(u64::from(h.len));
+            self.pixels = PixelBytes::NativeAt {
+                at: self.pos,
+                len: u64::from(h.len),
+            };
         } else if self.fragments && h.tag == Tag(0xFFFE, 0xE000) {
             if let PixelBytes::Encapsulated(n) = &mut self.pixels {
                 *n += u64::from(h.len);
@@ -343,6 +356,8 @@ mod tests {
         );
         assert_eq!(check_lengths(&file(&icon)), Ok(PixelBytes::None));
         let root = [icon, long(0x7FE0, 0x0010, b"OW", &[0; 8])].concat();
-        assert_eq!(check_lengths(&file(&root)), Ok(PixelBytes::Native(8)));
+        let pixels = check_lengths(&file(&root));
+        let at = file(&root).len() - 8;
+        assert_eq!(pixels, Ok(PixelBytes::NativeAt { at, len: 8 }));
     }
 }

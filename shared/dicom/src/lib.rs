@@ -77,12 +77,25 @@ pub fn read_series(series: &SeriesFiles) -> Result<Volume, DicomError> {
         .zip(&stack.order);
     first_error(slices.map(|(slice, &k)| {
         let path = &series.files[k];
-        let (obj, stored) = file::open(path)?;
+        let (obj, stored, bytes) = file::open_header_with_bytes(path)?;
         let header = header::slice_header(&obj, path)?;
         if header != headers[k] {
             return Err(DicomError::file(path, "changed while the series was read"));
         }
-        pixels::decode_slice((&obj, stored), &header, path, slice)
+        pixels::check_size(&obj, stored, slice.len())
+            .map_err(|reason| DicomError::file(path, reason))?;
+        match stored {
+            // Native data where the file holds it: converted in place.
+            guard::PixelBytes::NativeAt { at, len } => {
+                let data = bytes.get(at..).and_then(|b| b.get(..len as usize));
+                let data = data.ok_or_else(|| DicomError::file(path, "pixel data past the end"))?;
+                pixels::native_slice(&obj, data, &header, path, slice)
+            }
+            _ => {
+                let (obj, stored) = file::open(path)?;
+                pixels::decode_slice((&obj, stored), &header, path, slice)
+            }
+        }
     }))?;
     Volume::new(stack.shape, voxels, stack.geometry)
         .ok_or_else(|| DicomError::series(uid, "internal error: voxel count does not match shape"))

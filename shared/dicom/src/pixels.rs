@@ -43,25 +43,57 @@ pub(crate) fn decode_slice(
         bits_stored: decoded.bits_stored().clamp(1, bits_allocated),
         signed: decoded.pixel_representation() == PixelRepresentation::Signed,
     };
-    let data = decoded.data();
-    let needed = out.len() * usize::from(bits_allocated / 8);
-    if data.len() < needed {
+    fill(&format, decoded.data(), header, out).map_err(bad)
+}
+
+/// Fills `out` from native pixel data read in place from the file's bytes
+/// (`data`, where the length walk found it): no parse of the pixel data,
+/// no decoder copy. The format comes from the slice's own attributes, as
+/// the decoder would take it for native data.
+pub(crate) fn native_slice(
+    obj: &DefaultDicomObject,
+    data: &[u8],
+    header: &SliceHeader,
+    path: &Path,
+    out: &mut [i16],
+) -> Result<(), DicomError> {
+    let bad = |reason: String| DicomError::file(path, reason);
+    let attribute = |tag| crate::header::uint(obj, tag);
+    let bits_allocated = attribute(tags::BITS_ALLOCATED).unwrap_or(0) as u16;
+    if !matches!(bits_allocated, 8 | 16) {
         return Err(bad(format!(
+            "{bits_allocated} bits per pixel; only 8 and 16 are read"
+        )));
+    }
+    let format = Format {
+        bits_allocated,
+        bits_stored: (attribute(tags::BITS_STORED).unwrap_or(bits_allocated.into()) as u16)
+            .clamp(1, bits_allocated),
+        signed: attribute(tags::PIXEL_REPRESENTATION) == Some(1),
+    };
+    fill(&format, data, header, out).map_err(bad)
+}
+
+/// `data`'s stored values rescaled into `out`, once it is long enough.
+fn fill(format: &Format, data: &[u8], header: &SliceHeader, out: &mut [i16]) -> Result<(), String> {
+    let needed = out.len() * usize::from(format.bits_allocated / 8);
+    if data.len() < needed {
+        return Err(format!(
             "pixel data holds {} bytes, {}×{} pixels need {needed}",
             data.len(),
             header.rows,
             header.columns
-        )));
+        ));
     }
     match Rescale::of(header) {
-        Rescale::Integer { slope, intercept } if full_16_bit(&format) => {
+        Rescale::Integer { slope, intercept } if full_16_bit(format) => {
             convert_16(data, out, format.signed, slope, intercept)
         }
-        Rescale::Integer { slope, intercept } => convert(&format, data, out, |stored| {
+        Rescale::Integer { slope, intercept } => convert(format, data, out, |stored| {
             (i64::from(stored) * slope + intercept).clamp(i16::MIN.into(), i16::MAX.into()) as i16
         }),
         // `as` saturates: values past the int16 range become its ends.
-        Rescale::Real { slope, intercept } => convert(&format, data, out, |stored| {
+        Rescale::Real { slope, intercept } => convert(format, data, out, |stored| {
             (f64::from(stored) * slope + intercept).round_ties_even() as i16
         }),
     }
@@ -161,10 +193,10 @@ pub(crate) fn check_size(
             }
             Ok(())
         }
-        PixelBytes::Native(n) if n < needed => Err(format!(
+        PixelBytes::Native(n) | PixelBytes::NativeAt { len: n, .. } if n < needed => Err(format!(
             "truncated pixel data: {n} bytes where {needed} are needed"
         )),
-        PixelBytes::Native(_) => Ok(()),
+        PixelBytes::Native(_) | PixelBytes::NativeAt { .. } => Ok(()),
     }
 }
 
