@@ -35,8 +35,9 @@ enum Command {
     /// outside the volume) is listed with its line and the reason in
     /// CACHE/skipped.csv (seriesuid,csv,line,reason).
     Build {
-        /// Data directory holding subset*/<seriesuid>.mhd (+ .raw), and by
-        /// default the candidates CSV and annotations.csv.
+        /// Data directory holding subset*/<seriesuid>.mhd (+ .raw) and/or
+        /// DICOM series at any depth (LIDC-IDRI's patient/study/series),
+        /// and by default the candidates CSV and annotations.csv.
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
         /// Cache directory to create or update.
@@ -92,8 +93,9 @@ enum Command {
     /// series without a positive (no crops). `prepcache verify OUT` checks
     /// both sub-caches.
     Seg {
-        /// Data directory holding subset*/<seriesuid>.mhd (+ .raw), and by
-        /// default the candidates CSV and annotations.csv.
+        /// Data directory holding subset*/<seriesuid>.mhd (+ .raw) and/or
+        /// DICOM series at any depth (LIDC-IDRI's patient/study/series),
+        /// and by default the candidates CSV and annotations.csv.
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
         /// Folder to write seg-train/ and seg-val/ into (created if needed).
