@@ -253,22 +253,7 @@ fn run(command: Command) -> Result<ExitCode> {
             synth::run(&out, series, seed, preset)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Inspect { file } => {
-            let text = if file.is_dir() {
-                shared::metaimage::inspect_volume(
-                    &file,
-                    &shared::dicom_series::read_series_dir(&file)?,
-                )
-            } else {
-                shared::metaimage::inspect(&file)?
-            };
-            let mut out = io::stdout().lock();
-            out.write_all(text.as_bytes())?;
-            if !text.ends_with('\n') {
-                writeln!(out)?;
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Inspect { file } => inspect(&file),
     }
 }
 
@@ -344,4 +329,20 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         c.downcast_ref::<io::Error>()
             .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
     })
+}
+
+/// `prepcache inspect`: a MetaImage file's header, or a DICOM series'
+/// geometry, and the voxels' summary.
+fn inspect(path: &Path) -> Result<ExitCode> {
+    let text = if path.is_dir() {
+        shared::metaimage::inspect_volume(path, &shared::dicom_series::read_series_dir(path)?)
+    } else {
+        shared::metaimage::inspect(path)?
+    };
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    if !text.ends_with('\n') {
+        writeln!(out)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
