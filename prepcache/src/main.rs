@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use shared::cache::{Codec, Filter};
+use shared::scan_source::ScanSource;
 use shared::signals::{self, Second};
 
 #[derive(Parser)]
@@ -334,10 +335,10 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// `prepcache inspect`: a MetaImage file's header, or a DICOM series'
 /// geometry, and the voxels' summary.
 fn inspect(path: &Path) -> Result<ExitCode> {
-    let text = if path.is_dir() {
-        shared::metaimage::inspect_volume(path, &shared::dicom_series::read_series_dir(path)?)
-    } else {
-        shared::metaimage::inspect(path)?
+    let text = match ScanSource::at(path)? {
+        // The header as written, beside the summary.
+        ScanSource::MetaImage(file) => shared::metaimage::inspect(file)?,
+        series => shared::metaimage::inspect_volume(path, &series.read_volume()?),
     };
     let mut out = io::stdout().lock();
     out.write_all(text.as_bytes())?;

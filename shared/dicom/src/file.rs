@@ -1,5 +1,5 @@
 //! Opening one DICOM file: read it whole (bounded), check its lengths, then
-//! let dicom-object parse it from memory.
+//! let dicom-object parse it (or only its header) from memory.
 
 use std::io::Read;
 use std::path::Path;
@@ -25,10 +25,19 @@ pub(crate) fn sniff(path: &Path) -> Result<bool, DicomError> {
     Ok(guard::has_preamble(&head))
 }
 
-/// Reads and parses a whole DICOM file (preamble, meta group, dataset),
-/// with how much pixel data its lengths declare.
-pub(crate) fn open(path: &Path) -> Result<(DefaultDicomObject, PixelBytes), DicomError> {
-    parse(path, OpenFileOptions::new())
+/// A DICOM file read whole (bounded) whose every declared length fits in
+/// it, with the root dataset's pixel data as the lengths declare it.
+pub(crate) struct Checked {
+    pub bytes: Vec<u8>,
+    pub pixels: PixelBytes,
+}
+
+/// Reads `path` and checks its lengths, so that no parse of it can
+/// allocate more than the file holds.
+pub(crate) fn read_checked(path: &Path) -> Result<Checked, DicomError> {
+    let bytes = read_bounded(path)?;
+    let pixels = guard::check_lengths(&bytes).map_err(|reason| DicomError::file(path, reason))?;
+    Ok(Checked { bytes, pixels })
 }
 
 /// Reads a DICOM file and parses everything before its pixel data: a
@@ -36,40 +45,33 @@ pub(crate) fn open(path: &Path) -> Result<(DefaultDicomObject, PixelBytes), Dico
 /// over the whole file all the same, and how much pixel data it holds
 /// comes with it.
 pub(crate) fn open_header(path: &Path) -> Result<(DefaultDicomObject, PixelBytes), DicomError> {
-    parse(path, OpenFileOptions::new().read_until(tags::PIXEL_DATA))
+    let checked = read_checked(path)?;
+    Ok((parse_header(path, &checked)?, checked.pixels))
 }
 
-/// [`open_header`] with the file's bytes, for pixels read in place.
-pub(crate) fn open_header_with_bytes(
-    path: &Path,
-) -> Result<(DefaultDicomObject, PixelBytes, Vec<u8>), DicomError> {
-    let bytes = read_bounded(path)?;
-    let (obj, pixels) = parse_bytes(
+/// The part of a checked file before its pixel data.
+pub(crate) fn parse_header(path: &Path, file: &Checked) -> Result<DefaultDicomObject, DicomError> {
+    parse(
         path,
-        &bytes,
+        file,
         OpenFileOptions::new().read_until(tags::PIXEL_DATA),
-    )?;
-    Ok((obj, pixels, bytes))
+    )
+}
+
+/// The whole of a checked file (preamble, meta group, dataset).
+pub(crate) fn parse_whole(path: &Path, file: &Checked) -> Result<DefaultDicomObject, DicomError> {
+    parse(path, file, OpenFileOptions::new())
 }
 
 fn parse(
     path: &Path,
+    file: &Checked,
     options: OpenFileOptions,
-) -> Result<(DefaultDicomObject, PixelBytes), DicomError> {
-    parse_bytes(path, &read_bounded(path)?, options)
-}
-
-fn parse_bytes(
-    path: &Path,
-    bytes: &[u8],
-    options: OpenFileOptions,
-) -> Result<(DefaultDicomObject, PixelBytes), DicomError> {
-    let pixels = guard::check_lengths(bytes).map_err(|reason| DicomError::file(path, reason))?;
-    let obj = options
+) -> Result<DefaultDicomObject, DicomError> {
+    options
         .read_preamble(ReadPreamble::Never)
-        .from_reader(&bytes[128..])
-        .map_err(|e| DicomError::file(path, format!("unreadable DICOM: {}", chain(&e))))?;
-    Ok((obj, pixels))
+        .from_reader(&file.bytes[128..])
+        .map_err(|e| DicomError::file(path, format!("unreadable DICOM: {}", chain(&e))))
 }
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>, DicomError> {

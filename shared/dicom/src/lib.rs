@@ -77,24 +77,23 @@ pub fn read_series(series: &SeriesFiles) -> Result<Volume, DicomError> {
         .zip(&stack.order);
     first_error(slices.map(|(slice, &k)| {
         let path = &series.files[k];
-        let (obj, stored, bytes) = file::open_header_with_bytes(path)?;
+        let checked = file::read_checked(path)?;
+        let obj = file::parse_header(path, &checked)?;
         let header = header::slice_header(&obj, path)?;
         if header != headers[k] {
             return Err(DicomError::file(path, "changed while the series was read"));
         }
-        pixels::check_size(&obj, stored, slice.len())
+        pixels::check_size(&obj, checked.pixels, slice.len())
             .map_err(|reason| DicomError::file(path, reason))?;
-        match stored {
+        match checked.pixels {
             // Native data where the file holds it: converted in place.
             guard::PixelBytes::NativeAt { at, len } => {
-                let data = bytes.get(at..).and_then(|b| b.get(..len as usize));
+                let data = checked.bytes.get(at..).and_then(|b| b.get(..len as usize));
                 let data = data.ok_or_else(|| DicomError::file(path, "pixel data past the end"))?;
                 pixels::native_slice(&obj, data, &header, path, slice)
             }
-            _ => {
-                let (obj, stored) = file::open(path)?;
-                pixels::decode_slice((&obj, stored), &header, path, slice)
-            }
+            // Compressed (or deflated) data: the decoder's, from the same bytes.
+            _ => pixels::decode_slice(&file::parse_whole(path, &checked)?, &header, path, slice),
         }
     }))?;
     Volume::new(stack.shape, voxels, stack.geometry)

@@ -19,15 +19,16 @@ use crate::header::SliceHeader;
 const MAX_RATIO: usize = 1024;
 const SLACK_BYTES: usize = 1 << 20;
 
-/// Fills `out` (rows × columns values) with the slice's rescaled values.
+/// Fills `out` (rows × columns values) with the slice's rescaled values,
+/// through dicom-pixeldata's decoder; the caller has checked the stored
+/// size against `out` ([`check_size`]), which bounds what it inflates.
 pub(crate) fn decode_slice(
-    (obj, stored): (&DefaultDicomObject, PixelBytes),
+    obj: &DefaultDicomObject,
     header: &SliceHeader,
     path: &Path,
     out: &mut [i16],
 ) -> Result<(), DicomError> {
     let bad = |reason: String| DicomError::file(path, reason);
-    check_size(obj, stored, out.len()).map_err(bad)?;
     let decoded = obj
         .decode_pixel_data()
         .map_err(|e| bad(format!("cannot decode pixel data: {}", chain(&e))))?;

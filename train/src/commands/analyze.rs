@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use shared::volume::Volume;
+use tch::Device;
 
 use crate::analyze::classify::{ClassifyError, ClassifyOptions};
 use crate::analyze::inputs::{default_annotations, split_scans, ScanInput, Truth};
@@ -25,7 +26,6 @@ use crate::evaluate::METRICS_FILE;
 use crate::model::compute::ComputeConfig;
 use crate::model::{LunaModel, UNet};
 use crate::run::checkpoint::TRAINER_FILE;
-use tch::Device;
 
 /// What `train analyze` did.
 #[derive(Debug)]
