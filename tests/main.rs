@@ -25,6 +25,7 @@ mod resume;
 mod run_folders;
 mod score;
 mod segmentation;
+mod shards;
 mod sweep;
 mod tensorboard;
 mod train_cli;

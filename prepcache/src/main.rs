@@ -4,6 +4,7 @@
 mod cache_build;
 mod listing;
 mod seg_build;
+mod shard;
 mod synth;
 mod verify;
 
@@ -78,6 +79,14 @@ enum Command {
         /// that was there is left as it was.
         #[arg(long)]
         strict: bool,
+        /// Build only share K of N (1 ≤ K ≤ N) into --out, for a build spread
+        /// over N machines (a job array) writing into one shared folder: a
+        /// scan is the share its series uid hashes to. Shards run at the
+        /// same time and never seal; afterwards the same command without
+        /// --shard builds whatever a shard left undone and seals the cache,
+        /// byte-identical to a build on one machine.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<shard::Shard>,
     },
     /// Write chapter 13's segmentation cache: OUT/seg-train (one 8×96×96
     /// chunk per positive candidate of a training series) and OUT/seg-val
@@ -120,6 +129,14 @@ enum Command {
               allow_negative_numbers = true,
               value_parser = clap::value_parser!(i32).range(-7..=19))]
         level: i32,
+        /// Build only share K of N (1 ≤ K ≤ N) into --out, for a build spread
+        /// over N machines (a job array) writing into one shared folder: a
+        /// scan is the share its series uid hashes to. Shards run at the
+        /// same time and never seal; afterwards the same command without
+        /// --shard builds whatever a shard left undone and seals the cache,
+        /// byte-identical to a build on one machine.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<shard::Shard>,
     },
     /// Re-read every chunk; check checksums, sizes and counts. Exit code 1 on
     /// any problem, naming each bad candidate. CACHE is a cache, or the
@@ -198,6 +215,7 @@ fn run(command: Command) -> Result<ExitCode> {
             filter,
             force,
             strict,
+            shard,
         } => {
             let filter = match filter {
                 FilterArg::ByteShuffle => Filter::ByteShuffle,
@@ -212,6 +230,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 codec: Codec::zstd(filter, level),
                 force,
                 strict,
+                shard,
             };
             build(&opts)
         }
@@ -223,6 +242,7 @@ fn run(command: Command) -> Result<ExitCode> {
             val_stride,
             threads,
             level,
+            shard,
         } => seg(&seg_build::SegOptions {
             data,
             out,
@@ -231,6 +251,7 @@ fn run(command: Command) -> Result<ExitCode> {
             val_stride,
             threads: threads.unwrap_or_else(default_threads).max(1),
             codec: Codec::zstd(Filter::ByteShuffle, level),
+            shard,
         }),
         Command::Verify { cache, threads } => verify(&cache, threads),
         Command::Info { cache, json } => {
@@ -297,6 +318,7 @@ fn seg(opts: &seg_build::SegOptions) -> Result<ExitCode> {
     match seg_build::run(opts, &stops.requested)? {
         seg_build::SegStatus::UpToDate(report) => seg_build::print_up_to_date(&report),
         seg_build::SegStatus::Built(report) => seg_build::print_summary(&report),
+        seg_build::SegStatus::ShardDone(report) => seg_build::print_share(&report),
         seg_build::SegStatus::Interrupted => return Ok(ExitCode::from(stops.exit_code())),
     }
     Ok(ExitCode::SUCCESS)

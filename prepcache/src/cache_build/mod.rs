@@ -9,7 +9,9 @@
 //! names: the cache that was there stays readable until the new manifest
 //! replaces it (a build that fails or is stopped leaves it as it was), and
 //! only then are the files nothing uses any more removed. One build at a
-//! time: the folder is locked. Every candidate row of the CSV that does
+//! time: the folder is locked; or several `--shard K/N` builds ([`share`]),
+//! each writing only its own scans' files and none sealing, after which a
+//! plain build reuses their records and seals. Every candidate row of the CSV that does
 //! not make it into the cache (scan not on disk, unusable scan, centre
 //! outside the volume) is listed with its line in `skipped.csv`.
 //!
@@ -27,6 +29,7 @@ mod report;
 pub(crate) mod reuse;
 mod scan;
 mod scans;
+mod share;
 pub(crate) mod sidecar;
 mod skipped;
 
@@ -39,13 +42,15 @@ use anyhow::{anyhow, Result};
 use shared::cache::{CacheDir, CacheDirError, Codec, Manifest};
 use shared::crop::CROP_SHAPE;
 use shared::hu::{HU_MAX, HU_MIN};
-use shared::lock::FolderLock;
+use shared::lock::{FolderLock, LockMode};
 
 use inputs::Inputs;
 use plan::{inputs_fingerprint, plan_scans, ChunkParams, ScanPlan};
 use reuse::Done;
 use sidecar::Sidecar;
 use skipped::{print_skipped, skipped_rows, write_skipped, SkippedRow};
+
+use crate::shard::Shard;
 
 pub struct BuildOptions {
     pub data: PathBuf,
@@ -56,6 +61,8 @@ pub struct BuildOptions {
     pub codec: Codec,
     pub force: bool,
     pub strict: bool,
+    /// Build only this share of the scans, and do not seal.
+    pub shard: Option<Shard>,
 }
 
 pub enum BuildStatus {
@@ -79,13 +86,16 @@ pub fn run(opts: &BuildOptions, stop: &AtomicBool) -> Result<BuildStatus> {
         clip_hu: [HU_MIN, HU_MAX],
     };
     let plans = plan_scans(&inputs.series, &inputs.list.candidates, &params)?;
+    let strict_csv = opts.strict.then_some(inputs.csv.as_path());
+    if let Some(shard) = opts.shard {
+        return share::build_share(opts, shard, plans, &params, strict_csv, stop);
+    }
     let list = &inputs.list;
     let fingerprint = inputs_fingerprint(&plans, list.missing_series, list.missing_candidates);
 
     let dir = CacheDir::new(&opts.out);
     // Held to the end of the build: the records read below stay true.
     let _lock = begin(&dir)?;
-    let strict_csv = opts.strict.then_some(inputs.csv.as_path());
     let mut done = reuse::reusable(&dir, &plans, opts.threads, opts.force, strict_csv)?;
     let todo: Vec<&ScanPlan> = plans
         .iter()
@@ -161,12 +171,12 @@ fn build_rest(
 
 /// Step 3: refuse a folder that is not a cache, create and lock it.
 fn begin(dir: &CacheDir) -> Result<FolderLock> {
-    begin_as(dir, LOCK_HOLDER)
+    begin_as(dir, LOCK_HOLDER, LockMode::Exclusive)
 }
 
 /// [`begin`] for any writer: `holder` is what a refusal calls it.
-pub(crate) fn begin_as(dir: &CacheDir, holder: &str) -> Result<FolderLock> {
-    dir.begin(holder).map_err(|e| match e {
+pub(crate) fn begin_as(dir: &CacheDir, holder: &str, mode: LockMode) -> Result<FolderLock> {
+    dir.begin_as(holder, mode).map_err(|e| match e {
         CacheDirError::NotAFolder { .. } | CacheDirError::NotACache { .. } => anyhow!("--out {e}"),
         e => e.into(),
     })

@@ -61,17 +61,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use shared::cache::{CacheDir, Codec, Manifest};
-use shared::lock::FolderLock;
+use shared::lock::{FolderLock, LockMode};
 use shared::seg::{Role, SegCacheManifests, NO_POSITIVE_REASON, TRAIN_DIR, VAL_DIR};
 
 use crate::cache_build::inputs::{self, Sources};
 use crate::cache_build::reuse::{fresh_records, Done};
 use crate::cache_build::sidecar::Sidecar;
 use crate::cache_build::{begin_as, remove_unused};
+use crate::shard::{lock_mode, Shard};
 
 use plan::{SegPlan, SegPlans};
 
-pub use report::{print_summary, print_up_to_date};
+pub use report::{print_share, print_summary, print_up_to_date};
 
 pub struct SegOptions {
     pub data: PathBuf,
@@ -81,12 +82,24 @@ pub struct SegOptions {
     pub val_stride: usize,
     pub threads: usize,
     pub codec: Codec,
+    /// Build only this share of the series, and do not seal.
+    pub shard: Option<Shard>,
+}
+
+impl SegOptions {
+    /// Whether this run builds `plan`'s series (all of them without
+    /// `--shard`).
+    fn owns(&self, plan: &SegPlan) -> bool {
+        self.shard.is_none_or(|s| s.owns(&plan.scan.uid))
+    }
 }
 
 pub enum SegStatus {
     /// Nothing changed since the cache was written: it was not touched.
     UpToDate(SegReport),
     Built(SegReport),
+    /// `--shard`: this share is built; nothing is sealed.
+    ShardDone(ShareReport),
     /// Stopped on request: finished series are kept; rerunning resumes.
     Interrupted,
 }
@@ -102,6 +115,20 @@ pub struct SegReport {
     pub built: usize,
     pub reused: usize,
     /// Bytes of the scans' files read.
+    pub bytes_in: u64,
+    pub wall: Duration,
+}
+
+/// What a `--shard` run built.
+#[derive(Debug)]
+pub struct ShareReport {
+    pub out: PathBuf,
+    pub shard: Shard,
+    /// Series that are this shard's, and all series.
+    pub mine: usize,
+    pub series: usize,
+    pub built: usize,
+    pub reused: usize,
     pub bytes_in: u64,
     pub wall: Duration,
 }
@@ -148,19 +175,26 @@ pub fn run(opts: &SegOptions, stop: &AtomicBool) -> Result<SegStatus> {
     plan::check_training_positives(&plans, &inputs, opts.val_stride)?;
     // Held to the end: nobody else writes the sub-caches meanwhile, so the
     // records read below stay true.
-    let _locks = lock_out(&opts.out)?;
+    // Shards share them with each other, never with a plain run (it seals
+    // and removes files, a shard's half-written ones among them).
+    let (holder, mode) = match opts.shard {
+        Some(shard) => (shard.holder(LOCK_HOLDER), lock_mode(Some(shard))),
+        None => (LOCK_HOLDER.to_owned(), LockMode::Exclusive),
+    };
+    let _locks = lock_out(&opts.out, &holder, mode)?;
     let caches = SubCaches {
         train: CacheDir::new(opts.out.join(TRAIN_DIR)),
         val: CacheDir::new(opts.out.join(VAL_DIR)),
     };
     let _sub_locks = [
-        begin_as(&caches.train, LOCK_HOLDER)?,
-        begin_as(&caches.val, LOCK_HOLDER)?,
+        begin_as(&caches.train, &holder, mode)?,
+        begin_as(&caches.val, &holder, mode)?,
     ];
-    let mut done = Reused::read(&caches, &plans, opts.threads)?;
+    let mine: Vec<&SegPlan> = plans.plans.iter().filter(|p| opts.owns(p)).collect();
+    let mut done = Reused::read(&caches, &mine, opts.threads)?;
     let reused = done.len();
-    let todo: Vec<&SegPlan> = plans.plans.iter().filter(|p| !done.has(p)).collect();
-    if todo.is_empty() {
+    let todo: Vec<&SegPlan> = mine.iter().copied().filter(|p| !done.has(p)).collect();
+    if todo.is_empty() && opts.shard.is_none() {
         if let Some(manifests) = up_to_date(&caches, &plans.fingerprint) {
             let report = report(opts, &plans, manifests, [0, reused], 0, started);
             return Ok(SegStatus::UpToDate(report));
@@ -179,9 +213,21 @@ pub fn run(opts: &SegOptions, stop: &AtomicBool) -> Result<SegStatus> {
         eprintln!(
             "interrupted: {} of {} series are done and kept; rerun the same command to resume",
             done.len(),
-            plans.plans.len()
+            mine.len()
         );
         return Ok(SegStatus::Interrupted);
+    }
+    if let Some(shard) = opts.shard {
+        return Ok(SegStatus::ShardDone(ShareReport {
+            out: opts.out.clone(),
+            shard,
+            mine: mine.len(),
+            series: plans.plans.len(),
+            built: todo.len(),
+            reused,
+            bytes_in,
+            wall: started.elapsed(),
+        }));
     }
     let manifests = seal(&caches, &inputs.list, &plans, &done, opts.codec)?;
     let counts = [todo.len(), reused];
@@ -197,8 +243,11 @@ struct Reused {
 
 impl Reused {
     /// The records in each sub-cache still true for `plans`.
-    fn read(caches: &SubCaches, plans: &SegPlans, threads: usize) -> Result<Self> {
-        let fresh = |role| fresh_records(caches.of(role), plans.of(role).map(|p| &p.scan), threads);
+    fn read(caches: &SubCaches, plans: &[&SegPlan], threads: usize) -> Result<Self> {
+        let fresh = |role| {
+            let of_role = plans.iter().filter(|p| p.role == role);
+            fresh_records(caches.of(role), of_role.map(|p| &p.scan), threads)
+        };
         Ok(Reused {
             train: fresh(Role::Train)?,
             val: fresh(Role::Val)?,
@@ -287,12 +336,12 @@ fn report(
 }
 
 /// Create `out` if needed and lock it, or say why not in one line.
-fn lock_out(out: &Path) -> Result<FolderLock> {
+fn lock_out(out: &Path, holder: &str, mode: LockMode) -> Result<FolderLock> {
     if out.exists() && !out.is_dir() {
         bail!("--out {}: exists and is not a folder", out.display());
     }
     fs::create_dir_all(out).with_context(|| format!("--out {}: creating it", out.display()))?;
-    FolderLock::acquire(out, LOCK_HOLDER).map_err(|e| anyhow::anyhow!("--out {e}"))
+    FolderLock::acquire_as(out, holder, mode).map_err(|e| anyhow::anyhow!("--out {e}"))
 }
 
 /// Training series that have no positive, from `seg-train`'s manifest.

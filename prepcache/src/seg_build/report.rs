@@ -105,3 +105,20 @@ fn print_skipped(skipped: &[&Skipped]) {
         );
     }
 }
+
+/// A `--shard` run's share, and what is left to do.
+pub fn print_share(r: &super::ShareReport) {
+    println!(
+        "{}: shard {} done: {} of the {} series are this shard's ({} built now, {} reused), \
+         {:.1} MB read in {:.2} s",
+        r.out.display(),
+        r.shard,
+        r.mine,
+        r.series,
+        r.built,
+        r.reused,
+        r.bytes_in as f64 / 1e6,
+        r.wall.as_secs_f64()
+    );
+    println!("{}", crate::shard::NOT_SEALED);
+}

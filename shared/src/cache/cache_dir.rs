@@ -17,7 +17,7 @@ use super::format::{
 use super::reader;
 use super::writer::{finalize, CacheContents};
 use crate::durable::write_atomically;
-use crate::lock::{FolderLock, LockError, LOCK_FILE};
+use crate::lock::{FolderLock, LockError, LockMode, LOCK_FILE};
 
 /// Why a folder could not be opened for writing, or cleaned.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +87,12 @@ impl CacheDir {
     /// empty), create it and its `shards/`, and lock it for `holder` until
     /// the returned lock is dropped: what a build does before it writes.
     pub fn begin(&self, holder: &str) -> Result<FolderLock, CacheDirError> {
+        self.begin_as(holder, LockMode::Exclusive)
+    }
+
+    /// [`Self::begin`] in either mode: [`LockMode::Shared`] for writers
+    /// that share the folder's scans out between them and never seal.
+    pub fn begin_as(&self, holder: &str, mode: LockMode) -> Result<FolderLock, CacheDirError> {
         if self.root.exists() && !self.is_cache_or_empty()? {
             return Err(CacheDirError::NotACache {
                 path: self.root.clone(),
@@ -94,7 +100,7 @@ impl CacheDir {
         }
         let shards = self.shards_dir();
         fs::create_dir_all(&shards).map_err(io_error("creating", &shards))?;
-        Ok(FolderLock::acquire(&self.root, holder)?)
+        Ok(FolderLock::acquire_as(&self.root, holder, mode)?)
     }
 
     fn is_cache_or_empty(&self) -> Result<bool, CacheDirError> {

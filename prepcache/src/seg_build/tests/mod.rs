@@ -57,6 +57,7 @@ fn seg_status(data: &Path, out: &Path, val_stride: usize, stop: bool) -> anyhow:
         val_stride,
         threads: 2,
         codec: Codec::default(),
+        shard: None,
     };
     run(&opts, &AtomicBool::new(stop))
 }
@@ -172,9 +173,12 @@ fn writes_both_sub_caches_from_a_synthetic_data_set_and_refuses_a_locked_folder(
     check_val(&data, &val, &list, &split);
 
     // A second writer while the folder is in use is refused, naming it.
-    let _held = FolderLock::acquire(&out, "test").unwrap();
+    let _held = FolderLock::acquire(&out, "prepcache seg").unwrap();
     let err = format!("{:#}", seg(&data, &out).unwrap_err());
-    assert!(err.contains("in use by another prepcache seg"), "{err}");
+    assert!(
+        err.contains("in use by another prepcache seg (PID "),
+        "{err}"
+    );
     assert!(err.contains(&out.display().to_string()), "{err}");
 }
 
