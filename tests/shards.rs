@@ -312,3 +312,87 @@ fn segmentation_cache_shards_then_a_plain_run_equal_one_run() {
     assert_same_tree(&out, &single);
     ok(&["verify", s(&out)]);
 }
+
+/// examples/slurm/prepcache_array.sh end to end, with a stand-in `sbatch`
+/// that runs each job at once in the foreground: the array's tasks side by
+/// side (SLURM_ARRAY_TASK_ID/COUNT set as Slurm sets them), then the
+/// sealing job. The cache equals one build's, byte for byte.
+#[test]
+fn the_slurm_array_script_builds_the_same_cache_as_one_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth(tmp.path(), 5, 46);
+    let single = tmp.path().join("single");
+    build(&data, &single, &[]);
+    let bin_dir = tmp.path().join("bin");
+    fs::create_dir_all(&bin_dir).unwrap();
+    let sbatch = bin_dir.join("sbatch");
+    fs::write(&sbatch, SBATCH_STAND_IN).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&sbatch, fs::Permissions::from_mode(0o755)).unwrap();
+
+    let out = tmp.path().join("shared");
+    let log = tmp.path().join("sbatch.log");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/slurm/prepcache_array.sh");
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = Command::new("bash")
+        .arg(&script)
+        .args(["submit", "3", s(&data), s(&out)])
+        .env("PATH", path)
+        .env("PREPCACHE", bin())
+        .env("SBATCH_LOG", &log)
+        .env("SLURM_CPUS_PER_TASK", "1")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&run);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("submitted array job 41 (3 shards) and sealing job 42"),
+        "{stdout}"
+    );
+    let jobs = fs::read_to_string(&log).unwrap();
+    let jobs: Vec<&str> = jobs.lines().collect();
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    assert!(
+        jobs[0].starts_with("--array=0-2 ") && jobs[0].contains(" shard "),
+        "{jobs:?}"
+    );
+    assert!(
+        jobs[1].contains("--dependency=afterany:41 ") && jobs[1].contains(" seal "),
+        "{jobs:?}"
+    );
+    let output = fs::read_to_string(log.with_extension("out")).unwrap();
+    for k in 1..=3 {
+        assert!(output.contains(&format!("shard {k}/3 done")), "{output}");
+    }
+    assert!(output.contains("cache complete"), "{output}");
+    assert_same_tree(&out, &single);
+}
+
+/// `sbatch --parsable [--array=0-M] [options] SCRIPT ARGS…`, run at once:
+/// logs its options and arguments, runs an array's tasks in parallel and
+/// prints job id 41 for it, 42 for a plain job.
+const SBATCH_STAND_IN: &str = r#"#!/usr/bin/env bash
+opts=() array=""
+while [[ $1 == -* ]]; do
+    [[ $1 == --array=* ]] && array="${1#--array=}"
+    opts+=("$1"); shift
+done
+echo "${opts[*]} $*" | sed 's/^--parsable //' >> "$SBATCH_LOG"
+out="${SBATCH_LOG%.log}.out"
+if [[ -n $array ]]; then
+    count=$(( ${array#0-} + 1 ))
+    for ((i = 0; i < count; i++)); do
+        SLURM_ARRAY_TASK_ID=$i SLURM_ARRAY_TASK_COUNT=$count bash "$@" >> "$out.$i" 2>&1 &
+    done
+    wait
+    cat "$out".* >> "$out"
+    echo 41
+else
+    bash "$@" >> "$out" 2>&1
+    echo 42
+fi
+"#;
