@@ -120,3 +120,45 @@ fn a_series_on_disk_twice_is_one_line_naming_both() {
         "{stderr}"
     );
 }
+
+/// A truncated slice (the end of the series' last file cut off, as a
+/// failed copy leaves it) refuses that series alone: the build goes on,
+/// and every candidate row of the series is in skipped.csv with a reason
+/// naming the file. Its other series are built.
+#[test]
+fn a_truncated_slice_skips_its_series_in_skipped_csv_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth(tmp.path(), 3, 5);
+    let mixed = tmp.path().join("mixed");
+    mixed_copy(&data, &mixed);
+    let uids: Vec<String> = scans(&data).into_iter().map(|(uid, _)| uid).collect();
+    let series = mixed.join("LIDC-IDRI-0001/01-01-2000-1/30001");
+    let mut files: Vec<PathBuf> = fs::read_dir(&series)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_none_or(|x| x != "xml"))
+        .collect();
+    files.sort();
+    let cut = files.last().unwrap();
+    let bytes = fs::read(cut).unwrap();
+    fs::write(cut, &bytes[..bytes.len() / 2]).unwrap();
+
+    let cache = tmp.path().join("cache");
+    let out = luna_e2e::prepcache::build(&mixed, &cache, &[]);
+    assert!(out.contains("cache complete"), "{out}");
+    assert!(out.contains("1 unusable"), "{out}");
+    let skipped = fs::read_to_string(cache.join("skipped.csv")).unwrap();
+    let rows: Vec<&str> = skipped.lines().skip(1).collect();
+    assert!(!rows.is_empty());
+    let name = cut.file_name().unwrap().to_string_lossy().into_owned();
+    for row in &rows {
+        assert!(row.starts_with(&uids[1]), "{row}");
+        assert!(
+            row.contains("cannot be read") && row.contains(&name) && row.contains("truncated"),
+            "{row}"
+        );
+    }
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&["info", s(&cache), "--json"])).unwrap();
+    assert_eq!(info["series"], 2, "the two other series are built");
+}

@@ -74,6 +74,13 @@ fn parse(
         .map_err(|e| DicomError::file(path, format!("unreadable DICOM: {}", chain(&e))))
 }
 
+/// The series a file that failed to read says it belongs to, if its
+/// intact part reaches the SeriesInstanceUID (see
+/// [`guard::salvage_series_uid`]).
+pub(crate) fn salvage_series_uid(path: &Path) -> Option<String> {
+    guard::salvage_series_uid(&read_bounded(path).ok()?)
+}
+
 fn read_bounded(path: &Path) -> Result<Vec<u8>, DicomError> {
     let file = std::fs::File::open(path).map_err(|e| DicomError::io(path, e))?;
     let size = file.metadata().map_err(|e| DicomError::io(path, e))?.len();

@@ -65,6 +65,27 @@ pub(crate) fn check_lengths(bytes: &[u8]) -> Result<PixelBytes, String> {
     }
 }
 
+/// The root dataset's SeriesInstanceUID as far as the file can be walked:
+/// what a truncated or otherwise broken file still says about the series
+/// it belongs to, so that the series can be refused rather than read
+/// without it. `None` when the file breaks before the UID.
+pub(crate) fn salvage_series_uid(bytes: &[u8]) -> Option<String> {
+    if !has_preamble(bytes) {
+        return None;
+    }
+    let mut walk = Walk::new(bytes, 132);
+    let ts = walk.meta_group().ok()?;
+    if ts == DEFLATED {
+        let inflated = inflate(&bytes[walk.pos.min(bytes.len())..]).ok()?;
+        let mut walk = Walk::new(&inflated, 0);
+        let _ = walk.dataset();
+        return walk.series_uid;
+    }
+    walk.implicit = ts == IMPLICIT_LE;
+    let _ = walk.dataset();
+    walk.series_uid
+}
+
 /// Inflating at most this many times the stream's size (plus
 /// [`INFLATE_SLACK`]): far above what a CT slice deflates by (~2–4×), far
 /// below what a deflate bomb claims.
@@ -105,6 +126,8 @@ struct Walk<'a> {
     ends: Vec<usize>,
     /// The root dataset's PixelData (an icon's, inside a sequence, is not).
     pixels: PixelBytes,
+    /// The root dataset's SeriesInstanceUID, once walked past.
+    series_uid: Option<String>,
 }
 
 /// One element header: tag, explicit VR (None when implicit or an item)
@@ -124,6 +147,7 @@ impl<'a> Walk<'a> {
             fragments: false,
             ends: Vec::new(),
             pixels: PixelBytes::None,
+            series_uid: None,
         }
     }
 
@@ -223,6 +247,9 @@ impl<'a> Walk<'a> {
             }
             self.fits(&h)?;
             self.note_pixels(&h, root);
+            if root {
+                self.note_series_uid(&h);
+            }
             if h.tag == Tag(0xFFFE, 0xE0DD) {
                 if self.fragments {
                     self.fragments = false;
@@ -252,6 +279,16 @@ impl<'a> Walk<'a> {
             if let PixelBytes::Encapsulated(n) = &mut self.pixels {
                 *n += u64::from(h.len);
             }
+        }
+    }
+
+    /// Keeps a (plausibly sized) SeriesInstanceUID's text.
+    fn note_series_uid(&mut self, h: &Header) {
+        const SERIES_INSTANCE_UID: Tag = Tag(0x0020, 0x000E);
+        if h.tag == SERIES_INSTANCE_UID && h.len <= 128 {
+            let value = &self.bytes[self.pos..self.pos + h.len as usize];
+            let text = String::from_utf8_lossy(value);
+            self.series_uid = Some(text.trim_end_matches(['\0', ' ']).to_owned());
         }
     }
 

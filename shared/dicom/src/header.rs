@@ -47,8 +47,15 @@ const NON_IMAGE_CLASSES: &[&str] = &[
     "1.2.840.10008.5.1.4.1.1.104.",
 ];
 
+/// CT Image Storage and Enhanced CT Image Storage: a file of either class
+/// without pixel data is a slice cut short, not an object to pass over.
+const CT_CLASSES: &[&str] = &["1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1"];
+
 /// Sorts a parsed file: DICOMDIRs, objects without PixelData and non-image
-/// SOP classes are skipped; images must name their series.
+/// SOP classes are skipped; images must name their series. A CT image
+/// without pixel data is an error: a file cut off at an element boundary
+/// parses, and passing it over would leave its series a slice short
+/// (silently, were it the first or last).
 pub(crate) fn classify(
     obj: &DefaultDicomObject,
     pixels: PixelBytes,
@@ -60,8 +67,17 @@ pub(crate) fn classify(
     if media_class == uids::MEDIA_STORAGE_DIRECTORY_STORAGE
         || non_image(&sop_class)
         || non_image(media_class)
-        || pixels == PixelBytes::None
     {
+        return Ok(Kind::Skip);
+    }
+    if pixels == PixelBytes::None {
+        let ct = |class: &str| CT_CLASSES.contains(&class);
+        if ct(&sop_class) || ct(media_class) {
+            return Err(DicomError::file(
+                path,
+                "truncated: a CT image without pixel data",
+            ));
+        }
         return Ok(Kind::Skip);
     }
     match text(obj, tags::SERIES_INSTANCE_UID) {

@@ -59,6 +59,13 @@ pub use stack::MAX_VOXELS;
 /// the first error in file order is the one returned, whatever the timing.
 pub fn read_series(series: &SeriesFiles) -> Result<Volume, DicomError> {
     let uid = &series.series_uid;
+    if let Some(first) = series.unreadable.first() {
+        let (n, of) = (series.unreadable.len(), series.files.len());
+        return Err(DicomError::series(
+            uid,
+            format!("{n} of its {of} files cannot be read; the first: {first}"),
+        ));
+    }
     let headers = first_error(series.files.par_iter().map(|path| {
         let (obj, stored) = file::open_header(path)?;
         check_series(&obj, stored, uid, path)?;

@@ -17,8 +17,12 @@ use crate::header::{classify, Kind};
 pub struct SeriesFiles {
     /// SeriesInstanceUID shared by the files.
     pub series_uid: String,
-    /// The files, sorted by path.
+    /// The files, sorted by path (those that cannot be read included).
     pub files: Vec<PathBuf>,
+    /// Why each file of the series that cannot be read (truncated,
+    /// malformed) cannot, one line each naming the file: such a series is
+    /// refused by [`crate::read_series`] rather than read without them.
+    pub unreadable: Vec<String>,
 }
 
 impl SeriesFiles {
@@ -27,6 +31,7 @@ impl SeriesFiles {
         SeriesFiles {
             series_uid: series_uid.into(),
             files,
+            unreadable: Vec::new(),
         }
     }
 }
@@ -37,7 +42,11 @@ impl SeriesFiles {
 /// name or extension. DICOMDIRs, objects without PixelData and non-image
 /// SOP classes (segmentations, RT structures, reports, …) are skipped, as
 /// are files without the marker (LIDC's XML annotations, for example). A
-/// DICOM file that cannot be parsed is an error naming it.
+/// DICOM file that cannot be parsed belongs to the series its intact part
+/// names (listed in [`SeriesFiles::unreadable`], so the series is refused
+/// when read, and the other series are not held up); one broken before its
+/// SeriesInstanceUID is an error naming it, since the series it would
+/// leave a slice short of cannot be told.
 pub fn find_series(dir: impl AsRef<Path>) -> Result<Vec<SeriesFiles>, DicomError> {
     let dir = dir.as_ref();
     let mut paths = Vec::new();
@@ -59,24 +68,48 @@ pub fn find_series(dir: impl AsRef<Path>) -> Result<Vec<SeriesFiles>, DicomError
     // Parsing every file is the cost: on rayon's threads.
     let kinds = crate::first_error(paths.par_iter().map(|path| {
         if !file::sniff(path)? {
-            return Ok(Kind::Skip);
+            return Ok(Sorted::Skip);
         }
-        let (obj, stored) = file::open_header(path)?;
-        classify(&obj, stored, path)
+        let parsed = file::open_header(path).and_then(|(obj, stored)| classify(&obj, stored, path));
+        match parsed {
+            Ok(Kind::Image { series_uid }) => Ok(Sorted::Image(series_uid)),
+            Ok(Kind::Skip) => Ok(Sorted::Skip),
+            Err(error) => match file::salvage_series_uid(path) {
+                Some(series_uid) => Ok(Sorted::Broken(series_uid, error)),
+                None => Err(error),
+            },
+        }
     }))?;
-    let mut groups: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    let mut groups: BTreeMap<String, SeriesFiles> = BTreeMap::new();
     for (path, kind) in paths.into_iter().zip(kinds) {
-        if let Kind::Image { series_uid } = kind {
-            groups.entry(series_uid).or_default().push(path);
-        }
+        let (uid, broken) = match kind {
+            Sorted::Image(uid) => (uid, None),
+            Sorted::Broken(uid, error) => (uid, Some(error.to_string())),
+            Sorted::Skip => continue,
+        };
+        let series = groups
+            .entry(uid.clone())
+            .or_insert_with(|| SeriesFiles::new(uid, Vec::new()));
+        series.files.push(path);
+        series.unreadable.extend(broken);
     }
     Ok(groups
-        .into_iter()
-        .map(|(series_uid, mut files)| {
-            files.sort();
-            SeriesFiles { series_uid, files }
+        .into_values()
+        .map(|mut series| {
+            series.files.sort();
+            series.unreadable.sort();
+            series
         })
         .collect())
+}
+
+/// What discovery makes of one file.
+enum Sorted {
+    /// An image of this series.
+    Image(String),
+    /// A file of this series that cannot be read.
+    Broken(String, DicomError),
+    Skip,
 }
 
 /// Whether a walk error is a symbolic link whose target is gone.

@@ -1,7 +1,7 @@
 //! Every refusal: a series written wrong in one way must fail with one
 //! error naming the series (or file) and the reason, never a volume.
 
-use dicom_series::{find_series, read_series_dir, DicomError};
+use dicom_series::{find_series, read_series, read_series_dir, DicomError};
 
 use crate::write::{axial_series, write_series, Encoding, Slice};
 
@@ -121,15 +121,53 @@ fn non_ct_modality_is_refused() {
 }
 
 #[test]
-fn a_truncated_file_is_refused() {
+fn a_truncated_file_refuses_its_series_naming_it_and_holds_up_no_other() {
     let dir = tempfile::tempdir().unwrap();
     let slices = axial_series(3);
-    write_series(dir.path(), &slices);
-    let path = dir.path().join("slice2.dcm");
+    for sub in ["a", "b"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    write_series(&dir.path().join("a"), &slices);
+    let mut other = axial_series(2);
+    for s in &mut other {
+        s.series_uid = "1.2.3.4.6".into();
+    }
+    write_series(&dir.path().join("b"), &other);
+    let path = dir.path().join("a/slice2.dcm");
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 7]).unwrap();
-    let e = read_series_dir(dir.path()).unwrap_err();
-    assert_file_error(&e, "slice2.dcm", "truncated");
+
+    let found = find_series(dir.path()).unwrap();
+    assert_eq!(found.len(), 2);
+    let (bad, good) = (&found[0], &found[1]);
+    assert_eq!(
+        bad.files.len(),
+        3,
+        "the broken file is still one of its files"
+    );
+    assert_eq!(bad.unreadable.len(), 1);
+    assert!(good.unreadable.is_empty());
+    assert_eq!(read_series(good).unwrap().shape, [2, 4, 3]);
+    let e = read_series(bad).unwrap_err();
+    assert_series_error(&e, "1 of its 3 files cannot be read; the first: ");
+    let text = e.to_string();
+    assert!(text.contains("a/slice2.dcm: truncated"), "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+}
+
+#[test]
+fn a_file_broken_before_its_series_uid_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write_series(dir.path(), &axial_series(3));
+    let path = dir.path().join("slice1.dcm");
+    let bytes = std::fs::read(&path).unwrap();
+    // Into the dataset, just before (0020,000E)'s header: which series it
+    // is one slice of cannot be told, so nothing is read as if it were whole.
+    let uid_at = bytes.windows(9).position(|w| w == b"1.2.3.4.5").unwrap();
+    assert!(uid_at > 200, "the UID is in the dataset");
+    std::fs::write(&path, &bytes[..uid_at - 8]).unwrap();
+    let e = find_series(dir.path()).unwrap_err();
+    assert_file_error(&e, "slice1.dcm", "truncated");
 }
 
 #[test]
@@ -140,8 +178,12 @@ fn an_absurd_element_length_is_refused_before_allocating() {
     let at = bytes.len() - 24 - 4;
     bytes[at..at + 4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
     std::fs::write(dir.path().join("bad.dcm"), &bytes).unwrap();
-    let e = find_series(dir.path()).unwrap_err();
-    assert_file_error(&e, "bad.dcm", "truncated");
+    let found = find_series(dir.path()).unwrap();
+    assert!(
+        found[0].unreadable[0].contains("bad.dcm: truncated"),
+        "{found:?}"
+    );
+    assert_series_error(&read_series(&found[0]).unwrap_err(), "bad.dcm: truncated");
 }
 
 #[test]
@@ -253,6 +295,6 @@ fn an_absurd_length_inside_a_deflated_dataset_is_refused() {
     deflated.truncate(meta_end(&deflated));
     deflated.extend(crate::write::deflate(&dataset));
     std::fs::write(dir.path().join("bomb.dcm"), &deflated).unwrap();
-    let e = find_series(dir.path()).unwrap_err();
-    assert_file_error(&e, "bomb.dcm", "truncated");
+    let found = find_series(dir.path()).unwrap();
+    assert_series_error(&read_series(&found[0]).unwrap_err(), "bomb.dcm: truncated");
 }
