@@ -175,21 +175,7 @@ pub fn run(opts: &SegOptions, stop: &AtomicBool) -> Result<SegStatus> {
     plan::check_training_positives(&plans, &inputs, opts.val_stride)?;
     // Held to the end: nobody else writes the sub-caches meanwhile, so the
     // records read below stay true.
-    // Shards share them with each other, never with a plain run (it seals
-    // and removes files, a shard's half-written ones among them).
-    let (holder, mode) = match opts.shard {
-        Some(shard) => (shard.holder(LOCK_HOLDER), lock_mode(Some(shard))),
-        None => (LOCK_HOLDER.to_owned(), LockMode::Exclusive),
-    };
-    let _locks = lock_out(&opts.out, &holder, mode)?;
-    let caches = SubCaches {
-        train: CacheDir::new(opts.out.join(TRAIN_DIR)),
-        val: CacheDir::new(opts.out.join(VAL_DIR)),
-    };
-    let _sub_locks = [
-        begin_as(&caches.train, &holder, mode)?,
-        begin_as(&caches.val, &holder, mode)?,
-    ];
+    let (caches, _locks) = lock_all(opts)?;
     let mine: Vec<&SegPlan> = plans.plans.iter().filter(|p| opts.owns(p)).collect();
     let mut done = Reused::read(&caches, &mine, opts.threads)?;
     let reused = done.len();
@@ -333,6 +319,24 @@ fn report(
         bytes_in,
         wall: started.elapsed(),
     }
+}
+
+/// `OUT` and both sub-caches, created and locked for this run. Shards
+/// share them with each other, never with a plain run (it seals and
+/// removes files, a shard's half-written ones among them).
+fn lock_all(opts: &SegOptions) -> Result<(SubCaches, [FolderLock; 3])> {
+    let (holder, mode) = match opts.shard {
+        Some(shard) => (shard.holder(LOCK_HOLDER), lock_mode(Some(shard))),
+        None => (LOCK_HOLDER.to_owned(), LockMode::Exclusive),
+    };
+    let out = lock_out(&opts.out, &holder, mode)?;
+    let caches = SubCaches {
+        train: CacheDir::new(opts.out.join(TRAIN_DIR)),
+        val: CacheDir::new(opts.out.join(VAL_DIR)),
+    };
+    let train = begin_as(&caches.train, &holder, mode)?;
+    let val = begin_as(&caches.val, &holder, mode)?;
+    Ok((caches, [out, train, val]))
 }
 
 /// Create `out` if needed and lock it, or say why not in one line.
