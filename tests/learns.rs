@@ -180,6 +180,8 @@ fn the_pipeline_finds_nodules(root: &Path, [seg, cls, mal]: [&Path; 3]) {
         mal.as_os_str(),
         "--out".as_ref(),
         out.as_os_str(),
+        "--centres".as_ref(),
+        "thickest".as_ref(),
         "--device".as_ref(),
         "cpu".as_ref(),
     ]);

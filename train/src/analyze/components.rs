@@ -17,18 +17,47 @@
 //!   scipy's result (the structure reaches one voxel out);
 //! - it has no `center_of_mass` (0.6), so [`centres_of_mass`] is written
 //!   here.
+//!
+//! [`CentreRule::Thickest`] goes beyond the book: a component whose centre
+//! of mass lies outside the ball inscribed at its thickest point (a nodule
+//! grown into a vessel or the lung's edge: [`super::thickest`]) gets a
+//! second candidate there.
 
 use ndarray::{s, Array3, ArrayView3};
 use ndarray_ndimage::{binary_erosion, label, Kernel3d};
 use shared::hu::{HU_MAX, HU_MIN};
 use shared::volume::Volume;
 
-/// One connected component of the eroded mask.
+use super::thickest::{thickest_points, Thickest};
+
+/// Where candidates are put in a component.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CentreRule {
+    /// The book's: one candidate, at its HU-weighted centre of mass.
+    #[default]
+    Book,
+    /// That, and one at its thickest point when the centre of mass lies
+    /// outside the ball inscribed there.
+    Thickest,
+}
+
+/// Which centre of its component a candidate is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Centre {
+    Mass,
+    Thickest,
+}
+
+/// A candidate: a connected component of the eroded mask, at one of its
+/// centres.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Candidate {
-    /// Its label: 1, 2, … in scipy's order.
+    /// Its component's label: 1, 2, … in scipy's order.
     pub label: u32,
-    /// HU-weighted centre of mass, continuous (i, r, c).
+    pub centre: Centre,
+    /// The centre, continuous (i, r, c).
     pub center_irc: [f64; 3],
     /// `center_irc` in world millimetres (the volume's geometry).
     pub center_xyz: [f64; 3],
@@ -58,30 +87,63 @@ pub fn candidates_from_mask(
     volume: &Volume,
     mask: &[bool],
 ) -> Result<Vec<Candidate>, ComponentsError> {
-    candidates_and_eroded_mask(volume, mask).map(|(candidates, _)| candidates)
+    candidates_and_eroded_mask(volume, mask, CentreRule::Book).map(|(candidates, _)| candidates)
 }
 
-/// [`candidates_from_mask`] and the eroded mask they were labelled in
-/// (`[i][r][c]`), for a caller that keeps it.
+/// The candidates of `mask` by `rule`, in label order (a component's
+/// thickest point right after its centre of mass), and the eroded mask
+/// they were labelled in (`[i][r][c]`), for a caller that keeps it.
 pub fn candidates_and_eroded_mask(
     volume: &Volume,
     mask: &[bool],
+    rule: CentreRule,
 ) -> Result<(Vec<Candidate>, Array3<bool>), ComponentsError> {
     let mask = mask_view(volume, mask)?;
     let eroded = erode(mask);
     let (labels, count) = label_components(eroded.view());
     let centres = centres_of_mass(&volume.voxels, labels.view(), count);
-    let candidates = centres
+    let geometry = &volume.geometry;
+    let mut candidates: Vec<Candidate> = centres
         .into_iter()
         .zip(1u32..)
         .map(|((center_irc, voxels), label)| Candidate {
             label,
+            centre: Centre::Mass,
             center_irc,
-            center_xyz: volume.geometry.irc_to_xyz(center_irc),
+            center_xyz: geometry.irc_to_xyz(center_irc),
             voxels,
         })
         .collect();
+    if rule == CentreRule::Thickest {
+        let [sx, sy, sz] = geometry.spacing;
+        let thickest = thickest_points(labels.view(), count, [sz, sy, sx]);
+        candidates = with_thickest(candidates, &thickest, volume);
+    }
     Ok((candidates, eroded))
+}
+
+/// `mass` (one per label, in order) with, after each, its thickest point
+/// where its centre of mass lies outside the ball inscribed there.
+fn with_thickest(mass: Vec<Candidate>, thickest: &[Thickest], volume: &Volume) -> Vec<Candidate> {
+    let mut out = Vec::with_capacity(mass.len() * 2);
+    for (m, t) in mass.into_iter().zip(thickest) {
+        out.push(m);
+        let center_irc = t.irc.map(|v| v as f64);
+        let center_xyz = volume.geometry.irc_to_xyz(center_irc);
+        let apart = (0..3)
+            .map(|a| (center_xyz[a] - m.center_xyz[a]).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        if apart > t.radius_mm {
+            out.push(Candidate {
+                centre: Centre::Thickest,
+                center_irc,
+                center_xyz,
+                ..m
+            });
+        }
+    }
+    out
 }
 
 fn mask_view<'a>(
@@ -216,6 +278,58 @@ mod tests {
         );
         assert_eq!(found[1].center_irc, [2.0, 2.0, 7.0]);
         assert_eq!(found[1].center_xyz, v.geometry.irc_to_xyz([2.0, 2.0, 7.0]));
+    }
+
+    /// A mask (before erosion) of a ball of radius 5 at (12, 12, 40) on a
+    /// rod of radius 2 along c from column 2, and a lone ball of radius 4
+    /// at (12, 12, 70).
+    fn ball_on_a_rod_and_a_ball() -> (Volume, Vec<bool>) {
+        let shape = [25, 25, 80];
+        let mut mask = Vec::new();
+        for i in 0..25 {
+            for r in 0..25 {
+                for c in 0..80 {
+                    let (di, dr) = (i as f64 - 12.0, r as f64 - 12.0);
+                    let rod = di * di + dr * dr <= 4.0 && (2..60).contains(&c);
+                    let ball = |at: f64, radius: f64| {
+                        di * di + dr * dr + (c as f64 - at).powi(2) <= radius * radius
+                    };
+                    mask.push(rod || ball(40.0, 5.0) || ball(70.0, 4.0));
+                }
+            }
+        }
+        let n = mask.len();
+        let geometry = Geometry::new(
+            [0.0; 3],
+            [1.0; 3],
+            [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+        );
+        (Volume::new(shape, vec![0; n], geometry).unwrap(), mask)
+    }
+
+    #[test]
+    fn thickest_adds_the_balls_centre_where_the_rod_pulls_the_centre_of_mass_off_it() {
+        let (v, mask) = ball_on_a_rod_and_a_ball();
+        let (book, _) = candidates_and_eroded_mask(&v, &mask, CentreRule::Book).unwrap();
+        assert_eq!(book.len(), 2);
+        assert!(book.iter().all(|c| c.centre == Centre::Mass));
+        // The rod drags the centre of mass of the first ball far along c.
+        assert!((book[0].center_irc[2] - 40.0).abs() > 4.5, "{:?}", book[0]);
+
+        let (both, _) = candidates_and_eroded_mask(&v, &mask, CentreRule::Thickest).unwrap();
+        let centres: Vec<(u32, Centre)> = both.iter().map(|c| (c.label, c.centre)).collect();
+        // The lone ball's centre of mass is its thickest point: no second one.
+        assert_eq!(
+            centres,
+            [(1, Centre::Mass), (1, Centre::Thickest), (2, Centre::Mass)]
+        );
+        assert_eq!(both[1].center_irc, [12.0, 12.0, 40.0]);
+        assert_eq!(
+            both[1].center_xyz,
+            v.geometry.irc_to_xyz([12.0, 12.0, 40.0])
+        );
+        assert_eq!(both[1].voxels, both[0].voxels);
+        assert_eq!((both[0], both[2]), (book[0], book[1]));
     }
 
     #[test]

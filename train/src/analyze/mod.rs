@@ -23,8 +23,9 @@ pub mod picture;
 pub mod report;
 pub mod scan;
 pub mod segment;
+pub mod thickest;
 
-pub use components::{candidates_from_mask, Candidate, ComponentsError};
+pub use components::{candidates_from_mask, Candidate, Centre, CentreRule, ComponentsError};
 pub use segment::{
     segment_probabilities, segment_scan, segment_scan_with, SegmentError, SegmentOptions,
     MASK_THRESHOLD,

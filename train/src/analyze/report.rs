@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::components::{Centre, CentreRule};
 use super::matching::{Confusion, ShapedTable, Thresholds};
 use super::scan::{ClassifiedCandidate, ScanAnalysis, StageSeconds};
 use crate::evaluate::luna16::Score;
@@ -22,6 +23,8 @@ pub struct NoduleRecord {
     pub center_xyz: [f64; 3],
     pub center_irc: [f64; 3],
     pub voxels: u64,
+    /// Which centre of its component it is (`--centres`).
+    pub centre: Centre,
     pub p_nodule: f32,
     pub p_malignant: Option<f32>,
 }
@@ -32,6 +35,7 @@ impl From<&ClassifiedCandidate> for NoduleRecord {
             center_xyz: c.candidate.center_xyz,
             center_irc: c.candidate.center_irc,
             voxels: c.candidate.voxels,
+            centre: c.candidate.centre,
             p_nodule: c.p_nodule,
             p_malignant: c.p_malignant,
         }
@@ -103,6 +107,8 @@ pub struct Report {
     pub device: String,
     pub compute: String,
     pub thresholds: Thresholds,
+    /// Where components got their candidates (`--centres`).
+    pub centres: CentreRule,
     pub scans: Vec<ScanRecord>,
     pub skipped: Vec<Skipped>,
     pub table: Option<TableRecord>,

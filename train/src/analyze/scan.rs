@@ -9,7 +9,7 @@ use shared::volume::Volume;
 use tch::Device;
 
 use super::classify::{classify, ClassifyError, ClassifyOptions};
-use super::components::{candidates_and_eroded_mask, Candidate, ComponentsError};
+use super::components::{candidates_and_eroded_mask, Candidate, CentreRule, ComponentsError};
 use super::segment::{segment_scan, SegmentError, SegmentOptions};
 use crate::model::{LunaModel, UNet};
 
@@ -29,6 +29,8 @@ pub struct AnalyzeOptions {
     /// P(nodule) from which a candidate is a nodule (and gets a
     /// malignancy): the book's 0.5.
     pub threshold: f32,
+    /// Where each component's candidates are.
+    pub centres: CentreRule,
 }
 
 /// A candidate and what the classifiers made of it.
@@ -96,7 +98,7 @@ pub fn analyze_volume(
     seconds.segment = clock.elapsed().as_secs_f64();
 
     let clock = Instant::now();
-    let (found, mask) = candidates_and_eroded_mask(volume, &mask)?;
+    let (found, mask) = candidates_and_eroded_mask(volume, &mask, options.centres)?;
     seconds.components = clock.elapsed().as_secs_f64();
 
     let clock = Instant::now();

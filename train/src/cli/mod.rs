@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::builder::TypedValueParser;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::analyze::CentreRule;
 use crate::config::{RunConfig, SplitBy};
 use crate::data::split::Split;
 use crate::model::compute::{self, ComputeConfig, MemoryFormat, Precision};
@@ -210,6 +211,14 @@ pub struct AnalyzeArgs {
     /// benign from malignant). Default with --data: the folder's.
     #[arg(long, value_name = "CSV")]
     pub annotations: Option<PathBuf>,
+    /// Where a component of the mask gets its candidates: book (one, at its
+    /// HU-weighted centre of mass, as the book's groupSegmentationOutput)
+    /// or thickest (that, and one at the component's thickest point when
+    /// the centre of mass lies outside the ball inscribed there: a nodule
+    /// grown into a vessel or the lung's edge pulls the centre of mass off
+    /// itself).
+    #[arg(long, default_value = "book", value_name = "RULE", value_parser = centre_rule)]
+    pub centres: CentreRule,
     /// Also write each scan's eroded mask as OUT/<seriesuid>.mask.mhd
     /// (uint8, the scan's geometry) for 3D Slicer and friends.
     #[arg(long)]
@@ -234,6 +243,14 @@ pub struct AnalyzeArgs {
     /// channels-last, contiguous or auto: see `train --help`.
     #[arg(long, value_name = "F", value_parser = compute::parse_memory_format, default_value = "auto")]
     pub memory_format: MemoryFormat,
+}
+
+fn centre_rule(s: &str) -> Result<CentreRule, String> {
+    match s {
+        "book" => Ok(CentreRule::Book),
+        "thickest" => Ok(CentreRule::Thickest),
+        _ => Err(format!("'{s}': expected book or thickest")),
+    }
 }
 
 fn probability(s: &str) -> Result<f32, String> {

@@ -75,6 +75,7 @@ pub fn run(args: &AnalyzeArgs) -> Result<AnalyzeOutcome> {
         device: format!("{:?}", loadout.platform.device),
         compute: loadout.platform.compute.describe(),
         thresholds: thresholds(args),
+        centres: args.centres,
         scans: records,
         skipped,
         table,
@@ -181,6 +182,7 @@ fn options(args: &AnalyzeArgs, platform: &Platform) -> AnalyzeOptions {
             compute,
         },
         threshold: args.threshold,
+        centres: args.centres,
     }
 }
 
