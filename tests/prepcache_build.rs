@@ -151,11 +151,7 @@ fn sigkill_midway_then_rerun_resumes_and_verifies() {
         "the rerun should reuse the scans finished before the kill:\n{out}"
     );
     ok(&["verify", s(&cache)]);
-    let leftovers: Vec<_> = fs::read_dir(cache.join("shards"))
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "tmp"))
-        .collect();
+    let leftovers = luna_e2e::prepcache::temporaries(&cache);
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 

@@ -163,7 +163,12 @@ fn a_plain_build_is_refused_while_a_shard_holds_the_folder_but_shards_are_not() 
     fs::create_dir_all(&out).unwrap();
     let held =
         FolderLock::acquire_as(&out, "prepcache build --shard 1/2", LockMode::Shared).unwrap();
-    let refused = prepcache(&["build", "--data", s(&data), "--out", s(&out)]);
+    let build_in = |shard: Option<&str>| {
+        let mut args = vec!["build", "--data", s(&data), "--out", s(&out)];
+        args.extend(shard.map(|k| ["--shard", k]).into_iter().flatten());
+        prepcache(&args)
+    };
+    let refused = build_in(None);
     let (_, stderr) = text(&refused);
     assert!(!refused.status.success());
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
@@ -171,45 +176,20 @@ fn a_plain_build_is_refused_while_a_shard_holds_the_folder_but_shards_are_not() 
         stderr.contains("in use by another prepcache build --shard 1/2 (PID "),
         "{stderr}"
     );
-    let beside = ok(&[
-        "build",
-        "--data",
-        s(&data),
-        "--out",
-        s(&out),
-        "--shard",
-        "2/2",
-    ]);
+    let (beside, _) = text(&build_in(Some("2/2")));
     assert!(beside.contains("shard 2/2 done"), "{beside}");
     drop(held);
 
     // And a shard waits for nobody but is refused beside a plain build.
     let sole = FolderLock::acquire(&out, "prepcache build").unwrap();
-    let refused = prepcache(&[
-        "build",
-        "--data",
-        s(&data),
-        "--out",
-        s(&out),
-        "--shard",
-        "1/2",
-    ]);
-    let (_, stderr) = text(&refused);
+    let (_, stderr) = text(&build_in(Some("1/2")));
     assert!(
         stderr.contains("in use by another prepcache build (PID "),
         "{stderr}"
     );
     drop(sole);
 
-    let bad = prepcache(&[
-        "build",
-        "--data",
-        s(&data),
-        "--out",
-        s(&out),
-        "--shard",
-        "3/2",
-    ]);
+    let bad = build_in(Some("3/2"));
     let (_, stderr) = text(&bad);
     assert!(
         !bad.status.success() && stderr.contains("expected K/N"),
@@ -266,11 +246,7 @@ fn a_shard_killed_with_sigkill_and_rerun_then_sealed_equals_one_build() {
     let sealed = build(&data, &out, &slow);
     assert_eq!(built_and_reused(&sealed), (0, 8), "{sealed}");
     assert_same_tree(&out, &single);
-    let leftovers: Vec<_> = fs::read_dir(out.join("shards"))
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "tmp"))
-        .collect();
+    let leftovers = luna_e2e::prepcache::temporaries(&out);
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 

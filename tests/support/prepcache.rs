@@ -129,3 +129,13 @@ pub fn fixed_cache(dir: &Path) -> PathBuf {
         .expect("finishing the fixed cache");
     dir.to_owned()
 }
+
+/// The temporary files (`*.tmp`) left in a cache's `shards/`.
+pub fn temporaries(cache: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(cache.join("shards"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "tmp"))
+        .collect()
+}

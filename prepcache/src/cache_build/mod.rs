@@ -110,23 +110,16 @@ pub fn run(opts: &BuildOptions, stop: &AtomicBool) -> Result<BuildStatus> {
     }
 
     let reused = done.len();
-    let bytes_in = build_rest(
-        &todo,
-        &dir,
-        &params,
-        opts.threads,
+    let work = Work {
+        dir: &dir,
+        params: &params,
+        opts,
         stop,
         strict_csv,
-        &mut done,
-    )?;
-    if stop.load(Ordering::SeqCst) {
-        eprintln!(
-            "interrupted: {} of {} scans are done and kept; rerun the same command to resume",
-            done.len(),
-            plans.len()
-        );
+    };
+    let Some(bytes_in) = work.build_unless_stopped(&todo, &mut done, plans.len(), "")? else {
         return Ok(BuildStatus::Interrupted);
-    }
+    };
 
     let sealed = seal(&dir, &inputs, &plans, &done, opts.codec, fingerprint)?;
     report::print_summary(&report::Summary {
@@ -144,18 +137,48 @@ pub fn run(opts: &BuildOptions, stop: &AtomicBool) -> Result<BuildStatus> {
     Ok(BuildStatus::Built)
 }
 
+/// What step 5 builds with.
+struct Work<'a> {
+    dir: &'a CacheDir,
+    params: &'a ChunkParams,
+    opts: &'a BuildOptions,
+    stop: &'a AtomicBool,
+    strict_csv: Option<&'a Path>,
+}
+
+impl Work<'_> {
+    /// [`build_rest`], then `None` when a stop was asked for (said, with
+    /// `whose` before the count of the `of` scans done).
+    fn build_unless_stopped(
+        &self,
+        todo: &[&ScanPlan],
+        done: &mut Done,
+        of: usize,
+        whose: &str,
+    ) -> Result<Option<u64>> {
+        let bytes_in = build_rest(todo, self, done)?;
+        if self.stop.load(Ordering::SeqCst) {
+            eprintln!(
+                "interrupted: {whose}{} of {of} scans are done and kept; rerun the same command to resume",
+                done.len(),
+            );
+            return Ok(None);
+        }
+        Ok(Some(bytes_in))
+    }
+}
+
 /// Step 5: build the scans left to do and add their records to `done`,
 /// also when the build stops early; the bytes of scans read.
-fn build_rest(
-    todo: &[&ScanPlan],
-    dir: &CacheDir,
-    params: &ChunkParams,
-    threads: usize,
-    stop: &AtomicBool,
-    strict_csv: Option<&Path>,
-    done: &mut Done,
-) -> Result<u64> {
-    let outcome = scans::build_scans(todo, dir.root(), params, threads, stop, strict_csv)?;
+fn build_rest(todo: &[&ScanPlan], work: &Work, done: &mut Done) -> Result<u64> {
+    let Work {
+        dir,
+        params,
+        opts,
+        stop,
+        strict_csv,
+    } = work;
+    let outcome = scans::build_scans(todo, dir.root(), params, opts.threads, stop, *strict_csv)?;
     let bytes_in = outcome.sidecars.iter().map(|s| s.input_bytes).sum();
     done.extend(
         outcome

@@ -4,14 +4,14 @@
 //! it reuses each shard's records, builds whatever a shard did not finish,
 //! and writes what a single build would have written, byte for byte.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::Result;
 use shared::cache::CacheDir;
 
 use super::plan::{ChunkParams, ScanPlan};
-use super::{begin_as, build_rest, reuse, BuildOptions, BuildStatus, LOCK_HOLDER};
+use super::{begin_as, reuse, BuildOptions, BuildStatus, Work, LOCK_HOLDER};
 use crate::shard::{lock_mode, Shard};
 
 pub(super) fn build_share(
@@ -33,23 +33,17 @@ pub(super) fn build_share(
     let mut done = reuse::reusable(&dir, &mine, opts.threads, opts.force, strict_csv)?;
     let reused = done.len();
     let todo: Vec<&ScanPlan> = mine.iter().filter(|p| !done.contains_key(&p.uid)).collect();
-    let bytes_in = build_rest(
-        &todo,
-        &dir,
+    let work = Work {
+        dir: &dir,
         params,
-        opts.threads,
+        opts,
         stop,
         strict_csv,
-        &mut done,
-    )?;
-    if stop.load(Ordering::SeqCst) {
-        eprintln!(
-            "interrupted: shard {shard} has {} of its {} scans done and kept; rerun the same command to resume",
-            done.len(),
-            mine.len()
-        );
+    };
+    let whose = format!("shard {shard}: ");
+    let Some(bytes_in) = work.build_unless_stopped(&todo, &mut done, mine.len(), &whose)? else {
         return Ok(BuildStatus::Interrupted);
-    }
+    };
     println!(
         "{}: shard {shard} done: {} of the {} scans are this shard's ({} built now, {} reused), \
          {:.1} MB read in {:.2} s",
