@@ -134,7 +134,11 @@ fn three_concurrent_shards_then_a_plain_build_equal_one_build_byte_for_byte() {
         );
     }
     let err = CacheReader::open(&shared_out).err().expect("not sealed");
-    assert!(err.to_string().contains("incomplete"), "{err}");
+    let err = err.to_string();
+    assert!(
+        err.contains("incomplete") && err.contains("without --shard"),
+        "{err}"
+    );
 
     let sealed = build(&data, &shared_out, &[]);
     assert_eq!(built_and_reused(&sealed), (0, 9), "{sealed}");

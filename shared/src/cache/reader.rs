@@ -174,8 +174,9 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, CacheError> {
             return Err(CacheError::Incomplete {
                 path: dir.to_owned(),
                 reason: format!(
-                    "no {MANIFEST_FILE}: the build did not finish (interrupted, or still running); \
-                     rerun `prepcache build` to complete it"
+                    "no {MANIFEST_FILE}: the build did not finish (interrupted, still running, \
+                     or --shard builds not sealed yet); rerun `prepcache build` (without --shard) \
+                     to complete it"
                 ),
             })
         }

@@ -297,6 +297,12 @@ pub enum ConfigError {
     NoCache,
     #[error("{0}: not a cache (no manifest.json); write one with `prepcache build --data DIR --out {0}`")]
     NotACache(PathBuf),
+    #[error(
+        "{0}: incomplete cache (shards/ but no manifest.json: a build that did not finish, or \
+         --shard builds not sealed yet); rerun `prepcache build --data DIR --out {0}` without \
+         --shard to complete it"
+    )]
+    IncompleteCache(PathBuf),
     #[error("{0}: not a segmentation cache (no seg-train/manifest.json); write one with `prepcache seg --data DIR --out {0}`")]
     NotASegCache(PathBuf),
     #[error("{path}: {reason}")]
@@ -611,6 +617,9 @@ impl RunConfig {
     pub fn cache(&self) -> Result<&Path, ConfigError> {
         let cache = self.data.cache.as_deref().ok_or(ConfigError::NoCache)?;
         if !cache.join(shared::cache::format::MANIFEST_FILE).is_file() {
+            if cache.join(shared::cache::format::SHARD_DIR).is_dir() {
+                return Err(ConfigError::IncompleteCache(cache.to_owned()));
+            }
             return Err(ConfigError::NotACache(cache.to_owned()));
         }
         Ok(cache)
@@ -858,6 +867,13 @@ mod tests {
         let err = c.cache().unwrap_err().to_string();
         assert!(
             err.contains("not a cache") && err.contains("prepcache build"),
+            "{err}"
+        );
+        // shards/ without a manifest: a build not finished, or not sealed.
+        std::fs::create_dir(dir.path().join(shared::cache::format::SHARD_DIR)).unwrap();
+        let err = c.cache().unwrap_err().to_string();
+        assert!(
+            err.contains("incomplete cache") && err.contains("without --shard"),
             "{err}"
         );
         // A classifier cache is not a segmentation cache.
