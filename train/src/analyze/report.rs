@@ -109,6 +109,8 @@ pub struct Report {
     pub thresholds: Thresholds,
     /// Where components got their candidates (`--centres`).
     pub centres: CentreRule,
+    /// Whether P is the mean over each crop's in-plane flips.
+    pub flip_average: bool,
     pub scans: Vec<ScanRecord>,
     pub skipped: Vec<Skipped>,
     pub table: Option<TableRecord>,

@@ -219,6 +219,12 @@ pub struct AnalyzeArgs {
     /// itself).
     #[arg(long, default_value = "book", value_name = "RULE", value_parser = centre_rule)]
     pub centres: CentreRule,
+    /// Score each candidate as the mean over its crop and the crop's three
+    /// in-plane flips (beyond the book; four classifier passes instead of
+    /// one: 2.8 → 10.4 s for a LUNA-size scan's ~930 candidates on two
+    /// cores).
+    #[arg(long)]
+    pub flip_average: bool,
     /// Also write each scan's eroded mask as OUT/<seriesuid>.mask.mhd
     /// (uint8, the scan's geometry) for 3D Slicer and friends.
     #[arg(long)]

@@ -76,6 +76,7 @@ pub fn run(args: &AnalyzeArgs) -> Result<AnalyzeOutcome> {
         compute: loadout.platform.compute.describe(),
         thresholds: thresholds(args),
         centres: args.centres,
+        flip_average: args.flip_average,
         scans: records,
         skipped,
         table,
@@ -180,6 +181,7 @@ fn options(args: &AnalyzeArgs, platform: &Platform) -> AnalyzeOptions {
         classify: ClassifyOptions {
             batch_size: args.cls_batch_size as usize,
             compute,
+            flip_average: args.flip_average,
         },
         threshold: args.threshold,
         centres: args.centres,
