@@ -71,7 +71,15 @@ fn cosine(a: &Tensor, b: &Tensor) -> f64 {
     (a.dot(&b) / (a.norm() * b.norm())).double_value(&[])
 }
 
+/// libtorch's default generator is one per process: two checks seeding and
+/// drawing on parallel test threads would interleave their draws, and an
+/// unlucky mix of weights (not the seeded ones) can put a small bias
+/// gradient's bf16 cosine under the bound (0.971 seen in CI). One at a time,
+/// each check gets exactly the seeded model and input.
+static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn check(channels_last: bool) {
+    let _one_at_a_time = SEEDED.lock().unwrap_or_else(|p| p.into_inner());
     tch::manual_seed(11);
     let vs = nn::VarStore::new(Device::Cpu);
     let m = model(vs.root());
