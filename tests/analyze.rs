@@ -168,6 +168,26 @@ fn analyze(args: &[&OsStr]) -> (bool, String) {
     train_output(&all)
 }
 
+/// `train analyze` of `scan` as the book computes it (fp32, contiguous),
+/// with the `seg.state` and `cls.state` in `models`, keeping the mask.
+fn analyze_fp32(scan: &Path, models: &Path, out: &Path) -> (bool, String) {
+    analyze(&[
+        "--scan".as_ref(),
+        scan.as_os_str(),
+        "--seg-model".as_ref(),
+        models.join("seg.state").as_os_str(),
+        "--cls-model".as_ref(),
+        models.join("cls.state").as_os_str(),
+        "--precision".as_ref(),
+        "fp32".as_ref(),
+        "--memory-format".as_ref(),
+        "contiguous".as_ref(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--keep-mask".as_ref(),
+    ])
+}
+
 /// nodules.csv's rows: (xyz, probability, malignancy text).
 fn nodule_rows(path: &Path) -> Vec<([f64; 3], f64, String)> {
     let text = std::fs::read_to_string(path).unwrap();
@@ -193,21 +213,7 @@ fn analyze_equals_the_books_pipeline_on_the_same_scan_and_state_files() {
     let (uid, mhd) = scans(&data).remove(0);
     let book = run_book(tmp.path(), &mhd);
     let out = tmp.path().join("out");
-    let (ok, text) = analyze(&[
-        "--scan".as_ref(),
-        mhd.as_os_str(),
-        "--seg-model".as_ref(),
-        tmp.path().join("seg.state").as_os_str(),
-        "--cls-model".as_ref(),
-        tmp.path().join("cls.state").as_os_str(),
-        "--precision".as_ref(),
-        "fp32".as_ref(),
-        "--memory-format".as_ref(),
-        "contiguous".as_ref(),
-        "--out".as_ref(),
-        out.as_os_str(),
-        "--keep-mask".as_ref(),
-    ]);
+    let (ok, text) = analyze_fp32(&mhd, tmp.path(), &out);
     assert!(ok, "{text}");
     assert_eq!(
         book["near"], 0,
@@ -264,30 +270,9 @@ fn analyze_equals_the_books_pipeline_on_the_same_scan_and_state_files() {
 /// for byte, and `prepcache inspect` of the folder sees the same voxels.
 fn the_same_scan_as_a_dicom_series_gives_the_same_analysis(dir: &Path, mhd: &Path, mhd_out: &Path) {
     let series = dir.join("dicom/patient/study/series");
-    let script = luna_e2e::python::scripts_dir().join("mhd_to_dicom.py");
-    let status = std::process::Command::new(luna_e2e::python::python())
-        .arg(&script)
-        .args([mhd, &series])
-        .args(["--shuffle", "--rescale"])
-        .status()
-        .unwrap();
-    assert!(status.success(), "{}", script.display());
+    luna_e2e::python::mhd_to_dicom(mhd, &series, true);
     let out = dir.join("out-dicom");
-    let (ok, text) = analyze(&[
-        "--scan".as_ref(),
-        dir.join("dicom").as_os_str(),
-        "--seg-model".as_ref(),
-        dir.join("seg.state").as_os_str(),
-        "--cls-model".as_ref(),
-        dir.join("cls.state").as_os_str(),
-        "--precision".as_ref(),
-        "fp32".as_ref(),
-        "--memory-format".as_ref(),
-        "contiguous".as_ref(),
-        "--out".as_ref(),
-        out.as_os_str(),
-        "--keep-mask".as_ref(),
-    ]);
+    let (ok, text) = analyze_fp32(&dir.join("dicom"), dir, &out);
     assert!(ok, "{text}");
     for file in [
         "nodules.csv".to_owned(),

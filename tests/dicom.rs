@@ -29,20 +29,10 @@ fn mixed_copy(data: &Path, mixed: &Path) {
             continue;
         }
         let series = mixed.join(format!("LIDC-IDRI-{k:04}/01-01-2000-1/3000{k}"));
-        to_dicom(&mhd, &series, k % 2 == 1);
+        luna_e2e::python::mhd_to_dicom(&mhd, &series, k % 2 == 1);
         // LIDC ships its readers' XML next to the slices.
         fs::write(series.join("069.xml"), "<LidcReadMessage/>").unwrap();
     }
-}
-
-fn to_dicom(mhd: &Path, series: &Path, shuffled: bool) {
-    let script = luna_e2e::python::scripts_dir().join("mhd_to_dicom.py");
-    let mut cmd = std::process::Command::new(luna_e2e::python::python());
-    cmd.arg(&script).arg(mhd).arg(series);
-    if shuffled {
-        cmd.args(["--shuffle", "--rescale"]);
-    }
-    assert!(cmd.status().unwrap().success(), "{}", script.display());
 }
 
 /// The content-named chunk shards of a cache folder, name → bytes.
@@ -102,7 +92,7 @@ fn a_series_on_disk_twice_is_one_line_naming_both() {
     let tmp = tempfile::tempdir().unwrap();
     let data = synth(tmp.path(), 1, 3);
     let (uid, mhd) = scans(&data).remove(0);
-    to_dicom(&mhd, &data.join("dicom/series"), false);
+    luna_e2e::python::mhd_to_dicom(&mhd, &data.join("dicom/series"), false);
     let out = prepcache(&[
         "build",
         "--data",

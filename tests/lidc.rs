@@ -137,16 +137,6 @@ fn list_slices(folders: &[&Path]) -> Vec<Vec<DiskSlice>> {
         .collect()
 }
 
-fn to_dicom(mhd: &Path, series: &Path, shuffled: bool) {
-    let script = scripts_dir().join("mhd_to_dicom.py");
-    let mut cmd = Command::new(python());
-    cmd.arg(&script).arg(mhd).arg(series);
-    if shuffled {
-        cmd.args(["--shuffle", "--rescale"]);
-    }
-    assert!(cmd.status().unwrap().success(), "{}", script.display());
-}
-
 /// A reader's outline of `t` on `slice`: the sphere's cross-section, drawn
 /// just outside it (LIDC's contours surround the nodule's pixels), shifted
 /// half a pixel one way or another per reader. None off the sphere.
@@ -353,7 +343,7 @@ fn lidc_xml_reads_become_one_row_per_nodule_with_its_votes() {
     let mut series = Vec::new();
     for (k, (uid, mhd)) in scans(&data).into_iter().enumerate() {
         let folder = lidc.join(format!("LIDC-IDRI-{k:04}/01-01-2000-{k}/300{k}"));
-        to_dicom(&mhd, &folder, k == 1);
+        luna_e2e::python::mhd_to_dicom(&mhd, &folder, k == 1);
         series.push((uid, folder));
     }
     let folders: Vec<&Path> = series.iter().map(|(_, f)| f.as_path()).collect();
@@ -434,7 +424,7 @@ fn series_without_reads_and_a_missing_folder_are_one_line_each() {
     let data = synth(tmp.path(), 2, 5);
     let lidc = tmp.path().join("LIDC-IDRI");
     for (k, (_, mhd)) in scans(&data).into_iter().enumerate() {
-        to_dicom(&mhd, &lidc.join(format!("p{k}/s{k}")), false);
+        luna_e2e::python::mhd_to_dicom(&mhd, &lidc.join(format!("p{k}/s{k}")), false);
     }
     let out = tmp.path().join("out.csv");
     let (lidc_s, out_s) = (lidc.to_str().unwrap(), out.to_str().unwrap());

@@ -54,3 +54,16 @@ pub fn python_stdout(
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// `scripts/mhd_to_dicom.py MHD SERIES`: the scan written as a DICOM series
+/// into `series`; `shuffled` also shuffles the file names and stores it
+/// unsigned with a per-slice rescale (`--shuffle --rescale`).
+pub fn mhd_to_dicom(mhd: &std::path::Path, series: &std::path::Path, shuffled: bool) {
+    let script = scripts_dir().join("mhd_to_dicom.py");
+    let mut cmd = Command::new(python());
+    cmd.arg(&script).arg(mhd).arg(series);
+    if shuffled {
+        cmd.args(["--shuffle", "--rescale"]);
+    }
+    assert!(cmd.status().unwrap().success(), "{}", script.display());
+}

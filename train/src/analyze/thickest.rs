@@ -13,7 +13,7 @@
 //! maintained crate does it (ndarray-ndimage 0.6 has no distance
 //! transform; the one small crate that has one ignores spacing).
 
-use ndarray::{Array3, ArrayView3, Axis};
+use ndarray::{s, Array3, ArrayView3, Axis};
 
 /// A component's thickest point: `(i, r, c)` (the first such voxel in
 /// `[i][r][c]` order when several tie) and its distance to the nearest
@@ -59,19 +59,17 @@ fn thickest_in(
     bounds: [[usize; 2]; 3],
     spacing: [f64; 3],
 ) -> Thickest {
+    let [bi, br, bc] = bounds;
+    let region = labels.slice(s![bi[0]..=bi[1], br[0]..=br[1], bc[0]..=bc[1]]);
+    let (ni, nr, nc) = region.dim();
     // One unset voxel of padding on every side: the edge is always inside.
-    let dims = bounds.map(|[lo, hi]| hi - lo + 3);
-    let mut dist = Array3::from_elem((dims[0], dims[1], dims[2]), 0.0f64);
-    for ((i, r, c), d) in dist.indexed_iter_mut() {
-        let at = [i, r, c];
-        let inside = (0..3).all(|a| (1..dims[a] - 1).contains(&at[a]));
-        if inside {
-            let v = [0, 1, 2].map(|a| bounds[a][0] + at[a] - 1);
-            if labels[v] == label {
-                *d = f64::INFINITY;
-            }
+    let mut dist = Array3::from_elem((ni + 2, nr + 2, nc + 2), 0.0f64);
+    let inner = s![1..ni + 1, 1..nr + 1, 1..nc + 1];
+    dist.slice_mut(inner).zip_mut_with(&region, |d, &l| {
+        if l == label {
+            *d = f64::INFINITY;
         }
-    }
+    });
     for (axis, &step) in spacing.iter().enumerate() {
         squared_distance_along(&mut dist, Axis(axis), step);
     }
@@ -79,17 +77,13 @@ fn thickest_in(
         irc: [0; 3],
         radius_mm: -1.0,
     };
-    for ((i, r, c), &d) in dist.indexed_iter() {
-        let v = [i, r, c];
-        let inside = (0..3).all(|a| (1..dims[a] - 1).contains(&v[a]));
-        if inside && d.sqrt() > best.radius_mm {
-            let irc = [0, 1, 2].map(|a| bounds[a][0] + v[a] - 1);
-            if labels[irc] == label {
-                best = Thickest {
-                    irc,
-                    radius_mm: d.sqrt(),
-                };
-            }
+    let voxels = dist.slice(inner);
+    for (((i, r, c), &d), &l) in voxels.indexed_iter().zip(region.iter()) {
+        if l == label && d.sqrt() > best.radius_mm {
+            best = Thickest {
+                irc: [bi[0] + i, br[0] + r, bc[0] + c],
+                radius_mm: d.sqrt(),
+            };
         }
     }
     best
