@@ -11,8 +11,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use shared::lock::LockMode;
-
 /// Shard `index` (1-based, as users and job arrays count) of `count`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shard {
@@ -37,15 +35,6 @@ impl Shard {
 /// What a shard says when its share is done.
 pub const NOT_SEALED: &str =
     "  not sealed: once every shard is done, run the same command without --shard to seal the cache";
-
-/// How a build holds its folder: shards share it, a plain build (which
-/// seals) must be alone.
-pub fn lock_mode(shard: Option<Shard>) -> LockMode {
-    match shard {
-        Some(_) => LockMode::Shared,
-        None => LockMode::Exclusive,
-    }
-}
 
 impl fmt::Display for Shard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -9,10 +9,11 @@ use std::time::Instant;
 
 use anyhow::Result;
 use shared::cache::CacheDir;
+use shared::lock::LockMode;
 
 use super::plan::{ChunkParams, ScanPlan};
 use super::{begin_as, reuse, BuildOptions, BuildStatus, Work, LOCK_HOLDER};
-use crate::shard::{lock_mode, Shard};
+use crate::shard::Shard;
 
 pub(super) fn build_share(
     opts: &BuildOptions,
@@ -29,7 +30,7 @@ pub(super) fn build_share(
     let holder = shard.holder(LOCK_HOLDER);
     // Shared with the other shards, never with a plain build: it seals and
     // removes files, a shard's half-written ones among them.
-    let _lock = begin_as(&dir, &holder, lock_mode(Some(shard)))?;
+    let _lock = begin_as(&dir, &holder, LockMode::Shared)?;
     let mut done = reuse::reusable(&dir, &mine, opts.threads, opts.force, strict_csv)?;
     let reused = done.len();
     let todo: Vec<&ScanPlan> = mine.iter().filter(|p| !done.contains_key(&p.uid)).collect();

@@ -68,7 +68,7 @@ use crate::cache_build::inputs::{self, Sources};
 use crate::cache_build::reuse::{fresh_records, Done};
 use crate::cache_build::sidecar::Sidecar;
 use crate::cache_build::{begin_as, remove_unused};
-use crate::shard::{lock_mode, Shard};
+use crate::shard::Shard;
 
 use plan::{SegPlan, SegPlans};
 
@@ -326,7 +326,7 @@ fn report(
 /// removes files, a shard's half-written ones among them).
 fn lock_all(opts: &SegOptions) -> Result<(SubCaches, [FolderLock; 3])> {
     let (holder, mode) = match opts.shard {
-        Some(shard) => (shard.holder(LOCK_HOLDER), lock_mode(Some(shard))),
+        Some(shard) => (shard.holder(LOCK_HOLDER), LockMode::Shared),
         None => (LOCK_HOLDER.to_owned(), LockMode::Exclusive),
     };
     let out = lock_out(&opts.out, &holder, mode)?;
