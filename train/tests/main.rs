@@ -7,6 +7,7 @@ mod pytorch_support;
 mod analyze_parity;
 mod checkpoint_roundtrip;
 mod finetune;
+mod fused_inference;
 mod import_state;
 mod loader_stream;
 mod model_variants;

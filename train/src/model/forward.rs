@@ -4,6 +4,7 @@
 use tch::{Device, Kind, Reduction, Tensor};
 
 use super::compute::ComputeConfig;
+use super::fused;
 use super::{LunaModel, UNet};
 
 /// Per-sample results of one batch, still on the device.
@@ -88,23 +89,32 @@ pub fn forward_batch_with<'a>(
 /// P(class 1) per sample `[n]`, fp32, of `model` in eval mode on float HU
 /// crops `x` `[n,1,32,48,48]`, as `compute` asks: what `train analyze`'s
 /// nodule and malignancy classifiers give (no labels, so no loss).
+/// bf16 on the CPU fuses each conv with its ReLU ([`fused`]).
 pub fn classify_with(model: &LunaModel, x: Tensor, compute: ComputeConfig) -> Tensor {
     let x = prepare_input(x, compute);
-    let _autocast = autocast(&x, compute);
-    let (_, probs) = model.forward(&x, false);
+    let fused = fused::fused_kind(&x, compute).and_then(|kind| model.forward_fused(&x, kind));
+    let probs = fused::or_plain(fused, || {
+        let _autocast = autocast(&x, compute);
+        model.forward(&x, false).1
+    });
     probs.select(1, 1).to_kind(Kind::Float)
 }
 
 /// The U-Net's P(nodule) per pixel `[n, classes, H, W]`, fp32, for float HU
 /// slices `x` `[n, in_channels, H, W]`, as `compute` asks: the input in its
 /// layout, the forward pass under its autocast. Training, validation and
-/// `bench-step --model unet` all run this.
+/// `bench-step --model unet` all run this; out of training, bf16 on the
+/// CPU fuses each conv with its LeakyReLU ([`fused`]).
 pub fn segment_with(model: &UNet, x: Tensor, train: bool, compute: ComputeConfig) -> Tensor {
     let x = prepare_input(x, compute);
-    let prediction = {
+    let fused = match train {
+        true => None,
+        false => fused::fused_kind(&x, compute).map(|kind| model.forward_fused(&x, kind)),
+    };
+    let prediction = fused::or_plain(fused, || {
         let _autocast = autocast(&x, compute);
         model.forward_t(&x, train)
-    };
+    });
     // Autocast leaves the sigmoid in bf16/fp16; the loss and the metrics
     // sum over many pixels, which wants fp32.
     prediction.to_kind(Kind::Float)

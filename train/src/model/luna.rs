@@ -11,6 +11,9 @@
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
+use torch_ext::{ConvGeometry, PostOp};
+
+use super::fused;
 
 /// Input crop, (depth, height, width) = (index, row, column).
 pub const INPUT_SHAPE: [i64; 3] = [32, 48, 48];
@@ -251,6 +254,23 @@ impl LunaBlock {
     }
 }
 
+impl LunaBlock {
+    /// [`LunaBlock::forward`] in eval mode through [`fused`] (the book's
+    /// plain block only: conv+ReLU twice, then the pool).
+    fn forward_fused(&self, x: &Tensor, kind: Kind) -> Result<Tensor, torch_ext::Error> {
+        let same = ConvGeometry::same(3, 1);
+        let conv = |x: &Tensor, c: &nn::Conv3D| {
+            fused::conv(x, &c.ws, c.bs.as_ref(), &same, PostOp::Relu, kind)
+        };
+        let y = conv(&conv(x, &self.conv1)?, &self.conv2)?;
+        Ok(y.max_pool3d([2, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1], false))
+    }
+
+    fn is_plain(&self) -> bool {
+        self.batchnorms.is_none() && self.shortcut.is_none()
+    }
+}
+
 #[derive(Debug)]
 pub struct LunaModel {
     /// `None` for the fixed input maps.
@@ -384,6 +404,31 @@ impl LunaModel {
 }
 
 impl LunaModel {
+    /// The softmax `[N,2]` (fp32) of [`LunaModel::forward`] in eval mode,
+    /// each conv and its ReLU one oneDNN primitive in `kind` ([`fused`]);
+    /// `None` for the variants it does not cover (block BatchNorm,
+    /// residual shortcuts), which take the plain path.
+    pub fn forward_fused(
+        &self,
+        input: &Tensor,
+        kind: Kind,
+    ) -> Option<Result<Tensor, torch_ext::Error>> {
+        if !self.blocks.iter().all(LunaBlock::is_plain) {
+            return None;
+        }
+        let run = || {
+            let mut x = self.normalize_input(input, false).to_kind(kind);
+            for block in &self.blocks {
+                x = block.forward_fused(&x, kind)?;
+            }
+            let head = &self.head_linear;
+            let bias = head.bs.as_ref().map(|b| fused::cast(b, kind));
+            let logits = x.flatten(1, -1).linear(&fused::cast(&head.ws, kind), bias.as_ref());
+            Ok(logits.softmax(1, Kind::Float))
+        };
+        Some(run())
+    }
+
     /// Each block's output for float HU `input`, in eval mode and without
     /// autograd: what `--tb-activations` draws. [`LunaModel::forward`] stays
     /// the only path training and inference take.

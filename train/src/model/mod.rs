@@ -3,6 +3,7 @@
 
 pub mod compute;
 pub mod forward;
+pub mod fused;
 pub mod import;
 pub mod luna;
 pub mod seg_loss;

@@ -11,7 +11,10 @@
 
 use serde::{Deserialize, Serialize};
 use tch::nn;
-use tch::Tensor;
+use tch::{Kind, Tensor};
+use torch_ext::{ConvGeometry, PostOp};
+
+use super::fused;
 
 /// The architecture; the default is the book's
 /// `UNetWrapper(in_channels=7, n_classes=1, depth=3, wf=4, padding=True,
@@ -115,6 +118,31 @@ impl ConvBlock {
     }
 }
 
+/// The book's `nn.LeakyReLU()` slope.
+const LEAKY_SLOPE: f64 = 0.01;
+
+impl ConvBlock {
+    /// [`ConvBlock::forward_t`] in eval mode through [`fused`]: each conv
+    /// and its LeakyReLU one primitive, BatchNorm (running statistics) after.
+    fn forward_fused(
+        &self,
+        x: &Tensor,
+        geometry: &ConvGeometry,
+        kind: Kind,
+    ) -> Result<Tensor, torch_ext::Error> {
+        let post = PostOp::LeakyRelu(LEAKY_SLOPE);
+        let mut x = fused::conv(x, &self.conv1.ws, self.conv1.bs.as_ref(), geometry, post, kind)?;
+        if let Some(bn) = &self.bn1 {
+            x = x.apply_t(bn, false);
+        }
+        x = fused::conv(&x, &self.conv2.ws, self.conv2.bs.as_ref(), geometry, post, kind)?;
+        if let Some(bn) = &self.bn2 {
+            x = x.apply_t(bn, false);
+        }
+        Ok(x)
+    }
+}
+
 /// `UNetUpBlock` with `up_mode='upconv'`.
 #[derive(Debug)]
 struct UpBlock {
@@ -141,6 +169,28 @@ impl UpBlock {
     /// (up first, as the book) and runs the block.
     fn forward_t(&self, x: &Tensor, bridge: &Tensor, train: bool) -> Tensor {
         let up = x.apply(&self.up);
+        let crop = Self::crop(bridge, &up);
+        self.conv_block.forward_t(&Tensor::cat(&[up, crop], 1), train)
+    }
+
+    /// [`UpBlock::forward_t`] in eval mode through [`fused`].
+    fn forward_fused(
+        &self,
+        x: &Tensor,
+        bridge: &Tensor,
+        geometry: &ConvGeometry,
+        kind: Kind,
+    ) -> Result<Tensor, torch_ext::Error> {
+        let bias = self.up.bs.as_ref().map(|b| fused::cast(b, kind));
+        let weight = fused::cast(&self.up.ws, kind);
+        let up = x.conv_transpose2d(&weight, bias.as_ref(), [2, 2], [0, 0], [0, 0], 1, [1, 1]);
+        let crop = Self::crop(bridge, &up);
+        self.conv_block
+            .forward_fused(&Tensor::cat(&[up, crop], 1), geometry, kind)
+    }
+
+    /// The skip centre-cropped to the up-sampled size.
+    fn crop(bridge: &Tensor, up: &Tensor) -> Tensor {
         let (h, w) = (up.size()[2], up.size()[3]);
         let (bh, bw) = (bridge.size()[2], bridge.size()[3]);
         // Crop only when the sizes differ (unpadded convs). A full-size
@@ -149,13 +199,11 @@ impl UpBlock {
         // every BatchNorm backward above it, down libtorch's slow
         // mixed-layout path under channels-last (~10% of the step).
         // PyTorch's `bridge[:, :, 0:h, 0:w]` records nothing in that case.
-        let crop = if (bh, bw) == (h, w) {
+        if (bh, bw) == (h, w) {
             bridge.shallow_clone()
         } else {
             bridge.narrow(2, (bh - h) / 2, h).narrow(3, (bw - w) / 2, w)
-        };
-        self.conv_block
-            .forward_t(&Tensor::cat(&[up, crop], 1), train)
+        }
     }
 }
 
@@ -226,5 +274,26 @@ impl UNet {
             x = up.forward_t(&x, bridge, train);
         }
         x.apply(&self.last).sigmoid()
+    }
+
+    /// [`UNet::forward_t`] in eval mode, each conv and its activation one
+    /// oneDNN primitive in `kind` ([`fused`]): P(nodule) per pixel in `kind`.
+    pub fn forward_fused(&self, x: &Tensor, kind: Kind) -> Result<Tensor, torch_ext::Error> {
+        let geometry = ConvGeometry::same(2, i64::from(self.config.padding));
+        let mut x = x.apply_t(&self.input_batchnorm, false).to_kind(kind);
+        let mut skips = Vec::with_capacity(self.down.len());
+        for (i, block) in self.down.iter().enumerate() {
+            x = block.forward_fused(&x, &geometry, kind)?;
+            if i + 1 < self.down.len() {
+                skips.push(x.shallow_clone());
+                x = x.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>);
+            }
+        }
+        for (up, bridge) in self.up.iter().zip(skips.iter().rev()) {
+            x = up.forward_fused(&x, bridge, &geometry, kind)?;
+        }
+        let last = &self.last;
+        let pointwise = ConvGeometry::same(2, 0);
+        fused::conv(&x, &last.ws, last.bs.as_ref(), &pointwise, PostOp::Sigmoid, kind)
     }
 }

@@ -3,6 +3,8 @@
 #include <ATen/autocast_mode.h>
 #include <ATen/ops/_amp_foreach_non_finite_check_and_unscale.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/stack.h>
 #include <ATen/cpu/Utils.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/core/Event.h>
@@ -43,6 +45,16 @@ c10::DeviceType autocast_device(int device_type) {
   TORCH_CHECK(at::autocast::is_autocast_available(dt),
               "autocast is not available for device type ", dt);
   return dt;
+}
+
+// Looked up by name, not linked by symbol: the op lives in libtorch_cpu's
+// registry only, with no public C++ declaration.
+std::optional<c10::OperatorHandle> conv_pointwise_op() {
+  return c10::Dispatcher::singleton().findSchema({"mkldnn::_convolution_pointwise", ""});
+}
+
+std::vector<int64_t> int_list(const int64_t* values, int64_t n) {
+  return std::vector<int64_t>(values, values + n);
 }
 
 c10::MemoryFormat memory_format(int mf) {
@@ -236,6 +248,41 @@ char* tex_cuda_supports_bf16(int64_t device_index, bool* out) {
       }
     } restore{hooks, previous};
     *out = hooks.supportsBFloat16ConvolutionWithCuDNNv8();
+  });
+}
+
+}  // extern "C"
+
+extern "C" {
+
+char* tex_conv_pointwise_available(bool* out) {
+  return protect([&] { *out = conv_pointwise_op().has_value(); });
+}
+
+char* tex_conv_pointwise(const tex_tensor x, const tex_tensor weight, const tex_tensor bias,
+                         const int64_t* padding, const int64_t* stride, const int64_t* dilation,
+                         int64_t dims, int64_t groups, const char* attr, const double* scalars,
+                         int64_t n_scalars, tex_tensor* out) {
+  return protect([&] {
+    static const std::optional<c10::OperatorHandle> op = conv_pointwise_op();
+    TORCH_CHECK(op.has_value(), "this libtorch has no mkldnn::_convolution_pointwise");
+    c10::List<std::optional<at::Scalar>> scalar_list;
+    for (int64_t i = 0; i < n_scalars; ++i) scalar_list.push_back(at::Scalar(scalars[i]));
+    // The boxed call takes the schema's own argument order, so no C++
+    // signature of the kernel has to be restated (and kept in step) here.
+    torch::jit::Stack stack;
+    stack.emplace_back(*x);
+    stack.emplace_back(*weight);
+    stack.emplace_back(bias ? c10::IValue(*bias) : c10::IValue());
+    stack.emplace_back(int_list(padding, dims));
+    stack.emplace_back(int_list(stride, dims));
+    stack.emplace_back(int_list(dilation, dims));
+    stack.emplace_back(groups);
+    stack.emplace_back(std::string(attr));
+    stack.emplace_back(scalar_list);
+    stack.emplace_back(c10::IValue());
+    op->callBoxed(&stack);
+    *out = new at::Tensor(stack.at(0).toTensor());
   });
 }
 

@@ -66,6 +66,18 @@ char* tex_amp_non_finite_check_and_unscale(const tex_tensor* grads, int64_t n,
 char* tex_cpu_feature(const char* name, int* out);
 char* tex_cuda_supports_bf16(int64_t device_index, bool* out);
 
+// oneDNN's convolution with its pointwise post-op in one primitive
+// (`torch.ops.mkldnn._convolution_pointwise`, what inductor emits on the
+// CPU): `attr` is "none", "relu", "leaky_relu" (scalars[0] = slope) or
+// "sigmoid"; `dims` entries each of padding, stride and dilation; `bias`
+// may be NULL. `tex_conv_pointwise_available` says whether this libtorch
+// registers the op at all (built with MKLDNN).
+char* tex_conv_pointwise(const tex_tensor x, const tex_tensor weight, const tex_tensor bias,
+                         const int64_t* padding, const int64_t* stride, const int64_t* dilation,
+                         int64_t dims, int64_t groups, const char* attr, const double* scalars,
+                         int64_t n_scalars, tex_tensor* out);
+char* tex_conv_pointwise_available(bool* out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -55,6 +55,23 @@ extern "C" {
 
     pub fn tex_cpu_feature(name: *const c_char, out: *mut c_int) -> *mut c_char;
     pub fn tex_cuda_supports_bf16(device_index: i64, out: *mut bool) -> *mut c_char;
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn tex_conv_pointwise(
+        x: *const C_tensor,
+        weight: *const C_tensor,
+        bias: *const C_tensor,
+        padding: *const i64,
+        stride: *const i64,
+        dilation: *const i64,
+        dims: i64,
+        groups: i64,
+        attr: *const c_char,
+        scalars: *const f64,
+        n_scalars: i64,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    pub fn tex_conv_pointwise_available(out: *mut bool) -> *mut c_char;
 }
 
 /// Turns the shim's error convention (NULL or an owned message) into a Result.

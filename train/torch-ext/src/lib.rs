@@ -2,7 +2,8 @@
 //! training needs: autocast ([`autocast`]), the channels-last-3d memory format
 //! ([`memory_format`]), bf16 hardware queries ([`capability`]), CUDA
 //! events ([`event`]), the current CUDA device ([`cuda`]), pinned host
-//! buffers ([`host`]) and the fused gradient unscale of loss scaling ([`amp`]).
+//! buffers ([`host`]), the fused gradient unscale of loss scaling ([`amp`])
+//! and oneDNN's convolution with its activation fused ([`fused_conv`]).
 //!
 //! Everything goes through a small C++ shim compiled against the same libtorch
 //! tch links, so tensors cross the boundary as the `at::Tensor*` tch already
@@ -15,6 +16,7 @@ pub mod cuda;
 mod error;
 pub mod event;
 mod ffi;
+pub mod fused_conv;
 pub mod host;
 pub mod memory_format;
 
@@ -24,6 +26,7 @@ pub use capability::{cpu_feature, cpu_has_native_bf16, cuda_supports_bf16};
 pub use cuda::{cuda_current_device, set_cuda_device};
 pub use error::Error;
 pub use event::CudaEvent;
+pub use fused_conv::{conv_pointwise, conv_pointwise_available, ConvGeometry, PostOp};
 pub use host::{pin_memory, storage_is_unshared};
 pub use memory_format::{
     contiguous_channels_last, contiguous_channels_last_3d, is_channels_last, is_channels_last_3d,

@@ -1,0 +1,141 @@
+//! bf16 inference on the CPU fuses each conv with its activation
+//! (`train::model::fused`): LunaModel and the U-Net give what autocast's
+//! plain path gives, model variants the fused path does not cover fall back
+//! to the plain path, and fp32 never takes it.
+
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+use train::model::compute::{ComputeConfig, MemoryFormat, Precision};
+use train::model::forward::autocast;
+use train::model::fused::fused_kind;
+use train::model::{
+    classify_with, prepare_weights, segment_with, BiasInit, LunaModel, ModelConfig, UNet,
+    UNetConfig,
+};
+
+fn compute(precision: Precision) -> ComputeConfig {
+    ComputeConfig {
+        precision,
+        memory_format: MemoryFormat::ChannelsLast,
+    }
+}
+
+/// The plain path by hand: the input in channels-last-3d, the forward pass
+/// under bf16 autocast, P(class 1) in fp32.
+fn plain_classify(model: &LunaModel, x: &Tensor, compute: ComputeConfig) -> Tensor {
+    let x = torch_ext::contiguous_channels_last_3d(x).unwrap();
+    let _autocast = autocast(&x, compute);
+    model.forward(&x, false).1.select(1, 1).to_kind(Kind::Float)
+}
+
+fn classifier(config: &ModelConfig, bf16: ComputeConfig) -> (VarStore, LunaModel) {
+    let vs = VarStore::new(Device::Cpu);
+    let model = LunaModel::with_config(&vs.root(), config, BiasInit::Uniform);
+    prepare_weights(&vs, bf16);
+    (vs, model)
+}
+
+/// HU-like crops: the tail BatchNorm's default statistics (mean 0, var 1)
+/// would saturate every softmax, so the values stay near that scale.
+fn crops(n: i64) -> Tensor {
+    Tensor::randn([n, 1, 32, 48, 48], (Kind::Float, Device::Cpu)) * 0.5
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
+}
+
+#[test]
+fn fused_classifier_gives_the_plain_paths_probabilities() {
+    let bf16 = compute(Precision::Bf16);
+    let (_vs, model) = classifier(&ModelConfig::default(), bf16);
+    let x = crops(6);
+    let fused = tch::no_grad(|| {
+        let x = torch_ext::contiguous_channels_last_3d(&x).unwrap();
+        let kind = fused_kind(&x, bf16).expect("bf16 on the CPU takes the fused path");
+        model.forward_fused(&x, kind)
+    });
+    if torch_ext::cpu_has_native_bf16() {
+        // Where oneDNN has bf16 kernels the fused op must run, or the
+        // comparison below would only compare the plain path with itself.
+        assert!(matches!(fused, Some(Ok(_))), "fused path failed: {fused:?}");
+    }
+    let got = tch::no_grad(|| classify_with(&model, x.copy(), bf16));
+    let want = tch::no_grad(|| plain_classify(&model, &x, bf16));
+    // ReLU commutes with the rounding to bf16 and every other op is
+    // autocast's own, so the values agree to fp32 rounding.
+    assert!(max_abs_diff(&got, &want) < 1e-5, "{}", max_abs_diff(&got, &want));
+    let spread = want.max().double_value(&[]) - want.min().double_value(&[]);
+    assert!(spread > 1e-3, "inputs saturate the softmax: nothing was compared");
+}
+
+#[test]
+fn classifier_variants_without_a_fused_form_take_the_plain_path() {
+    let bf16 = compute(Precision::Bf16);
+    for config in [
+        ModelConfig {
+            residual: true,
+            ..ModelConfig::default()
+        },
+        ModelConfig {
+            block_batchnorm: true,
+            ..ModelConfig::default()
+        },
+    ] {
+        let (_vs, model) = classifier(&config, bf16);
+        let x = crops(2);
+        assert!(model.forward_fused(&x, Kind::BFloat16).is_none(), "{config:?}");
+        let got = tch::no_grad(|| classify_with(&model, x.copy(), bf16));
+        let want = tch::no_grad(|| plain_classify(&model, &x, bf16));
+        assert!(max_abs_diff(&got, &want) < 1e-6, "{config:?}");
+    }
+}
+
+#[test]
+fn fp32_and_training_never_take_the_fused_path() {
+    let x = crops(1);
+    assert_eq!(fused_kind(&x, compute(Precision::Fp32)), None);
+    assert_eq!(fused_kind(&x, compute(Precision::Bf16)), Some(Kind::BFloat16));
+    // Training needs autograd, which the fused op does not have: a
+    // training forward through segment_with must still backpropagate.
+    let bf16 = compute(Precision::Bf16);
+    let vs = VarStore::new(Device::Cpu);
+    let unet = UNet::new(&vs.root(), &UNetConfig::default());
+    prepare_weights(&vs, bf16);
+    let slices = Tensor::randn([2, 7, 32, 32], (Kind::Float, Device::Cpu));
+    let p = segment_with(&unet, slices, true, bf16);
+    p.mean(Kind::Float).backward();
+    let grads = vs.trainable_variables().iter().filter(|v| v.grad().defined()).count();
+    assert_eq!(grads, vs.trainable_variables().len());
+}
+
+#[test]
+fn fused_unet_gives_the_plain_paths_probabilities_and_mask() {
+    let bf16 = compute(Precision::Bf16);
+    let vs = VarStore::new(Device::Cpu);
+    let unet = UNet::new(&vs.root(), &UNetConfig::default());
+    prepare_weights(&vs, bf16);
+    let slices = Tensor::randn([2, 7, 64, 64], (Kind::Float, Device::Cpu));
+    if torch_ext::cpu_has_native_bf16() {
+        let x = torch_ext::contiguous_channels_last(&slices).unwrap();
+        let fused = tch::no_grad(|| unet.forward_fused(&x, Kind::BFloat16));
+        assert!(fused.is_ok(), "fused path failed: {fused:?}");
+    }
+    let got = tch::no_grad(|| segment_with(&unet, slices.copy(), false, bf16));
+    let want = tch::no_grad(|| {
+        let x = torch_ext::contiguous_channels_last(&slices).unwrap();
+        let _autocast = autocast(&x, bf16);
+        unet.forward_t(&x, false).to_kind(Kind::Float)
+    });
+    assert_eq!(got.size(), want.size());
+    // LeakyReLU's slope lands before the bf16 rounding instead of after it
+    // and the sigmoid reads the fp32 logit: a value moves by a bf16 step
+    // or two at most, so few pixels cross the mask's 0.5.
+    assert!(max_abs_diff(&got, &want) < 0.02, "{}", max_abs_diff(&got, &want));
+    let flipped = got
+        .gt(0.5)
+        .logical_xor(&want.gt(0.5))
+        .sum(Kind::Int64)
+        .int64_value(&[]);
+    assert!(flipped * 100 <= got.numel() as i64, "{flipped} of {} pixels", got.numel());
+}
