@@ -29,7 +29,12 @@ static UNUSABLE: AtomicBool = AtomicBool::new(false);
 /// The dtype the fused path runs in for input `x` under `compute`: bf16 on
 /// the CPU where this libtorch has the op; `None` means the plain path.
 pub fn fused_kind(x: &Tensor, compute: ComputeConfig) -> Option<Kind> {
-    let usable = x.device() == Device::Cpu
+    fused_kind_on(x.device(), compute)
+}
+
+/// [`fused_kind`] for inputs on `device`.
+pub fn fused_kind_on(device: Device, compute: ComputeConfig) -> Option<Kind> {
+    let usable = device == Device::Cpu
         && compute.autocast_kind() == Some(Kind::BFloat16)
         && !UNUSABLE.load(Ordering::Relaxed)
         && torch_ext::conv_pointwise_available();
@@ -37,19 +42,21 @@ pub fn fused_kind(x: &Tensor, compute: ComputeConfig) -> Option<Kind> {
 }
 
 /// The fused path's result, or the plain path's when the fused one cannot
-/// run this model (`None`) or failed (remembered, so it is tried once).
+/// run this model (`None`) or failed ([`usable`]).
 pub fn or_plain(
     fused: Option<Result<Tensor, torch_ext::Error>>,
     plain: impl FnOnce() -> Tensor,
 ) -> Tensor {
-    match fused {
-        Some(Ok(out)) => out,
-        Some(Err(_)) => {
-            UNUSABLE.store(true, Ordering::Relaxed);
-            plain()
-        }
-        None => plain(),
+    fused.and_then(usable).unwrap_or_else(plain)
+}
+
+/// The fused path's result; a failure is remembered, so the fused op is
+/// tried once and later calls of [`fused_kind`] answer `None`.
+pub fn usable(fused: Result<Tensor, torch_ext::Error>) -> Option<Tensor> {
+    if fused.is_err() {
+        UNUSABLE.store(true, Ordering::Relaxed);
     }
+    fused.ok()
 }
 
 /// `post(conv(x))` with weight `ws` and bias `bs` cast to `kind` (their

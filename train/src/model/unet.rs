@@ -118,6 +118,10 @@ impl ConvBlock {
     }
 }
 
+/// PyTorch's BatchNorm2d default ε, the book's (named so that
+/// [`UNet::input_affine`] uses the value the layer was built with).
+const BN_EPS: f64 = 1e-5;
+
 /// The book's `nn.LeakyReLU()` slope.
 const LEAKY_SLOPE: f64 = 0.01;
 
@@ -239,7 +243,10 @@ impl UNet {
             input_batchnorm: nn::batch_norm2d(
                 root / "input_batchnorm",
                 config.in_channels,
-                Default::default(),
+                nn::BatchNormConfig {
+                    eps: BN_EPS,
+                    ..Default::default()
+                },
             ),
             down,
             up,
@@ -279,8 +286,41 @@ impl UNet {
     /// [`UNet::forward_t`] in eval mode, each conv and its activation one
     /// oneDNN primitive in `kind` ([`fused`]): P(nodule) per pixel in `kind`.
     pub fn forward_fused(&self, x: &Tensor, kind: Kind) -> Result<Tensor, torch_ext::Error> {
+        let x = x.apply_t(&self.input_batchnorm, false).to_kind(kind);
+        self.forward_fused_normalized(&x, kind)
+    }
+
+    /// The input BatchNorm in eval mode as a scale and shift per input
+    /// plane, `(w / √(var + ε), b − mean · scale)`: a caller that builds the
+    /// input itself applies it there, in the same pass ([`UNet::forward_fused_normalized`]).
+    pub fn input_affine(&self) -> Vec<(f32, f32)> {
+        let bn = &self.input_batchnorm;
+        let values = |t: Option<&Tensor>, fill: f64| -> Vec<f64> {
+            match t {
+                Some(t) => Vec::<f64>::try_from(t.detach().to_kind(Kind::Double)).unwrap_or_default(),
+                None => vec![fill; self.config.in_channels as usize],
+            }
+        };
+        let mean = values(Some(&bn.running_mean), 0.0);
+        let var = values(Some(&bn.running_var), 1.0);
+        let (w, b) = (values(bn.ws.as_ref(), 1.0), values(bn.bs.as_ref(), 0.0));
+        (0..mean.len())
+            .map(|k| {
+                let scale = w[k] / (var[k] + BN_EPS).sqrt();
+                (scale as f32, (b[k] - mean[k] * scale) as f32)
+            })
+            .collect()
+    }
+
+    /// [`UNet::forward_fused`] from an input already through the input
+    /// BatchNorm ([`UNet::input_affine`]) and in `kind`.
+    pub fn forward_fused_normalized(
+        &self,
+        x: &Tensor,
+        kind: Kind,
+    ) -> Result<Tensor, torch_ext::Error> {
         let geometry = ConvGeometry::same(2, i64::from(self.config.padding));
-        let mut x = x.apply_t(&self.input_batchnorm, false).to_kind(kind);
+        let mut x = x.shallow_clone();
         let mut skips = Vec::with_capacity(self.down.len());
         for (i, block) in self.down.iter().enumerate() {
             x = block.forward_fused(&x, &geometry, kind)?;
