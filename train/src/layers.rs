@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first. Modules of one layer do not use each other.
 const LAYERS: &[&[&str]] = &[
-    &["model", "optim", "evaluate", "host_memory"],
+    &["model", "optim", "evaluate", "host_memory", "torch_threads"],
     &["data"],
     &["config"],
     &["run"],

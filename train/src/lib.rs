@@ -43,3 +43,4 @@ pub mod model;
 pub mod optim;
 pub mod run;
 pub mod sweep;
+pub mod torch_threads;

@@ -70,9 +70,16 @@ fn fused_classifier_gives_the_plain_paths_probabilities() {
     let want = tch::no_grad(|| plain_classify(&model, &x, bf16));
     // ReLU commutes with the rounding to bf16 and every other op is
     // autocast's own, so the values agree to fp32 rounding.
-    assert!(max_abs_diff(&got, &want) < 1e-5, "{}", max_abs_diff(&got, &want));
+    assert!(
+        max_abs_diff(&got, &want) < 1e-5,
+        "{}",
+        max_abs_diff(&got, &want)
+    );
     let spread = want.max().double_value(&[]) - want.min().double_value(&[]);
-    assert!(spread > 1e-3, "inputs saturate the softmax: nothing was compared");
+    assert!(
+        spread > 1e-3,
+        "inputs saturate the softmax: nothing was compared"
+    );
 }
 
 #[test]
@@ -90,7 +97,10 @@ fn classifier_variants_without_a_fused_form_take_the_plain_path() {
     ] {
         let (_vs, model) = classifier(&config, bf16);
         let x = crops(2);
-        assert!(model.forward_fused(&x, Kind::BFloat16).is_none(), "{config:?}");
+        assert!(
+            model.forward_fused(&x, Kind::BFloat16).is_none(),
+            "{config:?}"
+        );
         let got = tch::no_grad(|| classify_with(&model, x.copy(), bf16));
         let want = tch::no_grad(|| plain_classify(&model, &x, bf16));
         assert!(max_abs_diff(&got, &want) < 1e-6, "{config:?}");
@@ -101,7 +111,10 @@ fn classifier_variants_without_a_fused_form_take_the_plain_path() {
 fn fp32_and_training_never_take_the_fused_path() {
     let x = crops(1);
     assert_eq!(fused_kind(&x, compute(Precision::Fp32)), None);
-    assert_eq!(fused_kind(&x, compute(Precision::Bf16)), Some(Kind::BFloat16));
+    assert_eq!(
+        fused_kind(&x, compute(Precision::Bf16)),
+        Some(Kind::BFloat16)
+    );
     // Training needs autograd, which the fused op does not have: a
     // training forward through segment_with must still backpropagate.
     let bf16 = compute(Precision::Bf16);
@@ -111,7 +124,11 @@ fn fp32_and_training_never_take_the_fused_path() {
     let slices = Tensor::randn([2, 7, 32, 32], (Kind::Float, Device::Cpu));
     let p = segment_with(&unet, slices, true, bf16);
     p.mean(Kind::Float).backward();
-    let grads = vs.trainable_variables().iter().filter(|v| v.grad().defined()).count();
+    let grads = vs
+        .trainable_variables()
+        .iter()
+        .filter(|v| v.grad().defined())
+        .count();
     assert_eq!(grads, vs.trainable_variables().len());
 }
 
@@ -140,12 +157,20 @@ fn fused_unet_gives_the_plain_paths_probabilities_and_mask() {
     // mask's 0.5. (A slope of 0.1 instead of the book's 0.01 moves the
     // mean by ~4e-3.)
     let mean_diff = (&got - &want).abs().mean(Kind::Float).double_value(&[]);
-    assert!(max_abs_diff(&got, &want) <= 1.0 / 256.0, "{}", max_abs_diff(&got, &want));
+    assert!(
+        max_abs_diff(&got, &want) <= 1.0 / 256.0,
+        "{}",
+        max_abs_diff(&got, &want)
+    );
     assert!(mean_diff < 1e-3, "mean difference {mean_diff}");
     let flipped = got
         .gt(0.5)
         .logical_xor(&want.gt(0.5))
         .sum(Kind::Int64)
         .int64_value(&[]);
-    assert!(flipped * 100 <= got.numel() as i64, "{flipped} of {} pixels", got.numel());
+    assert!(
+        flipped * 100 <= got.numel() as i64,
+        "{flipped} of {} pixels",
+        got.numel()
+    );
 }

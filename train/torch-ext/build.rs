@@ -30,6 +30,11 @@ fn main() {
         .pic(true)
         .std("c++17")
         .file("csrc/torch_ext.cpp")
+        // at::parallel_for is a header template over `#pragma omp parallel`
+        // (libtorch is built with AT_PARALLEL_OPENMP): without -fopenmp it
+        // compiles to a serial loop. The GOMP calls resolve to the libgomp
+        // libtorch_cpu already loads, so the shim's loops join its team.
+        .flag("-fopenmp")
         .include("csrc")
         // -isystem keeps libtorch's own warnings out of the build log while
         // the shim's warnings stay visible.

@@ -16,15 +16,15 @@
 
 use std::ops::Range;
 
+use half::bf16;
 use shared::hu::{HU_MAX, HU_MIN};
 use shared::seg::{context_slice, CONTEXT_SLICES, HU_PLANES};
-use half::bf16;
-use rayon::prelude::*;
 use shared::volume::Volume;
 use tch::{Device, Kind, TchError, Tensor};
 
 use crate::model::compute::ComputeConfig;
 use crate::model::{fused, segment_with, UNet};
+use crate::torch_threads::{for_each_index, Lent};
 
 /// The book's mask rule: `output_a > 0.5`.
 pub const MASK_THRESHOLD: f32 = 0.5;
@@ -230,19 +230,20 @@ fn normalized_input(volume: &Volume, batch: Range<usize>, affine: &[(f32, f32)])
     let n = batch.len();
     // bf16 bit patterns in i16: tch 0.24 tags a `half::bf16` slice as fp16.
     let mut out = vec![0i16; n * plane * HU_PLANES];
-    out.par_chunks_mut(cols * HU_PLANES)
-        .enumerate()
-        .for_each(|(j, row)| {
-            let (i, r) = (batch.start + j / rows, j % rows);
-            for (k, &(scale, shift)) in affine.iter().enumerate().take(HU_PLANES) {
-                let start = context_slice(i, k, slices) * plane + r * cols;
-                let source = &volume.voxels[start..start + cols];
-                for (pixel, &hu) in row.chunks_exact_mut(HU_PLANES).zip(source) {
-                    let hu = f32::from(hu.clamp(HU_MIN, HU_MAX));
-                    pixel[k] = bf16::from_f32(hu * scale + shift).to_bits() as i16;
-                }
+    let out_rows = Lent::new(out.chunks_mut(cols * HU_PLANES));
+    for_each_index(out_rows.len(), |j| {
+        let row: &mut [i16] = &mut out_rows.take(j);
+        let (i, r) = (batch.start + j / rows, j % rows);
+        for (k, &(scale, shift)) in affine.iter().enumerate().take(HU_PLANES) {
+            let start = context_slice(i, k, slices) * plane + r * cols;
+            let source = &volume.voxels[start..start + cols];
+            for (pixel, &hu) in row.chunks_exact_mut(HU_PLANES).zip(source) {
+                let hu = f32::from(hu.clamp(HU_MIN, HU_MAX));
+                pixel[k] = bf16::from_f32(hu * scale + shift).to_bits() as i16;
             }
-        });
+        }
+    });
+    drop(out_rows);
     let size = [n, rows, cols, HU_PLANES].map(|d| d as i64);
     Tensor::from_slice(&out)
         .view_dtype(Kind::BFloat16)
@@ -285,10 +286,22 @@ mod tests {
                 let mut t = variables[name].shallow_clone();
                 t.copy_(&Tensor::from_slice(values));
             };
-            set("input_batchnorm.running_mean", &[-500., -400., -300., -200., -100., 0., 100.]);
-            set("input_batchnorm.running_var", &[9e4, 1e5, 2e5, 3e5, 4e5, 5e5, 6e5]);
-            set("input_batchnorm.weight", &[1.0, 0.5, 2.0, -1.0, 1.5, 0.8, 1.2]);
-            set("input_batchnorm.bias", &[0.1, -0.2, 0.3, 0.0, 0.5, -0.5, 0.25]);
+            set(
+                "input_batchnorm.running_mean",
+                &[-500., -400., -300., -200., -100., 0., 100.],
+            );
+            set(
+                "input_batchnorm.running_var",
+                &[9e4, 1e5, 2e5, 3e5, 4e5, 5e5, 6e5],
+            );
+            set(
+                "input_batchnorm.weight",
+                &[1.0, 0.5, 2.0, -1.0, 1.5, 0.8, 1.2],
+            );
+            set(
+                "input_batchnorm.bias",
+                &[0.1, -0.2, 0.3, 0.0, 0.5, -0.5, 0.25],
+            );
         });
         for batch in [0..3, 4..9] {
             let fast = normalized_input(&volume, batch.clone(), &unet.input_affine());
@@ -318,7 +331,11 @@ mod tests {
             let off = (&got - &want).abs().gt_tensor(&step).sum(Kind::Int64);
             assert_eq!(off.int64_value(&[]), 0);
             let equal = got.eq_tensor(&want).sum(Kind::Int64).int64_value(&[]);
-            assert!(equal * 100 >= 99 * got.numel() as i64, "{equal} of {}", got.numel());
+            assert!(
+                equal * 100 >= 99 * got.numel() as i64,
+                "{equal} of {}",
+                got.numel()
+            );
         }
     }
 }

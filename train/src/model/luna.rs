@@ -423,7 +423,9 @@ impl LunaModel {
             }
             let head = &self.head_linear;
             let bias = head.bs.as_ref().map(|b| fused::cast(b, kind));
-            let logits = x.flatten(1, -1).linear(&fused::cast(&head.ws, kind), bias.as_ref());
+            let logits = x
+                .flatten(1, -1)
+                .linear(&fused::cast(&head.ws, kind), bias.as_ref());
             Ok(logits.softmax(1, Kind::Float))
         };
         Some(run())

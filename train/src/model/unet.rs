@@ -135,11 +135,25 @@ impl ConvBlock {
         kind: Kind,
     ) -> Result<Tensor, torch_ext::Error> {
         let post = PostOp::LeakyRelu(LEAKY_SLOPE);
-        let mut x = fused::conv(x, &self.conv1.ws, self.conv1.bs.as_ref(), geometry, post, kind)?;
+        let mut x = fused::conv(
+            x,
+            &self.conv1.ws,
+            self.conv1.bs.as_ref(),
+            geometry,
+            post,
+            kind,
+        )?;
         if let Some(bn) = &self.bn1 {
             x = x.apply_t(bn, false);
         }
-        x = fused::conv(&x, &self.conv2.ws, self.conv2.bs.as_ref(), geometry, post, kind)?;
+        x = fused::conv(
+            &x,
+            &self.conv2.ws,
+            self.conv2.bs.as_ref(),
+            geometry,
+            post,
+            kind,
+        )?;
         if let Some(bn) = &self.bn2 {
             x = x.apply_t(bn, false);
         }
@@ -174,7 +188,8 @@ impl UpBlock {
     fn forward_t(&self, x: &Tensor, bridge: &Tensor, train: bool) -> Tensor {
         let up = x.apply(&self.up);
         let crop = Self::crop(bridge, &up);
-        self.conv_block.forward_t(&Tensor::cat(&[up, crop], 1), train)
+        self.conv_block
+            .forward_t(&Tensor::cat(&[up, crop], 1), train)
     }
 
     /// [`UpBlock::forward_t`] in eval mode through [`fused`].
@@ -297,7 +312,9 @@ impl UNet {
         let bn = &self.input_batchnorm;
         let values = |t: Option<&Tensor>, fill: f64| -> Vec<f64> {
             match t {
-                Some(t) => Vec::<f64>::try_from(t.detach().to_kind(Kind::Double)).unwrap_or_default(),
+                Some(t) => {
+                    Vec::<f64>::try_from(t.detach().to_kind(Kind::Double)).unwrap_or_default()
+                }
                 None => vec![fill; self.config.in_channels as usize],
             }
         };
@@ -334,6 +351,13 @@ impl UNet {
         }
         let last = &self.last;
         let pointwise = ConvGeometry::same(2, 0);
-        fused::conv(&x, &last.ws, last.bs.as_ref(), &pointwise, PostOp::Sigmoid, kind)
+        fused::conv(
+            &x,
+            &last.ws,
+            last.bs.as_ref(),
+            &pointwise,
+            PostOp::Sigmoid,
+            kind,
+        )
     }
 }

@@ -1,5 +1,6 @@
 #include "torch_ext.h"
 
+#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/ops/_amp_foreach_non_finite_check_and_unscale.h>
 #include <ATen/core/Tensor.h>
@@ -254,6 +255,12 @@ char* tex_cuda_supports_bf16(int64_t device_index, bool* out) {
 }  // extern "C"
 
 extern "C" {
+
+char* tex_parallel_for(int64_t begin, int64_t end, int64_t grain, tex_range_fn body, void* ctx) {
+  return protect([&] {
+    at::parallel_for(begin, end, grain, [&](int64_t b, int64_t e) { body(ctx, b, e); });
+  });
+}
 
 char* tex_conv_pointwise_available(bool* out) {
   return protect([&] { *out = conv_pointwise_op().has_value(); });

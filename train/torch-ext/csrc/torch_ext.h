@@ -78,6 +78,12 @@ char* tex_conv_pointwise(const tex_tensor x, const tex_tensor weight, const tex_
                          int64_t n_scalars, tex_tensor* out);
 char* tex_conv_pointwise_available(bool* out);
 
+// at::parallel_for over [begin, end) with `grain`: `body(ctx, b, e)` runs on
+// libtorch's own OpenMP team for disjoint chunks covering the range. The
+// body must not throw or unwind.
+typedef void (*tex_range_fn)(void* ctx, int64_t begin, int64_t end);
+char* tex_parallel_for(int64_t begin, int64_t end, int64_t grain, tex_range_fn body, void* ctx);
+
 #ifdef __cplusplus
 }
 #endif

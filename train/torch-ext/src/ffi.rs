@@ -72,6 +72,13 @@ extern "C" {
         out: *mut *mut C_tensor,
     ) -> *mut c_char;
     pub fn tex_conv_pointwise_available(out: *mut bool) -> *mut c_char;
+    pub fn tex_parallel_for(
+        begin: i64,
+        end: i64,
+        grain: i64,
+        body: unsafe extern "C" fn(ctx: *mut c_void, begin: i64, end: i64),
+        ctx: *mut c_void,
+    ) -> *mut c_char;
 }
 
 /// Turns the shim's error convention (NULL or an owned message) into a Result.

@@ -3,7 +3,8 @@
 //! ([`memory_format`]), bf16 hardware queries ([`capability`]), CUDA
 //! events ([`event`]), the current CUDA device ([`cuda`]), pinned host
 //! buffers ([`host`]), the fused gradient unscale of loss scaling ([`amp`])
-//! and oneDNN's convolution with its activation fused ([`fused_conv`]).
+//! oneDNN's convolution with its activation fused ([`fused_conv`]) and loops
+//! on libtorch's own thread team ([`parallel`]).
 //!
 //! Everything goes through a small C++ shim compiled against the same libtorch
 //! tch links, so tensors cross the boundary as the `at::Tensor*` tch already
@@ -19,6 +20,7 @@ mod ffi;
 pub mod fused_conv;
 pub mod host;
 pub mod memory_format;
+pub mod parallel;
 
 pub use amp::non_finite_check_and_unscale_;
 pub use autocast::{AutocastGuard, DeviceType};
@@ -32,3 +34,4 @@ pub use memory_format::{
     contiguous_channels_last, contiguous_channels_last_3d, is_channels_last, is_channels_last_3d,
     restride, var_store_to_channels_last, var_store_to_channels_last_3d, MemoryFormat,
 };
+pub use parallel::parallel_for;

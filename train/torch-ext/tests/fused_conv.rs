@@ -12,7 +12,10 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
 
 #[test]
 fn fused_conv2d_and_conv3d_equal_conv_then_activation() {
-    assert!(conv_pointwise_available(), "libtorch without mkldnn::_convolution_pointwise");
+    assert!(
+        conv_pointwise_available(),
+        "libtorch without mkldnn::_convolution_pointwise"
+    );
     tch::manual_seed(3);
     let opts = (Kind::Float, Device::Cpu);
     let x2 = Tensor::randn([2, 7, 20, 24], opts);
@@ -27,13 +30,20 @@ fn fused_conv2d_and_conv3d_equal_conv_then_activation() {
         (PostOp::None, plain2.shallow_clone()),
         (PostOp::Relu, plain2.relu()),
         (PostOp::LeakyRelu(0.01), plain2.leaky_relu()),
-        (PostOp::LeakyRelu(0.2), plain2.clamp_min(0.0) + plain2.clamp_max(0.0) * 0.2),
+        (
+            PostOp::LeakyRelu(0.2),
+            plain2.clamp_min(0.0) + plain2.clamp_max(0.0) * 0.2,
+        ),
         (PostOp::Sigmoid, plain2.sigmoid()),
     ];
     for (post, want) in cases {
         let got = conv_pointwise(&x2, &w2, Some(&b2), &ConvGeometry::same(2, 1), post).unwrap();
         assert_eq!(got.size(), want.size());
-        assert!(max_diff(&got, &want) < 1e-4, "{post:?}: {}", max_diff(&got, &want));
+        assert!(
+            max_diff(&got, &want) < 1e-4,
+            "{post:?}: {}",
+            max_diff(&got, &want)
+        );
     }
     let got = conv_pointwise(&x3, &w3, Some(&b3), &ConvGeometry::same(3, 1), PostOp::Relu).unwrap();
     assert!(max_diff(&got, &plain3.relu()) < 1e-4);

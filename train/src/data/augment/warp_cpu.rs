@@ -4,7 +4,8 @@
 //! it a second time; on a 2-core CPU that was most of a batch's augmentation
 //! time. Here each output voxel's source coordinate is computed where it is
 //! sampled (once per volume when the affine turns in-plane), slices in
-//! parallel with rayon, and each slice gets its noise while it is in cache
+//! parallel on libtorch's own threads ([`crate::torch_threads`]: not
+//! rayon's), and each slice gets its noise while it is in cache
 //! ([`Noise`]: the same distribution as libtorch's `randn_like`, other
 //! draws).
 //!
@@ -19,8 +20,9 @@ use std::mem::MaybeUninit;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use rand_xoshiro::Xoshiro256PlusPlus;
-use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
+
+use crate::torch_threads::{for_each_index, Lent};
 
 /// A voxel type the warp reads: the loader's int16 HU, or float.
 pub(super) trait Voxel: Copy + Send + Sync + Into<f32> {
@@ -79,10 +81,8 @@ pub(super) fn with_noise(input: &Tensor, noise: Noise) -> Tensor {
     // SAFETY: `copy_` set every element of the fresh tensor `out`.
     let values = unsafe { elements_mut(&mut out) };
     let slice = input.size().iter().rev().take(2).product::<i64>().max(1) as usize;
-    values
-        .par_chunks_mut(slice)
-        .enumerate()
-        .for_each(|(k, slice)| noise.add_to(k, slice));
+    let slices = Lent::new(values.chunks_mut(slice));
+    for_each_index(slices.len(), |k| noise.add_to(k, &mut slices.take(k)));
     out
 }
 
@@ -165,8 +165,8 @@ fn normalized_coords(n: i64) -> Vec<f32> {
 }
 
 /// Warps every `(sample, channel)` volume of `src` into `dst`, one output
-/// slice per rayon task (1024 for a `[32,1,32,48,48]` batch: enough to
-/// balance two cores while one of them draws the noise).
+/// slice per task (1024 for a `[32,1,32,48,48]` batch), split evenly
+/// between libtorch's threads, each slice with its own noise stream.
 fn warp_into<V: Voxel>(
     src: &[V],
     theta: &[f32],
@@ -181,11 +181,14 @@ fn warp_into<V: Voxel>(
     }
     let affine =
         |v: usize| -> &[f32; 12] { theta[v / grid.channels * 12..][..12].try_into().unwrap() };
-    let in_plane: Vec<Option<InPlane>> = (0..grid.volumes)
-        .into_par_iter()
-        .map(|v| turns_in_plane(affine(v)).then(|| InPlane::new(affine(v), grid)))
-        .collect();
-    dst.par_chunks_mut(slice).enumerate().for_each(|(k, out)| {
+    let in_plane = Lent::new((0..grid.volumes).map(|_| None));
+    for_each_index(grid.volumes, |v| {
+        *in_plane.take(v) = turns_in_plane(affine(v)).then(|| InPlane::new(affine(v), grid));
+    });
+    let in_plane: Vec<Option<InPlane>> = in_plane.into_vec();
+    let slices = Lent::new(dst.chunks_mut(slice));
+    for_each_index(slices.len(), |k| {
+        let out: &mut [MaybeUninit<f32>] = &mut slices.take(k);
         let (v, z) = (k / d, k % d);
         let vol = &src[v * volume..][..volume];
         match &in_plane[v] {
@@ -835,14 +838,10 @@ mod tests {
         let noise = x.randn_like();
         let warped = warp(&x, &theta);
         let runs = 30;
-        let one = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        let single = millis(runs, || {
-            let (x, theta) = (x.shallow_clone(), theta.shallow_clone());
-            one.install(move || warp_with_noise(&x, &theta, None))
-        });
+        let threads = tch::get_num_threads();
+        tch::set_num_threads(1);
+        let single = millis(runs, || warp_with_noise(&x, &theta, None));
+        tch::set_num_threads(threads);
         println!("new warp 1 thread: {single:6.2} ms");
         let parts = [
             (
