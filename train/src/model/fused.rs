@@ -13,7 +13,7 @@
 //! after it).
 //!
 //! fp32 keeps the plain path: it is the one checked against the book's
-//! pipeline to the bit. CUDA keeps it too (cuDNN fuses nothing here).
+//! pipeline to the bit. CUDA keeps it too: the op is oneDNN's, CPU only.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -50,13 +50,18 @@ pub fn or_plain(
     fused.and_then(usable).unwrap_or_else(plain)
 }
 
-/// The fused path's result; a failure is remembered, so the fused op is
-/// tried once and later calls of [`fused_kind`] answer `None`.
+/// The fused path's result; a failure is said once on stderr and
+/// remembered, so later calls of [`fused_kind`] answer `None`.
 pub fn usable(fused: Result<Tensor, torch_ext::Error>) -> Option<Tensor> {
-    if fused.is_err() {
-        UNUSABLE.store(true, Ordering::Relaxed);
+    match fused {
+        Ok(out) => Some(out),
+        Err(e) => {
+            if !UNUSABLE.swap(true, Ordering::Relaxed) {
+                eprintln!("note: fused bf16 convolutions failed here ({e}); using the plain path");
+            }
+            None
+        }
     }
-    fused.ok()
 }
 
 /// `post(conv(x))` with weight `ws` and bias `bs` cast to `kind` (their
