@@ -75,6 +75,10 @@ fn doctor_runs_without_a_cache() {
     let (ok, text) = luna_e2e::train::train_output(&["doctor"]);
     assert!(ok, "{text}");
     assert!(text.contains("libtorch"), "{text}");
+    assert!(
+        text.contains("CPU bf16:") && text.contains("fused inference:"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -66,4 +66,10 @@ fn doctor_reports_cpu_build_facts() {
     );
     assert!(r.threads >= 1);
     assert_eq!(r.cuda_available, r.device_count > 0);
+    // The PyPI wheel is built with oneDNN, whose fused op the CPU's bf16
+    // inference takes.
+    assert!(
+        r.fused_conv,
+        "libtorch without mkldnn::_convolution_pointwise"
+    );
 }

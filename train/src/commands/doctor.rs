@@ -22,6 +22,12 @@ pub struct Report {
     /// leaves visible.
     pub visible_gpus: usize,
     pub threads: i32,
+    /// The CPU computes bf16 natively (AVX512-BF16 or AMX), so
+    /// `--precision auto` runs bf16 on it.
+    pub cpu_native_bf16: bool,
+    /// libtorch has oneDNN's fused convolution + activation, which bf16
+    /// inference on the CPU takes (`model::fused`).
+    pub fused_conv: bool,
 }
 
 pub fn report() -> Report {
@@ -37,6 +43,8 @@ pub fn report() -> Report {
         device_names: visible_names(&gpus, visible.as_deref(), device_count),
         visible_gpus: pick(&gpus, visible.as_deref()).len(),
         threads: tch::get_num_threads(),
+        cpu_native_bf16: torch_ext::cpu_has_native_bf16(),
+        fused_conv: torch_ext::conv_pointwise_available(),
     }
 }
 
@@ -156,6 +164,21 @@ pub fn print(r: &Report) {
         None => println!("libtorch (loaded): unknown"),
     }
     println!("CPU threads:      {}", r.threads);
+    println!(
+        "CPU bf16:         {}",
+        match r.cpu_native_bf16 {
+            true => "native (--precision auto runs bf16)",
+            false => "emulated (--precision auto runs fp32)",
+        }
+    );
+    println!(
+        "fused inference:  {}",
+        match (r.fused_conv, r.cpu_native_bf16) {
+            (true, true) => "yes (bf16 conv + activation as one oneDNN op on the CPU)",
+            (true, false) => "available under --precision bf16 (slow without native bf16)",
+            (false, _) => "no (this libtorch lacks mkldnn::_convolution_pointwise)",
+        }
+    );
     if r.cuda_available {
         println!(
             "CUDA available:   yes ({} device{})",
