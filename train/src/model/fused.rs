@@ -17,7 +17,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tch::{Device, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 use torch_ext::{ConvGeometry, PostOp};
 
 use super::compute::ComputeConfig;
@@ -64,19 +64,19 @@ pub fn usable(fused: Result<Tensor, torch_ext::Error>) -> Option<Tensor> {
     }
 }
 
-/// `post(conv(x))` with weight `ws` and bias `bs` cast to `kind` (their
+/// `post(conv(x))` with the layer's weight and bias cast to `kind` (their
 /// layout kept: channels-last weights stay channels-last), detached, so
-/// the op never meets autograd.
-pub fn conv(
+/// the op never meets autograd. tch keeps a layer's padding private, so
+/// the caller states it in `geometry`.
+pub fn conv<ND>(
     x: &Tensor,
-    ws: &Tensor,
-    bs: Option<&Tensor>,
+    layer: &nn::Conv<ND>,
     geometry: &ConvGeometry,
     post: PostOp,
     kind: Kind,
 ) -> Result<Tensor, torch_ext::Error> {
-    let weight = ws.detach().to_kind(kind);
-    let bias = bs.map(|b| b.detach().to_kind(kind));
+    let weight = cast(&layer.ws, kind);
+    let bias = layer.bs.as_ref().map(|b| cast(b, kind));
     torch_ext::conv_pointwise(x, &weight, bias.as_ref(), geometry, post)
 }
 

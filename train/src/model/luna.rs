@@ -259,9 +259,7 @@ impl LunaBlock {
     /// plain block only: conv+ReLU twice, then the pool).
     fn forward_fused(&self, x: &Tensor, kind: Kind) -> Result<Tensor, torch_ext::Error> {
         let same = ConvGeometry::same(3, 1);
-        let conv = |x: &Tensor, c: &nn::Conv3D| {
-            fused::conv(x, &c.ws, c.bs.as_ref(), &same, PostOp::Relu, kind)
-        };
+        let conv = |x: &Tensor, c: &nn::Conv3D| fused::conv(x, c, &same, PostOp::Relu, kind);
         let y = conv(&conv(x, &self.conv1)?, &self.conv2)?;
         Ok(y.max_pool3d([2, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1], false))
     }

@@ -134,30 +134,15 @@ impl ConvBlock {
         geometry: &ConvGeometry,
         kind: Kind,
     ) -> Result<Tensor, torch_ext::Error> {
-        let post = PostOp::LeakyRelu(LEAKY_SLOPE);
-        let mut x = fused::conv(
-            x,
-            &self.conv1.ws,
-            self.conv1.bs.as_ref(),
-            geometry,
-            post,
-            kind,
-        )?;
-        if let Some(bn) = &self.bn1 {
-            x = x.apply_t(bn, false);
-        }
-        x = fused::conv(
-            &x,
-            &self.conv2.ws,
-            self.conv2.bs.as_ref(),
-            geometry,
-            post,
-            kind,
-        )?;
-        if let Some(bn) = &self.bn2 {
-            x = x.apply_t(bn, false);
-        }
-        Ok(x)
+        // conv + LeakyReLU as one primitive, then BatchNorm: twice.
+        let step = |x: &Tensor, conv: &nn::Conv2D, bn: &Option<nn::BatchNorm>| {
+            let y = fused::conv(x, conv, geometry, PostOp::LeakyRelu(LEAKY_SLOPE), kind)?;
+            Ok(match bn {
+                Some(bn) => y.apply_t(bn, false),
+                None => y,
+            })
+        };
+        step(&step(x, &self.conv1, &self.bn1)?, &self.conv2, &self.bn2)
     }
 }
 
@@ -349,15 +334,7 @@ impl UNet {
         for (up, bridge) in self.up.iter().zip(skips.iter().rev()) {
             x = up.forward_fused(&x, bridge, &geometry, kind)?;
         }
-        let last = &self.last;
         let pointwise = ConvGeometry::same(2, 0);
-        fused::conv(
-            &x,
-            &last.ws,
-            last.bs.as_ref(),
-            &pointwise,
-            PostOp::Sigmoid,
-            kind,
-        )
+        fused::conv(&x, &self.last, &pointwise, PostOp::Sigmoid, kind)
     }
 }
