@@ -133,13 +133,18 @@ _test:
 bench: build
 	bash scripts/bench.sh
 
-# What scripts/gpu_check.sh needs on a GPU machine without cargo (~50 MB):
-# the stripped train binary, a 6-scan cache and its segmentation cache. Copy gpu-pack/ and scripts/.
+# What scripts/gpu_check.sh needs on a GPU machine without cargo (~55 MiB):
+# the stripped binaries, torch-ext's CUDA-relevant test binaries, a 4-scan cache and its
+# segmentation cache (under the device tool's 64 MiB carry). Copy gpu-pack/ and scripts/.
 gpu-pack: build
 	rm -rf gpu-pack && mkdir -p gpu-pack/bin
 	strip -o gpu-pack/bin/train $(TRAIN)
 	strip -o gpu-pack/bin/prepcache $(PREPCACHE)
-	$(PREPCACHE) synth --out gpu-pack/data --series 6 --seed $(SEED)
+	mkdir -p gpu-pack/bin/tests
+	$(CARGO) test --release -p torch-ext --no-run --message-format=json 2>/dev/null \
+	  | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | grep -E '/deps/(event|fused_optim|host)-' \
+	  | while read -r t; do strip -o gpu-pack/bin/tests/$$(basename $$t | sed 's/-[0-9a-f]*$$//') $$t; done
+	$(PREPCACHE) synth --out gpu-pack/data --series 4 --seed $(SEED)
 	$(PREPCACHE) build --data gpu-pack/data --out gpu-pack/cache --threads $(THREADS)
 	$(PREPCACHE) seg --data gpu-pack/data --out gpu-pack/seg-cache
 	rm -rf gpu-pack/data

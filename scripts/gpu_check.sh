@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command for a machine with one CUDA GPU and torch 2.11 installed, but no
 # cargo and no network: given the release binaries and a small cache, it runs
-# doctor, the loader bench (pinned memory), bench-step for fp32/bf16/fp16 ×
+# doctor, torch-ext's tests (when the pack has them), the loader bench (pinned memory), bench-step for fp32/bf16/fp16 ×
 # contiguous/channels-last, a short training run whose loss must fall, eval,
 # and the same step in PyTorch on the same device; then the same for the
 # chapter 13 U-Net: its training step and full-slice (512×512) inference,
@@ -116,6 +116,16 @@ check() {
 echo "## Environment" >>"$OUT"
 check "doctor" 60 "$TRAIN" doctor
 [ "$DEVICE" = cuda ] && check "nvidia-smi" 30 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+
+# torch-ext's own tests (CUDA events, the side-stream copy, pinning, the
+# fused unscale and optimizer steps): built by `make gpu-pack`; each runs its
+# GPU half where it sees a device.
+if [ -d "$BIN/tests" ]; then
+    echo "## torch-ext tests" >>"$OUT"
+    for t in "$BIN"/tests/*; do
+        [ -x "$t" ] && check "torch-ext $(basename "$t")" 120 "$t" --test-threads 1
+    done
+fi
 
 echo "## Loader (pinned host memory on CUDA)" >>"$OUT"
 if check "bench-loader" 120 "$TRAIN" bench-loader --cache "$CACHE" --device "$DEVICE" --num-workers 2 --balanced \

@@ -20,8 +20,10 @@
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
+use torch_ext::{AdamStep, AdamTensors};
+
 use super::params::{state_name, OptimizerStateError, Params, STEP_SLOT};
-use super::slots::{commit, SlotState};
+use super::slots::{commit, fusable, SlotState};
 use super::Optimize;
 
 const EXP_AVG: &str = "exp_avg";
@@ -47,6 +49,8 @@ pub struct Adam {
     /// The step count per parameter on the host while it is known there
     /// (not after a step the device may have skipped).
     host_steps: Vec<Option<u64>>,
+    /// Skippable steps run torch's fused kernel where the tensors allow.
+    fused: bool,
 }
 
 impl Adam {
@@ -58,7 +62,50 @@ impl Adam {
             state: SlotState::new(name, SLOTS, &params),
             host_steps: vec![Some(0); params.len()],
             params,
+            fused: true,
         }
+    }
+
+    /// A skippable step as torch's `Adam(fused=True)` under a `GradScaler`:
+    /// one kernel over every parameter, skipped on the device. False (and
+    /// nothing done) where the tensors do not allow it; see [`fusable`].
+    fn fused_update(&mut self, skip: &Tensor) -> bool {
+        let mut lists: [Vec<Tensor>; 5] = Default::default();
+        let host_steps = &mut self.host_steps;
+        self.state
+            .step_each(&self.params, zero_state, |i, p, grad, slots, _| {
+                for (list, t) in lists
+                    .iter_mut()
+                    .zip([p, &grad, &slots[0], &slots[1], &slots[2]])
+                {
+                    list.push(t.shallow_clone());
+                }
+                host_steps[i] = None;
+            });
+        let [params, grads, exp_avgs, exp_avg_sqs, steps] = &lists;
+        if !fusable(params, &[grads, exp_avgs, exp_avg_sqs]) {
+            return false;
+        }
+        let c = &self.config;
+        let step = AdamStep {
+            lr: c.lr,
+            beta1: c.betas[0],
+            beta2: c.betas[1],
+            weight_decay: c.weight_decay,
+            eps: c.eps,
+            decoupled_weight_decay: c.decoupled_weight_decay,
+        };
+        let tensors = AdamTensors {
+            params,
+            grads,
+            exp_avgs,
+            exp_avg_sqs,
+            steps,
+        };
+        let found_inf = skip.to_kind(Kind::Float).reshape([]);
+        tch::no_grad(|| torch_ext::fused_adam_(&tensors, &step, Some(&found_inf)))
+            .unwrap_or_else(|e| panic!("fused Adam step: {e}"));
+        true
     }
 }
 
@@ -156,6 +203,11 @@ impl Optimize for Adam {
     }
 
     fn update(&mut self, skip: Option<&Tensor>) {
+        if let Some(skip) = skip.filter(|_| self.fused) {
+            if self.fused_update(skip) {
+                return;
+            }
+        }
         let c = self.config;
         let host_steps = &mut self.host_steps;
         self.state
@@ -248,34 +300,50 @@ mod tests {
     }
 
     #[test]
-    fn adam_and_adamw_follow_the_torch_recurrence_on_both_paths() {
+    fn adam_and_adamw_follow_the_torch_recurrence_on_every_path() {
         let no_skip = Tensor::from_slice(&[false]);
         for decoupled in [false, true] {
             let (_vs, w, mut plain) = setup(decoupled);
-            let (_vs2, w2, mut masked) = setup(decoupled);
+            // Skippable steps, through torch's fused kernel and through the mask.
+            let (_vs2, w2, mut fused) = setup(decoupled);
+            let (_vs3, w3, mut masked) = setup(decoupled);
+            masked.fused = false;
             for (i, g) in GRADS.iter().enumerate() {
                 plain.zero_grad();
                 backward(&w, g);
                 plain.step();
-                masked.zero_grad();
-                backward(&w2, g);
-                masked.step_unless(&no_skip);
+                for (opt, w) in [(&mut fused, &w2), (&mut masked, &w3)] {
+                    opt.zero_grad();
+                    backward(w, g);
+                    opt.step_unless(&no_skip);
+                }
                 let expected = reference(decoupled, i + 1);
                 assert_close(&values(&w), &expected, "host path");
-                assert_close(&values(&w2), &expected, "device path");
+                assert_close(&values(&w2), &expected, "fused path");
+                assert_close(&values(&w3), &expected, "masked path");
             }
-            let state = plain.state();
-            let names: Vec<&str> = state.iter().map(|(n, _)| n.as_str()).collect();
-            assert_eq!(names, ["exp_avg.w", "exp_avg_sq.w", "step.w"]);
-            assert_eq!(state[2].1.double_value(&[]), 4.0);
+            for opt in [&plain, &fused, &masked] {
+                let state = opt.state();
+                let names: Vec<&str> = state.iter().map(|(n, _)| n.as_str()).collect();
+                assert_eq!(names, ["exp_avg.w", "exp_avg_sq.w", "step.w"]);
+                assert_eq!(state[2].1.double_value(&[]), 4.0);
+            }
         }
     }
 
     #[test]
     fn a_skipped_step_changes_nothing_not_even_the_step_count() {
+        for fused in [true, false] {
+            skipped_steps_change_nothing(fused);
+        }
+    }
+
+    fn skipped_steps_change_nothing(fused: bool) {
         let (skip, go) = (Tensor::from_slice(&[true]), Tensor::from_slice(&[false]));
         let (_vs, w, mut adam) = setup(false);
+        adam.fused = fused;
         let (_vs_ref, w_ref, mut reference) = setup(false);
+        reference.fused = fused;
         adam.zero_grad();
         backward(&w, &GRADS[0]);
         adam.step_unless(&skip);
@@ -304,7 +372,7 @@ mod tests {
             reference.zero_grad();
             backward(&w_ref, g);
             reference.step_unless(&go);
-            assert_eq!(values(&w), values(&w_ref), "step {i}");
+            assert_eq!(values(&w), values(&w_ref), "step {i}, fused {fused}");
         }
     }
 

@@ -11,10 +11,11 @@
 //! `momentum.<param>`.
 
 use tch::nn::VarStore;
-use tch::Tensor;
+use tch::{Kind, Tensor};
+use torch_ext::SgdStep;
 
 use super::params::{state_name, OptimizerStateError, Params};
-use super::slots::{commit, SlotState};
+use super::slots::{commit, fusable, SlotState};
 use super::Optimize;
 
 const MOMENTUM_SLOT: &str = "momentum";
@@ -28,6 +29,8 @@ pub struct Sgd {
     params: Params,
     /// The momentum buffer per parameter, from its first step.
     state: SlotState,
+    /// Skippable steps run torch's fused kernel where the tensors allow.
+    fused: bool,
 }
 
 impl Sgd {
@@ -41,7 +44,45 @@ impl Sgd {
             nesterov: false,
             params,
             state,
+            fused: true,
         }
+    }
+
+    /// A skippable step as torch's `SGD(fused=True)` under a `GradScaler`:
+    /// one kernel per group of parameters (those on their first step, and
+    /// the others), skipped on the device. False, with nothing done, where
+    /// the tensors do not allow it.
+    fn fused_update(&mut self, skip: &Tensor) -> bool {
+        // [params, grads, buffers] of the parameters on their first step, then of the rest.
+        let mut groups: [[Vec<Tensor>; 3]; 2] = Default::default();
+        let init = |p: &Tensor| vec![p.zeros_like()];
+        self.state
+            .step_each(&self.params, init, |_, p, grad, slots, fresh| {
+                let group = &mut groups[usize::from(!fresh)];
+                for (list, t) in group.iter_mut().zip([p, &grad, &slots[0]]) {
+                    list.push(t.shallow_clone());
+                }
+            });
+        let fits = |[p, g, b]: &[Vec<Tensor>; 3]| p.is_empty() || fusable(p, &[g, b]);
+        if !groups.iter().all(fits) {
+            return false;
+        }
+        let found_inf = skip.to_kind(Kind::Float).reshape([]);
+        for (first_step, [params, grads, buffers]) in [true, false].into_iter().zip(&groups) {
+            if params.is_empty() {
+                continue;
+            }
+            let step = SgdStep {
+                lr: self.lr,
+                momentum: self.momentum,
+                weight_decay: self.weight_decay,
+                nesterov: self.nesterov,
+                first_step,
+            };
+            tch::no_grad(|| torch_ext::fused_sgd_(params, grads, buffers, &step, Some(&found_inf)))
+                .unwrap_or_else(|e| panic!("fused SGD step: {e}"));
+        }
+        true
     }
 
     /// Adds L2 weight decay (PyTorch's `weight_decay`: `g += wd·p`).
@@ -96,6 +137,11 @@ impl Optimize for Sgd {
     /// skipped first step leaves it zero, which the next step turns into
     /// its gradient exactly as a missing one would be.
     fn update(&mut self, skip: Option<&Tensor>) {
+        if let Some(skip) = skip.filter(|_| self.fused) {
+            if self.fused_update(skip) {
+                return;
+            }
+        }
         let (lr, momentum, weight_decay, nesterov) =
             (self.lr, self.momentum, self.weight_decay, self.nesterov);
         let init = |p: &Tensor| vec![p.zeros_like()];
@@ -145,7 +191,7 @@ impl Optimize for Sgd {
 mod tests {
     use super::*;
     use crate::optim::test_support::{backward, one_weight};
-    use tch::{Device, Kind};
+    use tch::Device;
 
     #[test]
     fn matches_pytorch_momentum_recurrence() {
@@ -204,11 +250,19 @@ mod tests {
     }
 
     #[test]
-    fn nesterov_steps_by_the_gradient_plus_momentum_times_the_buffer_on_both_paths() {
+    fn nesterov_steps_by_the_gradient_plus_momentum_times_the_buffer_on_every_path() {
         let (vs, w) = one_weight();
-        let (vs2, w2) = one_weight();
         let mut plain = Sgd::new(&vs, 0.1, 0.9).with_nesterov(true);
-        let mut masked = Sgd::new(&vs2, 0.1, 0.9).with_nesterov(true);
+        // Skippable steps, through torch's fused kernel and through the mask.
+        let mut skippable: Vec<_> = [true, false]
+            .map(|fused| {
+                let (vs, w) = one_weight();
+                let mut sgd = Sgd::new(&vs, 0.1, 0.9).with_nesterov(true);
+                sgd.fused = fused;
+                (vs, w, sgd)
+            })
+            .into();
+        assert!(skippable[0].2.fused && !skippable[1].2.fused);
         let no_skip = Tensor::from_slice(&[false]);
         let (mut p, mut buf) = ([1.0f64; 3], [0.0f64; 3]);
         for (step, g) in [[1.0f32, 2.0, -1.0], [0.5, 0.0, 1.0], [-2.0, 1.0, 0.0]]
@@ -218,19 +272,27 @@ mod tests {
             plain.zero_grad();
             backward(&w, g);
             plain.step();
-            masked.zero_grad();
-            backward(&w2, g);
-            masked.step_unless(&no_skip);
+            for (_, w2, sgd) in &mut skippable {
+                sgd.zero_grad();
+                backward(w2, g);
+                sgd.step_unless(&no_skip);
+            }
             for k in 0..3 {
                 let g = g[k] as f64;
                 buf[k] = if step == 0 { g } else { 0.9 * buf[k] + g };
                 p[k] -= 0.1 * (g + 0.9 * buf[k]);
             }
-            let got = Vec::<f32>::try_from(&w).unwrap();
-            for k in 0..3 {
-                assert!((got[k] as f64 - p[k]).abs() < 1e-6, "{got:?} vs {p:?}");
+            for w in [&w, &skippable[0].1, &skippable[1].1] {
+                let got = Vec::<f32>::try_from(w).unwrap();
+                for k in 0..3 {
+                    assert!((got[k] as f64 - p[k]).abs() < 1e-6, "{got:?} vs {p:?}");
+                }
             }
-            assert!(w.equal(&w2), "step {step}: the masked path differs");
+            // The mask commits the plain arithmetic; torch's kernel rounds its own way.
+            assert!(
+                w.equal(&skippable[1].1),
+                "step {step}: the masked path differs"
+            );
         }
     }
 

@@ -1,6 +1,7 @@
 //! Optimizer state as declared slots: each optimizer names the tensors it
 //! keeps per parameter, and this module alone creates, saves, restores and
-//! (with a loss scaler's skip mask) commits them.
+//! (with a loss scaler's skip mask) commits them, and says when torch's
+//! fused kernels can step them instead.
 //!
 //! A checkpoint holds slot `s` of parameter `p` as `<s>.<p>` (see
 //! [`state_name`]), with torch's slot names.
@@ -106,4 +107,74 @@ pub fn commit(dst: &Tensor, new: &Tensor, skip: Option<&Tensor>) {
         None => new.shallow_clone(),
     };
     dst.shallow_clone().copy_(&value);
+}
+
+/// Whether torch's fused optimizer kernels take `params` with the lists of
+/// `others` (gradients, state) beside them: one device, one floating type,
+/// dense, and each partner laid out as its parameter (the kernels walk
+/// them as flat arrays together). An empty list has nothing to fuse.
+pub fn fusable(params: &[Tensor], others: &[&Vec<Tensor>]) -> bool {
+    let Some(first) = params.first() else {
+        return false;
+    };
+    let (device, kind) = (first.device(), first.kind());
+    params.iter().enumerate().all(|(i, p)| {
+        p.device() == device
+            && p.kind() == kind
+            && p.is_floating_point()
+            && dense(p)
+            && others.iter().all(|list| {
+                let t = &list[i];
+                t.device() == device && t.kind() == kind && t.stride() == p.stride()
+            })
+    })
+}
+
+/// Non-overlapping and without gaps in some dimension order (contiguous,
+/// channels-last, …): the memory holds exactly its elements.
+fn dense(t: &Tensor) -> bool {
+    let mut dims: Vec<(i64, i64)> = t
+        .stride()
+        .into_iter()
+        .zip(t.size())
+        .filter(|&(_, n)| n != 1)
+        .collect();
+    dims.sort_unstable();
+    let mut expected = 1;
+    dims.into_iter().all(|(stride, n)| {
+        let ok = stride == expected;
+        expected *= n;
+        ok
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn fused_kernels_get_only_dense_lists_laid_out_as_their_parameters() {
+        let p = Tensor::zeros([2, 3, 4, 5], (Kind::Float, Device::Cpu));
+        let same = vec![p.zeros_like()];
+        assert!(fusable(&[p.shallow_clone()], &[&same]));
+        assert!(!fusable(&[], &[]), "nothing to fuse");
+        // Channels-last parameters with channels-last state are dense too.
+        let cl = p.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+        assert!(fusable(&[cl.shallow_clone()], &[&vec![cl.zeros_like()]]));
+        // A partner laid out otherwise, of another type, or a strided view, is not.
+        assert!(!fusable(&[cl.shallow_clone()], &[&same]));
+        let half = vec![p.to_kind(Kind::Half)];
+        assert!(!fusable(&[p.shallow_clone()], &[&half]));
+        let gappy = Tensor::zeros([2, 6], (Kind::Float, Device::Cpu)).narrow(1, 0, 3);
+        assert!(!fusable(
+            &[gappy.shallow_clone()],
+            &[&vec![gappy.shallow_clone()]]
+        ));
+        let ints = Tensor::zeros([3], (Kind::Int64, Device::Cpu));
+        assert!(!fusable(
+            &[ints.shallow_clone()],
+            &[&vec![ints.shallow_clone()]]
+        ));
+    }
 }

@@ -3,6 +3,11 @@
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/ops/_amp_foreach_non_finite_check_and_unscale.h>
+#include <ATen/ops/_foreach_add.h>
+#include <ATen/ops/_foreach_sub.h>
+#include <ATen/ops/_fused_adam.h>
+#include <ATen/ops/_fused_adamw.h>
+#include <ATen/ops/_fused_sgd.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>
@@ -10,6 +15,7 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/core/Event.h>
 #include <c10/core/MemoryFormat.h>
+#include <c10/core/StreamGuard.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
 #include <c10/util/Exception.h>
 
@@ -56,6 +62,17 @@ std::optional<c10::OperatorHandle> conv_pointwise_op() {
 
 std::vector<int64_t> int_list(const int64_t* values, int64_t n) {
   return std::vector<int64_t>(values, values + n);
+}
+
+std::vector<at::Tensor> tensor_list(const tex_tensor* tensors, int64_t n) {
+  std::vector<at::Tensor> list;
+  list.reserve(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) list.push_back(*tensors[i]);
+  return list;
+}
+
+std::optional<at::Tensor> optional_tensor(const tex_tensor t) {
+  return t == nullptr ? std::nullopt : std::optional<at::Tensor>(*t);
 }
 
 c10::MemoryFormat memory_format(int mf) {
@@ -144,6 +161,8 @@ namespace {
 struct DeviceEvent {
   c10::Device device;
   c10::Event event;
+  // Made on first use: a stream of the device's pool, for host->device copies.
+  std::optional<c10::Stream> side;
 };
 }  // namespace
 
@@ -154,7 +173,7 @@ char* tex_event_new_cuda(int64_t device_index, tex_event* out) {
     c10::impl::VirtualGuardImpl guard(c10::DeviceType::CUDA);
     TORCH_CHECK(device_index >= 0 && device_index < guard.deviceCount(),
                 "no CUDA device ", device_index);
-    *out = new DeviceEvent{device, c10::Event(c10::DeviceType::CUDA)};
+    *out = new DeviceEvent{device, c10::Event(c10::DeviceType::CUDA), std::nullopt};
   });
 }
 
@@ -171,6 +190,26 @@ char* tex_event_synchronize(tex_event e) {
 }
 
 void tex_event_free(tex_event e) { delete static_cast<DeviceEvent*>(e); }
+
+char* tex_event_copy_to_device(tex_event e, const tex_tensor src, tex_tensor* out) {
+  return protect([&] {
+    auto* de = static_cast<DeviceEvent*>(e);
+    c10::impl::VirtualGuardImpl guard(c10::DeviceType::CUDA);
+    if (!de->side) de->side = guard.getStreamFromGlobalPool(de->device, false);
+    c10::Stream compute = guard.getStream(de->device);
+    at::Tensor copy;
+    {
+      // Allocated and filled on the side stream (the guard restores the
+      // current device and stream, also when the copy throws).
+      c10::StreamGuard on_side(*de->side);
+      copy = src->to(de->device, /*non_blocking=*/true);
+    }
+    de->event.record(*de->side);
+    de->event.block(compute);
+    copy.record_stream(compute);
+    *out = new at::Tensor(std::move(copy));
+  });
+}
 
 char* tex_pin_memory(const tex_tensor t, tex_tensor* out) {
   return protect([&] { *out = new at::Tensor(t->pin_memory()); });
@@ -203,10 +242,40 @@ char* tex_cuda_current_device(int64_t* out) {
 char* tex_amp_non_finite_check_and_unscale(const tex_tensor* grads, int64_t n,
                                            tex_tensor found_inf, const tex_tensor inv_scale) {
   return protect([&] {
-    std::vector<at::Tensor> list;
-    list.reserve(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) list.push_back(*grads[i]);
+    auto list = tensor_list(grads, n);
     at::_amp_foreach_non_finite_check_and_unscale_(list, *found_inf, *inv_scale);
+  });
+}
+
+char* tex_fused_adam(const tex_tensor* params, const tex_tensor* grads, const tex_tensor* exp_avgs,
+                     const tex_tensor* exp_avg_sqs, const tex_tensor* state_steps, int64_t n,
+                     double lr, double beta1, double beta2, double weight_decay, double eps,
+                     bool decoupled_weight_decay, const tex_tensor found_inf) {
+  return protect([&] {
+    auto ps = tensor_list(params, n), gs = tensor_list(grads, n);
+    auto ms = tensor_list(exp_avgs, n), vs = tensor_list(exp_avg_sqs, n);
+    auto steps = tensor_list(state_steps, n);
+    auto skip = optional_tensor(found_inf);
+    // As torch.optim.Adam(fused=True): the kernel reads the new count.
+    at::_foreach_add_(steps, 1);
+    if (decoupled_weight_decay) {
+      at::_fused_adamw_(ps, gs, ms, vs, {}, steps, lr, beta1, beta2, weight_decay, eps,
+                        /*amsgrad=*/false, /*maximize=*/false, std::nullopt, skip);
+    } else {
+      at::_fused_adam_(ps, gs, ms, vs, {}, steps, lr, beta1, beta2, weight_decay, eps,
+                       /*amsgrad=*/false, /*maximize=*/false, std::nullopt, skip);
+    }
+    if (skip) at::_foreach_sub_(steps, std::vector<at::Tensor>(steps.size(), *skip));
+  });
+}
+
+char* tex_fused_sgd(const tex_tensor* params, const tex_tensor* grads, const tex_tensor* bufs,
+                    int64_t n, double lr, double momentum, double weight_decay, bool nesterov,
+                    bool is_first_step, const tex_tensor found_inf) {
+  return protect([&] {
+    at::_fused_sgd_(tensor_list(params, n), tensor_list(grads, n), tensor_list(bufs, n),
+                    weight_decay, momentum, lr, /*dampening=*/0.0, nesterov,
+                    /*maximize=*/false, is_first_step, std::nullopt, optional_tensor(found_inf));
   });
 }
 

@@ -44,6 +44,13 @@ char* tex_event_new_cuda(int64_t device_index, tex_event* out);
 char* tex_event_record(tex_event e);
 char* tex_event_synchronize(tex_event e);
 void tex_event_free(tex_event e);
+// Copies host tensor `src` (pinned) to the event's device on a side stream
+// of that device, records `e` there, and makes the device's current
+// (compute) stream wait for it: the copy of the next batch overlaps the
+// step running on the compute stream, and work queued after this call
+// still sees the copied bytes. `*out` is told to the allocator as used by
+// the compute stream, so its memory is not reused before that stream is done.
+char* tex_event_copy_to_device(tex_event e, const tex_tensor src, tex_tensor* out);
 
 // `t.pin_memory()`: a page-locked copy of a CPU tensor for asynchronous
 // host->device copies. No device argument: libtorch 2.11 deprecates it and
@@ -61,6 +68,19 @@ char* tex_cuda_current_device(int64_t* out);
 // found_inf (float [1]) becomes 1 if any of them held an inf or NaN.
 char* tex_amp_non_finite_check_and_unscale(const tex_tensor* grads, int64_t n,
                                            tex_tensor found_inf, const tex_tensor inv_scale);
+
+// torch.optim's fused Adam/AdamW step (`fused=True`) over n parameters:
+// state_steps are incremented, the step taken unless found_inf (a 0-dim
+// float, may be NULL) is 1, and the increment taken back where it is.
+char* tex_fused_adam(const tex_tensor* params, const tex_tensor* grads, const tex_tensor* exp_avgs,
+                     const tex_tensor* exp_avg_sqs, const tex_tensor* state_steps, int64_t n,
+                     double lr, double beta1, double beta2, double weight_decay, double eps,
+                     bool decoupled_weight_decay, const tex_tensor found_inf);
+// torch.optim's fused SGD step with momentum buffers (dampening 0), unless
+// found_inf (0-dim float, may be NULL) is 1.
+char* tex_fused_sgd(const tex_tensor* params, const tex_tensor* grads, const tex_tensor* bufs,
+                    int64_t n, double lr, double momentum, double weight_decay, bool nesterov,
+                    bool is_first_step, const tex_tensor found_inf);
 
 // out: 1 true, 0 false, -1 the name is not a key of at::cpu::get_cpu_capabilities().
 char* tex_cpu_feature(const char* name, int* out);

@@ -18,6 +18,9 @@ pub enum Error {
     /// libtorch reported a scalar type tch has no [`Kind`] for.
     #[error("libtorch scalar type {0} has no tch Kind")]
     UnknownScalarType(i32),
+    /// Lists handed to a fused optimizer step differ in length.
+    #[error("{0}: its tensor lists differ in length")]
+    UnequalLists(&'static str),
     /// libtorch reported a memory format this crate does not know.
     #[error("libtorch memory format {0} is unknown")]
     UnknownMemoryFormat(i32),

@@ -6,6 +6,8 @@
 use std::ffi::c_void;
 use std::ptr;
 
+use tch::Tensor;
+
 use crate::ffi::{self, check};
 use crate::Error;
 
@@ -31,6 +33,26 @@ impl CudaEvent {
     pub fn record(&mut self) -> Result<(), Error> {
         // SAFETY: `raw` is the shim's event, alive until Drop.
         check(unsafe { ffi::tex_event_record(self.raw) })
+    }
+
+    /// `host` (pinned) copied to this event's device on a side stream of
+    /// the device, then records the event there: [`CudaEvent::synchronize`]
+    /// waits for the copy alone, and the device's current stream waits for
+    /// it on the device (so what it queues next reads the copied values)
+    /// while the copy overlaps what that stream is already running.
+    pub fn copy_to_device(&mut self, host: &Tensor) -> Result<Tensor, Error> {
+        let mut out = ptr::null_mut();
+        // SAFETY: `raw` is the shim's event, alive until Drop; `host` is a
+        // live tensor borrowed for the call; `out` is a fresh `at::Tensor*`
+        // handed to `Tensor::from_ptr` once.
+        unsafe {
+            check(ffi::tex_event_copy_to_device(
+                self.raw,
+                host.as_ptr(),
+                &mut out,
+            ))?;
+            Ok(Tensor::from_ptr(out))
+        }
     }
 
     /// Blocks until the work queued before the last `record` has finished

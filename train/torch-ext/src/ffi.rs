@@ -41,6 +41,11 @@ extern "C" {
     pub fn tex_event_record(e: *mut c_void) -> *mut c_char;
     pub fn tex_event_synchronize(e: *mut c_void) -> *mut c_char;
     pub fn tex_event_free(e: *mut c_void);
+    pub fn tex_event_copy_to_device(
+        e: *mut c_void,
+        src: *const C_tensor,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
 
     pub fn tex_pin_memory(t: *const C_tensor, out: *mut *mut C_tensor) -> *mut c_char;
     pub fn tex_storage_use_count(t: *const C_tensor, out: *mut i64) -> *mut c_char;
@@ -51,6 +56,36 @@ extern "C" {
         n: i64,
         found_inf: *mut C_tensor,
         inv_scale: *const C_tensor,
+    ) -> *mut c_char;
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn tex_fused_adam(
+        params: *const *const C_tensor,
+        grads: *const *const C_tensor,
+        exp_avgs: *const *const C_tensor,
+        exp_avg_sqs: *const *const C_tensor,
+        state_steps: *const *const C_tensor,
+        n: i64,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        weight_decay: f64,
+        eps: f64,
+        decoupled_weight_decay: bool,
+        found_inf: *const C_tensor,
+    ) -> *mut c_char;
+    #[allow(clippy::too_many_arguments)]
+    pub fn tex_fused_sgd(
+        params: *const *const C_tensor,
+        grads: *const *const C_tensor,
+        bufs: *const *const C_tensor,
+        n: i64,
+        lr: f64,
+        momentum: f64,
+        weight_decay: f64,
+        nesterov: bool,
+        is_first_step: bool,
+        found_inf: *const C_tensor,
     ) -> *mut c_char;
 
     pub fn tex_cpu_feature(name: *const c_char, out: *mut c_int) -> *mut c_char;

@@ -3,6 +3,7 @@
 //! ([`memory_format`]), bf16 hardware queries ([`capability`]), CUDA
 //! events ([`event`]), the current CUDA device ([`cuda`]), pinned host
 //! buffers ([`host`]), the fused gradient unscale of loss scaling ([`amp`])
+//! torch.optim's fused Adam and SGD steps ([`fused_optim`]),
 //! oneDNN's convolution with its activation fused ([`fused_conv`]) and loops
 //! on libtorch's own thread team ([`parallel`]).
 //!
@@ -18,6 +19,7 @@ mod error;
 pub mod event;
 mod ffi;
 pub mod fused_conv;
+pub mod fused_optim;
 pub mod host;
 pub mod memory_format;
 pub mod parallel;
@@ -29,6 +31,7 @@ pub use cuda::{cuda_current_device, set_cuda_device};
 pub use error::Error;
 pub use event::CudaEvent;
 pub use fused_conv::{conv_pointwise, conv_pointwise_available, ConvGeometry, PostOp};
+pub use fused_optim::{fused_adam_, fused_sgd_, AdamStep, AdamTensors, SgdStep};
 pub use host::{pin_memory, storage_is_unshared};
 pub use memory_format::{
     contiguous_channels_last, contiguous_channels_last_3d, is_channels_last, is_channels_last_3d,

@@ -68,20 +68,28 @@ impl Slot {
         let tensor = match self.device {
             Device::Cpu => host,
             device => {
-                let images = host.to_device_(device, Kind::Int16, true, false);
                 self.in_flight = true;
-                if let Some(event) = &mut self.copied {
-                    if event.record().is_err() {
-                        self.copied = None;
-                    }
-                }
-                images
+                self.copy_to(device, &host)
             }
         };
         SlotView {
             tensor,
             _slot: PhantomData,
         }
+    }
+
+    /// `host` on `device`: on a side stream where the slot has an event
+    /// (the copy overlaps the step running on the compute stream, which
+    /// waits for it on the device), else on the compute stream.
+    fn copy_to(&mut self, device: Device, host: &Tensor) -> Tensor {
+        if let Some(event) = &mut self.copied {
+            match event.copy_to_device(host) {
+                Ok(images) => return images,
+                // Then the slot waits for the whole device before reuse.
+                Err(_) => self.copied = None,
+            }
+        }
+        host.to_device_(device, Kind::Int16, true, false)
     }
 
     /// Returns once no device copy reads the buffer any more.
