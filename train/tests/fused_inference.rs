@@ -132,45 +132,77 @@ fn fp32_and_training_never_take_the_fused_path() {
     assert_eq!(grads, vs.trainable_variables().len());
 }
 
+/// Running statistics and affine weights away from a fresh BatchNorm's
+/// identity, so that folding them (with its frame correction) is tested.
+fn trained_looking_batch_norms(vs: &VarStore) {
+    tch::no_grad(|| {
+        for (name, t) in vs.variables() {
+            let is_block_bn = name.contains(".block.2.") || name.contains(".block.5.");
+            let opts = (Kind::Float, Device::Cpu);
+            let n = t.size()[0];
+            let value = if name.ends_with("running_mean") {
+                Tensor::randn([n], opts) * 0.3
+            } else if name.ends_with("running_var") {
+                Tensor::rand([n], opts) + 0.3
+            } else if is_block_bn && name.ends_with(".weight") {
+                Tensor::randn([n], opts) * 0.5 + 1.0
+            } else if is_block_bn && name.ends_with(".bias") {
+                Tensor::randn([n], opts) * 0.5
+            } else {
+                continue;
+            };
+            t.shallow_clone().copy_(&value);
+        }
+    });
+}
+
 #[test]
-fn fused_unet_gives_the_plain_paths_probabilities_and_mask() {
+fn fused_unet_is_as_close_to_fp32_as_autocasts_bf16_path() {
+    tch::manual_seed(5);
     let bf16 = compute(Precision::Bf16);
     let vs = VarStore::new(Device::Cpu);
     let unet = UNet::new(&vs.root(), &UNetConfig::default());
-    prepare_weights(&vs, bf16);
+    trained_looking_batch_norms(&vs);
     let slices = Tensor::randn([2, 7, 64, 64], (Kind::Float, Device::Cpu));
+    let fp32 = tch::no_grad(|| unet.forward_t(&slices, false));
+    prepare_weights(&vs, bf16);
     if torch_ext::cpu_has_native_bf16() {
         let x = torch_ext::contiguous_channels_last(&slices).unwrap();
         let fused = tch::no_grad(|| unet.forward_fused(&x, Kind::BFloat16));
         assert!(fused.is_ok(), "fused path failed: {fused:?}");
     }
-    let got = tch::no_grad(|| segment_with(&unet, slices.copy(), false, bf16));
-    let want = tch::no_grad(|| {
+    let fused = tch::no_grad(|| segment_with(&unet, slices.copy(), false, bf16));
+    let plain = tch::no_grad(|| {
         let x = torch_ext::contiguous_channels_last(&slices).unwrap();
         let _autocast = autocast(&x, bf16);
         unet.forward_t(&x, false).to_kind(Kind::Float)
     });
-    assert_eq!(got.size(), want.size());
-    // LeakyReLU's slope lands before the bf16 rounding instead of after it
-    // and the sigmoid reads the fp32 logit: a value moves by at most one
-    // bf16 step at 0.5 (2⁻⁸), most by far less, so few pixels cross the
-    // mask's 0.5. (A slope of 0.1 instead of the book's 0.01 moves the
-    // mean by ~4e-3.)
-    let mean_diff = (&got - &want).abs().mean(Kind::Float).double_value(&[]);
+    assert_eq!(fused.size(), plain.size());
+    // The fused path folds each BatchNorm into the next conv (its weights
+    // scaled before the bf16 rounding, the padding frame corrected): other
+    // rounding than autocast's, no larger. Measured against fp32 over 5
+    // seeds, its mean error was 0.63–0.92× the plain path's, its largest
+    // 0.64–1.01×; a frame left uncorrected puts edge pixels far off.
+    let mean = |t: &Tensor| (t - &fp32).abs().mean(Kind::Float).double_value(&[]);
+    let (fused_mean, plain_mean) = (mean(&fused), mean(&plain));
     assert!(
-        max_abs_diff(&got, &want) <= 1.0 / 256.0,
-        "{}",
-        max_abs_diff(&got, &want)
+        fused_mean <= 1.25 * plain_mean,
+        "mean error {fused_mean} vs plain {plain_mean}"
     );
-    assert!(mean_diff < 1e-3, "mean difference {mean_diff}");
-    let flipped = got
-        .gt(0.5)
-        .logical_xor(&want.gt(0.5))
-        .sum(Kind::Int64)
-        .int64_value(&[]);
+    let (fused_max, plain_max) = (max_abs_diff(&fused, &fp32), max_abs_diff(&plain, &fp32));
     assert!(
-        flipped * 100 <= got.numel() as i64,
-        "{flipped} of {} pixels",
-        got.numel()
+        fused_max <= 1.5 * plain_max,
+        "largest error {fused_max} vs plain {plain_max}"
+    );
+    let flipped = |t: &Tensor| {
+        let f = t.gt(0.5).logical_xor(&fp32.gt(0.5));
+        f.sum(Kind::Int64).int64_value(&[])
+    };
+    assert!(
+        flipped(&fused) * 200 <= fused.numel() as i64,
+        "{} of {} pixels cross 0.5 (plain: {})",
+        flipped(&fused),
+        fused.numel(),
+        flipped(&plain)
     );
 }

@@ -1,6 +1,7 @@
 //! The classifier: [`luna`] builds LunaModel and its chapter 8 variants;
 //! [`forward`] is the one batch function every command runs it through.
 
+pub mod bn_fold;
 pub mod compute;
 pub mod forward;
 pub mod fused;

@@ -14,6 +14,7 @@ use tch::nn;
 use tch::{Kind, Tensor};
 use torch_ext::{ConvGeometry, PostOp};
 
+use super::bn_fold::{self, Owed};
 use super::fused;
 
 /// The architecture; the default is the book's
@@ -126,23 +127,35 @@ const BN_EPS: f64 = 1e-5;
 const LEAKY_SLOPE: f64 = 0.01;
 
 impl ConvBlock {
-    /// [`ConvBlock::forward_t`] in eval mode through [`fused`]: each conv
-    /// and its LeakyReLU one primitive, BatchNorm (running statistics) after.
-    fn forward_fused(
+    /// [`ConvBlock::forward_t`] in eval mode through [`fused`], for an
+    /// input that still owes `owed` ([`bn_fold`]): each conv and its
+    /// LeakyReLU one primitive, each BatchNorm folded into the next conv.
+    /// The output still owes the second BatchNorm, returned for its
+    /// consumer to fold (or apply).
+    fn forward_folded(
         &self,
         x: &Tensor,
+        owed: Option<Owed>,
         geometry: &ConvGeometry,
         kind: Kind,
-    ) -> Result<Tensor, torch_ext::Error> {
-        // conv + LeakyReLU as one primitive, then BatchNorm: twice.
-        let step = |x: &Tensor, conv: &nn::Conv2D, bn: &Option<nn::BatchNorm>| {
-            let y = fused::conv(x, conv, geometry, PostOp::LeakyRelu(LEAKY_SLOPE), kind)?;
-            Ok(match bn {
-                Some(bn) => y.apply_t(bn, false),
-                None => y,
-            })
-        };
-        step(&step(x, &self.conv1, &self.bn1)?, &self.conv2, &self.bn2)
+    ) -> Result<(Tensor, Option<&nn::BatchNorm>), torch_ext::Error> {
+        let leaky = PostOp::LeakyRelu(LEAKY_SLOPE);
+        let y = bn_fold::conv(x, &self.conv1, owed.as_ref(), geometry, leaky, kind)?;
+        let owed = self.bn1.as_ref().map(|bn| Owed::batch_norm(bn, BN_EPS));
+        let y = bn_fold::conv(&y, &self.conv2, owed.as_ref(), geometry, leaky, kind)?;
+        Ok((y, self.bn2.as_ref()))
+    }
+}
+
+/// A block's output and the BatchNorm it still owes.
+type Owing<'a> = (Tensor, Option<&'a nn::BatchNorm>);
+
+/// `x` with the BatchNorm it owes applied: for consumers that cannot fold
+/// it (the transposed conv, whose 2×2 taps would need a bias per output parity).
+fn settle((x, owed): Owing<'_>) -> Tensor {
+    match owed {
+        Some(bn) => x.apply_t(bn, false),
+        None => x,
     }
 }
 
@@ -177,20 +190,23 @@ impl UpBlock {
             .forward_t(&Tensor::cat(&[up, crop], 1), train)
     }
 
-    /// [`UpBlock::forward_t`] in eval mode through [`fused`].
-    fn forward_fused(
-        &self,
+    /// [`UpBlock::forward_t`] in eval mode through [`fused`], the skip's
+    /// owed BatchNorm folded into the block's first conv.
+    fn forward_folded<'a>(
+        &'a self,
         x: &Tensor,
-        bridge: &Tensor,
+        (bridge, bridge_owes): &Owing<'_>,
         geometry: &ConvGeometry,
         kind: Kind,
-    ) -> Result<Tensor, torch_ext::Error> {
+    ) -> Result<Owing<'a>, torch_ext::Error> {
         let bias = self.up.bs.as_ref().map(|b| fused::cast(b, kind));
         let weight = fused::cast(&self.up.ws, kind);
         let up = x.conv_transpose2d(&weight, bias.as_ref(), [2, 2], [0, 0], [0, 0], 1, [1, 1]);
         let crop = Self::crop(bridge, &up);
+        let owed = bridge_owes
+            .map(|bn| Owed::cat(&[Owed::none(up.size()[1], &up), Owed::batch_norm(bn, BN_EPS)]));
         self.conv_block
-            .forward_fused(&Tensor::cat(&[up, crop], 1), geometry, kind)
+            .forward_folded(&Tensor::cat(&[up, crop], 1), owed, geometry, kind)
     }
 
     /// The skip centre-cropped to the up-sampled size.
@@ -294,24 +310,7 @@ impl UNet {
     /// plane, `(w / √(var + ε), b − mean · scale)`: a caller that builds the
     /// input itself applies it there, in the same pass ([`UNet::forward_fused_normalized`]).
     pub fn input_affine(&self) -> Vec<(f32, f32)> {
-        let bn = &self.input_batchnorm;
-        let values = |t: Option<&Tensor>, fill: f64| -> Vec<f64> {
-            match t {
-                Some(t) => {
-                    Vec::<f64>::try_from(t.detach().to_kind(Kind::Double)).unwrap_or_default()
-                }
-                None => vec![fill; self.config.in_channels as usize],
-            }
-        };
-        let mean = values(Some(&bn.running_mean), 0.0);
-        let var = values(Some(&bn.running_var), 1.0);
-        let (w, b) = (values(bn.ws.as_ref(), 1.0), values(bn.bs.as_ref(), 0.0));
-        (0..mean.len())
-            .map(|k| {
-                let scale = w[k] / (var[k] + BN_EPS).sqrt();
-                (scale as f32, (b[k] - mean[k] * scale) as f32)
-            })
-            .collect()
+        Owed::batch_norm(&self.input_batchnorm, BN_EPS).to_host()
     }
 
     /// [`UNet::forward_fused`] from an input already through the input
@@ -322,19 +321,31 @@ impl UNet {
         kind: Kind,
     ) -> Result<Tensor, torch_ext::Error> {
         let geometry = ConvGeometry::same(2, i64::from(self.config.padding));
-        let mut x = x.shallow_clone();
+        let mut x: Owing<'_> = (x.shallow_clone(), None);
         let mut skips = Vec::with_capacity(self.down.len());
         for (i, block) in self.down.iter().enumerate() {
-            x = block.forward_fused(&x, &geometry, kind)?;
+            let owed = x.1.map(|bn| Owed::batch_norm(bn, BN_EPS));
+            x = block.forward_folded(&x.0, owed, &geometry, kind)?;
             if i + 1 < self.down.len() {
-                skips.push(x.shallow_clone());
-                x = x.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>);
+                // Average pooling commutes with the owed affine: it stays owed.
+                let pooled =
+                    x.0.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>);
+                let owes = x.1;
+                skips.push(std::mem::replace(&mut x, (pooled, owes)));
             }
         }
         for (up, bridge) in self.up.iter().zip(skips.iter().rev()) {
-            x = up.forward_fused(&x, bridge, &geometry, kind)?;
+            x = up.forward_folded(&settle(x), bridge, &geometry, kind)?;
         }
         let pointwise = ConvGeometry::same(2, 0);
-        fused::conv(&x, &self.last, &pointwise, PostOp::Sigmoid, kind)
+        let owed = x.1.map(|bn| Owed::batch_norm(bn, BN_EPS));
+        bn_fold::conv(
+            &x.0,
+            &self.last,
+            owed.as_ref(),
+            &pointwise,
+            PostOp::Sigmoid,
+            kind,
+        )
     }
 }

@@ -335,6 +335,71 @@ char* tex_conv_pointwise_available(bool* out) {
   return protect([&] { *out = conv_pointwise_op().has_value(); });
 }
 
+}  // extern "C"
+
+namespace {
+template <typename T>
+void leaky_frame_shift(at::Tensor& y, const at::Tensor& corr, float slope) {
+  const int64_t n = y.size(0), channels = y.size(1), h = y.size(2), w = y.size(3);
+  const int64_t sn = y.stride(0), sc = y.stride(1), sh = y.stride(2), sw = y.stride(3);
+  T* data = y.data_ptr<T>();
+  const float* shift = corr.data_ptr<float>();
+  const float inverse = 1.0f / slope;
+  // One pixel's channels; with channels contiguous (channels-last) the
+  // loop is unit-stride and the compiler vectorises it.
+  auto fix = [&](T* pixel, int64_t region) {
+    const float* s = shift + region * channels;
+    auto one = [&](T& value, float add) {
+      float v = static_cast<float>(value);
+      float z = (v > 0.0f ? v : v * inverse) + add;
+      value = static_cast<T>(z > 0.0f ? z : z * slope);
+    };
+    if (sc == 1) {
+      for (int64_t c = 0; c < channels; ++c) one(pixel[c], s[c]);
+    } else {
+      for (int64_t c = 0; c < channels; ++c) one(pixel[c * sc], s[c]);
+    }
+  };
+  auto column_class = [&](int64_t j) { return j == 0 ? 0 : (j == w - 1 ? 2 : 1); };
+  // Work item k of an image: its first row (k = 0), its last (k = 1), or
+  // the two end pixels of inner row k - 1.
+  const int64_t per_image = h;
+  at::parallel_for(0, n * per_image, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      T* image = data + (item / per_image) * sn;
+      const int64_t k = item % per_image;
+      if (k < 2) {
+        const int64_t row = k == 0 ? 0 : h - 1;
+        for (int64_t j = 0; j < w; ++j) fix(image + row * sh + j * sw, 3 * (2 * k) + column_class(j));
+      } else {
+        const int64_t i = k - 1;
+        fix(image + i * sh, 3);
+        fix(image + i * sh + (w - 1) * sw, 5);
+      }
+    }
+  });
+}
+}  // namespace
+
+extern "C" {
+
+char* tex_leaky_frame_shift(tex_tensor y, const tex_tensor corr, double slope) {
+  return protect([&] {
+    TORCH_CHECK(y->dim() == 4 && y->size(2) >= 2 && y->size(3) >= 2,
+                "frame shift needs [N, C, H, W] with H, W >= 2, got ", y->sizes());
+    TORCH_CHECK(y->device().is_cpu(), "frame shift runs on the CPU");
+    TORCH_CHECK(slope > 0.0, "frame shift needs a positive slope (an invertible activation)");
+    auto c = corr->to(at::kFloat).contiguous();
+    TORCH_CHECK(c.dim() == 2 && c.size(0) == 9 && c.size(1) == y->size(1),
+                "frame shift: corrections must be [9, ", y->size(1), "], got ", c.sizes());
+    switch (y->scalar_type()) {
+      case at::kFloat: leaky_frame_shift<float>(*y, c, static_cast<float>(slope)); break;
+      case at::kBFloat16: leaky_frame_shift<at::BFloat16>(*y, c, static_cast<float>(slope)); break;
+      default: TORCH_CHECK(false, "frame shift: float or bfloat16, got ", y->scalar_type());
+    }
+  });
+}
+
 char* tex_conv_pointwise(const tex_tensor x, const tex_tensor weight, const tex_tensor bias,
                          const int64_t* padding, const int64_t* stride, const int64_t* dilation,
                          int64_t dims, int64_t groups, const char* attr, const double* scalars,

@@ -98,6 +98,14 @@ char* tex_conv_pointwise(const tex_tensor x, const tex_tensor weight, const tex_
                          int64_t n_scalars, tex_tensor* out);
 char* tex_conv_pointwise_available(bool* out);
 
+// In place on `y` ([N, C, H, W], float or bf16, H and W >= 2), the output
+// of a LeakyReLU(slope) over a 3x3 convolution padded by one: on the
+// one-pixel frame, each value is taken back before the activation, has
+// corr[region][c] added (corr: float [9, C], region = 3 * row class + column
+// class, classes 0 first, 1 inner, 2 last), and goes through the
+// activation again. Inner pixels are not touched.
+char* tex_leaky_frame_shift(tex_tensor y, const tex_tensor corr, double slope);
+
 // at::parallel_for over [begin, end) with `grain`: `body(ctx, b, e)` runs on
 // libtorch's own OpenMP team for disjoint chunks covering the range. The
 // body must not throw or unwind.

@@ -107,6 +107,11 @@ extern "C" {
         out: *mut *mut C_tensor,
     ) -> *mut c_char;
     pub fn tex_conv_pointwise_available(out: *mut bool) -> *mut c_char;
+    pub fn tex_leaky_frame_shift(
+        y: *mut C_tensor,
+        corr: *const C_tensor,
+        slope: f64,
+    ) -> *mut c_char;
     pub fn tex_parallel_for(
         begin: i64,
         end: i64,

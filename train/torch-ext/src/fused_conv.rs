@@ -110,3 +110,18 @@ pub fn conv_pointwise(
         Ok(Tensor::from_ptr(out))
     }
 }
+
+/// On the one-pixel frame of `y` (`[N, C, H, W]`, float or bf16, H, W ≥ 2),
+/// the output of a LeakyReLU(`slope`) over a 3×3 convolution padded by
+/// one, adds `corrections[region][c]` before the activation (each value is
+/// taken back through the inverse activation, shifted, and sent through it
+/// again); `corrections` is float `[9, C]`, region `3·row + column` with
+/// classes 0 first, 1 inner, 2 last. What a per-channel shift of the
+/// convolution's input, folded into its bias, gets wrong where the kernel
+/// reads the zero padding instead of the shifted value is exactly such a
+/// per-region constant: this puts it right without another full pass.
+pub fn leaky_frame_shift_(y: &mut Tensor, corrections: &Tensor, slope: f64) -> Result<(), Error> {
+    // SAFETY: `y` is borrowed mutably for the in-place write and
+    // `corrections` shared; both are live tch tensors.
+    check(unsafe { ffi::tex_leaky_frame_shift(y.as_mut_ptr(), corrections.as_ptr(), slope) })
+}

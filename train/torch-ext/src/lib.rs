@@ -30,7 +30,9 @@ pub use capability::{cpu_feature, cpu_has_native_bf16, cuda_supports_bf16};
 pub use cuda::{cuda_current_device, set_cuda_device};
 pub use error::Error;
 pub use event::CudaEvent;
-pub use fused_conv::{conv_pointwise, conv_pointwise_available, ConvGeometry, PostOp};
+pub use fused_conv::{
+    conv_pointwise, conv_pointwise_available, leaky_frame_shift_, ConvGeometry, PostOp,
+};
 pub use fused_optim::{fused_adam_, fused_sgd_, AdamStep, AdamTensors, SgdStep};
 pub use host::{pin_memory, storage_is_unshared};
 pub use memory_format::{
