@@ -12,7 +12,8 @@ use serde_json::json;
 use shared::volume::Volume;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
-use train::analyze::components::{erode, label_components};
+use train::analyze::components::erode;
+use train::analyze::runs::Components;
 use train::analyze::{
     candidates_from_mask, segment_probabilities, segment_scan, SegmentOptions, MASK_THRESHOLD,
 };
@@ -139,7 +140,8 @@ print(json.dumps(dict(count=int(n))))
         theirs_eroded,
         "erosion"
     );
-    let (labels, count) = label_components(eroded.view());
+    let components = Components::of(eroded.view());
+    let (labels, count) = (components.labels(), components.count());
     let theirs_labels = read_le(&labels_path, i32::from_le_bytes);
     assert!(
         labels.iter().map(|&l| l as i32).eq(theirs_labels),

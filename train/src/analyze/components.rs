@@ -5,30 +5,24 @@
 //! coordinates. scipy.ndimage's defaults throughout, checked against scipy
 //! itself in `train/tests/analyze_parity.rs`.
 //!
-//! `ndarray-ndimage` does the erosion and the labelling: its `label` is a
-//! port of scipy's `_ni_label.pyx`, so components are numbered as scipy
-//! numbers them (by their first voxel in `[i][r][c]` order). Two things it
-//! does not do as needed, and are done here:
-//!
-//! - its erosion treats voxels outside the image as set (it says so: "to
-//!   avoid border effects"), where scipy's `border_value=0` treats them as
-//!   unset, so a mask touching the scan's edge loses that layer in the
-//!   book. Padding the mask with one unset voxel on every side first gives
-//!   scipy's result (the structure reaches one voxel out);
-//! - it has no `center_of_mass` (0.6), so [`centres_of_mass`] is written
-//!   here.
+//! Written out, not taken from `ndarray-ndimage` (which the tests hold
+//! them to, and which does not do scipy's `border_value=0` erosion nor
+//! `center_of_mass` anyway): on a 512×512×257 scan on 2 cores its erosion,
+//! labelling and a centre-of-mass pass over its label volume took 0.7 s
+//! and left 0.5 s of page faults to the classifier; [`erode`] and
+//! [`super::runs`] take 0.1 s.
 //!
 //! [`CentreRule::Thickest`] goes beyond the book: a component whose centre
 //! of mass lies outside the ball inscribed at its thickest point (a nodule
 //! grown into a vessel or the lung's edge: [`super::thickest`]) gets a
 //! second candidate there.
 
-use ndarray::{s, Array3, ArrayView3};
-use ndarray_ndimage::{binary_erosion, label, Kernel3d};
-use shared::hu::{HU_MAX, HU_MIN};
+use ndarray::{Array3, ArrayView3};
 use shared::volume::Volume;
 
+use super::runs::Components;
 use super::thickest::{thickest_points, Thickest};
+use crate::torch_threads::{for_each_index, Lent};
 
 /// Where candidates are put in a component.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
@@ -100,8 +94,8 @@ pub fn candidates_and_eroded_mask(
 ) -> Result<(Vec<Candidate>, Array3<bool>), ComponentsError> {
     let mask = mask_view(volume, mask)?;
     let eroded = erode(mask);
-    let (labels, count) = label_components(eroded.view());
-    let centres = centres_of_mass(&volume.voxels, labels.view(), count);
+    let components = Components::of(eroded.view());
+    let centres = components.centres_of_mass(&volume.voxels);
     let geometry = &volume.geometry;
     let mut candidates: Vec<Candidate> = centres
         .into_iter()
@@ -116,7 +110,8 @@ pub fn candidates_and_eroded_mask(
         .collect();
     if rule == CentreRule::Thickest {
         let [sx, sy, sz] = geometry.spacing;
-        let thickest = thickest_points(labels.view(), count, [sz, sy, sx]);
+        let labels = components.labels();
+        let thickest = thickest_points(labels.view(), components.count(), [sz, sy, sx]);
         candidates = with_thickest(candidates, &thickest, volume);
     }
     Ok((candidates, eroded))
@@ -175,57 +170,57 @@ fn mask_view<'a>(
 /// scipy's `binary_erosion(mask)`: one iteration, the 6-connected cross
 /// (`generate_binary_structure(3, 1)`), outside the volume unset
 /// (`border_value=0`).
-pub fn erode(mask: ArrayView3<bool>) -> Array3<bool> {
-    // The crate's `pad` wants numbers, not bools.
-    let (i, r, c) = mask.dim();
-    let inside = s![1..i + 1, 1..r + 1, 1..c + 1];
-    let mut padded = Array3::from_elem((i + 2, r + 2, c + 2), false);
-    padded.slice_mut(inside).assign(&mask);
-    let eroded = binary_erosion(&padded, &Kernel3d::Star.generate(), 1);
-    eroded.slice(inside).to_owned()
-}
-
-/// scipy's `label(mask)`: 6-connected components (its default structure,
-/// the same cross), numbered 1..=count; 0 is background.
-pub fn label_components(mask: ArrayView3<bool>) -> (Array3<u32>, usize) {
-    label::<u32>(&mask, &Kernel3d::Star.generate())
-}
-
-/// Per label 1..=count, the centre of mass (i, r, c) weighted by
-/// `hu.clip(-1000, 1000) + 1001` and the voxel count: scipy's
-/// `center_of_mass(weights, labels, index=arange(1, count + 1))`.
 ///
-/// The sums are kept in integers: every weight (1..=2001) and coordinate is
-/// one, so they are exact, as scipy's float64 sums of the same integers
-/// are below 2^53; one division each then gives scipy's result to the bit,
-/// whatever the summation order.
-pub fn centres_of_mass(hu: &[i16], labels: ArrayView3<u32>, count: usize) -> Vec<([f64; 3], u64)> {
-    // Per label: Σw, Σw·i, Σw·r, Σw·c, voxels.
-    let mut sums = vec![[0u64; 5]; count + 1];
-    for (((i, r, c), &l), &v) in labels.indexed_iter().zip(hu) {
-        if l == 0 {
-            continue;
+/// A voxel stays set when it and its 6 neighbours are: one pass of
+/// row-wise ANDs on libtorch's threads. `ndarray-ndimage`'s generic
+/// erosion (after padding the mask, since its border counts as set) took
+/// 0.20 s of a 512×512×257 scan on 2 cores; this about a tenth of that.
+pub fn erode(mask: ArrayView3<bool>) -> Array3<bool> {
+    let (slices, rows, cols) = mask.dim();
+    let mut out = Array3::from_elem((slices, rows, cols), false);
+    let mask = mask.as_standard_layout();
+    let source = mask.as_slice().expect("standard layout is contiguous");
+    let plane = rows * cols;
+    let at = |i: usize, r: usize| &source[i * plane + r * cols..i * plane + (r + 1) * cols];
+    let out_rows = Lent::new(
+        out.as_slice_mut()
+            .expect("fresh arrays are contiguous")
+            .chunks_mut(cols.max(1)),
+    );
+    for_each_index(slices * rows, |j| {
+        let (i, r) = (j / rows, j % rows);
+        if i == 0 || i + 1 == slices || r == 0 || r + 1 == rows || cols < 3 {
+            return; // every voxel there has a neighbour outside: unset
         }
-        let w = (i32::from(v.clamp(HU_MIN, HU_MAX)) + 1001) as u64;
-        let sum = &mut sums[l as usize];
-        sum[0] += w;
-        sum[1] += w * i as u64;
-        sum[2] += w * r as u64;
-        sum[3] += w * c as u64;
-        sum[4] += 1;
-    }
-    sums[1..]
-        .iter()
-        .map(|s| {
-            let w = s[0] as f64;
-            ([s[1] as f64 / w, s[2] as f64 / w, s[3] as f64 / w], s[4])
-        })
-        .collect()
+        let row: &mut [bool] = &mut out_rows.take(j);
+        let (centre, up, down) = (at(i, r), at(i, r - 1), at(i, r + 1));
+        let (before, after) = (at(i - 1, r), at(i + 1, r));
+        for c in 1..cols - 1 {
+            row[c] =
+                centre[c - 1] & centre[c] & centre[c + 1] & up[c] & down[c] & before[c] & after[c];
+        }
+    });
+    drop(out_rows);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::s;
+    use ndarray_ndimage::{binary_erosion, Kernel3d};
+
+    /// [`erode`] by `ndarray-ndimage`, padded first with one unset voxel on
+    /// every side (its erosion treats the outside as set).
+    pub fn erode_with_the_crate(mask: ArrayView3<bool>) -> Array3<bool> {
+        // The crate's `pad` wants numbers, not bools.
+        let (i, r, c) = mask.dim();
+        let inside = s![1..i + 1, 1..r + 1, 1..c + 1];
+        let mut padded = Array3::from_elem((i + 2, r + 2, c + 2), false);
+        padded.slice_mut(inside).assign(&mask);
+        let eroded = binary_erosion(&padded, &Kernel3d::Star.generate(), 1);
+        eroded.slice(inside).to_owned()
+    }
     use shared::geometry::Geometry;
 
     fn volume(shape: [usize; 3], hu: Vec<i16>) -> Volume {
@@ -235,6 +230,42 @@ mod tests {
             [[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
         );
         Volume::new(shape, hu, geometry).unwrap()
+    }
+
+    #[test]
+    fn the_written_out_erosion_is_the_crates() {
+        // Dense blobs and noise, and shapes down to a single voxel.
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        for shape in [
+            (9, 17, 23),
+            (3, 3, 3),
+            (1, 5, 5),
+            (4, 2, 6),
+            (5, 6, 1),
+            (1, 1, 1),
+        ] {
+            for density in [50, 85, 97] {
+                let mask = Array3::from_shape_fn(shape, |_| next() % 100 < density);
+                let ours = erode(mask.view());
+                assert_eq!(
+                    ours,
+                    erode_with_the_crate(mask.view()),
+                    "{shape:?}, {density}%"
+                );
+                if density == 97 && shape == (9, 17, 23) {
+                    assert!(
+                        ours.iter().any(|&v| v),
+                        "nothing survived: a test of nothing"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! - [`components`]: that mask eroded once, cut into connected components,
 //!   and each component's HU-weighted centre of mass in voxel and world
 //!   coordinates (`segmentCt`'s erosion and `groupSegmentationOutput`),
-//!   scipy.ndimage's steps with its defaults.
+//!   scipy.ndimage's steps with its defaults ([`runs`]: the labelling and
+//!   centres of mass over runs of set voxels).
 //!
 //! - [`classify`]: each candidate's crop through the nodule (and the
 //!   malignancy) classifier.
@@ -21,6 +22,7 @@ pub mod matching;
 pub mod models;
 pub mod picture;
 pub mod report;
+pub mod runs;
 pub mod scan;
 pub mod segment;
 pub mod thickest;

@@ -88,8 +88,15 @@ pub fn segment_scan(
     options: SegmentOptions,
 ) -> Result<Vec<bool>, SegmentError> {
     let mut mask = Vec::with_capacity(volume.voxels.len());
-    segment_scan_with(model, volume, options, |_, p| {
-        mask.extend(p.iter().map(|&p| p > MASK_THRESHOLD));
+    // Thresholded where it was computed: a byte a voxel comes back, not
+    // four, and no float copy of the prediction is made (bf16's `> 0.5` is
+    // the float's: the conversion is exact).
+    for_each_prediction(model, volume, options, |_, prediction| {
+        let set = prediction
+            .f_gt(f64::from(MASK_THRESHOLD))?
+            .f_to_device(Device::Cpu)?;
+        mask.extend(Vec::<bool>::try_from(&set.f_contiguous()?.f_view([-1])?)?);
+        Ok(())
     })?;
     Ok(mask)
 }
@@ -117,8 +124,27 @@ pub fn segment_scan_with(
     options: SegmentOptions,
     mut each: impl FnMut(usize, &[f32]),
 ) -> Result<(), SegmentError> {
+    let [_, rows, cols] = volume.shape;
+    for_each_prediction(model, volume, options, |first, prediction| {
+        let probabilities = to_host(&prediction.f_to_kind(Kind::Float)?)?;
+        for (k, plane) in probabilities.chunks_exact(rows * cols).enumerate() {
+            each(first + k, plane);
+        }
+        Ok(())
+    })
+}
+
+/// Runs the model over every slice in order, batch by batch on the model's
+/// device, and hands each batch's prediction `[n, 1, rows, cols]` (in the
+/// dtype the model computed it in) to `each` with the batch's first slice.
+fn for_each_prediction(
+    model: &UNet,
+    volume: &Volume,
+    options: SegmentOptions,
+    mut each: impl FnMut(usize, Tensor) -> Result<(), TchError>,
+) -> Result<(), SegmentError> {
     check(model, volume, options)?;
-    let [slices, rows, cols] = volume.shape;
+    let [slices, _, _] = volume.shape;
     let device = model.device();
     let _no_grad = tch::no_grad_guard();
     // On the CPU under bf16 the input BatchNorm goes into building the input.
@@ -137,16 +163,13 @@ pub fn segment_scan_with(
             fused::usable(model.forward_fused_normalized(&input, kind))
         });
         let prediction = match fused {
-            Some(p) => p.to_kind(Kind::Float),
+            Some(p) => p,
             None => {
                 let input = batch_input(volume, first..end, device).map_err(wrap)?;
                 segment_with(model, input, false, options.compute)
             }
         };
-        let probabilities = to_host(&prediction).map_err(wrap)?;
-        for (k, plane) in probabilities.chunks_exact(rows * cols).enumerate() {
-            each(first + k, plane);
-        }
+        each(first, prediction).map_err(wrap)?;
     }
     Ok(())
 }
