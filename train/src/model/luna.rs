@@ -261,7 +261,8 @@ impl LunaBlock {
         let same = ConvGeometry::same(3, 1);
         let conv = |x: &Tensor, c: &nn::Conv3D| fused::conv(x, c, &same, PostOp::Relu, kind);
         let y = conv(&conv(x, &self.conv1)?, &self.conv2)?;
-        Ok(y.max_pool3d([2, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1], false))
+        // The book's MaxPool3d(2, 2), without the indices libtorch's computes.
+        torch_ext::max_pool3d_2x(&y)
     }
 
     fn is_plain(&self) -> bool {

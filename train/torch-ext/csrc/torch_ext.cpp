@@ -8,6 +8,7 @@
 #include <ATen/ops/_fused_adam.h>
 #include <ATen/ops/_fused_adamw.h>
 #include <ATen/ops/_fused_sgd.h>
+#include <ATen/ops/max_pool3d.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>
@@ -19,6 +20,11 @@
 #include <c10/core/impl/VirtualGuardImpl.h>
 #include <c10/util/Exception.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -379,9 +385,74 @@ void leaky_frame_shift(at::Tensor& y, const at::Tensor& corr, float slope) {
     }
   });
 }
+
+#if defined(__SSE2__)
+// bf16 bits as int16 in an order-preserving form: negative values (sign set)
+// have their 15 magnitude bits flipped, so a signed 16-bit max is the max of
+// the values. The same map takes the result back.
+inline __m128i bf16_order(__m128i b) {
+  return _mm_xor_si128(b, _mm_and_si128(_mm_srai_epi16(b, 15), _mm_set1_epi16(0x7FFF)));
+}
+
+// Channels-last-3d bf16, C % 8 == 0: each output pixel's channels, 8 at a
+// time, are the max of the 8 input pixels' (2x2x2), any NaN among them
+// giving NaN as libtorch's kernel does.
+void max_pool3d_2x_bf16(const at::Tensor& x, at::Tensor& y) {
+  const int64_t n = y.size(0), channels = y.size(1), d = y.size(2), h = y.size(3), w = y.size(4);
+  const auto xs = x.strides();
+  const auto ys = y.strides();
+  const auto* in = reinterpret_cast<const int16_t*>(x.data_ptr<at::BFloat16>());
+  auto* out = reinterpret_cast<int16_t*>(y.data_ptr<at::BFloat16>());
+  const __m128i magnitude = _mm_set1_epi16(0x7FFF), infinity = _mm_set1_epi16(0x7F80);
+  const __m128i nan = _mm_set1_epi16(0x7FC0);
+  at::parallel_for(0, n * d * h, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t b = item / (d * h), z = item / h % d, r = item % h;
+      const int16_t* taps[8];
+      for (int k = 0; k < 8; ++k)
+        taps[k] = in + b * xs[0] + (2 * z + (k >> 2)) * xs[2] + (2 * r + (k >> 1 & 1)) * xs[3] +
+                  (k & 1) * xs[4];
+      int16_t* row = out + b * ys[0] + z * ys[2] + r * ys[3];
+      for (int64_t c0 = 0; c0 < w; ++c0) {
+        for (int64_t c = 0; c < channels; c += 8) {
+          __m128i best = _mm_set1_epi16(INT16_MIN), any_nan = _mm_setzero_si128();
+          for (int k = 0; k < 8; ++k) {
+            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(taps[k] + 2 * c0 * xs[4] + c));
+            any_nan = _mm_or_si128(any_nan, _mm_cmpgt_epi16(_mm_and_si128(v, magnitude), infinity));
+            best = _mm_max_epi16(best, bf16_order(v));
+          }
+          const __m128i result = bf16_order(best);
+          const __m128i mixed = _mm_or_si128(_mm_and_si128(any_nan, nan), _mm_andnot_si128(any_nan, result));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(row + c0 * ys[4] + c), mixed);
+        }
+      }
+    }
+  });
+}
+#endif
 }  // namespace
 
 extern "C" {
+
+char* tex_max_pool3d_2x(const tex_tensor x, tex_tensor* out) {
+  return protect([&] {
+    TORCH_CHECK(x->dim() == 5, "max_pool3d_2x needs [N, C, D, H, W], got ", x->sizes());
+#if defined(__SSE2__)
+    const bool fast = x->device().is_cpu() && x->scalar_type() == at::kBFloat16 &&
+                      x->size(1) % 8 == 0 && x->is_contiguous(c10::MemoryFormat::ChannelsLast3d) &&
+                      x->stride(1) == 1;
+    if (fast) {
+      auto sizes = x->sizes().vec();
+      for (int i = 2; i < 5; ++i) sizes[i] /= 2;
+      auto y = at::empty(sizes, x->options(), c10::MemoryFormat::ChannelsLast3d);
+      max_pool3d_2x_bf16(*x, y);
+      *out = new at::Tensor(std::move(y));
+      return;
+    }
+#endif
+    *out = new at::Tensor(at::max_pool3d(*x, {2, 2, 2}, {2, 2, 2}));
+  });
+}
 
 char* tex_leaky_frame_shift(tex_tensor y, const tex_tensor corr, double slope) {
   return protect([&] {

@@ -106,6 +106,12 @@ char* tex_conv_pointwise_available(bool* out);
 // activation again. Inner pixels are not touched.
 char* tex_leaky_frame_shift(tex_tensor y, const tex_tensor corr, double slope);
 
+// max_pool3d(x, kernel 2, stride 2) of a [N, C, D, H, W] CPU tensor, NaN
+// propagating: for channels-last-3d bf16 with C a multiple of 8, an SSE2
+// kernel without the int64 indices libtorch's CPU max_pool3d always
+// computes and drops; anything else goes to libtorch's.
+char* tex_max_pool3d_2x(const tex_tensor x, tex_tensor* out);
+
 // at::parallel_for over [begin, end) with `grain`: `body(ctx, b, e)` runs on
 // libtorch's own OpenMP team for disjoint chunks covering the range. The
 // body must not throw or unwind.

@@ -107,6 +107,7 @@ extern "C" {
         out: *mut *mut C_tensor,
     ) -> *mut c_char;
     pub fn tex_conv_pointwise_available(out: *mut bool) -> *mut c_char;
+    pub fn tex_max_pool3d_2x(x: *const C_tensor, out: *mut *mut C_tensor) -> *mut c_char;
     pub fn tex_leaky_frame_shift(
         y: *mut C_tensor,
         corr: *const C_tensor,

@@ -31,7 +31,8 @@ pub use cuda::{cuda_current_device, set_cuda_device};
 pub use error::Error;
 pub use event::CudaEvent;
 pub use fused_conv::{
-    conv_pointwise, conv_pointwise_available, leaky_frame_shift_, ConvGeometry, PostOp,
+    conv_pointwise, conv_pointwise_available, leaky_frame_shift_, max_pool3d_2x, ConvGeometry,
+    PostOp,
 };
 pub use fused_optim::{fused_adam_, fused_sgd_, AdamStep, AdamTensors, SgdStep};
 pub use host::{pin_memory, storage_is_unshared};

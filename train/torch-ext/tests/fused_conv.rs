@@ -85,3 +85,57 @@ fn fused_conv_refuses_mismatched_geometry_and_shapes() {
     let err = conv_pointwise(&x, &w, None, &ConvGeometry::same(2, 1), PostOp::None).unwrap_err();
     assert!(!err.to_string().is_empty());
 }
+
+/// The 2×2×2 max pool is libtorch's `max_pool3d(2, 2)`, bit for bit: the
+/// shim's bf16 channels-last kernel (channels in eights: signs, zeros,
+/// infinities, a NaN) and the cases it leaves to libtorch.
+#[test]
+fn max_pool3d_2x_is_libtorchs() {
+    tch::manual_seed(9);
+    for kind in [Kind::BFloat16, Kind::Float] {
+        for shape in [
+            [2i64, 8, 6, 10, 12],
+            [1, 16, 5, 7, 9],
+            [3, 64, 2, 2, 2],
+            [1, 3, 4, 4, 4],
+        ] {
+            let x = Tensor::randn(shape, (Kind::Float, Device::Cpu)).to_kind(kind);
+            let _ = x.get(0).get(0).get(0).get(0).get(0).fill_(f64::NAN);
+            let _ = x
+                .get(0)
+                .get(1)
+                .get(0)
+                .get(0)
+                .get(1)
+                .fill_(f64::NEG_INFINITY);
+            let _ = x.get(0).get(2).get(1).get(1).get(1).fill_(-0.0);
+            for x in [
+                x.shallow_clone(),
+                torch_ext::contiguous_channels_last_3d(&x).unwrap(),
+            ] {
+                let want = x.max_pool3d([2, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1], false);
+                let got = torch_ext::max_pool3d_2x(&x).unwrap();
+                let what = format!("{kind:?} {shape:?} {:?}", x.stride());
+                assert_eq!(got.size(), want.size(), "{what}");
+                assert_eq!(got.stride(), want.stride(), "{what}: layout");
+                assert_eq!(
+                    got.get(0)
+                        .get(0)
+                        .get(0)
+                        .get(0)
+                        .get(0)
+                        .isnan()
+                        .int64_value(&[]),
+                    1
+                );
+                let nan_where = got.isnan().eq_tensor(&want.isnan()).all().int64_value(&[]);
+                let values = got
+                    .nan_to_num(0.0, None, None)
+                    .equal(&want.nan_to_num(0.0, None, None));
+                assert!(nan_where == 1 && values, "{what}");
+            }
+        }
+    }
+    let err = torch_ext::max_pool3d_2x(&Tensor::zeros([2, 3, 4], (Kind::Float, Device::Cpu)));
+    assert!(err.unwrap_err().to_string().contains("[N, C, D, H, W]"));
+}
