@@ -189,11 +189,17 @@ fn find(parent: &mut [usize], mut x: usize) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ndarray_ndimage::{label, Kernel3d};
 
-    fn random_masks(seed: u64) -> impl Iterator<Item = (String, Array3<bool>)> {
+    /// Seeded random masks of `densities` (% set) in shapes from one voxel
+    /// up, each named for messages: the cases the written-out mask
+    /// operations are held to their crate references on.
+    pub(crate) fn random_masks(
+        seed: u64,
+        densities: &'static [u32],
+    ) -> impl Iterator<Item = (String, Array3<bool>)> {
         let mut state = seed;
         let mut next = move || {
             state = state
@@ -209,12 +215,10 @@ mod tests {
             (1, 1, 1),
             (12, 12, 12),
         ];
-        // Sparse specks (diagonal neighbours must stay apart), mid
-        // densities (long chains, U-shapes joined late) and near-full.
         shapes.into_iter().flat_map(move |shape| {
-            let masks: Vec<_> = [8, 30, 45, 60, 95]
-                .into_iter()
-                .map(|density| {
+            let masks: Vec<_> = densities
+                .iter()
+                .map(|&density| {
                     let mask = Array3::from_shape_fn(shape, |_| next() % 100 < density);
                     (format!("{shape:?}, {density}%"), mask)
                 })
@@ -225,7 +229,9 @@ mod tests {
 
     #[test]
     fn components_are_the_crates_labels() {
-        for (what, mask) in random_masks(777) {
+        // Sparse specks (diagonal neighbours must stay apart), mid
+        // densities (long chains, U-shapes joined late) and near-full.
+        for (what, mask) in random_masks(777, &[8, 30, 45, 60, 95]) {
             let ours = Components::of(mask.view());
             let (labels, count) = label::<u32>(&mask.view(), &Kernel3d::Star.generate());
             assert_eq!(ours.count(), count, "{what}: component counts");
@@ -235,7 +241,7 @@ mod tests {
 
     #[test]
     fn centres_of_mass_are_the_label_volumes() {
-        for (what, mask) in random_masks(31) {
+        for (what, mask) in random_masks(31, &[8, 30, 45, 60, 95]) {
             let components = Components::of(mask.view());
             let hu: Vec<i16> = (0..mask.len())
                 .map(|k| (k as i16).wrapping_mul(97))
