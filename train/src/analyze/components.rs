@@ -21,7 +21,7 @@ use ndarray::{Array3, ArrayView3};
 use shared::volume::Volume;
 
 use super::runs::Components;
-use super::thickest::{thickest_points, Thickest};
+use super::thickest::{thickest_in, Thickest};
 use crate::torch_threads::{for_each_index, Lent};
 
 /// Where candidates are put in a component.
@@ -110,8 +110,11 @@ pub fn candidates_and_eroded_mask(
         .collect();
     if rule == CentreRule::Thickest {
         let [sx, sy, sz] = geometry.spacing;
-        let labels = components.labels();
-        let thickest = thickest_points(labels.view(), components.count(), [sz, sy, sx]);
+        let thickest: Vec<Thickest> = components
+            .regions()
+            .iter()
+            .map(|(region, origin)| thickest_in(region.view(), *origin, [sz, sy, sx]))
+            .collect();
         candidates = with_thickest(candidates, &thickest, volume);
     }
     Ok((candidates, eroded))

@@ -124,6 +124,42 @@ impl Components {
             .collect()
     }
 
+    /// Each component's voxels in its bounding box (the rest unset), with
+    /// the box's first voxel `(i, r, c)`: what a per-component transform
+    /// needs, without a label volume of the whole scan.
+    pub fn regions(&self) -> Vec<(Array3<bool>, [usize; 3])> {
+        let (_, rows, _) = self.shape;
+        let mut boxes = vec![[[usize::MAX, 0]; 3]; self.count];
+        self.each_run(|j, (start, end), number| {
+            let b = &mut boxes[number as usize - 1];
+            for (axis, [lo, hi]) in [[j / rows; 2], [j % rows; 2], [start, end - 1]]
+                .into_iter()
+                .enumerate()
+            {
+                b[axis] = [b[axis][0].min(lo), b[axis][1].max(hi)];
+            }
+        });
+        let mut regions: Vec<_> = boxes
+            .iter()
+            .map(|b| {
+                let dim = (
+                    b[0][1] - b[0][0] + 1,
+                    b[1][1] - b[1][0] + 1,
+                    b[2][1] - b[2][0] + 1,
+                );
+                (Array3::from_elem(dim, false), [b[0][0], b[1][0], b[2][0]])
+            })
+            .collect();
+        self.each_run(|j, (start, end), number| {
+            let (region, [i0, r0, c0]) = &mut regions[number as usize - 1];
+            let (i, r) = (j / rows - *i0, j % rows - *r0);
+            region
+                .slice_mut(ndarray::s![i, r, start - *c0..end - *c0])
+                .fill(true);
+        });
+        regions
+    }
+
     /// Calls `f(row, run, component)` for every run, rows in order.
     fn each_run(&self, mut f: impl FnMut(usize, (usize, usize), u32)) {
         for j in 0..self.first.len() - 1 {
@@ -263,6 +299,45 @@ pub(crate) mod tests {
                 .map(|s| ([s[1] / s[0], s[2] / s[0], s[3] / s[0]], s[4] as u64))
                 .collect();
             assert_eq!(components.centres_of_mass(&hu), expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn regions_are_each_components_voxels_in_its_box() {
+        for (what, mask) in random_masks(5, &[30, 60]) {
+            let components = Components::of(mask.view());
+            let labels = components.labels();
+            let regions = components.regions();
+            assert_eq!(regions.len(), components.count(), "{what}");
+            for (k, (region, [i0, r0, c0])) in regions.iter().enumerate() {
+                let label = k as u32 + 1;
+                let (ni, nr, nc) = region.dim();
+                let window = labels.slice(ndarray::s![*i0..i0 + ni, *r0..r0 + nr, *c0..c0 + nc]);
+                assert_eq!(
+                    window.mapv(|l| l == label),
+                    region,
+                    "{what}, component {label}"
+                );
+                let all = labels.iter().filter(|&&l| l == label).count();
+                assert_eq!(
+                    region.iter().filter(|&&v| v).count(),
+                    all,
+                    "{what}: box too small"
+                );
+                // The box is tight: each face holds a voxel of the component.
+                for axis in 0..3 {
+                    let n = region.len_of(ndarray::Axis(axis));
+                    for at in [0, n - 1] {
+                        assert!(
+                            region
+                                .index_axis(ndarray::Axis(axis), at)
+                                .iter()
+                                .any(|&v| v),
+                            "{what}"
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -24,49 +24,16 @@ pub struct Thickest {
     pub radius_mm: f64,
 }
 
-/// The thickest point of each label 1..=count of `labels`, with voxel
-/// spacing `spacing_irc` (mm along i, r, c).
-pub fn thickest_points(
-    labels: ArrayView3<u32>,
-    count: usize,
-    spacing_irc: [f64; 3],
-) -> Vec<Thickest> {
-    bounding_boxes(labels, count)
-        .into_iter()
-        .zip(1u32..)
-        .map(|(bounds, label)| thickest_in(labels, label, bounds, spacing_irc))
-        .collect()
-}
-
-/// Per label, the inclusive `[lo, hi]` of its voxels along each axis.
-fn bounding_boxes(labels: ArrayView3<u32>, count: usize) -> Vec<[[usize; 2]; 3]> {
-    let mut boxes = vec![[[usize::MAX, 0]; 3]; count];
-    for ((i, r, c), &l) in labels.indexed_iter() {
-        if l == 0 {
-            continue;
-        }
-        let b = &mut boxes[l as usize - 1];
-        for (axis, at) in [i, r, c].into_iter().enumerate() {
-            b[axis] = [b[axis][0].min(at), b[axis][1].max(at)];
-        }
-    }
-    boxes
-}
-
-fn thickest_in(
-    labels: ArrayView3<u32>,
-    label: u32,
-    bounds: [[usize; 2]; 3],
-    spacing: [f64; 3],
-) -> Thickest {
-    let [bi, br, bc] = bounds;
-    let region = labels.slice(s![bi[0]..=bi[1], br[0]..=br[1], bc[0]..=bc[1]]);
+/// The thickest point of the set voxels of `region` (one component, the
+/// rest of its bounding box unset), whose first voxel is `origin` in the
+/// scan. Everything outside the region counts as outside the component.
+pub fn thickest_in(region: ArrayView3<bool>, origin: [usize; 3], spacing: [f64; 3]) -> Thickest {
     let (ni, nr, nc) = region.dim();
     // One unset voxel of padding on every side: the edge is always inside.
     let mut dist = Array3::from_elem((ni + 2, nr + 2, nc + 2), 0.0f64);
     let inner = s![1..ni + 1, 1..nr + 1, 1..nc + 1];
-    dist.slice_mut(inner).zip_mut_with(&region, |d, &l| {
-        if l == label {
+    dist.slice_mut(inner).zip_mut_with(&region, |d, &set| {
+        if set {
             *d = f64::INFINITY;
         }
     });
@@ -78,10 +45,10 @@ fn thickest_in(
         radius_mm: -1.0,
     };
     let voxels = dist.slice(inner);
-    for (((i, r, c), &d), &l) in voxels.indexed_iter().zip(region.iter()) {
-        if l == label && d.sqrt() > best.radius_mm {
+    for (((i, r, c), &d), &set) in voxels.indexed_iter().zip(region.iter()) {
+        if set && d.sqrt() > best.radius_mm {
             best = Thickest {
-                irc: [bi[0] + i, br[0] + r, bc[0] + c],
+                irc: [origin[0] + i, origin[1] + r, origin[2] + c],
                 radius_mm: d.sqrt(),
             };
         }
@@ -142,6 +109,39 @@ fn lower_envelope(f: &[f64], step: f64, envelope: &mut Vec<(usize, f64)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`thickest_in`] of each label 1..=count of a label volume (each
+    /// label's box cut out, the other labels in it unset).
+    fn thickest_points(
+        labels: ArrayView3<u32>,
+        count: usize,
+        spacing_irc: [f64; 3],
+    ) -> Vec<Thickest> {
+        bounding_boxes(labels, count)
+            .into_iter()
+            .zip(1u32..)
+            .map(|([bi, br, bc], label)| {
+                let region = labels.slice(s![bi[0]..=bi[1], br[0]..=br[1], bc[0]..=bc[1]]);
+                let own = region.mapv(|l| l == label);
+                thickest_in(own.view(), [bi[0], br[0], bc[0]], spacing_irc)
+            })
+            .collect()
+    }
+
+    /// Per label, the inclusive `[lo, hi]` of its voxels along each axis.
+    fn bounding_boxes(labels: ArrayView3<u32>, count: usize) -> Vec<[[usize; 2]; 3]> {
+        let mut boxes = vec![[[usize::MAX, 0]; 3]; count];
+        for ((i, r, c), &l) in labels.indexed_iter() {
+            if l == 0 {
+                continue;
+            }
+            let b = &mut boxes[l as usize - 1];
+            for (axis, at) in [i, r, c].into_iter().enumerate() {
+                b[axis] = [b[axis][0].min(at), b[axis][1].max(at)];
+            }
+        }
+        boxes
+    }
 
     /// The transform by brute force: each set voxel's distance to the
     /// nearest unset one (the padding included).
