@@ -148,3 +148,56 @@ fn weights_start_as_the_books_kaiming_fan_out_with_negative_mean_biases() {
         -bound
     );
 }
+
+/// A channels-last input takes the input BatchNorm in NCHW (libtorch's
+/// channels-last kernels are slow with 7 channels) and comes back
+/// channels-last: in training and eval, the outputs, the batch statistics
+/// and the gradients equal those of the same input given contiguous.
+#[test]
+fn a_channels_last_input_gives_a_contiguous_ones_outputs_statistics_and_gradients() {
+    // One set of weights for every run (the global seed is shared with
+    // tests running beside this one).
+    let (weights, _) = book_model();
+    let run = |channels_last: bool, train: bool| {
+        let mut vs = VarStore::new(Device::Cpu);
+        let model = UNet::new(&vs.root(), &UNetConfig::default());
+        vs.copy(&weights).unwrap();
+        let x = input().view([2, 7, 64, 64]);
+        let x = if channels_last {
+            torch_ext::contiguous_channels_last(&x).unwrap()
+        } else {
+            x
+        };
+        assert_eq!(torch_ext::is_channels_last(&x), channels_last);
+        let out = model.forward_t(&x, train);
+        out.sum(Kind::Float).backward();
+        let vars = vs.variables();
+        let grad = |name: &str| vars[name].grad().copy();
+        let stat = |name: &str| vars[name].copy();
+        (
+            out.detach(),
+            grad("input_batchnorm.weight"),
+            grad("unet.down_path.0.block.0.weight"),
+            stat("input_batchnorm.running_mean"),
+            stat("input_batchnorm.running_var"),
+        )
+    };
+    for train in [true, false] {
+        let (a, b) = (run(false, train), run(true, train));
+        let diff = |x: &Tensor, y: &Tensor| (x - y).abs().max().double_value(&[]);
+        let scale = |x: &Tensor| x.abs().max().double_value(&[]).max(1.0);
+        for (what, x, y) in [
+            ("output", &a.0, &b.0),
+            ("input BatchNorm weight gradient", &a.1, &b.1),
+            ("first conv weight gradient", &a.2, &b.2),
+            ("running mean", &a.3, &b.3),
+            ("running variance", &a.4, &b.4),
+        ] {
+            assert!(
+                diff(x, y) <= 1e-4 * scale(x),
+                "{what}, train {train}: {}",
+                diff(x, y)
+            );
+        }
+    }
+}
