@@ -212,12 +212,13 @@ mod tests {
     use super::*;
     use ndarray::s;
     use ndarray_ndimage::{binary_erosion, Kernel3d};
+    use shared::geometry::Geometry;
 
     use crate::analyze::runs::tests::random_masks;
 
     /// [`erode`] by `ndarray-ndimage`, padded first with one unset voxel on
     /// every side (its erosion treats the outside as set).
-    pub fn erode_with_the_crate(mask: ArrayView3<bool>) -> Array3<bool> {
+    fn erode_with_the_crate(mask: ArrayView3<bool>) -> Array3<bool> {
         // The crate's `pad` wants numbers, not bools.
         let (i, r, c) = mask.dim();
         let inside = s![1..i + 1, 1..r + 1, 1..c + 1];
@@ -226,7 +227,6 @@ mod tests {
         let eroded = binary_erosion(&padded, &Kernel3d::Star.generate(), 1);
         eroded.slice(inside).to_owned()
     }
-    use shared::geometry::Geometry;
 
     fn volume(shape: [usize; 3], hu: Vec<i16>) -> Volume {
         let geometry = Geometry::new(

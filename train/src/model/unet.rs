@@ -141,10 +141,21 @@ impl ConvBlock {
     ) -> Result<(Tensor, Option<&nn::BatchNorm>), torch_ext::Error> {
         let leaky = PostOp::LeakyRelu(LEAKY_SLOPE);
         let y = bn_fold::conv(x, &self.conv1, owed.as_ref(), geometry, leaky, kind)?;
-        let owed = self.bn1.as_ref().map(|bn| Owed::batch_norm(bn, BN_EPS));
-        let y = bn_fold::conv(&y, &self.conv2, owed.as_ref(), geometry, leaky, kind)?;
+        let y = bn_fold::conv(
+            &y,
+            &self.conv2,
+            owed_by(self.bn1.as_ref()).as_ref(),
+            geometry,
+            leaky,
+            kind,
+        )?;
         Ok((y, self.bn2.as_ref()))
     }
+}
+
+/// What a tensor that still owes `bn` (the U-Net's BatchNorms, one ε) owes.
+fn owed_by(bn: Option<&nn::BatchNorm>) -> Option<Owed> {
+    bn.map(|bn| Owed::batch_norm(bn, BN_EPS))
 }
 
 /// A block's output and the BatchNorm it still owes.
@@ -203,8 +214,8 @@ impl UpBlock {
         let weight = fused::cast(&self.up.ws, kind);
         let up = x.conv_transpose2d(&weight, bias.as_ref(), [2, 2], [0, 0], [0, 0], 1, [1, 1]);
         let crop = Self::crop(bridge, &up);
-        let owed = bridge_owes
-            .map(|bn| Owed::cat(&[Owed::none(up.size()[1], &up), Owed::batch_norm(bn, BN_EPS)]));
+        let owed =
+            owed_by(*bridge_owes).map(|skip| Owed::cat(&[Owed::none(up.size()[1], &up), skip]));
         self.conv_block
             .forward_folded(&Tensor::cat(&[up, crop], 1), owed, geometry, kind)
     }
@@ -338,8 +349,7 @@ impl UNet {
         let mut x: Owing<'_> = (x.shallow_clone(), None);
         let mut skips = Vec::with_capacity(self.down.len());
         for (i, block) in self.down.iter().enumerate() {
-            let owed = x.1.map(|bn| Owed::batch_norm(bn, BN_EPS));
-            x = block.forward_folded(&x.0, owed, &geometry, kind)?;
+            x = block.forward_folded(&x.0, owed_by(x.1), &geometry, kind)?;
             if i + 1 < self.down.len() {
                 // Average pooling commutes with the owed affine: it stays owed.
                 let pooled =
@@ -352,11 +362,10 @@ impl UNet {
             x = up.forward_folded(&settle(x), bridge, &geometry, kind)?;
         }
         let pointwise = ConvGeometry::same(2, 0);
-        let owed = x.1.map(|bn| Owed::batch_norm(bn, BN_EPS));
         bn_fold::conv(
             &x.0,
             &self.last,
-            owed.as_ref(),
+            owed_by(x.1).as_ref(),
             &pointwise,
             PostOp::Sigmoid,
             kind,

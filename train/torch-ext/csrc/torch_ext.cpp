@@ -24,7 +24,7 @@
 #include <emmintrin.h>
 #endif
 
-#include <climits>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
