@@ -103,8 +103,8 @@ analyze: test-data
 	cls=$$(ls -d $(RUNS)/p2ch12/*-cls-demo 2>/dev/null | sort | tail -n 1); \
 	mal=$$(ls -d $(RUNS)/p2ch14/*-cls-demo 2>/dev/null | sort | tail -n 1); \
 	if [ -z "$$seg" ] || [ -z "$$cls" ]; then echo "analyze: run make train and make seg-train first" >&2; exit 1; fi; \
-	echo "$(TRAIN) analyze --data $(TEST_DATA) --split all --centres thickest --flip-average --seg-model $$seg --cls-model $$cls $${mal:+--mal-model $$mal }--out $(ANALYSIS)"; \
-	$(TRAIN) analyze --data $(TEST_DATA) --split all --centres thickest --flip-average --seg-model "$$seg" --cls-model "$$cls" $${mal:+--mal-model "$$mal"} --out $(ANALYSIS) $(ARGS)
+	echo "$(TRAIN) analyze --data $(TEST_DATA) --split all --centres balls --flip-average --seg-model $$seg --cls-model $$cls $${mal:+--mal-model $$mal }--out $(ANALYSIS)"; \
+	$(TRAIN) analyze --data $(TEST_DATA) --split all --centres balls --flip-average --seg-model "$$seg" --cls-model "$$cls" $${mal:+--mal-model "$$mal"} --out $(ANALYSIS) $(ARGS)
 
 demo: build
 	$(TRAIN) doctor

@@ -4,7 +4,9 @@
 //! centre of mass lies somewhere between the two, often outside the nodule;
 //! its thickest point is the nodule's centre, because a nodule is thicker
 //! than the vessels beside it. `train analyze --centres thickest` adds a
-//! candidate there (see [`super::components`]).
+//! candidate there (see [`super::components`]); `--centres balls` adds up
+//! to two more, at the centres of further balls inscribed in the
+//! component ([`inscribed_balls`]).
 //!
 //! The distance is the exact Euclidean distance transform, separable, one
 //! axis at a time (Felzenszwalb and Huttenlocher's lower envelope of
@@ -28,23 +30,12 @@ pub struct Thickest {
 /// rest of its bounding box unset), whose first voxel is `origin` in the
 /// scan. Everything outside the region counts as outside the component.
 pub fn thickest_in(region: ArrayView3<bool>, origin: [usize; 3], spacing: [f64; 3]) -> Thickest {
-    let (ni, nr, nc) = region.dim();
-    // One unset voxel of padding on every side: the edge is always inside.
-    let mut dist = Array3::from_elem((ni + 2, nr + 2, nc + 2), 0.0f64);
-    let inner = s![1..ni + 1, 1..nr + 1, 1..nc + 1];
-    dist.slice_mut(inner).zip_mut_with(&region, |d, &set| {
-        if set {
-            *d = f64::INFINITY;
-        }
-    });
-    for (axis, &step) in spacing.iter().enumerate() {
-        squared_distance_along(&mut dist, Axis(axis), step);
-    }
+    let dist = squared_distances(region, spacing);
     let mut best = Thickest {
         irc: [0; 3],
         radius_mm: -1.0,
     };
-    let voxels = dist.slice(inner);
+    let voxels = dist.slice(inner(region));
     for (((i, r, c), &d), &set) in voxels.indexed_iter().zip(region.iter()) {
         if set && d.sqrt() > best.radius_mm {
             best = Thickest {
@@ -54,6 +45,74 @@ pub fn thickest_in(region: ArrayView3<bool>, origin: [usize; 3], spacing: [f64; 
         }
     }
     best
+}
+
+/// Up to `max` balls inscribed in `region` (as [`thickest_in`]'s), greedy:
+/// its thickest point first, then the thickest voxel whose ball overlaps
+/// none taken so far, … while a ball's radius is at least `min_radius_mm`
+/// (the first is taken whatever its radius). Two nodules in one component, or
+/// a nodule on a vessel beside a thicker plaque, each get a ball; a
+/// vessel, thinner than `min_radius_mm`, gets none beyond the first.
+pub fn inscribed_balls(
+    region: ArrayView3<bool>,
+    origin: [usize; 3],
+    spacing: [f64; 3],
+    min_radius_mm: f64,
+    max: usize,
+) -> Vec<Thickest> {
+    let dist = squared_distances(region, spacing);
+    let mut voxels: Vec<(f64, [usize; 3])> = dist
+        .slice(inner(region))
+        .indexed_iter()
+        .zip(region.iter())
+        .filter(|(_, &set)| set)
+        .map(|(((i, r, c), &d), _)| (d.sqrt(), [i, r, c]))
+        .collect();
+    // Stable: ties keep [i][r][c] order, so the first is thickest_in's.
+    voxels.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut balls: Vec<Thickest> = Vec::new();
+    for (radius_mm, at) in voxels {
+        if balls.len() >= max || (!balls.is_empty() && radius_mm < min_radius_mm) {
+            break;
+        }
+        let irc = [origin[0] + at[0], origin[1] + at[1], origin[2] + at[2]];
+        let inside = |b: &Thickest| {
+            let d2: f64 = (0..3)
+                .map(|a| ((irc[a] as f64 - b.irc[a] as f64) * spacing[a]).powi(2))
+                .sum();
+            d2.sqrt() <= b.radius_mm + radius_mm
+        };
+        if !balls.iter().any(inside) {
+            balls.push(Thickest { irc, radius_mm });
+        }
+    }
+    balls
+}
+
+/// The slice of [`squared_distances`]' output that is `region`.
+fn inner(
+    region: ArrayView3<bool>,
+) -> ndarray::SliceInfo<[ndarray::SliceInfoElem; 3], ndarray::Ix3, ndarray::Ix3> {
+    let (ni, nr, nc) = region.dim();
+    s![1..ni + 1, 1..nr + 1, 1..nc + 1]
+}
+
+/// The squared distance (mm²) of each voxel of `region`, padded by one
+/// unset voxel on every side (so the edge is always inside), to the
+/// nearest unset voxel.
+fn squared_distances(region: ArrayView3<bool>, spacing: [f64; 3]) -> Array3<f64> {
+    let (ni, nr, nc) = region.dim();
+    let mut dist = Array3::from_elem((ni + 2, nr + 2, nc + 2), 0.0f64);
+    dist.slice_mut(inner(region))
+        .zip_mut_with(&region, |d, &set| {
+            if set {
+                *d = f64::INFINITY;
+            }
+        });
+    for (axis, &step) in spacing.iter().enumerate() {
+        squared_distance_along(&mut dist, Axis(axis), step);
+    }
+    dist
 }
 
 /// One pass of the separable transform: each line along `axis` becomes the
@@ -225,6 +284,18 @@ mod tests {
         let t = thickest_points(labels.view(), 1, [1.0, 1.0, 1.0])[0];
         assert_eq!(t.irc, [10, 10, 30]);
         assert!(t.radius_mm > 4.0 && t.radius_mm <= 5.0, "{t:?}");
+        // The first inscribed ball is the thickest point; the rod, of
+        // radius ~1.4, is under 2 mm everywhere: no other. At 1 mm the
+        // rod gets balls too, none inside the first.
+        let own = labels.mapv(|l| l == 1);
+        let balls = |min| inscribed_balls(own.view(), [0; 3], [1.0; 3], min, 5);
+        assert_eq!(balls(2.0), [t]);
+        let thin = balls(1.0);
+        assert_eq!((thin.len(), thin[0]), (5, t));
+        for b in &thin[1..] {
+            let apart = (b.irc[2] as f64 - 30.0).abs();
+            assert!(b.radius_mm < 2.0 && apart > t.radius_mm, "{b:?}");
+        }
     }
 
     #[test]

@@ -216,7 +216,10 @@ pub struct AnalyzeArgs {
     /// or thickest (that, and one at the component's thickest point when
     /// the centre of mass lies outside the ball inscribed there: a nodule
     /// grown into a vessel or the lung's edge pulls the centre of mass off
-    /// itself).
+    /// itself) or balls (that, and up to two more at the centres of
+    /// further balls inscribed in the component, 2 mm in radius or more,
+    /// each overlapping none before it: two nodules in one component,
+    /// or a nodule beside a thicker plaque).
     #[arg(long, default_value = "book", value_name = "RULE", value_parser = centre_rule)]
     pub centres: CentreRule,
     /// Score each candidate as the mean over its crop and the crop's three
@@ -255,7 +258,8 @@ fn centre_rule(s: &str) -> Result<CentreRule, String> {
     match s {
         "book" => Ok(CentreRule::Book),
         "thickest" => Ok(CentreRule::Thickest),
-        _ => Err(format!("'{s}': expected book or thickest")),
+        "balls" => Ok(CentreRule::Balls),
+        _ => Err(format!("'{s}': expected book, thickest or balls")),
     }
 }
 
