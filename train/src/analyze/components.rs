@@ -46,9 +46,11 @@ pub enum CentreRule {
 pub const EXTRA_BALLS: usize = 2;
 /// `--centres balls`: the smallest further ball taken, in millimetres. A
 /// component is eroded once before it is measured, so this is a nodule of
-/// ~5 mm or more, thicker than the synthetic data's vessels; on its two
-/// held-out sets 1.5 mm found as many nodules with more false positives,
-/// 2.5 mm fewer (README, "Finding nodules in a scan").
+/// ~5 mm or more, thicker than the synthetic data's vessels. Chosen with
+/// the demo's classifier on two held-out sets (a prototype that held the
+/// first ball to the bound too): 1.5 mm found one more nodule on one set
+/// at twice the false positives, 2.5 mm one fewer on each (README,
+/// "Finding nodules in a scan").
 pub const BALL_MIN_RADIUS_MM: f64 = 2.0;
 
 /// Which centre of its component a candidate is.
