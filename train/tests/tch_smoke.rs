@@ -72,4 +72,22 @@ fn doctor_reports_cpu_build_facts() {
         r.fused_conv,
         "libtorch without mkldnn::_convolution_pointwise"
     );
+    // The features listed are the ones the bf16 decision reads.
+    let listed = |f| r.cpu_features.contains(&f);
+    assert_eq!(
+        r.cpu_native_bf16,
+        listed("avx512_bf16") || listed("amx_bf16"),
+        "{:?}",
+        r.cpu_features
+    );
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    {
+        assert_eq!(
+            listed("avx2"),
+            std::arch::is_x86_feature_detected!("avx2"),
+            "{:?}",
+            r.cpu_features
+        );
+        assert!(r.cpu_model.is_some(), "no model name in /proc/cpuinfo");
+    }
 }

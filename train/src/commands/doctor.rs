@@ -22,6 +22,12 @@ pub struct Report {
     /// leaves visible.
     pub visible_gpus: usize,
     pub threads: i32,
+    /// The CPU's model name as the kernel reports it, where it does.
+    pub cpu_model: Option<String>,
+    /// Which of [`CPU_FEATURES`] the CPU has, as libtorch's cpuinfo sees
+    /// them: what decides the kernels oneDNN and ATen pick, and so the
+    /// speed and the bf16 rounding a machine gets.
+    pub cpu_features: Vec<&'static str>,
     /// The CPU computes bf16 natively (AVX512-BF16 or AMX), so
     /// `--precision auto` runs bf16 on it.
     pub cpu_native_bf16: bool,
@@ -43,9 +49,32 @@ pub fn report() -> Report {
         device_names: visible_names(&gpus, visible.as_deref(), device_count),
         visible_gpus: pick(&gpus, visible.as_deref()).len(),
         threads: tch::get_num_threads(),
+        cpu_model: cpu_model(),
+        cpu_features: CPU_FEATURES
+            .into_iter()
+            .filter(|f| torch_ext::cpu_feature(f) == Some(true))
+            .collect(),
         cpu_native_bf16: torch_ext::cpu_has_native_bf16(),
         fused_conv: torch_ext::conv_pointwise_available(),
     }
+}
+
+/// The instruction sets that split CPUs into kinds for this toolkit: no
+/// AVX-512 (oneDNN's bf16 convolution refuses), AVX-512 without bf16
+/// (emulated, slower than fp32), native bf16, AMX.
+pub const CPU_FEATURES: [&str; 5] = [
+    "avx2",
+    "avx512_f",
+    "avx512_bf16",
+    "amx_bf16",
+    "avx_ne_convert",
+];
+
+/// The first `model name` of /proc/cpuinfo.
+fn cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("model name"))?;
+    Some(line.split_once(':')?.1.trim().to_owned())
 }
 
 /// `train doctor`: prints the report; fails when CUDA was expected (the
@@ -163,6 +192,14 @@ pub fn print(r: &Report) {
         }
         None => println!("libtorch (loaded): unknown"),
     }
+    println!(
+        "CPU:              {} ({})",
+        r.cpu_model.as_deref().unwrap_or("model unknown"),
+        match r.cpu_features.is_empty() {
+            true => format!("none of {}", CPU_FEATURES.join(", ")),
+            false => r.cpu_features.join(", "),
+        }
+    );
     println!("CPU threads:      {}", r.threads);
     println!(
         "CPU bf16:         {}",
