@@ -44,7 +44,7 @@ _build:
 	$(CARGO) build --release --workspace --bins
 
 doctor: build
-	-$(TRAIN) doctor
+	$(TRAIN) doctor
 
 data: build
 	@if [ -f $(DATA)/candidates.csv ]; then \
@@ -107,7 +107,7 @@ analyze: test-data
 	$(TRAIN) analyze --data $(TEST_DATA) --split all --centres balls --flip-average --seg-model "$$seg" --cls-model "$$cls" $${mal:+--mal-model "$$mal"} --out $(ANALYSIS) $(ARGS)
 
 demo: build
-	-$(TRAIN) doctor
+	$(TRAIN) doctor
 	$(MAKE) --no-print-directory train
 	@ckpt=$$(ls -d $(RUNS)/p2ch12/*-cls-demo 2>/dev/null | sort | tail -n 1); \
 	if [ -z "$$ckpt" ]; then echo "demo: no run found under $(RUNS)/p2ch12" >&2; exit 1; fi; \
