@@ -135,8 +135,12 @@ fn fp32_and_training_never_take_the_fused_path() {
 /// Running statistics and affine weights away from a fresh BatchNorm's
 /// identity, so that folding them (with its frame correction) is tested.
 fn trained_looking_batch_norms(vs: &VarStore) {
+    // In name order: the draws follow the seed, not a HashMap's order,
+    // which changes with every process.
+    let mut variables: Vec<_> = vs.variables().into_iter().collect();
+    variables.sort_by(|a, b| a.0.cmp(&b.0));
     tch::no_grad(|| {
-        for (name, t) in vs.variables() {
+        for (name, t) in variables {
             let is_block_bn = name.contains(".block.2.") || name.contains(".block.5.");
             let opts = (Kind::Float, Device::Cpu);
             let n = t.size()[0];
@@ -156,10 +160,34 @@ fn trained_looking_batch_norms(vs: &VarStore) {
     });
 }
 
-/// Errors against fp32 of one random U-Net with trained-looking BatchNorms:
-/// (fused mean, plain mean, fused largest, plain largest, pixels the fused
-/// path puts across 0.5, pixels).
-fn unet_errors_against_fp32(seed: i64) -> ([f64; 4], i64, i64) {
+/// Errors of the two bf16 paths against fp32, over one or more networks:
+/// mean errors summed, largest errors the largest.
+#[derive(Default)]
+struct Errors {
+    fused_mean: f64,
+    plain_mean: f64,
+    fused_max: f64,
+    plain_max: f64,
+    /// Pixels the fused path puts on the other side of 0.5.
+    flipped: i64,
+    pixels: i64,
+}
+
+impl Errors {
+    fn add(self, other: Errors) -> Errors {
+        Errors {
+            fused_mean: self.fused_mean + other.fused_mean,
+            plain_mean: self.plain_mean + other.plain_mean,
+            fused_max: self.fused_max.max(other.fused_max),
+            plain_max: self.plain_max.max(other.plain_max),
+            flipped: self.flipped + other.flipped,
+            pixels: self.pixels + other.pixels,
+        }
+    }
+}
+
+/// [`Errors`] of one random U-Net with trained-looking BatchNorms.
+fn unet_errors_against_fp32(seed: i64) -> Errors {
     tch::manual_seed(seed);
     let bf16 = compute(Precision::Bf16);
     let vs = VarStore::new(Device::Cpu);
@@ -182,14 +210,14 @@ fn unet_errors_against_fp32(seed: i64) -> ([f64; 4], i64, i64) {
     assert_eq!(fused.size(), plain.size());
     let mean = |t: &Tensor| (t - &fp32).abs().mean(Kind::Float).double_value(&[]);
     let flipped = fused.gt(0.5).logical_xor(&fp32.gt(0.5));
-    let errors = [
-        mean(&fused),
-        mean(&plain),
-        max_abs_diff(&fused, &fp32),
-        max_abs_diff(&plain, &fp32),
-    ];
-    let flipped = flipped.sum(Kind::Int64).int64_value(&[]);
-    (errors, flipped, fused.numel() as i64)
+    Errors {
+        fused_mean: mean(&fused),
+        plain_mean: mean(&plain),
+        fused_max: max_abs_diff(&fused, &fp32),
+        plain_max: max_abs_diff(&plain, &fp32),
+        flipped: flipped.sum(Kind::Int64).int64_value(&[]),
+        pixels: fused.numel() as i64,
+    }
 }
 
 #[test]
@@ -203,17 +231,16 @@ fn fused_unet_is_as_close_to_fp32_as_autocasts_bf16_path() {
     // A frame left uncorrected gave 3.6-27 (mean), 2.7-15 (largest): the
     // sums over four networks tell the two apart. bn_fold's unit tests
     // check the fold itself exactly, in fp32.
-    let (mut sums, mut flipped, mut pixels) = ([0.0; 4], 0, 0);
-    for seed in 1..=4 {
-        let (errors, f, n) = unet_errors_against_fp32(seed);
-        sums[0] += errors[0];
-        sums[1] += errors[1];
-        sums[2] = sums[2].max(errors[2]);
-        sums[3] = sums[3].max(errors[3]);
-        flipped += f;
-        pixels += n;
-    }
-    let [fused_mean, plain_mean, fused_max, plain_max] = sums;
+    let Errors {
+        fused_mean,
+        plain_mean,
+        fused_max,
+        plain_max,
+        flipped,
+        pixels,
+    } = (1..=4)
+        .map(unet_errors_against_fp32)
+        .fold(Errors::default(), Errors::add);
     assert!(
         fused_mean <= 2.0 * plain_mean,
         "mean error {fused_mean} vs plain {plain_mean}"
